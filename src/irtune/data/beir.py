@@ -1,0 +1,243 @@
+"""Strict, line-accurate loading of BEIR folders (corpus/queries JSONL, qrels TSV).
+
+Every problem in an input file is reported as `file:line: problem` (a DataError), so a
+user can fix the file without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from irtune.errors import DataError
+from irtune.fileio import sha256_file
+
+log = logging.getLogger(__name__)
+
+Qrels = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    title: str
+    text: str
+
+    def full_text(self) -> str:
+        """BEIR's document text: title and body joined by a space, stripped."""
+        return f"{self.title} {self.text}".strip()
+
+
+def find_jsonl(root: Path, stem: str) -> Path:
+    """`stem.jsonl` or `stem.jsonl.gz` under root."""
+    for candidate in (root / f"{stem}.jsonl", root / f"{stem}.jsonl.gz"):
+        if candidate.is_file():
+            return candidate
+    raise DataError(root / f"{stem}.jsonl", "file not found (also looked for .jsonl.gz)")
+
+
+def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (line number, decoded line) for plain or gzipped files, failing on bad UTF-8."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    yield number, raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(path, f"not valid UTF-8 ({exc.reason})", number) from None
+    except (OSError, EOFError) as exc:
+        if isinstance(exc, gzip.BadGzipFile) or "gzip" in str(exc).lower():
+            raise DataError(path, f"not a valid gzip file ({exc})") from None
+        raise DataError(path, f"cannot read file ({exc})") from None
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, str, dict]]:
+    """Yield (line, id, record); checks JSON, `_id` and `text` and duplicate ids."""
+    seen: dict[str, int] = {}
+    any_line = False
+    for number, line in _read_lines(path):
+        if not line.strip():
+            continue
+        any_line = True
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"malformed JSON ({exc.msg} at column {exc.colno})", number)
+        if not isinstance(record, dict):
+            raise DataError(path, "expected a JSON object", number)
+        if "_id" not in record:
+            raise DataError(path, 'missing "_id"', number)
+        if not isinstance(record.get("text"), str):
+            problem = 'missing "text"' if "text" not in record else '"text" is not a string'
+            raise DataError(path, problem, number)
+        raw_id = record["_id"]
+        if not isinstance(raw_id, str | int) or isinstance(raw_id, bool) or raw_id == "":
+            raise DataError(path, '"_id" must be a non-empty string', number)
+        doc_id = str(raw_id)
+        if doc_id in seen:
+            raise DataError(path, f'duplicate id "{doc_id}" (first at line {seen[doc_id]})', number)
+        seen[doc_id] = number
+        yield number, doc_id, record
+    if not any_line:
+        raise DataError(path, "empty file")
+
+
+def load_corpus(path: Path) -> dict[str, Document]:
+    corpus: dict[str, Document] = {}
+    for number, doc_id, record in _iter_jsonl(path):
+        title = record.get("title") or ""
+        if not isinstance(title, str):
+            raise DataError(path, '"title" is not a string', number)
+        corpus[doc_id] = Document(title=title, text=record["text"])
+    return corpus
+
+
+def load_queries(path: Path) -> dict[str, str]:
+    return {qid: record["text"] for _, qid, record in _iter_jsonl(path)}
+
+
+def _parse_grade(value: str, path: Path, number: int) -> int:
+    try:
+        grade = float(value)
+    except ValueError:
+        raise DataError(path, f'relevance score "{value}" is not a number', number) from None
+    if grade != int(grade):
+        raise DataError(path, f'relevance score "{value}" is not an integer', number)
+    return int(grade)
+
+
+def load_qrels(path: Path) -> Qrels:
+    """Read `query-id corpus-id score` TSV (header optional, LF or CRLF).
+
+    Also accepts 4-column TREC qrels (`qid iter docid rel`, whitespace-separated).
+    """
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    qrels: Qrels = {}
+    any_line = False
+    for number, line in _read_lines(path):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        cols = line.split("\t") if "\t" in line else line.split()
+        if number == 1 and len(cols) >= 3 and not _is_number(cols[-1]):
+            continue  # header row, e.g. "query-id corpus-id score"
+        if len(cols) == 4:
+            qid, _, doc_id, value = cols
+        elif len(cols) == 3:
+            qid, doc_id, value = cols
+        else:
+            raise DataError(
+                path, f"expected 3 tab-separated columns (query-id, corpus-id, score), "
+                f"found {len(cols)}", number,
+            )
+        any_line = True
+        grade = _parse_grade(value.strip(), path, number)
+        judged = qrels.setdefault(qid.strip(), {})
+        doc_id = doc_id.strip()
+        if doc_id in judged and judged[doc_id] != grade:
+            raise DataError(
+                path, f'conflicting scores for query "{qid}" and document "{doc_id}"', number
+            )
+        judged[doc_id] = grade
+    if not any_line:
+        raise DataError(path, "empty file (no judgements)")
+    return qrels
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+class BeirDataset:
+    """A BEIR folder: `corpus.jsonl[.gz]`, `queries.jsonl[.gz]`, `qrels/<split>.tsv`.
+
+    Files are read lazily and validated strictly. Qrels rows naming unknown queries are
+    dropped (they cannot be run) and rows naming unknown documents are kept (they still
+    count in R, as trec_eval counts them); both are logged with a count, and raise in
+    `strict` mode.
+    """
+
+    def __init__(self, root: Path | str, name: str | None = None, strict: bool = False) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(self.root, "dataset folder not found")
+        self.name = name or self.root.name
+        self.strict = strict
+        self._qrels: dict[str, Qrels] = {}
+
+    @cached_property
+    def corpus_path(self) -> Path:
+        return find_jsonl(self.root, "corpus")
+
+    @cached_property
+    def queries_path(self) -> Path:
+        return find_jsonl(self.root, "queries")
+
+    @cached_property
+    def corpus(self) -> dict[str, Document]:
+        return load_corpus(self.corpus_path)
+
+    @cached_property
+    def queries(self) -> dict[str, str]:
+        return load_queries(self.queries_path)
+
+    def splits(self) -> list[str]:
+        qrels_dir = self.root / "qrels"
+        return sorted(p.stem for p in qrels_dir.glob("*.tsv")) if qrels_dir.is_dir() else []
+
+    def qrels_path(self, split: str) -> Path:
+        path = self.root / "qrels" / f"{split}.tsv"
+        if not path.is_file():
+            available = ", ".join(self.splits()) or "none"
+            raise DataError(path, f'split "{split}" not found (available: {available})')
+        return path
+
+    def has_split(self, split: str) -> bool:
+        return (self.root / "qrels" / f"{split}.tsv").is_file()
+
+    def qrels(self, split: str) -> Qrels:
+        if split not in self._qrels:
+            self._qrels[split] = self._checked_qrels(split)
+        return self._qrels[split]
+
+    def _checked_qrels(self, split: str) -> Qrels:
+        path = self.qrels_path(split)
+        qrels = load_qrels(path)
+        unknown_queries = [qid for qid in qrels if qid not in self.queries]
+        unknown_docs = sum(
+            1 for judged in qrels.values() for doc_id in judged if doc_id not in self.corpus
+        )
+        if unknown_queries or unknown_docs:
+            message = (
+                f"{len(unknown_queries)} unknown query ids and {unknown_docs} rows with "
+                f"unknown document ids"
+            )
+            if self.strict:
+                raise DataError(path, message)
+            log.warning("%s: %s (unknown queries dropped, unknown documents kept)", path, message)
+            for qid in unknown_queries:
+                del qrels[qid]
+        return qrels
+
+    def relevant_queries(self, split: str) -> list[str]:
+        """Query ids with at least one relevant (grade > 0) document, in file order."""
+        return [qid for qid, judged in self.qrels(split).items() if any(g > 0 for g in judged.values())]
+
+    def file_hashes(self, split: str | None = None) -> dict[str, str]:
+        files = [self.corpus_path, self.queries_path]
+        if split is not None:
+            files.append(self.qrels_path(split))
+        return {str(p.relative_to(self.root)): sha256_file(p) for p in files}
+
+    def corpus_hash(self) -> str:
+        return sha256_file(self.corpus_path)

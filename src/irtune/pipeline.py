@@ -1,0 +1,206 @@
+"""`irtune run`: the whole study from one TOML file, as resumable stages.
+
+Stages: honest splits -> baseline evaluation (+ BM25) -> one training per variant ->
+evaluation of each variant on its held-out queries -> comparison and report. Each stage
+writes under `<out_dir>/stages/<name>-<hash of its inputs>/` and marks completion with
+`done.json`; a re-run skips finished stages, resumes an interrupted training, and
+`--force NAME` redoes a stage.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from irtune.config_errors import validated
+from irtune.data.registry import resolve_dataset
+from irtune.data.splits import make_plan, save_plan
+from irtune.errors import IrtuneError
+from irtune.fileio import sha256_text, write_json_atomic
+from irtune.progress import console
+from irtune.train.config import TrainConfig
+from irtune.train.plan import expand_presets
+from irtune.train.trainer import train_model
+from irtune.workflows import run_evaluation, write_report
+
+
+class ModelSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    base: str = "minilm"
+    query_prompt: str | None = None
+    doc_prompt: str | None = None
+    max_seq_length: int | None = Field(None, ge=8)
+    device: str | None = None
+
+
+class EvaluationSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    datasets: list[str] = Field(min_length=1)
+    split: str = "test"
+    precision: str = "fp32"
+    batch_size: int = Field(32, ge=1)
+    bm25: bool = True
+
+
+class Variant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    train: list[str] = Field(min_length=1)
+    evaluate_on: list[str] | None = None
+    training: dict[str, Any] = Field(default_factory=dict)
+
+
+class Study(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    out_dir: Path
+    data_dir: Path | None = None
+    model: ModelSection = Field(default_factory=ModelSection)
+    evaluation: EvaluationSection
+    training: TrainConfig = Field(default_factory=TrainConfig)
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    variants: list[Variant] = Field(default_factory=list)
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_names(cls, variants: list[Variant]) -> list[Variant]:
+        names = [v.name for v in variants]
+        if len(names) != len(set(names)):
+            raise ValueError("variant names must be unique")
+        return variants
+
+
+def load_study(path: Path) -> Study:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IrtuneError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise IrtuneError(f"{path}: invalid TOML ({exc})") from None
+    study = validated(Study, data, str(path))
+    for variant in study.variants:  # validate per-variant overrides now, not mid-run
+        validated(TrainConfig, {**study.training.model_dump(), **variant.training},
+                  f"{path}: variants.{variant.name}.training")
+    return study
+
+
+class Stages:
+    """Hash-keyed stage folders with completion markers."""
+
+    def __init__(self, root: Path, force: Sequence[str]) -> None:
+        self.root = root / "stages"
+        self.force = set(force)
+        self.total = 0
+        self.count = 0
+
+    def folder(self, name: str, inputs: Any) -> Path:
+        key = sha256_text(json.dumps(inputs, sort_keys=True, default=str))[:12]
+        return self.root / f"{name.replace(':', '-')}-{key}"
+
+    def run(self, name: str, inputs: Any, work: Callable[[Path], Any]) -> Path:
+        self.count += 1
+        folder = self.folder(name, inputs)
+        done = folder / "done.json"
+        if name in self.force and folder.exists():
+            shutil.rmtree(folder)
+        if done.is_file():
+            console.print(f"[dim]stage {self.count}/{self.total} {name}: done, skipped[/]")
+            return folder
+        console.rule(f"stage {self.count}/{self.total}: {name}")
+        folder.mkdir(parents=True, exist_ok=True)
+        work(folder)
+        write_json_atomic(done, {"stage": name, "inputs": inputs})
+        return folder
+
+
+def run_study(
+    study: Study, data_dir: Path | None = None, cache_dir: Path | None = None, force: Sequence[str] = ()
+) -> Path:
+    data_dir = data_dir or study.data_dir
+    out = study.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    known = {"splits", "baseline", "bm25", "report"} | {
+        f"{kind}:{v.name}" for v in study.variants for kind in ("train", "eval")
+    }
+    if unknown := set(force) - known:
+        raise IrtuneError(f"--force: unknown stage {sorted(unknown)[0]!r} (stages: {', '.join(sorted(known))})")
+    stages = Stages(out, force)
+    stages.total = 2 + int(study.evaluation.bm25) + 2 * len(study.variants) + 1
+    ev = study.evaluation
+    seed_protocol = study.training.protocol == "seed"
+    datasets = {name: resolve_dataset(name, data_dir) for name in ev.datasets}
+    data_hashes = {name: d.file_hashes() for name, d in datasets.items()}
+    training = study.training
+
+    def make_splits(folder: Path) -> None:
+        for name, dataset in datasets.items():
+            plan = make_plan(dataset, training.split_seed, training.dev_fraction, training.eval_fraction)
+            save_plan(plan, folder / f"{name}.split.json")
+
+    split_inputs = {"data": data_hashes, "seed": training.split_seed,
+                    "dev": training.dev_fraction, "eval": training.eval_fraction}
+    splits = stages.run("splits", split_inputs, make_splits)
+    split_files = [] if seed_protocol else [splits / f"{n}.split.json" for n in ev.datasets]
+
+    def evaluate(model: str | None, retriever: str, names: Sequence[str], label: str) -> Callable[[Path], None]:
+        def work(folder: Path) -> None:
+            files = [f for f in split_files if f.name.split(".split.json")[0] in names]
+            run_evaluation(
+                model, names, ev.split, retriever, folder, files, data_dir, cache_dir,
+                study.model.query_prompt, study.model.doc_prompt, study.model.max_seq_length,
+                ev.batch_size, ev.precision, study.model.device, label=label,
+            )
+        return work
+
+    eval_inputs = {"model": study.model.model_dump(), "evaluation": ev.model_dump(),
+                   "splits": splits.name, "protocol": training.protocol}
+    results = [stages.run("baseline", eval_inputs,
+                          evaluate(study.model.base, "dense", ev.datasets, f"baseline {study.model.base}"))]
+    if ev.bm25:
+        results.append(stages.run("bm25", {**eval_inputs, "model": None},
+                                  evaluate(None, "bm25", ev.datasets, "bm25")))
+    for variant in study.variants:
+        config = TrainConfig.model_validate({**training.model_dump(), **variant.training})
+        specs = expand_presets(variant.train, study.groups)
+        train_inputs = {"model": study.model.model_dump(), "specs": specs,
+                        "config": config.model_dump(), "splits": splits.name}
+
+        def train(folder: Path, specs: list[str] = specs, config: TrainConfig = config) -> None:
+            model_dir = folder / "model"
+            train_model(study.model.base, specs, model_dir, config, data_dir, cache_dir,
+                        [f for f in split_files if f.name.split(".split.json")[0] in
+                         {s.partition(":")[0] for s in specs}],
+                        resume=model_dir.exists(), device=study.model.device,
+                        query_prompt=study.model.query_prompt, doc_prompt=study.model.doc_prompt,
+                        max_seq_length=study.model.max_seq_length)
+
+        trained = stages.run(f"train:{variant.name}", train_inputs, train)
+        trained_names = {s.partition(":")[0] for s in specs}
+        targets = variant.evaluate_on or [n for n in ev.datasets if n in trained_names] or ev.datasets
+        if missing := [t for t in targets if t not in datasets]:
+            raise IrtuneError(f"variant {variant.name}: evaluate_on names {missing[0]!r}, "
+                              "which is not in evaluation.datasets")
+        results.append(stages.run(
+            f"eval:{variant.name}", {**eval_inputs, "trained": trained.name, "targets": targets},
+            evaluate(str(trained / "model"), "dense", targets, variant.name),
+        ))
+
+    def report(folder: Path) -> None:
+        write_report([r / "results.json" for r in results], folder / "report.html")
+
+    final = stages.run("report", {"results": [r.name for r in results]}, report)
+    for name in ("report.html", "report.md"):
+        shutil.copyfile(final / name, out / name)
+    from irtune.report.tables import comparison_table
+    from irtune.workflows import load_comparisons
+
+    comparisons, _ = load_comparisons([r / "results.json" for r in results])
+    for comparison in comparisons:
+        console.print(comparison_table(comparison))
+    return out / "report.html"

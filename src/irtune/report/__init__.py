@@ -1,0 +1,1 @@
+"""Comparison tables, charts and the self-contained HTML report."""

@@ -1,0 +1,105 @@
+"""Charts as inline SVG (matplotlib): the report needs no network to display them."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from irtune.compare import Comparison  # noqa: E402
+
+COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def to_svg(fig: plt.Figure) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    svg = buffer.getvalue()
+    return svg[svg.index("<svg"):]  # drop the XML prologue so it can be inlined
+
+
+def _label(name: str) -> str:
+    return name.replace("ndcg", "NDCG").replace("map", "MAP").replace("recall", "Recall")
+
+
+def scatter(comparison: Comparison) -> str:
+    """Baseline vs candidate for every (dataset, metric), with the y = x diagonal."""
+    fig, ax = plt.subplots(figsize=(5.5, 5.0))
+    for i, metric in enumerate(comparison.metrics):
+        for j, row in enumerate(comparison.datasets):
+            m = row.metric(metric)
+            ax.scatter(m.baseline, m.candidate, color=COLORS[i % len(COLORS)],
+                       marker=MARKERS[j % len(MARKERS)], s=60, edgecolor="black", linewidth=0.5,
+                       label=f"{_label(metric)} · {row.dataset}")
+    low = min(min(m.baseline, m.candidate) for r in comparison.datasets for m in r.metrics)
+    high = max(max(m.baseline, m.candidate) for r in comparison.datasets for m in r.metrics)
+    pad = 0.05 * (high - low or 1)
+    ax.plot([low - pad, high + pad], [low - pad, high + pad], "--", color="gray", label="no change")
+    ax.set(xlabel=f"baseline ({comparison.baseline_label})",
+           ylabel=f"candidate ({comparison.candidate_label})",
+           title="Baseline vs candidate (above the line = better)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    ax.grid(alpha=0.3)
+    return to_svg(fig)
+
+
+def radar(comparison: Comparison, dataset: str) -> str:
+    row = next(r for r in comparison.datasets if r.dataset == dataset)
+    names = list(comparison.metrics)
+    angles = np.linspace(0, 2 * math.pi, len(names), endpoint=False).tolist()
+    fig, ax = plt.subplots(figsize=(4.2, 4.2), subplot_kw={"polar": True})
+    for values, label, color in (
+        ([row.metric(n).baseline for n in names], comparison.baseline_label, COLORS[0]),
+        ([row.metric(n).candidate for n in names], comparison.candidate_label, COLORS[1]),
+    ):
+        ax.plot(angles + angles[:1], values + values[:1], color=color, label=label)
+        ax.fill(angles + angles[:1], values + values[:1], color=color, alpha=0.15)
+    ax.set_xticks(angles, [_label(n) for n in names], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_title(dataset, pad=18)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, -0.28))
+    return to_svg(fig)
+
+
+def metric_bars(comparisons: list[Comparison]) -> str:
+    """One panel per metric: baseline and every candidate across datasets."""
+    first = comparisons[0]
+    datasets = [r.dataset for r in first.datasets]
+    metrics = first.metrics
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False)
+    series = [(first.baseline_label, lambda r, n: r.metric(n).baseline, first)]
+    series += [(c.candidate_label, lambda r, n: r.metric(n).candidate, c) for c in comparisons]
+    width = 0.8 / len(series)
+    for ax, name in zip(axes[0], metrics, strict=True):
+        for k, (label, value, comp) in enumerate(series):
+            rows = {r.dataset: r for r in comp.datasets}
+            heights = [value(rows[d], name) if d in rows else 0 for d in datasets]
+            ax.bar(np.arange(len(datasets)) + k * width, heights, width, label=label,
+                   color=COLORS[k % len(COLORS)])
+        ax.set_xticks(np.arange(len(datasets)) + width * (len(series) - 1) / 2, datasets,
+                      rotation=20, fontsize=8)
+        ax.set_title(_label(name))
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return to_svg(fig)
+
+
+def delta_histogram(comparison: Comparison, dataset: str, metric: str = "ndcg@10") -> str:
+    row = next(r for r in comparison.datasets if r.dataset == dataset)
+    deltas = np.array(row.deltas[metric])
+    fig, ax = plt.subplots(figsize=(4.6, 3.0))
+    ax.hist(deltas, bins=30, color=COLORS[2], edgecolor="white")
+    ax.axvline(0, color="black", linewidth=1)
+    ax.axvline(deltas.mean(), color=COLORS[3], linestyle="--", label=f"mean {deltas.mean():+.4f}")
+    ax.set(title=f"{dataset}: per-query Δ {_label(metric)}", xlabel="candidate − baseline",
+           ylabel="queries")
+    ax.legend(fontsize=7)
+    return to_svg(fig)

@@ -1,0 +1,120 @@
+"""The self-contained HTML report: tables, charts (inline SVG) and provenance."""
+
+from __future__ import annotations
+
+import html
+import statistics
+from typing import Any
+
+from irtune import __version__
+from irtune.compare import Comparison
+from irtune.provenance import now_iso
+from irtune.report import charts
+from irtune.report.rows import HEADERS, comparison_rows, title
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
+table{border-collapse:collapse;margin:1rem 0;font-size:.85rem}
+th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}
+th{background:#f3f3f3} td:first-child,td:nth-child(2){text-align:left}
+tr.regression td:nth-child(5),tr.regression td:nth-child(6){color:#b00020;font-weight:bold}
+tr.significant td{background:#eef7ee} tr.regression.significant td{background:#fbeaea}
+.banner{background:#fff3cd;border:2px solid #d39e00;padding:.75rem;font-weight:bold}
+.contaminated{color:#b00020;font-weight:bold}
+.charts{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
+.chart svg{max-width:100%;height:auto}
+code{font-size:.8rem}
+"""
+
+
+def _table(comparison: Comparison) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADERS)
+    body = []
+    for row in comparison_rows(comparison):
+        classes = " ".join(c for c, on in (("regression", row.regression),
+                                           ("significant", row.significant),
+                                           ("contaminated-row", row.contaminated)) if on)
+        cells = "".join(f"<td>{html.escape(c)}</td>" for c in row.cells)
+        body.append(f'<tr class="{classes}">{cells}</tr>')
+    return f'<table class="comparison"><tr>{head}</tr>{"".join(body)}</table>'
+
+
+def _summary(comparisons: list[Comparison]) -> str:
+    rows = []
+    for c in comparisons:
+        deltas = [x for d in c.datasets for x in d.deltas["ndcg@10"]]
+        s = c.summary()["ndcg@10"]
+        rows.append(
+            f"<tr><td>{html.escape(title(c))}</td><td>{s['delta']:+.4f}</td>"
+            f"<td>{100 * s['relative']:+.1f}%</td><td>{statistics.fmean(deltas):+.4f}</td>"
+            f"<td>{statistics.median(deltas):+.4f}</td>"
+            f"<td>{s['improved_datasets']}/{len(c.datasets)}</td>"
+            f"<td>{s['significant_wins']}</td><td>{s['significant_losses']}</td></tr>"
+        )
+    return (
+        '<table class="summary"><tr><th>comparison</th><th>mean Δ NDCG@10 (datasets)</th>'
+        "<th>Δ %</th><th>mean per-query Δ</th><th>median per-query Δ</th>"
+        "<th>datasets improved</th><th>significant wins</th><th>significant losses</th></tr>"
+        + "".join(rows) + "</table>"
+    )
+
+
+def _provenance(result: dict[str, Any]) -> str:
+    model = result.get("model") or {}
+    settings = result["settings"]
+    env = result["environment"]
+    items = [
+        ("label", result.get("label")),
+        ("file", result.get("_path")),
+        ("model", model.get("name", settings.get("retriever"))),
+        ("weights sha256", model.get("weights_sha256")),
+        ("prompts", model.get("prompts")),
+        ("max length", model.get("max_seq_length")),
+        ("retriever / precision", f"{settings['retriever']} / {settings['precision']}"),
+        ("training", model.get("training")),
+        ("irtune / commit", f"{env['irtune_version']} / {env.get('git_commit')}"),
+        ("date / host", f"{env['date']} / {env['host']} ({env['cpu']}, GPUs: {env['gpus'] or 'none'})"),
+    ]
+    for entry in result["datasets"]:
+        q = entry["queries"]
+        items.append((
+            f"{entry['dataset']}:{entry['split']}",
+            f"{q['count']} queries ({q['selection']}); files "
+            + ", ".join(f"{k} {v[:12]}" for k, v in entry["data_files_sha256"].items())
+            + (" — CONTAMINATED" if entry["contaminated"] else ""),
+        ))
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td style='text-align:left'><code>{html.escape(str(v))}</code></td></tr>"
+        for k, v in items if v is not None
+    )
+    mark = ' <span class="contaminated">⚠ contaminated</span>' if result.get("contaminated") else ""
+    return f"<h3>{html.escape(str(result.get('label')))}{mark}</h3><table>{rows}</table>"
+
+
+def html_report(comparisons: list[Comparison], results: list[dict[str, Any]]) -> str:
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>irtune report</title>"
+        f"<style>{STYLE}</style></head><body>",
+        "<h1>irtune report</h1>",
+        f"<p>Generated {now_iso()} by irtune {__version__}. All numbers were measured by irtune "
+        "with trec_eval semantics; significance: paired randomization test (10,000 permutations), "
+        "Holm-corrected across datasets; CIs: 10,000 bootstrap resamples of per-query differences.</p>",
+    ]
+    if any(c.contaminated for c in comparisons):
+        parts.append('<div class="banner" id="contamination-banner">⚠ Some results are CONTAMINATED: '
+                     "the model was trained on queries that were evaluated. Those numbers do not "
+                     "measure generalisation and are marked wherever they appear.</div>")
+    parts += ["<h2>Summary</h2>", _summary(comparisons)]
+    parts += ['<h2>Metrics across datasets</h2><div class="chart" id="chart-bars">',
+              charts.metric_bars(comparisons), "</div>"]
+    for i, c in enumerate(comparisons):
+        parts += [f"<h2>{html.escape(title(c))}</h2>", _table(c), '<div class="charts">',
+                  f'<div class="chart chart-scatter" id="chart-scatter-{i}">{charts.scatter(c)}</div>']
+        parts += [f'<div class="chart chart-radar">{charts.radar(c, d.dataset)}</div>' for d in c.datasets]
+        parts += [f'<div class="chart chart-hist">{charts.delta_histogram(c, d.dataset)}</div>'
+                  for d in c.datasets]
+        parts.append("</div>")
+    parts.append("<h2>Provenance</h2>")
+    parts += [_provenance(r) for r in results]
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,55 @@
+"""Formatted comparison rows shared by the terminal, HTML and Markdown views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from irtune.compare import Comparison, MetricComparison
+
+HEADERS = ("dataset", "metric", "baseline", "candidate", "Δ", "Δ %", "95% CI of Δ", "p (Holm)", "W/T/L")
+CONTAMINATED = "⚠ contaminated"
+
+
+@dataclass(frozen=True)
+class Row:
+    cells: tuple[str, ...]
+    regression: bool
+    significant: bool
+    contaminated: bool
+
+
+def _metric_cells(dataset: str, m: MetricComparison) -> tuple[str, ...]:
+    return (
+        dataset,
+        m.metric.upper().replace("NDCG", "NDCG").replace("RECALL", "Recall").replace("MAP", "MAP"),
+        f"{m.baseline:.4f}",
+        f"{m.candidate:.4f}",
+        f"{m.delta:+.4f}",
+        f"{100 * m.relative:+.1f}%",
+        f"[{m.ci_low:+.4f}, {m.ci_high:+.4f}]",
+        f"{m.p_holm:.4f}" + (" *" if m.significant else ""),
+        f"{m.wins}/{m.ties}/{m.losses}",
+    )
+
+
+def comparison_rows(comparison: Comparison) -> list[Row]:
+    rows = []
+    for d in comparison.datasets:
+        name = d.dataset + (f" {CONTAMINATED}" if d.contaminated else "")
+        for m in d.metrics:
+            rows.append(Row(_metric_cells(name, m), m.delta < 0, m.significant, d.contaminated))
+    summary = comparison.summary()
+    for metric, s in summary.items():
+        rows.append(Row(
+            ("average", metric.upper().replace("RECALL", "Recall"), f"{s['baseline']:.4f}",
+             f"{s['candidate']:.4f}", f"{s['delta']:+.4f}", f"{100 * s['relative']:+.1f}%", "",
+             f"{s['significant_wins']} sig. wins / {s['significant_losses']} sig. losses",
+             f"{s['improved_datasets']}/{len(comparison.datasets)} improved"),
+            s["delta"] < 0, False, comparison.contaminated,
+        ))
+    return rows
+
+
+def title(comparison: Comparison) -> str:
+    mark = f" {CONTAMINATED}" if comparison.contaminated else ""
+    return f"{comparison.candidate_label} vs {comparison.baseline_label}{mark}"

@@ -1,0 +1,1 @@
+"""Retrieval: cached encoding, exact/ANN dense search and BM25."""

@@ -1,0 +1,1 @@
+"""Honest fine-tuning: pairs from qrels, hard negatives, MNRL training, selection."""

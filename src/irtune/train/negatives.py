@@ -1,0 +1,99 @@
+"""Hard-negative mining with the base model, cached on disk.
+
+sentence-transformers' `mine_hard_negatives` re-encodes the whole corpus on every call
+and only knows the positives present in the pairs it is given. This miner reuses the
+base model's cached corpus embeddings (the baseline evaluation already wrote them, so
+mining costs a query encode and a search instead of a corpus encode: ~260 s saved on
+SciFact with MiniLM on 2 cores), excludes every judged positive of the query, and
+applies the same false-negative guards: skip the top `range_min` ranks and require
+score(neg) <= score(pos) * (1 - relative_margin).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from irtune.data.beir import BeirDataset
+from irtune.fileio import sha256_text, write_json_atomic
+from irtune.models import LoadedModel
+from irtune.retrieval.dense import exact_search
+from irtune.retrieval.encode import EmbeddingShards, default_cache_dir, encode_texts
+
+
+@dataclass
+class MinedCandidates:
+    """Per query: candidate negatives (best first) with scores, and positive scores."""
+
+    candidates: dict[str, list[tuple[str, float]]]
+    positive_scores: dict[str, dict[str, float]]
+
+    def negatives_for(
+        self, qid: str, doc_id: str, occurrence: int, count: int, relative_margin: float
+    ) -> list[str]:
+        """`count` negatives for the `occurrence`-th pair of this query (rotating)."""
+        ceiling = self.positive_scores[qid][doc_id] * (1.0 - relative_margin)
+        eligible = [d for d, s in self.candidates.get(qid, []) if s <= ceiling]
+        if not eligible:
+            return []
+        start = (occurrence * count) % len(eligible)
+        rotated = eligible[start:] + eligible[:start]
+        return rotated[:count]
+
+
+def mine_candidates(
+    base: LoadedModel,
+    dataset: BeirDataset,
+    shards: EmbeddingShards,
+    doc_ids: list[str],
+    positives_by_query: dict[str, list[str]],
+    range_min: int,
+    range_max: int,
+    precision: str = "fp32",
+    batch_size: int = 32,
+    cache_dir: Path | None = None,
+) -> MinedCandidates:
+    qids = list(positives_by_query)
+    key = sha256_text(
+        "irtune-negatives-v1", base.weights_sha256, base.prompts.query, base.prompts.document,
+        str(shards.folder.name), precision, str(range_min), str(range_max),
+        json.dumps(positives_by_query, sort_keys=True),
+    )
+    path = (cache_dir or default_cache_dir()) / "negatives" / f"{key}.json"
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return MinedCandidates(
+            {q: [tuple(x) for x in c] for q, c in data["candidates"].items()},
+            data["positive_scores"],
+        )
+    query_vectors = encode_texts(
+        base, [dataset.queries[q] for q in qids], base.prompts.query, batch_size, precision
+    )
+    scores, indices = exact_search(query_vectors, shards.iter_with_offsets(), range_max)
+    corpus = shards.to_array()
+    position = {d: i for i, d in enumerate(doc_ids)}
+    candidates: dict[str, list[tuple[str, float]]] = {}
+    positive_scores: dict[str, dict[str, float]] = {}
+    for row, qid in enumerate(qids):
+        excluded = set(positives_by_query[qid]) | {qid}
+        ranked = [(doc_ids[i], float(s)) for i, s in zip(indices[row], scores[row], strict=True)]
+        candidates[qid] = [(d, s) for d, s in ranked[range_min:] if d not in excluded]
+        positive_scores[qid] = {
+            d: float(np.dot(query_vectors[row], corpus[position[d]]))
+            for d in positives_by_query[qid]
+        }
+    write_json_atomic(path, {"candidates": candidates, "positive_scores": positive_scores})
+    return MinedCandidates(candidates, positive_scores)
+
+
+def random_negative(
+    rng: random.Random, doc_ids: list[str], excluded: set[str]
+) -> str:
+    while True:
+        candidate = doc_ids[rng.randrange(len(doc_ids))]
+        if candidate not in excluded:
+            return candidate

@@ -1,0 +1,415 @@
+"""`irtune train`: MNRL fine-tuning with honest splits, dev selection and interpolation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset, DatasetDict
+from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+from sentence_transformers.sentence_transformer import losses
+from transformers import TrainerCallback, get_linear_schedule_with_warmup
+
+from irtune.errors import IrtuneError
+from irtune.evaluate import corpus_content_key
+from irtune.fileio import atomic_path, sha256_file, write_json_atomic, write_text_atomic
+from irtune.models import TRAINING_METADATA, LoadedModel, load_model
+from irtune.progress import console
+from irtune.provenance import environment
+from irtune.retrieval.encode import EmbeddingShards, encode_corpus_cached
+from irtune.train.card import model_card
+from irtune.train.config import TrainConfig
+from irtune.train.negatives import MinedCandidates, mine_candidates, random_negative
+from irtune.train.pairs import epoch_pairs, positives
+from irtune.train.plan import TrainSet, guard_leakage, resolve_train_sets
+from irtune.train.selection import (
+    SELECTION_KEY,
+    DevSet,
+    build_dev_set,
+    interpolated_state,
+    score_dev,
+)
+
+log = logging.getLogger(__name__)
+WORK = "_irtune_work"
+STATE = "state.json"
+
+
+@dataclass
+class Source:
+    """One training set with what is derived from it once per run."""
+
+    train: TrainSet
+    positives: dict[str, list[str]]
+    doc_ids: list[str]
+    base_shards: EmbeddingShards
+    mined: MinedCandidates | None = None
+
+
+@dataclass
+class LossLog(TrainerCallback):
+    epoch: int = 0
+    entries: list[dict[str, float]] = field(default_factory=list)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+        if logs and "loss" in logs:
+            self.entries.append({"epoch": self.epoch, "step": state.global_step, "loss": logs["loss"]})
+
+
+def _state_path(out_dir: Path) -> Path:
+    return out_dir / WORK / STATE
+
+
+def _load_state(out_dir: Path, resume: bool) -> dict[str, Any]:
+    path = _state_path(out_dir)
+    if (out_dir / TRAINING_METADATA).is_file() and not resume:
+        raise IrtuneError(f"{out_dir}: already holds a trained model (use a new --out)")
+    if path.is_file():
+        if not resume:
+            raise IrtuneError(f"{out_dir}: holds an unfinished training run; pass --resume or use a new --out")
+        return json.loads(path.read_text(encoding="utf-8"))
+    return {"completed_epochs": 0, "curve": [], "loss": []}
+
+
+def _epoch_dataset(source: Source, epoch: int, config: TrainConfig) -> Dataset:
+    dataset = source.train.dataset
+    rng = random.Random(f"{config.seed}:negatives:{epoch}")
+    pairs = epoch_pairs(source.positives, epoch, config.seed, config.max_positives_per_query,
+                        config.max_pairs_per_dataset)
+    columns: dict[str, list[str]] = {"anchor": [], "positive": []}
+    negatives: list[list[str]] = [[] for _ in range(config.num_negatives)] if source.mined else []
+    seen: dict[str, int] = {}
+    for pair in pairs:
+        columns["anchor"].append(dataset.queries[pair.query_id])
+        columns["positive"].append(dataset.corpus[pair.doc_id].full_text())
+        if source.mined is None:
+            continue
+        occurrence = seen.get(pair.query_id, 0)
+        seen[pair.query_id] = occurrence + 1
+        chosen = source.mined.negatives_for(pair.query_id, pair.doc_id, occurrence,
+                                            config.num_negatives, config.relative_margin)
+        excluded = set(source.positives[pair.query_id]) | {pair.query_id, *chosen}
+        while len(chosen) < config.num_negatives:  # too few safe hard negatives: random ones
+            chosen.append(random_negative(rng, source.doc_ids, excluded))
+            excluded.add(chosen[-1])
+        for column, doc_id in zip(negatives, chosen, strict=True):
+            column.append(dataset.corpus[doc_id].full_text())
+    for i, column in enumerate(negatives):
+        columns["negative" if config.num_negatives == 1 else f"negative_{i + 1}"] = column
+    return Dataset.from_dict(columns)
+
+
+def _prompts(base: LoadedModel, columns: Sequence[str]) -> dict[str, str] | None:
+    prompts = {
+        column: base.prompts.query if column == "anchor" else base.prompts.document
+        for column in columns
+    }
+    prompts = {c: p for c, p in prompts.items() if p}
+    return prompts or None
+
+
+def _loss(model: LoadedModel, config: TrainConfig) -> torch.nn.Module:
+    if config.loss == "cached_mnrl":
+        return losses.CachedMultipleNegativesRankingLoss(
+            model.model, scale=config.scale, mini_batch_size=config.mini_batch_size
+        )
+    return losses.MultipleNegativesRankingLoss(model.model, scale=config.scale)
+
+
+def _steps_per_epoch(sizes: Sequence[int], config: TrainConfig) -> int:
+    batches = [math.ceil(n / config.batch_size) for n in sizes]
+    if config.multi_dataset_sampler == "round_robin" and len(batches) > 1:
+        return min(batches) * len(batches)
+    return sum(batches)
+
+
+def _mixed_precision(config: TrainConfig, device: torch.device) -> dict[str, bool]:
+    mode = config.mixed_precision
+    if mode == "auto":
+        mode = "fp16" if device.type == "cuda" else "none"
+    if mode != "none" and device.type != "cuda":
+        raise IrtuneError(f"mixed_precision={mode} needs a GPU; use none on CPU")
+    return {"fp16": mode == "fp16", "bf16": mode == "bf16"}
+
+
+def _latest_checkpoint(folder: Path) -> str | None:
+    checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return str(checkpoints[-1]) if checkpoints else None
+
+
+def _prepare_sources(
+    base: LoadedModel, train_sets: Sequence[TrainSet], config: TrainConfig, cache_dir: Path | None
+) -> list[Source]:
+    sources = []
+    for train in train_sets:
+        dataset = train.dataset
+        doc_ids = list(dataset.corpus)
+        texts = [dataset.corpus[d].full_text() for d in doc_ids]
+        console.print(f"[dim]{dataset.name}: base-model corpus embeddings (cached after first use)[/]")
+        shards = encode_corpus_cached(base, texts, corpus_content_key(dataset), cache_dir,
+                                      config.encode_batch_size, config.precision)
+        source = Source(train, positives(dataset, train.part), doc_ids, shards)
+        if not source.positives:
+            raise IrtuneError(f"{train.label}: no query with a relevant document to train on")
+        if config.hard_negatives:
+            source.mined = mine_candidates(
+                base, dataset, shards, doc_ids, source.positives, config.negatives_range_min,
+                config.negatives_range_max, config.precision, config.encode_batch_size, cache_dir,
+            )
+        sources.append(source)
+    return sources
+
+
+def _dev_sets(
+    base: LoadedModel, sources: Sequence[Source], config: TrainConfig
+) -> list[DevSet]:
+    if not config.select_on_dev:
+        return []
+    dev_sets = []
+    for source in sources:
+        part = source.train.plan.dev
+        trained = set(source.positives)
+        dev = build_dev_set(base, source.train.dataset, part, source.base_shards,
+                            config.selection_pool_k, config.max_dev_queries, config.precision,
+                            config.encode_batch_size)
+        dev.qids = [q for q in dev.qids if q not in trained]  # never select on trained queries
+        dev.qrels = {q: dev.qrels[q] for q in dev.qids}
+        if dev.qids:
+            dev_sets.append(dev)
+    return dev_sets
+
+
+def train_model(
+    base_spec: str,
+    train_specs: Sequence[str],
+    out_dir: Path,
+    config: TrainConfig,
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    split_files: Sequence[Path] = (),
+    resume: bool = False,
+    device: str | None = None,
+    query_prompt: str | None = None,
+    doc_prompt: str | None = None,
+    max_seq_length: int | None = None,
+) -> Path:
+    """Fine-tune `base_spec`; write a sentence-transformers model folder to `out_dir`."""
+    started = time.perf_counter()
+    state = _load_state(out_dir, resume)
+    wall_before = state.get("wall_s", 0.0)
+    work = out_dir / WORK
+    work.mkdir(parents=True, exist_ok=True)
+    train_sets = resolve_train_sets(train_specs, config, data_dir, split_files)
+    leakage = guard_leakage(train_sets, config.allow_leakage)
+    contaminated = bool(leakage) or config.protocol == "seed"
+    base = load_model(base_spec, device, max_seq_length, query_prompt, doc_prompt)
+    base_state = {k: v.detach().clone() for k, v in base.model.state_dict().items()}
+    base_description = base.describe()
+    torch.manual_seed(config.seed)
+
+    sources = _prepare_sources(base, train_sets, config, cache_dir)
+    dev_sets = _dev_sets(base, sources, config)
+    if dev_sets and "base_dev" not in state:
+        state["base_dev"] = score_dev(base, dev_sets, config.precision, config.encode_batch_size, cache_dir)
+
+    # One optimizer and one linear schedule across all epochs; each epoch is its own
+    # trainer so that positives can be re-sampled per epoch and dev-scored in between.
+    sizes = [len(epoch_pairs(s.positives, 1, config.seed, config.max_positives_per_query,
+                             config.max_pairs_per_dataset)) for s in sources]
+    steps_per_epoch = _steps_per_epoch(sizes, config)
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    warmup = min(config.warmup_steps, max(1, total_steps // 10))
+    model = base.model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+    loss = _loss(base, config)
+    steps_done = state.get("steps_done", 0)
+    if state["completed_epochs"]:
+        last = work / f"epoch-{state['completed_epochs']}"
+        model.load_state_dict(torch.load(last / "weights.pt", weights_only=True))
+        optim = torch.load(last / "optim.pt", weights_only=True)
+        optimizer.load_state_dict(optim["optimizer"])
+        scheduler.load_state_dict(optim["scheduler"])
+        console.print(f"resuming after epoch {state['completed_epochs']}")
+
+    loss_log = LossLog()
+    for epoch in range(state["completed_epochs"] + 1, config.epochs + 1):
+        remaining = total_steps - steps_done
+        if remaining <= 0:
+            break
+        console.print(f"[bold]epoch {epoch}/{config.epochs}[/]")
+        loss_log.epoch = epoch
+        datasets = {s.train.dataset.name: _epoch_dataset(s, epoch, config) for s in sources}
+        train_data = next(iter(datasets.values())) if len(datasets) == 1 else DatasetDict(datasets)
+        columns = next(iter(datasets.values())).column_names
+        epoch_dir = work / f"epoch-{epoch}"
+        args = SentenceTransformerTrainingArguments(
+            output_dir=str(epoch_dir),
+            num_train_epochs=1,
+            max_steps=min(remaining, steps_per_epoch) if remaining < steps_per_epoch else -1,
+            per_device_train_batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            seed=config.seed + epoch,
+            batch_sampler=BatchSamplers.NO_DUPLICATES,
+            multi_dataset_batch_sampler=MultiDatasetBatchSamplers(config.multi_dataset_sampler),
+            prompts=_prompts(base, columns),
+            save_strategy="steps",
+            save_steps=config.save_steps,
+            save_total_limit=1,
+            logging_steps=max(1, min(10, steps_per_epoch // 4)),
+            report_to="none",
+            disable_tqdm=False,
+            dataloader_pin_memory=model.device.type == "cuda",
+            **_mixed_precision(config, model.device),
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=train_data, loss=loss,
+            optimizers=(optimizer, scheduler), callbacks=[loss_log],
+        )
+        trainer.train(resume_from_checkpoint=_latest_checkpoint(epoch_dir))
+        steps_done += trainer.state.global_step
+        with atomic_path(epoch_dir / "weights.pt") as tmp:
+            torch.save(model.state_dict(), tmp)
+        with atomic_path(epoch_dir / "optim.pt") as tmp:
+            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp)
+        for checkpoint in epoch_dir.glob("checkpoint-*"):
+            shutil.rmtree(checkpoint, ignore_errors=True)
+        point: dict[str, Any] = {"epoch": epoch, "steps": steps_done}
+        if dev_sets:
+            base.refresh_hash()
+            point["dev"] = score_dev(base, dev_sets, config.precision, config.encode_batch_size, cache_dir)
+            console.print(f"epoch {epoch}: dev {SELECTION_KEY} {point['dev'][SELECTION_KEY]:.4f} "
+                          f"(base {state['base_dev'][SELECTION_KEY]:.4f})")
+        state["curve"].append(point)
+        state["loss"].extend(loss_log.entries)
+        loss_log.entries = []
+        state["completed_epochs"] = epoch
+        state["steps_done"] = steps_done
+        state["wall_s"] = wall_before + time.perf_counter() - started
+        write_json_atomic(_state_path(out_dir), state)
+
+    selected = _select_and_interpolate(base, base_state, state, dev_sets, config, out_dir, cache_dir)
+    _write_model(out_dir, base, base_description, train_sets, leakage, contaminated, config,
+                 state, selected, wall_before + time.perf_counter() - started)
+    shutil.rmtree(work, ignore_errors=True)
+    return out_dir
+
+
+def _select_and_interpolate(
+    base: LoadedModel,
+    base_state: dict[str, torch.Tensor],
+    state: dict[str, Any],
+    dev_sets: list[DevSet],
+    config: TrainConfig,
+    out_dir: Path,
+    cache_dir: Path | None,
+) -> dict[str, Any]:
+    """Best epoch by dev NDCG@10, then the best base/tuned interpolation weight on dev."""
+    work = out_dir / WORK
+    curve = state["curve"]
+    if not curve:
+        raise IrtuneError("no epoch was trained (max_steps too small?)")
+    if not dev_sets:
+        epoch = curve[-1]["epoch"]
+        base.model.load_state_dict(torch.load(work / f"epoch-{epoch}" / "weights.pt", weights_only=True))
+        return {"epoch": epoch, "alpha": 1.0, "criterion": "last epoch (no dev queries)"}
+    best = max(curve, key=lambda p: (p["dev"][SELECTION_KEY], -p["epoch"]))
+    tuned_state = torch.load(work / f"epoch-{best['epoch']}" / "weights.pt", weights_only=True)
+    grid: list[dict[str, Any]] = state.setdefault("interpolation", [])
+    known = {g["alpha"] for g in grid}
+    for alpha in config.interpolation_alphas:
+        if alpha in known:
+            continue
+        if alpha == 0.0:
+            dev = state["base_dev"]
+        elif alpha == 1.0:
+            dev = best["dev"]
+        else:
+            base.model.load_state_dict(interpolated_state(base_state, tuned_state, alpha))
+            base.refresh_hash()
+            dev = score_dev(base, dev_sets, config.precision, config.encode_batch_size, cache_dir)
+        grid.append({"alpha": alpha, "dev": dev})
+        console.print(f"interpolation alpha={alpha:.2f}: dev {SELECTION_KEY} {dev[SELECTION_KEY]:.4f}")
+        write_json_atomic(_state_path(out_dir), state)
+    chosen = max(grid, key=lambda g: (round(g["dev"][SELECTION_KEY], 12), -g["alpha"]))
+    base.model.load_state_dict(interpolated_state(base_state, tuned_state, chosen["alpha"]))
+    return {
+        "epoch": best["epoch"],
+        "alpha": chosen["alpha"],
+        "dev": chosen["dev"],
+        "base_dev": state["base_dev"],
+        "criterion": f"dev {SELECTION_KEY} (candidate pool k={config.selection_pool_k})",
+        "interpolation": sorted(grid, key=lambda g: g["alpha"]),
+    }
+
+
+def _write_model(
+    out_dir: Path,
+    base: LoadedModel,
+    base_description: dict[str, Any],
+    train_sets: Sequence[TrainSet],
+    leakage: list[dict],
+    contaminated: bool,
+    config: TrainConfig,
+    state: dict[str, Any],
+    selected: dict[str, Any],
+    wall_s: float,
+) -> None:
+    model = base.model
+    model.prompts = {k: v for k, v in (("query", base.prompts.query),
+                                       ("document", base.prompts.document)) if v}
+    staging = out_dir / WORK / "final"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save(str(staging))
+    base.refresh_hash()
+    metadata = {
+        "format": "irtune-training-v1",
+        "base_model": base_description,
+        "weights_sha256": base.weights_sha256,
+        "train_sets": [
+            {
+                "spec": t.label,
+                "dataset": t.dataset.name,
+                "split": t.part.split,
+                "queries": len(t.queries()),
+                "subset_of_split": t.part.query_ids is not None,
+                "data_files_sha256": t.dataset.file_hashes(t.part.split),
+                "plan": {"method": t.plan.method, "seed": t.plan.seed,
+                         "dev": t.plan.dev.split, "eval": t.plan.eval.split},
+            }
+            for t in train_sets
+        ],
+        "train_queries": [t.remembered().to_json() for t in train_sets],
+        "protocol": config.protocol,
+        "contaminated": contaminated,
+        "leakage": leakage,
+        "config": config.model_dump(),
+        "selected": selected,
+        "curve": state["curve"],
+        "loss": state["loss"],
+        "wall_time_s": round(wall_s, 1),
+        "environment": environment(),
+    }
+    write_text_atomic(staging / "README.md", model_card(metadata))
+    for item in staging.iterdir():
+        target = out_dir / item.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        item.replace(target)
+    metadata["files_sha256"] = {
+        p.name: sha256_file(p) for p in sorted(out_dir.glob("*.safetensors"))
+    }
+    write_json_atomic(out_dir / TRAINING_METADATA, metadata)  # written last: marks completion

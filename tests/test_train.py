@@ -1,0 +1,53 @@
+"""Fine-tuning end to end with a tiny model on a SciFact slice."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sentence_transformers import SentenceTransformer
+
+from irtune.errors import LeakageError
+from irtune.evaluate import EvalSettings, evaluate_dataset
+from irtune.data.beir import BeirDataset
+from irtune.models import TRAINING_METADATA, load_model
+from irtune.train.config import TrainConfig
+from irtune.train.trainer import train_model
+
+FAST = dict(epochs=2, batch_size=8, learning_rate=5e-4, warmup_steps=2, selection_pool_k=20,
+            interpolation_alphas=[0.0, 0.5, 1.0], hard_negatives=True, negatives_range_max=20)
+
+
+def test_train_writes_a_loadable_selected_model(tiny_model, scifact_slice, cache_dir, tmp_path):
+    out = tmp_path / "tuned"
+    train_model(str(tiny_model), [str(scifact_slice)], out, TrainConfig(**FAST), cache_dir=cache_dir)
+    meta = json.loads((out / TRAINING_METADATA).read_text())
+    assert not meta["contaminated"]
+    assert [p["epoch"] for p in meta["curve"]] == [1, 2]
+    assert meta["loss"], "loss curve recorded"
+    alphas = [p["alpha"] for p in meta["selected"]["interpolation"]]
+    assert alphas == [0.0, 0.5, 1.0]
+    chosen = meta["selected"]["dev"]["ndcg@10"]
+    assert chosen >= meta["selected"]["base_dev"]["ndcg@10"]  # never worse than base on dev
+    assert chosen == max(p["dev"]["ndcg@10"] for p in meta["selected"]["interpolation"])
+    SentenceTransformer(str(out), device="cpu")  # plain sentence-transformers can load it
+    assert (out / "README.md").read_text().startswith("---")
+    # training and dev queries are disjoint, and the plan's dev slice came from train
+    train_ids = set(meta["train_queries"][0]["ids"])
+    assert meta["train_sets"][0]["split"] == "train" and meta["train_sets"][0]["subset_of_split"]
+    assert 0 < len(train_ids) < 40
+
+
+def test_leakage_is_refused_then_marked(tiny_model, scifact_slice, cache_dir, tmp_path):
+    config = TrainConfig(**{**FAST, "epochs": 1, "hard_negatives": False})
+    with pytest.raises(LeakageError, match=r"30 of the 30 queries evaluated on scifact:test"):
+        train_model(str(tiny_model), [f"{scifact_slice}:test"], tmp_path / "a", config, cache_dir=cache_dir)
+    out = tmp_path / "b"
+    leaky = config.model_copy(update={"allow_leakage": True})
+    train_model(str(tiny_model), [f"{scifact_slice}:test"], out, leaky, cache_dir=cache_dir)
+    meta = json.loads((out / TRAINING_METADATA).read_text())
+    assert meta["contaminated"] and meta["leakage"][0]["queries"] == 30
+    model = load_model(str(out), device="cpu")
+    dataset = BeirDataset(scifact_slice)
+    entry = evaluate_dataset(dataset, EvalSettings(cache_dir=cache_dir), model).entry
+    assert entry["contaminated"] and entry["contamination"]["overlap"][0]["queries"] == 30
