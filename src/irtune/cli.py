@@ -263,8 +263,8 @@ def _validated(model_cls, data: dict, source: str):  # noqa: ANN001, ANN202
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=Console(stderr=True), show_path=False)])
+    handler = RichHandler(console=Console(stderr=True), show_path=False, level=logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler])
     _quiet_libraries()
     try:
         app(standalone_mode=False)

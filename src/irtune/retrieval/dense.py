@@ -26,7 +26,7 @@ def exact_search(
     best_scores = torch.full((len(q), 0), float("-inf"))
     best_index = torch.zeros((len(q), 0), dtype=torch.long)
     for offset, shard in shards:
-        block = torch.from_numpy(np.array(shard, dtype=np.float32))  # copy: mmaps are read-only
+        block = torch.tensor(np.asarray(shard), dtype=torch.float32)  # a copy: mmaps are read-only
         for start in range(0, len(q), query_batch):
             stop = start + query_batch
             scores = q[start:stop] @ block.T

@@ -10,7 +10,7 @@ from irtune.data.beir import BeirDataset
 from irtune.data.registry import resolve_dataset
 from irtune.data.splits import SplitPart, SplitPlan, load_plan, make_plan
 from irtune.errors import IrtuneError, LeakageError
-from irtune.leakage import TrainingQueries, find_overlap
+from irtune.leakage import TrainingQueries, find_overlap, text_fingerprint
 from irtune.train.config import DOMAIN_PRESETS, TrainConfig
 from irtune.train.pairs import training_queries
 
@@ -22,10 +22,11 @@ class TrainSet:
     dataset: BeirDataset
     part: SplitPart
     plan: SplitPlan
+    dropped_duplicates: tuple[str, ...] = ()  # training queries whose text is evaluated
 
     @property
     def label(self) -> str:
-        subset = "" if self.part.query_ids is None else " (honest subset)"
+        subset = "" if self.part.query_ids is None else " (held-out subset)"
         return f"{self.dataset.name}:{self.part.split}{subset}"
 
     def queries(self) -> dict[str, str]:
@@ -73,6 +74,34 @@ def resolve_train_sets(
     return sets
 
 
+def evaluated_queries(target: TrainSet) -> dict[str, str]:
+    part = target.plan.eval
+    return {q: target.dataset.queries[q] for q in training_queries(target.dataset, part)}
+
+
+def drop_text_duplicates(train_sets: Sequence[TrainSet]) -> list[TrainSet]:
+    """Remove training queries whose normalised text equals an evaluated query's text under
+    another id (SciFact repeats 2 test claims in train, for one). Same-id overlap is left
+    for the leakage guard: that is training on the evaluated split itself."""
+    evaluated: dict[str, set[str]] = {}
+    for target in train_sets:
+        for qid, text in evaluated_queries(target).items():
+            evaluated.setdefault(text_fingerprint(text), set()).add(f"{target.dataset.name}\0{qid}")
+    cleaned = []
+    for train in train_sets:
+        queries = train.queries()
+        dropped = tuple(
+            q for q, text in queries.items()
+            if (hits := evaluated.get(text_fingerprint(text)))
+            and f"{train.dataset.name}\0{q}" not in hits
+        )
+        if dropped:
+            keep = frozenset(queries) - set(dropped)
+            train = TrainSet(train.dataset, SplitPart(train.part.split, keep), train.plan, dropped)
+        cleaned.append(train)
+    return cleaned
+
+
 def leakage_report(train_sets: Sequence[TrainSet]) -> list[dict]:
     """Every (training set, evaluated set) pair that shares queries, by id or normalised text."""
     findings = []
@@ -80,9 +109,7 @@ def leakage_report(train_sets: Sequence[TrainSet]) -> list[dict]:
         remembered = train.remembered()
         for target in train_sets:
             evaluated_part = target.plan.eval
-            evaluated = {
-                q: target.dataset.queries[q] for q in training_queries(target.dataset, evaluated_part)
-            }
+            evaluated = evaluated_queries(target)
             overlap = find_overlap(remembered, target.dataset.name, evaluated)
             if overlap.count:
                 findings.append({

@@ -31,7 +31,7 @@ from irtune.train.card import model_card
 from irtune.train.config import TrainConfig
 from irtune.train.negatives import MinedCandidates, mine_candidates, random_negative
 from irtune.train.pairs import epoch_pairs, positives
-from irtune.train.plan import TrainSet, guard_leakage, resolve_train_sets
+from irtune.train.plan import TrainSet, drop_text_duplicates, guard_leakage, resolve_train_sets
 from irtune.train.selection import (
     SELECTION_KEY,
     DevSet,
@@ -210,6 +210,12 @@ def train_model(
     work = out_dir / WORK
     work.mkdir(parents=True, exist_ok=True)
     train_sets = resolve_train_sets(train_specs, config, data_dir, split_files)
+    if config.protocol == "honest":
+        train_sets = drop_text_duplicates(train_sets)
+        for t in train_sets:
+            if t.dropped_duplicates:
+                console.print(f"[yellow]{t.dataset.name}: left out {len(t.dropped_duplicates)} training "
+                              f"queries whose text is also an evaluated query[/]")
     leakage = guard_leakage(train_sets, config.allow_leakage)
     contaminated = bool(leakage) or config.protocol == "seed"
     base = load_model(base_spec, device, max_seq_length, query_prompt, doc_prompt)
@@ -386,6 +392,7 @@ def _write_model(
                 "split": t.part.split,
                 "queries": len(t.queries()),
                 "subset_of_split": t.part.query_ids is not None,
+                "dropped_duplicates_of_evaluated": list(t.dropped_duplicates),
                 "data_files_sha256": t.dataset.file_hashes(t.part.split),
                 "plan": {"method": t.plan.method, "seed": t.plan.seed,
                          "dev": t.plan.dev.split, "eval": t.plan.eval.split},
