@@ -39,8 +39,13 @@ def write_beir(
         else:
             (root / f"{name}.jsonl").write_bytes(text)
 
-    dump("corpus", [{"_id": d, "title": v.get("title", ""), "text": v["text"], "metadata": {}}
-                    for d, v in corpus.items()])
+    dump(
+        "corpus",
+        [
+            {"_id": d, "title": v.get("title", ""), "text": v["text"], "metadata": {}}
+            for d, v in corpus.items()
+        ],
+    )
     dump("queries", [{"_id": q, "text": t, "metadata": {}} for q, t in queries.items()])
     for split, rows in qrels.items():
         lines = ["query-id\tcorpus-id\tscore"] + [
@@ -65,8 +70,9 @@ def slice_dataset(
     docs = {d for rows in qrels.values() for judged in rows.values() for d in judged if d in full.corpus}
     rest = sorted(set(full.corpus) - docs)
     docs |= set(random.Random(seed).sample(rest, min(extra_docs, len(rest))))
-    corpus = {d: {"title": full.corpus[d].title, "text": full.corpus[d].text}
-              for d in full.corpus if d in docs}
+    corpus = {
+        d: {"title": full.corpus[d].title, "text": full.corpus[d].text} for d in full.corpus if d in docs
+    }
     queries = {q: full.queries[q] for rows in qrels.values() for q in rows}
     return write_beir(target, corpus, queries, qrels)
 
@@ -85,8 +91,14 @@ def tiny_model(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-model")
     bert_dir = folder / "bert"
     tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_path()))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(bert_dir)
     tokenizer.save_pretrained(bert_dir)
     transformer = Transformer(str(bert_dir), max_seq_length=64)
@@ -99,8 +111,12 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def scifact_slice(tmp_path_factory) -> Path:
     """SciFact: 40 train and 30 test queries, their documents and 150 distractors."""
-    return slice_dataset(shared_dataset("scifact"), tmp_path_factory.mktemp("beir") / "scifact",
-                         {"train": 40, "test": 30}, extra_docs=150)
+    return slice_dataset(
+        shared_dataset("scifact"),
+        tmp_path_factory.mktemp("beir") / "scifact",
+        {"train": 40, "test": 30},
+        extra_docs=150,
+    )
 
 
 @pytest.fixture()

@@ -6,8 +6,8 @@ import gzip
 import logging
 
 import pytest
-
 from conftest import shared_dataset, write_beir
+
 from irtune.data.beir import BeirDataset, load_qrels
 from irtune.data.info import dataset_info
 from irtune.data.registry import resolve_dataset
@@ -56,8 +56,10 @@ def _corrupt(tmp_path, name, content: bytes):
         (b'{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": \n', r"corpus.jsonl:2: malformed JSON"),
         (b'{"_id": "d1", "text": "a"}\n{"text": "b"}\n', r"corpus.jsonl:2: missing \"_id\""),
         (b'{"_id": "d1"}\n', r"corpus.jsonl:1: missing \"text\""),
-        (b'{"_id": "d1", "text": "a"}\n{"_id": "d1", "text": "b"}\n',
-         r"corpus.jsonl:2: duplicate id \"d1\" \(first at line 1\)"),
+        (
+            b'{"_id": "d1", "text": "a"}\n{"_id": "d1", "text": "b"}\n',
+            r"corpus.jsonl:2: duplicate id \"d1\" \(first at line 1\)",
+        ),
         (b"", r"corpus.jsonl: empty file"),
         (b'{"_id": "d1", "text": "caf\xe9"}\n', r"corpus.jsonl:1: not valid UTF-8"),
         (b'["d1", "a"]\n', r"corpus.jsonl:1: expected a JSON object"),
@@ -85,8 +87,9 @@ def test_bad_qrels_name_file_line_and_problem(tmp_path, content, message):
 
 
 def test_qrels_accept_lf_crlf_headerless_and_trec_four_columns(tmp_path):
-    for i, content in enumerate([b"q1\td1\t1\n", b"query-id\tcorpus-id\tscore\r\nq1\td1\t1\r\n",
-                                 b"q1 0 d1 1\n"]):
+    for i, content in enumerate(
+        [b"q1\td1\t1\n", b"query-id\tcorpus-id\tscore\r\nq1\td1\t1\r\n", b"q1 0 d1 1\n"]
+    ):
         path = tmp_path / f"{i}.tsv"
         path.write_bytes(content)
         assert load_qrels(path) == {"q1": {"d1": 1}}
@@ -115,6 +118,6 @@ def test_gzip_corruption_is_reported(tmp_path):
     root = write_beir(tmp_path / "d", DOCS, QUERIES, QRELS, gzip_files=True)
     data = (root / "corpus.jsonl.gz").read_bytes()
     (root / "corpus.jsonl.gz").write_bytes(data[:20])
-    with pytest.raises(DataError, match="corpus.jsonl.gz"):
+    with pytest.raises(DataError, match=r"corpus\.jsonl\.gz"):
         _ = BeirDataset(root).corpus
     assert gzip.decompress(data)  # the fixture itself was fine

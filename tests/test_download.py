@@ -25,11 +25,13 @@ def make_zip(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-GOOD = make_zip({
-    "tiny/corpus.jsonl": b'{"_id": "d1", "title": "", "text": "hello"}\n',
-    "tiny/queries.jsonl": b'{"_id": "q1", "text": "hi"}\n',
-    "tiny/qrels/test.tsv": b"query-id\tcorpus-id\tscore\r\nq1\td1\t1\r\n",
-})
+GOOD = make_zip(
+    {
+        "tiny/corpus.jsonl": b'{"_id": "d1", "title": "", "text": "hello"}\n',
+        "tiny/queries.jsonl": b'{"_id": "q1", "text": "hi"}\n',
+        "tiny/qrels/test.tsv": b"query-id\tcorpus-id\tscore\r\nq1\td1\t1\r\n",
+    }
+)
 EVIL = make_zip({"tiny/qrels/test.tsv": b"x", "../escaped.txt": b"gotcha"})
 
 
@@ -71,7 +73,7 @@ def test_checksum_mismatch_leaves_nothing(server, tmp_path):
 def test_member_escaping_the_target_is_refused(server, tmp_path):
     root, url = server
     (root / "tiny.zip").write_bytes(EVIL)
-    with pytest.raises(IrtuneError, match="unsafe member path '../escaped.txt'"):
+    with pytest.raises(IrtuneError, match=r"unsafe member path '\.\./escaped\.txt'"):
         fetch_dataset("tiny", tmp_path / "data", mirror=url, md5=md5(EVIL), show_progress=False)
     assert not (tmp_path / "escaped.txt").exists()
     assert list((tmp_path / "data").iterdir()) == []
@@ -86,7 +88,7 @@ def test_known_dataset_uses_the_official_checksum(server, tmp_path):
 
 def test_missing_file_and_unknown_dataset(server, tmp_path):
     _, url = server
-    with pytest.raises(IrtuneError, match="cannot download .*/nothere.zip"):
+    with pytest.raises(IrtuneError, match=r"cannot download .*/nothere\.zip"):
         fetch_dataset("nothere", tmp_path / "data", mirror=url, md5="0" * 32, show_progress=False)
     with pytest.raises(IrtuneError, match="no checksum known"):
         fetch_dataset("mystery", tmp_path / "data", mirror=url, show_progress=False)
@@ -96,7 +98,6 @@ def test_local_folder_mirror(tmp_path):
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     (mirror / "tiny.zip").write_bytes(GOOD)
-    target = fetch_dataset("tiny", tmp_path / "data", mirror=str(mirror), md5=md5(GOOD),
-                           show_progress=False)
+    target = fetch_dataset("tiny", tmp_path / "data", mirror=str(mirror), md5=md5(GOOD), show_progress=False)
     assert (target / "corpus.jsonl").read_bytes().startswith(b'{"_id": "d1"')
     assert Path(target / "qrels" / "test.tsv").is_file()

@@ -21,7 +21,7 @@ runner = CliRunner()
 def read_run(path):
     run: dict[str, dict[str, float]] = {}
     for line in path.read_text().splitlines():
-        qid, q0, doc, rank, score, tag = line.split()
+        qid, q0, doc, _rank, score, _tag = line.split()
         assert q0 == "Q0"
         run.setdefault(qid, {})[doc] = float(score)
     return run
@@ -29,8 +29,20 @@ def read_run(path):
 
 def test_eval_cli_bundled_model_on_scifact_slice(scifact_slice, tmp_path):
     out = tmp_path / "out"
-    result = runner.invoke(app, ["eval", "-m", "minilm", "-d", str(scifact_slice), "--out", str(out),
-                                 "--cache-dir", str(tmp_path / "cache")])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "-m",
+            "minilm",
+            "-d",
+            str(scifact_slice),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "NDCG@10" in result.output
     data = json.loads((out / "results.json").read_text())
@@ -66,7 +78,9 @@ def test_cached_rerun_does_not_encode_and_resume_encodes_only_missing_chunks(
     texts = [d.full_text() for d in dataset.corpus.values()]
     calls = []
     real = encode.encode_texts
-    monkeypatch.setattr(encode, "encode_texts", lambda m, t, *a, **k: calls.append(len(t)) or real(m, t, *a, **k))
+    monkeypatch.setattr(
+        encode, "encode_texts", lambda m, t, *a, **k: calls.append(len(t)) or real(m, t, *a, **k)
+    )
     first = encode.encode_corpus_cached(model, texts, "key", cache_dir, chunk_size=64)
     assert sum(calls) == len(texts)
     calls.clear()
@@ -90,9 +104,22 @@ def test_selection_file_restricts_queries(tiny_model, scifact_slice, tmp_path):
     split_file = out / "scifact.split.json"
     plan = json.loads(split_file.read_text())
     assert plan["eval"] == {"split": "test", "query_ids": None}
-    result = runner.invoke(app, ["eval", "-m", str(tiny_model), "-d", str(scifact_slice),
-                                 "--split-file", str(split_file), "--out", str(tmp_path / "r"),
-                                 "--cache-dir", str(tmp_path / "c")])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "-m",
+            str(tiny_model),
+            "-d",
+            str(scifact_slice),
+            "--split-file",
+            str(split_file),
+            "--out",
+            str(tmp_path / "r"),
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     entry = json.loads((tmp_path / "r" / "results.json").read_text())["datasets"][0]
     assert entry["queries"]["selection"] == "eval part of scifact.split.json"

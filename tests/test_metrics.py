@@ -11,8 +11,12 @@ from irtune.metrics import evaluate_run, mean_metrics, parse_metric, rank_docume
 
 DOCS = [f"d{i}" for i in range(12)]
 KS = (1, 3, 5, 10)
-ORACLE = {f"ndcg_cut_{k}" for k in KS} | {f"map_cut_{k}" for k in KS} | {
-    f"recall_{k}" for k in KS} | {f"P_{k}" for k in KS}
+ORACLE = (
+    {f"ndcg_cut_{k}" for k in KS}
+    | {f"map_cut_{k}" for k in KS}
+    | {f"recall_{k}" for k in KS}
+    | {f"P_{k}" for k in KS}
+)
 OURS = {"ndcg_cut": "ndcg", "map_cut": "map", "recall": "recall", "P": "p"}
 
 # scores from a small set so that ties are frequent
@@ -38,8 +42,9 @@ def oracle(qrels, run):
 @given(cases())
 def test_metrics_match_pytrec_eval(case):
     qrels, run = case
-    ours = evaluate_run(qrels, run, [f"{m}@{k}" for m in OURS.values() for k in KS],
-                        ignore_identical_ids=False)
+    ours = evaluate_run(
+        qrels, run, [f"{m}@{k}" for m in OURS.values() for k in KS], ignore_identical_ids=False
+    )
     expected = oracle(qrels, {q: r for q, r in run.items() if r})
     for qid, values in expected.items():
         if not any(g > 0 for g in qrels[qid].values()):

@@ -7,15 +7,23 @@ import json
 import pytest
 from sentence_transformers import SentenceTransformer
 
+from irtune.data.beir import BeirDataset
 from irtune.errors import LeakageError
 from irtune.evaluate import EvalSettings, evaluate_dataset
-from irtune.data.beir import BeirDataset
 from irtune.models import TRAINING_METADATA, load_model
 from irtune.train.config import TrainConfig
 from irtune.train.trainer import train_model
 
-FAST = dict(epochs=2, batch_size=8, learning_rate=5e-4, warmup_steps=2, selection_pool_k=20,
-            interpolation_alphas=[0.0, 0.5, 1.0], hard_negatives=True, negatives_range_max=20)
+FAST = dict(
+    epochs=2,
+    batch_size=8,
+    learning_rate=5e-4,
+    warmup_steps=2,
+    selection_pool_k=20,
+    interpolation_alphas=[0.0, 0.5, 1.0],
+    hard_negatives=True,
+    negatives_range_max=20,
+)
 
 
 def test_train_writes_a_loadable_selected_model(tiny_model, scifact_slice, cache_dir, tmp_path):
@@ -51,3 +59,27 @@ def test_leakage_is_refused_then_marked(tiny_model, scifact_slice, cache_dir, tm
     dataset = BeirDataset(scifact_slice)
     entry = evaluate_dataset(dataset, EvalSettings(cache_dir=cache_dir), model).entry
     assert entry["contaminated"] and entry["contamination"]["overlap"][0]["queries"] == 30
+
+
+def test_two_process_ddp_training_on_cpu(tiny_model, scifact_slice, tmp_path):
+    """torchrun with 2 CPU processes (gloo): DDP training, rank 0 writes the model."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "train.toml"
+    config.write_text("epochs = 1\nbatch_size = 4\nselect_on_dev = false\nwarmup_steps = 1\n")
+    out = tmp_path / "ddp"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "irtune", "train", "-m", str(tiny_model), "--train", str(scifact_slice),
+         "--out", str(out), "--config", str(config), "--cache-dir", str(tmp_path / "cache"),
+         "--device", "cpu"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    meta = json.loads((out / TRAINING_METADATA).read_text())
+    assert meta["selected"]["criterion"] == "last epoch (no dev queries)"
+    # 2 ranks x batch 4: each step covers 8 pairs, so an epoch takes about half the steps
+    n_pairs = sum(1 for _ in meta["train_queries"][0]["ids"])
+    assert meta["curve"][0]["steps"] <= (n_pairs + 7) // 8 + 2
+    SentenceTransformer(str(out), device="cpu")

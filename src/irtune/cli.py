@@ -15,8 +15,12 @@ from rich.table import Table
 
 from irtune.errors import IrtuneError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Evaluate and honestly fine-tune embedding models for retrieval.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Evaluate and honestly fine-tune embedding models for retrieval.",
+)
 data_app = typer.Typer(no_args_is_help=True, help="BEIR datasets: fetch and inspect.")
 app.add_typer(data_app, name="data")
 out = Console()
@@ -67,14 +71,22 @@ def data_info(
 
     info = dataset_info(_dataset(name, data_dir, strict))
     out.print(f"[bold]{info['name']}[/] ({info['path']})")
-    out.print(f"corpus: {info['corpus']['count']:,} docs, "
-              f"mean {info['corpus']['mean_words']:.1f} words (max {info['corpus']['max_words']:,}); "
-              f"queries: {info['queries']['count']:,}, mean {info['queries']['mean_words']:.1f} words")
+    out.print(
+        f"corpus: {info['corpus']['count']:,} docs, "
+        f"mean {info['corpus']['mean_words']:.1f} words (max {info['corpus']['max_words']:,}); "
+        f"queries: {info['queries']['count']:,}, mean {info['queries']['mean_words']:.1f} words"
+    )
     table = Table("split", "queries", "judged pairs", "relevant pairs", "rel/query", "grades")
     for split, s in info["splits"].items():
         grades = ", ".join(f"{g}: {n:,}" for g, n in s["grades"].items())
-        table.add_row(split, f"{s['queries']:,}", f"{s['pairs']:,}", f"{s['relevant_pairs']:,}",
-                      f"{s['relevant_per_query']:.1f}", grades)
+        table.add_row(
+            split,
+            f"{s['queries']:,}",
+            f"{s['pairs']:,}",
+            f"{s['relevant_pairs']:,}",
+            f"{s['relevant_per_query']:.1f}",
+            grades,
+        )
     out.print(table)
 
 
@@ -87,13 +99,20 @@ def _dataset(name: str, data_dir: Path | None, strict: bool = False):
 @app.command("eval")
 def eval_command(
     model: Annotated[str | None, typer.Option("-m", "--model", help="minilm, a hub id or a folder.")] = None,
-    dataset: Annotated[list[str], typer.Option("-d", "--dataset", help="Name or BEIR folder (repeat).")] = ...,  # type: ignore[assignment]
+    dataset: Annotated[
+        list[str], typer.Option("-d", "--dataset", help="Name or BEIR folder (repeat).")
+    ] = ...,  # type: ignore[assignment]
     split: Annotated[str, typer.Option(help="Qrels split to evaluate.")] = "test",
     retriever: Annotated[str, typer.Option(help="dense or bm25.")] = "dense",
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Write results.json and run files here.")] = None,
-    heldout: Annotated[list[Path] | None, typer.Option(
-        "--split-file", help="Evaluate only the `eval` queries of this irtune split file (repeat)."
-    )] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write results.json and run files here.")
+    ] = None,
+    heldout: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--split-file", help="Evaluate only the `eval` queries of this irtune split file (repeat)."
+        ),
+    ] = None,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
     query_prompt: Annotated[str | None, typer.Option(help="Override the query prompt.")] = None,
@@ -103,19 +122,48 @@ def eval_command(
     precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (autocast).")] = "fp32",
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: best).")] = None,
     top_k: Annotated[int, typer.Option(help="Documents kept per query.")] = 1000,
-    keep_identical_ids: Annotated[bool, typer.Option(help="Keep a retrieved doc whose id equals the query id.")] = False,
+    keep_identical_ids: Annotated[
+        bool, typer.Option(help="Keep a retrieved doc whose id equals the query id.")
+    ] = False,
     strict: Annotated[bool, typer.Option(help="Unknown ids in qrels are errors.")] = False,
     label: Annotated[str | None, typer.Option(help="Name of this run in reports.")] = None,
+    index: Annotated[str, typer.Option(help="exact (default), flat, ivf or hnsw (FAISS).")] = "exact",
+    index_param: Annotated[
+        list[str] | None,
+        typer.Option(help="FAISS parameter KEY=VALUE (repeat): nlist, nprobe, m, ef_search, ..."),
+    ] = None,
+    store_dtype: Annotated[str, typer.Option(help="Embedding cache dtype: float32 or float16.")] = "float32",
+    devices: Annotated[
+        str | None,
+        typer.Option(help="Encode the corpus with a multi-process pool, e.g. cuda:0,cuda:1 or cpu,cpu."),
+    ] = None,
 ) -> None:
     """Evaluate a model (or BM25) on datasets and print NDCG@10/100, MAP@100, Recall@100."""
     from irtune.workflows import run_evaluation
 
     result = run_evaluation(
-        model_spec=model, datasets=dataset, split=split, retriever=retriever, out_dir=out_dir,
-        split_files=heldout or [], data_dir=data_dir, cache_dir=cache_dir,
-        query_prompt=query_prompt, doc_prompt=doc_prompt, max_seq_length=max_seq_length,
-        batch_size=batch_size, precision=precision, device=device, top_k=top_k,
-        ignore_identical_ids=not keep_identical_ids, strict=strict, label=label,
+        model_spec=model,
+        datasets=dataset,
+        split=split,
+        retriever=retriever,
+        out_dir=out_dir,
+        split_files=heldout or [],
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        query_prompt=query_prompt,
+        doc_prompt=doc_prompt,
+        max_seq_length=max_seq_length,
+        batch_size=batch_size,
+        precision=precision,
+        device=device,
+        top_k=top_k,
+        ignore_identical_ids=not keep_identical_ids,
+        strict=strict,
+        label=label,
+        index=index,
+        index_params=_key_values(index_param or []),
+        store_dtype=store_dtype,
+        devices=[d.strip() for d in devices.split(",")] if devices else [],
     )
     from irtune.report.tables import results_table
 
@@ -130,8 +178,12 @@ def split_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for <dataset>.split.json files.")],
     data_dir: DataDir = None,
     seed: Annotated[int, typer.Option(help="Assignment seed.")] = 13,
-    dev_fraction: Annotated[float, typer.Option(help="Share of training queries held out for selection.")] = 0.2,
-    eval_fraction: Annotated[float, typer.Option(help="Share of a test-only split kept for evaluation.")] = 0.5,
+    dev_fraction: Annotated[
+        float, typer.Option(help="Share of training queries held out for selection.")
+    ] = 0.2,
+    eval_fraction: Annotated[
+        float, typer.Option(help="Share of a test-only split kept for evaluation.")
+    ] = 0.5,
 ) -> None:
     """Write deterministic, query-level train/dev/eval splits (JSON of query ids)."""
     from irtune.data.splits import make_plan, save_plan
@@ -153,25 +205,43 @@ def split_command(
 def train_command(
     model: Annotated[str, typer.Option("-m", "--model", help="Base model: minilm, a hub id or a folder.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the fine-tuned model.")],
-    train: Annotated[list[str] | None, typer.Option(
-        "--train", help="DATASET[:SPLIT] to train on (repeat); default split: the honest plan's."
-    )] = None,
-    preset: Annotated[str | None, typer.Option(
-        help="general (4 datasets), scientific (scifact+nfcorpus+scidocs) or a dataset name."
-    )] = None,
-    config_file: Annotated[Path | None, typer.Option("--config", help="TOML file of training options.")] = None,
+    train: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--train", help="DATASET[:SPLIT] to train on (repeat); default split: the honest plan's."
+        ),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(help="general (4 datasets), scientific (scifact+nfcorpus+scidocs) or a dataset name."),
+    ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="TOML file of training options.")
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default 5).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default 32).")] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Learning rate (default 1e-5).")] = None,
-    warmup_steps: Annotated[int | None, typer.Option(help="Warmup steps (default 500, capped at 10% of steps).")] = None,
+    warmup_steps: Annotated[
+        int | None, typer.Option(help="Warmup steps (default 500, capped at 10% of steps).")
+    ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps in total.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     loss: Annotated[str | None, typer.Option(help="mnrl or cached_mnrl.")] = None,
-    hard_negatives: Annotated[bool | None, typer.Option(help="Mine hard negatives with the base model.")] = None,
-    max_positives_per_query: Annotated[int | None, typer.Option(help="Per-epoch cap of positives per query.")] = None,
-    protocol: Annotated[str | None, typer.Option(help="honest (default) or seed (the published study's splits; marked).")] = None,
-    allow_leakage: Annotated[bool, typer.Option(help="Train even on evaluated queries (results marked contaminated).")] = False,
-    split_file: Annotated[list[Path] | None, typer.Option(help="irtune split file(s) to use instead of the default plan.")] = None,
+    hard_negatives: Annotated[
+        bool | None, typer.Option(help="Mine hard negatives with the base model.")
+    ] = None,
+    max_positives_per_query: Annotated[
+        int | None, typer.Option(help="Per-epoch cap of positives per query.")
+    ] = None,
+    protocol: Annotated[
+        str | None, typer.Option(help="honest (default) or seed (the published study's splits; marked).")
+    ] = None,
+    allow_leakage: Annotated[
+        bool, typer.Option(help="Train even on evaluated queries (results marked contaminated).")
+    ] = False,
+    split_file: Annotated[
+        list[Path] | None, typer.Option(help="irtune split file(s) to use instead of the default plan.")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
@@ -186,24 +256,46 @@ def train_command(
 
     options = _toml(config_file) if config_file else {}
     overrides = {
-        "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-        "warmup_steps": warmup_steps, "max_steps": max_steps, "seed": seed, "loss": loss,
-        "hard_negatives": hard_negatives, "max_positives_per_query": max_positives_per_query,
-        "protocol": protocol, "allow_leakage": allow_leakage or None,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "warmup_steps": warmup_steps,
+        "max_steps": max_steps,
+        "seed": seed,
+        "loss": loss,
+        "hard_negatives": hard_negatives,
+        "max_positives_per_query": max_positives_per_query,
+        "protocol": protocol,
+        "allow_leakage": allow_leakage or None,
     }
     options.update({k: v for k, v in overrides.items() if v is not None})
     config = _validated(TrainConfig, options, str(config_file or "options"))
     specs = expand_presets([*(train or []), *([preset] if preset else [])])
-    path = train_model(model, specs, out_dir, config, data_dir, cache_dir, split_file or [],
-                       resume, device, query_prompt, doc_prompt)
+    path = train_model(
+        model,
+        specs,
+        out_dir,
+        config,
+        data_dir,
+        cache_dir,
+        split_file or [],
+        resume,
+        device,
+        query_prompt,
+        doc_prompt,
+    )
     out.print(f"model written to {path}")
 
 
 @app.command("compare")
 def compare_command(
     results: Annotated[list[Path], typer.Argument(help="results.json files (or their folders).")],
-    baseline: Annotated[Path | None, typer.Option(help="Baseline results (default: the first given).")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the comparison as JSON.")] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="Baseline results (default: the first given).")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the comparison as JSON.")
+    ] = None,
 ) -> None:
     """Baseline vs candidates per dataset: change, 95% CI, paired test (Holm), W/T/L."""
     from irtune.fileio import write_json_atomic
@@ -220,8 +312,12 @@ def compare_command(
 @app.command("report")
 def report_command(
     results: Annotated[list[Path], typer.Argument(help="results.json files (or their folders).")],
-    out_path: Annotated[Path, typer.Option("--out", help="HTML file to write (Markdown goes next to it).")] = Path("report.html"),
-    baseline: Annotated[Path | None, typer.Option(help="Baseline results (default: the first given).")] = None,
+    out_path: Annotated[
+        Path, typer.Option("--out", help="HTML file to write (Markdown goes next to it).")
+    ] = Path("report.html"),
+    baseline: Annotated[
+        Path | None, typer.Option(help="Baseline results (default: the first given).")
+    ] = None,
 ) -> None:
     """Self-contained HTML report (tables, charts, provenance) plus Markdown tables."""
     from irtune.workflows import write_report
@@ -233,7 +329,10 @@ def report_command(
 @app.command("run")
 def run_command(
     config_file: Annotated[Path, typer.Argument(help="Study configuration (TOML).")],
-    force: Annotated[list[str] | None, typer.Option(help="Redo this stage (repeatable), e.g. baseline or train:scientific.")] = None,
+    force: Annotated[
+        list[str] | None,
+        typer.Option(help="Redo this stage (repeatable), e.g. baseline or train:scientific."),
+    ] = None,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
 ) -> None:
@@ -243,6 +342,19 @@ def run_command(
     study = load_study(config_file)
     report = run_study(study, data_dir=data_dir, cache_dir=cache_dir, force=force or [])
     out.print(f"report: {report}")
+
+
+def _key_values(items: list[str]) -> dict[str, float | int]:
+    params: dict[str, float | int] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            params[key.strip()] = float(value) if "." in value else int(value)
+        except ValueError:
+            raise IrtuneError(f"--index-param {item!r}: expected KEY=NUMBER") from None
+        if not sep:
+            raise IrtuneError(f"--index-param {item!r}: expected KEY=NUMBER")
+    return params
 
 
 def _toml(path: Path) -> dict:
@@ -256,7 +368,7 @@ def _toml(path: Path) -> dict:
         raise IrtuneError(f"{path}: invalid TOML ({exc})") from None
 
 
-def _validated(model_cls, data: dict, source: str):  # noqa: ANN001, ANN202
+def _validated(model_cls, data: dict, source: str):
     from irtune.config_errors import validated
 
     return validated(model_cls, data, source)

@@ -62,10 +62,18 @@ class MetricComparison:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "metric": self.metric, "baseline": self.baseline, "candidate": self.candidate,
-            "delta": self.delta, "relative": self.relative, "ci95": [self.ci_low, self.ci_high],
-            "p_value": self.p_value, "p_holm": self.p_holm, "significant": self.significant,
-            "wins": self.wins, "ties": self.ties, "losses": self.losses,
+            "metric": self.metric,
+            "baseline": self.baseline,
+            "candidate": self.candidate,
+            "delta": self.delta,
+            "relative": self.relative,
+            "ci95": [self.ci_low, self.ci_high],
+            "p_value": self.p_value,
+            "p_holm": self.p_holm,
+            "significant": self.significant,
+            "wins": self.wins,
+            "ties": self.ties,
+            "losses": self.losses,
         }
 
 
@@ -98,7 +106,9 @@ class Comparison:
             base = float(np.mean([r.baseline for r in rows]))
             cand = float(np.mean([r.candidate for r in rows]))
             out[name] = {
-                "baseline": base, "candidate": cand, "delta": cand - base,
+                "baseline": base,
+                "candidate": cand,
+                "delta": cand - base,
                 "relative": (cand - base) / base if base else math.nan,
                 "improved_datasets": sum(r.delta > TIE for r in rows),
                 "significant_wins": sum(r.significant and r.delta > 0 for r in rows),
@@ -112,8 +122,13 @@ class Comparison:
             "candidate": self.candidate_label,
             "contaminated": self.contaminated,
             "datasets": [
-                {"dataset": d.dataset, "split": d.split, "queries": d.queries,
-                 "contaminated": d.contaminated, "metrics": [m.to_json() for m in d.metrics]}
+                {
+                    "dataset": d.dataset,
+                    "split": d.split,
+                    "queries": d.queries,
+                    "contaminated": d.contaminated,
+                    "metrics": [m.to_json() for m in d.metrics],
+                }
                 for d in self.datasets
             ],
             "summary": self.summary(),
@@ -129,7 +144,9 @@ def _check_alignment(base: dict, cand: dict, base_path: str, cand_path: str) -> 
             f"({cand['queries']['selection']}); evaluate both on the same query set"
         )
     if base["data_files_sha256"] != cand["data_files_sha256"]:
-        raise IrtuneError(f"cannot compare {where}: the data files differ between {base_path} and {cand_path}")
+        raise IrtuneError(
+            f"cannot compare {where}: the data files differ between {base_path} and {cand_path}"
+        )
 
 
 def compare(
@@ -150,14 +167,30 @@ def compare(
             c = np.array([entry["per_query"][q][name] for q in qids])
             d = c - b
             low, high = bootstrap_ci(d)
-            comparisons.append(MetricComparison(
-                name, float(b.mean()), float(c.mean()), low, high, paired_randomization_test(d),
-                int((d > TIE).sum()), int((np.abs(d) <= TIE).sum()), int((d < -TIE).sum()),
-            ))
+            comparisons.append(
+                MetricComparison(
+                    name,
+                    float(b.mean()),
+                    float(c.mean()),
+                    low,
+                    high,
+                    paired_randomization_test(d),
+                    int((d > TIE).sum()),
+                    int((np.abs(d) <= TIE).sum()),
+                    int((d < -TIE).sum()),
+                )
+            )
             deltas[name] = d.tolist()
-        rows.append(DatasetComparison(entry["dataset"], entry["split"], len(qids),
-                                      bool(entry["contaminated"] or base["contaminated"]),
-                                      comparisons, deltas))
+        rows.append(
+            DatasetComparison(
+                entry["dataset"],
+                entry["split"],
+                len(qids),
+                bool(entry["contaminated"] or base["contaminated"]),
+                comparisons,
+                deltas,
+            )
+        )
     if not rows:
         raise IrtuneError(
             f"nothing to compare: {candidate['_path']} and {baseline['_path']} share no dataset/split"
@@ -167,6 +200,9 @@ def compare(
         for m, adjusted in zip(group, holm([m.p_value for m in group]), strict=True):
             m.p_holm = adjusted
     return Comparison(
-        baseline.get("label", baseline["_path"]), candidate.get("label", candidate["_path"]),
-        any(r.contaminated for r in rows), rows, tuple(metrics),
+        baseline.get("label", baseline["_path"]),
+        candidate.get("label", candidate["_path"]),
+        any(r.contaminated for r in rows),
+        rows,
+        tuple(metrics),
     )

@@ -18,7 +18,7 @@ from irtune.metrics import DEFAULT_METRICS, HEADLINE_METRICS, evaluate_run, mean
 from irtune.models import LoadedModel
 from irtune.progress import progress_bar
 from irtune.provenance import environment
-from irtune.retrieval import bm25
+from irtune.retrieval import ann, bm25
 from irtune.retrieval.dense import exact_search
 from irtune.retrieval.encode import EmbeddingShards, encode_corpus_cached, encode_texts
 
@@ -36,11 +36,16 @@ class EvalSettings:
     metrics: tuple[str, ...] = DEFAULT_METRICS
     ignore_identical_ids: bool = True
     cache_dir: Path | None = None
+    index: str = "exact"
+    index_params: dict[str, Any] = field(default_factory=dict)
+    store_dtype: str = "float32"
+    devices: tuple[str, ...] = ()  # several: a multi-process encoding pool (GPUs or CPU workers)
 
     def describe(self) -> dict[str, Any]:
         out = asdict(self)
         out["metrics"] = list(self.metrics)
         out["cache_dir"] = str(self.cache_dir) if self.cache_dir else None
+        out["approximate"] = self.index not in ("exact", "flat")
         return out
 
 
@@ -85,8 +90,15 @@ def dense_corpus(
     texts = [dataset.corpus[d].full_text() for d in doc_ids]
     with progress_bar(f"encode {dataset.name} corpus", len(texts)) as advance:
         shards = encode_corpus_cached(
-            model, texts, corpus_content_key(dataset), settings.cache_dir,
-            batch_size=settings.batch_size, precision=settings.precision, on_progress=advance,
+            model,
+            texts,
+            corpus_content_key(dataset),
+            settings.cache_dir,
+            batch_size=settings.batch_size,
+            precision=settings.precision,
+            on_progress=advance,
+            store_dtype=settings.store_dtype,
+            devices=settings.devices,
         )
     return doc_ids, shards
 
@@ -97,6 +109,7 @@ def retrieve(
     settings: EvalSettings,
     model: LoadedModel | None,
     timings: dict[str, float],
+    index_info: dict[str, Any],
 ) -> dict[str, dict[str, float]]:
     """TREC-style run: for each query, its top_k documents with scores."""
     query_texts = [dataset.queries[q] for q in qids]
@@ -120,6 +133,8 @@ def retrieve(
         started = time.perf_counter()
         scores, indices = exact_search(query_vectors, shards.iter_with_offsets(), settings.top_k + extra)
         timings["search_s"] = time.perf_counter() - started
+        if settings.index != "exact":
+            scores, indices = _approximate(settings, shards, query_vectors, indices, timings, index_info)
     run: dict[str, dict[str, float]] = {}
     for row, qid in enumerate(qids):
         hits = {
@@ -129,6 +144,34 @@ def retrieve(
         }
         run[qid] = dict(list(hits.items())[: settings.top_k])
     return run
+
+
+def _approximate(
+    settings: EvalSettings,
+    shards: EmbeddingShards,
+    query_vectors: np.ndarray,
+    exact_indices: np.ndarray,
+    timings: dict[str, float],
+    index_info: dict[str, Any],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Search a FAISS index and measure its recall against the exact top-100."""
+    started = time.perf_counter()
+    index = ann.build_index(
+        shards.iter_with_offsets(), query_vectors.shape[1], settings.index, settings.index_params
+    )
+    timings["index_build_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    extra = 1 if settings.ignore_identical_ids else 0
+    scores, indices = ann.faiss_search(index, query_vectors, settings.top_k + extra)
+    timings["index_search_s"] = time.perf_counter() - started
+    index_info.update(
+        {
+            "params": {**ann.DEFAULT_PARAMS[settings.index], **settings.index_params},
+            "recall@100_vs_exact": ann.ann_recall(indices, exact_indices, 100),
+            "recall@10_vs_exact": ann.ann_recall(indices, exact_indices, 10),
+        }
+    )
+    return scores, indices
 
 
 def evaluate_dataset(
@@ -143,7 +186,8 @@ def evaluate_dataset(
     qrels = dataset.qrels(settings.split)
     qids = selected_queries(dataset, settings.split, selection)
     timings["load_s"] = time.perf_counter() - started
-    run = retrieve(dataset, qids, settings, model, timings)
+    index_info: dict[str, Any] = {"type": settings.index}
+    run = retrieve(dataset, qids, settings, model, timings, index_info)
     started = time.perf_counter()
     per_query = evaluate_run(
         {q: qrels[q] for q in qids}, run, settings.metrics, settings.ignore_identical_ids
@@ -154,6 +198,7 @@ def evaluate_dataset(
         "dataset": dataset.name,
         "split": settings.split,
         "retriever": settings.retriever if settings.retriever == "dense" else bm25.describe(),
+        "index": index_info if settings.retriever == "dense" else None,
         "queries": {
             "selection": selection.name,
             "selection_sha256": selection.source_sha256,

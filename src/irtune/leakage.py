@@ -59,13 +59,15 @@ class Overlap:
         return len(self.overlapping)
 
     def to_json(self) -> dict:
-        return {"queries": self.count, "by_id": self.by_id, "by_text": self.by_text,
-                "examples": list(self.overlapping[:10])}
+        return {
+            "queries": self.count,
+            "by_id": self.by_id,
+            "by_text": self.by_text,
+            "examples": list(self.overlapping[:10]),
+        }
 
 
-def find_overlap(
-    training: TrainingQueries, dataset: str, evaluated: Mapping[str, str]
-) -> Overlap:
+def find_overlap(training: TrainingQueries, dataset: str, evaluated: Mapping[str, str]) -> Overlap:
     """Evaluated queries seen in training: same id in the same dataset, or same normalised text
     in any dataset."""
     same_dataset = training.dataset == dataset

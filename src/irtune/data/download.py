@@ -32,14 +32,22 @@ def _copy_with_hashes(source: str, target: Path, show_progress: bool) -> tuple[s
         if Path(source).is_file():
             stream, total = open(source, "rb"), Path(source).stat().st_size  # noqa: SIM115
         else:
-            response = urllib.request.urlopen(source, timeout=60)  # noqa: S310
+            response = urllib.request.urlopen(source, timeout=60)
             stream, total = response, int(response.headers.get("Content-Length") or 0) or None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise IrtuneError(f"cannot download {source}: {exc}") from None
-    with stream, open(target, "wb") as out, Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-        TransferSpeedColumn(), disable=not show_progress, transient=True,
-    ) as progress:
+    with (
+        stream,
+        open(target, "wb") as out,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            disable=not show_progress,
+            transient=True,
+        ) as progress,
+    ):
         task = progress.add_task(f"download {Path(source).name}", total=total)
         try:
             while block := stream.read(1 << 20):

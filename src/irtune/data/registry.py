@@ -52,9 +52,7 @@ def default_data_dir() -> Path:
     return Path(env) if env else Path(user_cache_dir("irtune")) / "beir"
 
 
-def resolve_dataset(
-    name_or_path: str, data_dir: Path | None = None, strict: bool = False
-) -> BeirDataset:
+def resolve_dataset(name_or_path: str, data_dir: Path | None = None, strict: bool = False) -> BeirDataset:
     """A dataset given as a folder path, or by name under the data dir."""
     as_path = Path(name_or_path).expanduser()
     if as_path.is_dir():
@@ -69,6 +67,5 @@ def resolve_dataset(
         else "give a BEIR folder path"
     )
     raise IrtuneError(
-        f'dataset "{name_or_path}" not found in {base} ({hint}, or set --data-dir / '
-        f"{DATA_DIR_ENV})"
+        f'dataset "{name_or_path}" not found in {base} ({hint}, or set --data-dir / {DATA_DIR_ENV})'
     )

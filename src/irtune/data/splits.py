@@ -103,18 +103,36 @@ def make_plan(
     if "test" not in has:
         raise IrtuneError(f"{dataset.root}: no qrels/test.tsv, cannot plan an honest evaluation")
     if {"train", "dev"} <= has:
-        return SplitPlan(dataset.name, "native train/dev/test", seed,
-                         SplitPart("train", None), SplitPart("dev", None), SplitPart("test", None))
+        return SplitPlan(
+            dataset.name,
+            "native train/dev/test",
+            seed,
+            SplitPart("train", None),
+            SplitPart("dev", None),
+            SplitPart("test", None),
+        )
     if has & {"train", "dev"}:
         source = "train" if "train" in has else "dev"
         rest, held = partition(dataset.qrels(source), dev_fraction, seed)
-        return SplitPlan(dataset.name, f"{source} split with a held-out dev slice; test reported",
-                         seed, SplitPart(source, rest), SplitPart(source, held), SplitPart("test", None))
+        return SplitPlan(
+            dataset.name,
+            f"{source} split with a held-out dev slice; test reported",
+            seed,
+            SplitPart(source, rest),
+            SplitPart(source, held),
+            SplitPart("test", None),
+        )
     tune, evaluated = partition(dataset.qrels("test"), eval_fraction, seed)
     tune_qrels = {q: j for q, j in dataset.qrels("test").items() if q in tune}
     train, dev = partition(tune_qrels, dev_fraction, seed + 1)
-    return SplitPlan(dataset.name, "test-only: query-level tune/eval halves of test", seed,
-                     SplitPart("test", train), SplitPart("test", dev), SplitPart("test", evaluated))
+    return SplitPlan(
+        dataset.name,
+        "test-only: query-level tune/eval halves of test",
+        seed,
+        SplitPart("test", train),
+        SplitPart("test", dev),
+        SplitPart("test", evaluated),
+    )
 
 
 def save_plan(plan: SplitPlan, path: Path) -> None:

@@ -8,10 +8,10 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from irtune.compare import Comparison  # noqa: E402
+from irtune.compare import Comparison
 
 COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
@@ -19,10 +19,10 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 def to_svg(fig: plt.Figure) -> str:
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     svg = buffer.getvalue()
-    return svg[svg.index("<svg"):]  # drop the XML prologue so it can be inlined
+    return svg[svg.index("<svg") :]  # drop the XML prologue so it can be inlined
 
 
 def _label(name: str) -> str:
@@ -35,16 +35,25 @@ def scatter(comparison: Comparison) -> str:
     for i, metric in enumerate(comparison.metrics):
         for j, row in enumerate(comparison.datasets):
             m = row.metric(metric)
-            ax.scatter(m.baseline, m.candidate, color=COLORS[i % len(COLORS)],
-                       marker=MARKERS[j % len(MARKERS)], s=60, edgecolor="black", linewidth=0.5,
-                       label=f"{_label(metric)} · {row.dataset}")
+            ax.scatter(
+                m.baseline,
+                m.candidate,
+                color=COLORS[i % len(COLORS)],
+                marker=MARKERS[j % len(MARKERS)],
+                s=60,
+                edgecolor="black",
+                linewidth=0.5,
+                label=f"{_label(metric)} · {row.dataset}",
+            )
     low = min(min(m.baseline, m.candidate) for r in comparison.datasets for m in r.metrics)
     high = max(max(m.baseline, m.candidate) for r in comparison.datasets for m in r.metrics)
     pad = 0.05 * (high - low or 1)
     ax.plot([low - pad, high + pad], [low - pad, high + pad], "--", color="gray", label="no change")
-    ax.set(xlabel=f"baseline ({comparison.baseline_label})",
-           ylabel=f"candidate ({comparison.candidate_label})",
-           title="Baseline vs candidate (above the line = better)")
+    ax.set(
+        xlabel=f"baseline ({comparison.baseline_label})",
+        ylabel=f"candidate ({comparison.candidate_label})",
+        title="Baseline vs candidate (above the line = better)",
+    )
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     ax.grid(alpha=0.3)
     return to_svg(fig)
@@ -81,10 +90,16 @@ def metric_bars(comparisons: list[Comparison]) -> str:
         for k, (label, value, comp) in enumerate(series):
             rows = {r.dataset: r for r in comp.datasets}
             heights = [value(rows[d], name) if d in rows else 0 for d in datasets]
-            ax.bar(np.arange(len(datasets)) + k * width, heights, width, label=label,
-                   color=COLORS[k % len(COLORS)])
-        ax.set_xticks(np.arange(len(datasets)) + width * (len(series) - 1) / 2, datasets,
-                      rotation=20, fontsize=8)
+            ax.bar(
+                np.arange(len(datasets)) + k * width,
+                heights,
+                width,
+                label=label,
+                color=COLORS[k % len(COLORS)],
+            )
+        ax.set_xticks(
+            np.arange(len(datasets)) + width * (len(series) - 1) / 2, datasets, rotation=20, fontsize=8
+        )
         ax.set_title(_label(name))
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].legend(fontsize=7)
@@ -99,7 +114,6 @@ def delta_histogram(comparison: Comparison, dataset: str, metric: str = "ndcg@10
     ax.hist(deltas, bins=30, color=COLORS[2], edgecolor="white")
     ax.axvline(0, color="black", linewidth=1)
     ax.axvline(deltas.mean(), color=COLORS[3], linestyle="--", label=f"mean {deltas.mean():+.4f}")
-    ax.set(title=f"{dataset}: per-query Δ {_label(metric)}", xlabel="candidate − baseline",
-           ylabel="queries")
+    ax.set(title=f"{dataset}: per-query Δ {_label(metric)}", xlabel="candidate − baseline", ylabel="queries")
     ax.legend(fontsize=7)
     return to_svg(fig)

@@ -31,9 +31,15 @@ def _table(comparison: Comparison) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADERS)
     body = []
     for row in comparison_rows(comparison):
-        classes = " ".join(c for c, on in (("regression", row.regression),
-                                           ("significant", row.significant),
-                                           ("contaminated-row", row.contaminated)) if on)
+        classes = " ".join(
+            c
+            for c, on in (
+                ("regression", row.regression),
+                ("significant", row.significant),
+                ("contaminated-row", row.contaminated),
+            )
+            if on
+        )
         cells = "".join(f"<td>{html.escape(c)}</td>" for c in row.cells)
         body.append(f'<tr class="{classes}">{cells}</tr>')
     return f'<table class="comparison"><tr>{head}</tr>{"".join(body)}</table>'
@@ -55,7 +61,8 @@ def _summary(comparisons: list[Comparison]) -> str:
         '<table class="summary"><tr><th>comparison</th><th>mean Δ NDCG@10 (datasets)</th>'
         "<th>Δ %</th><th>mean per-query Δ</th><th>median per-query Δ</th>"
         "<th>datasets improved</th><th>significant wins</th><th>significant losses</th></tr>"
-        + "".join(rows) + "</table>"
+        + "".join(rows)
+        + "</table>"
     )
 
 
@@ -77,15 +84,19 @@ def _provenance(result: dict[str, Any]) -> str:
     ]
     for entry in result["datasets"]:
         q = entry["queries"]
-        items.append((
-            f"{entry['dataset']}:{entry['split']}",
-            f"{q['count']} queries ({q['selection']}); files "
-            + ", ".join(f"{k} {v[:12]}" for k, v in entry["data_files_sha256"].items())
-            + (" — CONTAMINATED" if entry["contaminated"] else ""),
-        ))
+        items.append(
+            (
+                f"{entry['dataset']}:{entry['split']}",
+                f"{q['count']} queries ({q['selection']}); files "
+                + ", ".join(f"{k} {v[:12]}" for k, v in entry["data_files_sha256"].items())
+                + (" — CONTAMINATED" if entry["contaminated"] else ""),
+            )
+        )
     rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td style='text-align:left'><code>{html.escape(str(v))}</code></td></tr>"
-        for k, v in items if v is not None
+        f"<tr><th>{html.escape(k)}</th>"
+        f"<td style='text-align:left'><code>{html.escape(str(v))}</code></td></tr>"
+        for k, v in items
+        if v is not None
     )
     mark = ' <span class="contaminated">⚠ contaminated</span>' if result.get("contaminated") else ""
     return f"<h3>{html.escape(str(result.get('label')))}{mark}</h3><table>{rows}</table>"
@@ -101,18 +112,28 @@ def html_report(comparisons: list[Comparison], results: list[dict[str, Any]]) ->
         "Holm-corrected across datasets; CIs: 10,000 bootstrap resamples of per-query differences.</p>",
     ]
     if any(c.contaminated for c in comparisons):
-        parts.append('<div class="banner" id="contamination-banner">⚠ Some results are CONTAMINATED: '
-                     "the model was trained on queries that were evaluated. Those numbers do not "
-                     "measure generalisation and are marked wherever they appear.</div>")
+        parts.append(
+            '<div class="banner" id="contamination-banner">⚠ Some results are CONTAMINATED: '
+            "the model was trained on queries that were evaluated. Those numbers do not "
+            "measure generalisation and are marked wherever they appear.</div>"
+        )
     parts += ["<h2>Summary</h2>", _summary(comparisons)]
-    parts += ['<h2>Metrics across datasets</h2><div class="chart" id="chart-bars">',
-              charts.metric_bars(comparisons), "</div>"]
+    parts += [
+        '<h2>Metrics across datasets</h2><div class="chart" id="chart-bars">',
+        charts.metric_bars(comparisons),
+        "</div>",
+    ]
     for i, c in enumerate(comparisons):
-        parts += [f"<h2>{html.escape(title(c))}</h2>", _table(c), '<div class="charts">',
-                  f'<div class="chart chart-scatter" id="chart-scatter-{i}">{charts.scatter(c)}</div>']
+        parts += [
+            f"<h2>{html.escape(title(c))}</h2>",
+            _table(c),
+            '<div class="charts">',
+            f'<div class="chart chart-scatter" id="chart-scatter-{i}">{charts.scatter(c)}</div>',
+        ]
         parts += [f'<div class="chart chart-radar">{charts.radar(c, d.dataset)}</div>' for d in c.datasets]
-        parts += [f'<div class="chart chart-hist">{charts.delta_histogram(c, d.dataset)}</div>'
-                  for d in c.datasets]
+        parts += [
+            f'<div class="chart chart-hist">{charts.delta_histogram(c, d.dataset)}</div>' for d in c.datasets
+        ]
         parts.append("</div>")
     parts.append("<h2>Provenance</h2>")
     parts += [_provenance(r) for r in results]

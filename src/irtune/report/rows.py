@@ -40,13 +40,24 @@ def comparison_rows(comparison: Comparison) -> list[Row]:
             rows.append(Row(_metric_cells(name, m), m.delta < 0, m.significant, d.contaminated))
     summary = comparison.summary()
     for metric, s in summary.items():
-        rows.append(Row(
-            ("average", metric.upper().replace("RECALL", "Recall"), f"{s['baseline']:.4f}",
-             f"{s['candidate']:.4f}", f"{s['delta']:+.4f}", f"{100 * s['relative']:+.1f}%", "",
-             f"{s['significant_wins']} sig. wins / {s['significant_losses']} sig. losses",
-             f"{s['improved_datasets']}/{len(comparison.datasets)} improved"),
-            s["delta"] < 0, False, comparison.contaminated,
-        ))
+        rows.append(
+            Row(
+                (
+                    "average",
+                    metric.upper().replace("RECALL", "Recall"),
+                    f"{s['baseline']:.4f}",
+                    f"{s['candidate']:.4f}",
+                    f"{s['delta']:+.4f}",
+                    f"{100 * s['relative']:+.1f}%",
+                    "",
+                    f"{s['significant_wins']} sig. wins / {s['significant_losses']} sig. losses",
+                    f"{s['improved_datasets']}/{len(comparison.datasets)} improved",
+                ),
+                s["delta"] < 0,
+                False,
+                comparison.contaminated,
+            )
+        )
     return rows
 
 

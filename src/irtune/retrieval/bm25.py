@@ -29,14 +29,10 @@ def bm25_search(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(scores [Q, k'], corpus indices [Q, k']) best first, k' = min(top_k, corpus size)."""
     stemmer = Stemmer.Stemmer("english")
-    corpus_tokens = bm25s.tokenize(
-        list(corpus_texts), stopwords="en", stemmer=stemmer, show_progress=False
-    )
+    corpus_tokens = bm25s.tokenize(list(corpus_texts), stopwords="en", stemmer=stemmer, show_progress=False)
     retriever = bm25s.BM25(k1=k1, b=b, method=method)
     retriever.index(corpus_tokens, show_progress=False)
-    query_tokens = bm25s.tokenize(
-        list(query_texts), stopwords="en", stemmer=stemmer, show_progress=False
-    )
+    query_tokens = bm25s.tokenize(list(query_texts), stopwords="en", stemmer=stemmer, show_progress=False)
     k = min(top_k, len(corpus_texts))
     indices, scores = retriever.retrieve(query_tokens, k=k, show_progress=False)
     return np.asarray(scores, dtype=np.float32), np.asarray(indices, dtype=np.int64)

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,8 +53,13 @@ def encode_texts(
     prompt: str,
     batch_size: int = 32,
     precision: str = "fp32",
+    pool: dict[str, Any] | None = None,
 ) -> np.ndarray:
-    """Float32 embeddings (normalised when the model's similarity is cosine)."""
+    """Float32 embeddings (normalised when the model's similarity is cosine).
+
+    With a multi-process `pool` (sentence-transformers' pool over several GPUs or CPU
+    processes) the work is split across its workers.
+    """
     if not texts:
         return np.zeros((0, model.model.get_sentence_embedding_dimension() or 0), np.float32)
     with torch.inference_mode(), autocast_for(precision, model.model.device):
@@ -64,6 +70,7 @@ def encode_texts(
             show_progress_bar=False,
             convert_to_numpy=True,
             normalize_embeddings=model.normalize,
+            pool=pool,
         )
     return np.asarray(embeddings, dtype=np.float32)
 
@@ -89,7 +96,9 @@ class EmbeddingShards:
         return np.concatenate([np.asarray(c, dtype=np.float32) for c in self.chunks])
 
 
-def cache_key(model: LoadedModel, prompt: str, precision: str, content_key: str) -> str:
+def cache_key(
+    model: LoadedModel, prompt: str, precision: str, content_key: str, store_dtype: str = "float32"
+) -> str:
     return sha256_text(
         CACHE_FORMAT,
         model.weights_sha256,
@@ -98,6 +107,7 @@ def cache_key(model: LoadedModel, prompt: str, precision: str, content_key: str)
         precision,
         str(model.normalize),
         content_key,
+        *([] if store_dtype == "float32" else [store_dtype]),
     )
 
 
@@ -111,32 +121,28 @@ def encode_corpus_cached(
     chunk_size: int = 2048,
     store_dtype: str = "float32",
     on_progress: Progress | None = None,
+    devices: Sequence[str] | None = None,
 ) -> EmbeddingShards:
     """Encode `texts` with the document prompt, reusing/resuming the on-disk cache.
 
     `content_key` must identify the texts (e.g. the corpus file hash plus the text recipe).
     """
-    key = cache_key(model, model.prompts.document, precision, content_key)
+    key = cache_key(model, model.prompts.document, precision, content_key, store_dtype)
     folder = (cache_dir or default_cache_dir()) / "embeddings" / key
     folder.mkdir(parents=True, exist_ok=True)
     n_chunks = (len(texts) + chunk_size - 1) // chunk_size
     chunks: list[np.ndarray] = []
-    for index in range(n_chunks):
-        start, stop = index * chunk_size, min((index + 1) * chunk_size, len(texts))
-        path = folder / f"chunk_{index:05d}_{chunk_size}.npy"
-        if not path.is_file():
-            vectors = encode_texts(
-                model, texts[start:stop], model.prompts.document, batch_size, precision
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if devices:
+            pool = model.model.start_multi_process_pool(list(devices))
+            stack.callback(model.model.stop_multi_process_pool, pool)
+        for index in range(n_chunks):
+            chunks.append(
+                _chunk(model, texts, index, chunk_size, folder, batch_size, precision, store_dtype, pool)
             )
-            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-                np.save(handle, vectors.astype(store_dtype))
-        chunk = np.load(path, mmap_mode="r")
-        if len(chunk) != stop - start:  # a foreign or truncated file: never trust it
-            path.unlink()
-            raise RuntimeError(f"{path}: cached chunk has {len(chunk)} rows, expected {stop - start}")
-        chunks.append(chunk)
-        if on_progress is not None:
-            on_progress(stop - start)
+            if on_progress is not None:
+                on_progress(len(chunks[-1]))
     manifest = folder / "manifest.json"
     if not manifest.is_file():
         write_json_atomic(
@@ -154,6 +160,31 @@ def encode_corpus_cached(
             },
         )
     return EmbeddingShards(folder=folder, chunks=chunks)
+
+
+def _chunk(
+    model: LoadedModel,
+    texts: Sequence[str],
+    index: int,
+    chunk_size: int,
+    folder: Path,
+    batch_size: int,
+    precision: str,
+    store_dtype: str,
+    pool: dict[str, Any] | None,
+) -> np.ndarray:
+    """Chunk `index` of the corpus embeddings: read from the cache or encoded and written."""
+    start, stop = index * chunk_size, min((index + 1) * chunk_size, len(texts))
+    path = folder / f"chunk_{index:05d}_{chunk_size}.npy"
+    if not path.is_file():
+        vectors = encode_texts(model, texts[start:stop], model.prompts.document, batch_size, precision, pool)
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, vectors.astype(store_dtype))
+    chunk = np.load(path, mmap_mode="r")
+    if len(chunk) != stop - start:  # a foreign or truncated file: never trust it
+        path.unlink()
+        raise RuntimeError(f"{path}: cached chunk has {len(chunk)} rows, expected {stop - start}")
+    return chunk
 
 
 def read_manifest(folder: Path) -> dict:

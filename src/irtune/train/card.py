@@ -42,10 +42,22 @@ def model_card(meta: dict[str, Any]) -> str:
         "",
         "## Hyperparameters",
         "",
-        *[f"- {key}: {config[key]}" for key in (
-            "loss", "epochs", "batch_size", "learning_rate", "warmup_steps", "max_steps",
-            "max_positives_per_query", "hard_negatives", "num_negatives", "relative_margin", "seed",
-        )],
+        *[
+            f"- {key}: {config[key]}"
+            for key in (
+                "loss",
+                "epochs",
+                "batch_size",
+                "learning_rate",
+                "warmup_steps",
+                "max_steps",
+                "max_positives_per_query",
+                "hard_negatives",
+                "num_negatives",
+                "relative_margin",
+                "seed",
+            )
+        ],
         "",
         "## Selection (dev queries, never the evaluated ones)",
         "",
@@ -55,7 +67,12 @@ def model_card(meta: dict[str, Any]) -> str:
     if "interpolation" in selected:
         lines += ["", "| alpha | dev NDCG@10 | dev Recall@100 |", "|---|---|---|"]
         for point in selected["interpolation"]:
-            lines.append(f"| {point['alpha']:.2f} | {point['dev']['ndcg@10']:.4f} | "
-                         f"{point['dev']['recall@100']:.4f} |")
-    lines += ["", f"Training wall time: {meta['wall_time_s']:.0f} s. Full provenance: `irtune_training.json`.", ""]
+            lines.append(
+                f"| {point['alpha']:.2f} | {point['dev']['ndcg@10']:.4f} | {point['dev']['recall@100']:.4f} |"
+            )
+    lines += [
+        "",
+        f"Training wall time: {meta['wall_time_s']:.0f} s. Full provenance: `irtune_training.json`.",
+        "",
+    ]
     return "\n".join(lines)

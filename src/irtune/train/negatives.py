@@ -59,8 +59,14 @@ def mine_candidates(
 ) -> MinedCandidates:
     qids = list(positives_by_query)
     key = sha256_text(
-        "irtune-negatives-v1", base.weights_sha256, base.prompts.query, base.prompts.document,
-        str(shards.folder.name), precision, str(range_min), str(range_max),
+        "irtune-negatives-v1",
+        base.weights_sha256,
+        base.prompts.query,
+        base.prompts.document,
+        str(shards.folder.name),
+        precision,
+        str(range_min),
+        str(range_max),
         json.dumps(positives_by_query, sort_keys=True),
     )
     path = (cache_dir or default_cache_dir()) / "negatives" / f"{key}.json"
@@ -83,16 +89,13 @@ def mine_candidates(
         ranked = [(doc_ids[i], float(s)) for i, s in zip(indices[row], scores[row], strict=True)]
         candidates[qid] = [(d, s) for d, s in ranked[range_min:] if d not in excluded]
         positive_scores[qid] = {
-            d: float(np.dot(query_vectors[row], corpus[position[d]]))
-            for d in positives_by_query[qid]
+            d: float(np.dot(query_vectors[row], corpus[position[d]])) for d in positives_by_query[qid]
         }
     write_json_atomic(path, {"candidates": candidates, "positive_scores": positive_scores})
     return MinedCandidates(candidates, positive_scores)
 
 
-def random_negative(
-    rng: random.Random, doc_ids: list[str], excluded: set[str]
-) -> str:
+def random_negative(rng: random.Random, doc_ids: list[str], excluded: set[str]) -> str:
     while True:
         candidate = doc_ids[rng.randrange(len(doc_ids))]
         if candidate not in excluded:

@@ -91,9 +91,9 @@ def drop_text_duplicates(train_sets: Sequence[TrainSet]) -> list[TrainSet]:
     for train in train_sets:
         queries = train.queries()
         dropped = tuple(
-            q for q, text in queries.items()
-            if (hits := evaluated.get(text_fingerprint(text)))
-            and f"{train.dataset.name}\0{q}" not in hits
+            q
+            for q, text in queries.items()
+            if (hits := evaluated.get(text_fingerprint(text))) and f"{train.dataset.name}\0{q}" not in hits
         )
         if dropped:
             keep = frozenset(queries) - set(dropped)
@@ -112,12 +112,14 @@ def leakage_report(train_sets: Sequence[TrainSet]) -> list[dict]:
             evaluated = evaluated_queries(target)
             overlap = find_overlap(remembered, target.dataset.name, evaluated)
             if overlap.count:
-                findings.append({
-                    "train_set": train.label,
-                    "evaluated": f"{target.dataset.name}:{evaluated_part.split}",
-                    "evaluated_queries": len(evaluated),
-                    **overlap.to_json(),
-                })
+                findings.append(
+                    {
+                        "train_set": train.label,
+                        "evaluated": f"{target.dataset.name}:{evaluated_part.split}",
+                        "evaluated_queries": len(evaluated),
+                        **overlap.to_json(),
+                    }
+                )
     return findings
 
 

@@ -55,8 +55,9 @@ def build_dev_set(
     if pool_k == 0:
         pool = doc_ids
     else:
-        vectors = encode_texts(base, [dataset.queries[q] for q in qids], base.prompts.query,
-                               batch_size, precision)
+        vectors = encode_texts(
+            base, [dataset.queries[q] for q in qids], base.prompts.query, batch_size, precision
+        )
         _, indices = exact_search(vectors, base_shards.iter_with_offsets(), pool_k)
         members = {doc_ids[i] for row in indices for i in row}
         members |= {d for q in qids for d, g in qrels[q].items() if g > 0 and d in dataset.corpus}
@@ -78,16 +79,16 @@ def score_dev(
         texts = [corpus[d].full_text() for d in dev.pool]
         content = sha256_text(corpus_content_key(dev.dataset), *dev.pool)
         shards = encode_corpus_cached(model, texts, content, cache_dir, batch_size, precision)
-        vectors = encode_texts(model, [dev.dataset.queries[q] for q in dev.qids],
-                               model.prompts.query, batch_size, precision)
+        vectors = encode_texts(
+            model, [dev.dataset.queries[q] for q in dev.qids], model.prompts.query, batch_size, precision
+        )
         scores, indices = exact_search(vectors, shards.iter_with_offsets(), 100)
         run = {
             q: {dev.pool[i]: float(s) for i, s in zip(indices[r], scores[r], strict=True)}
             for r, q in enumerate(dev.qids)
         }
         per_dataset[dev.dataset.name] = mean_metrics(evaluate_run(dev.qrels, run, SELECTION_METRICS))
-    macro = {m: math.fsum(v[m] for v in per_dataset.values()) / len(per_dataset)
-             for m in SELECTION_METRICS}
+    macro = {m: math.fsum(v[m] for v in per_dataset.values()) / len(per_dataset) for m in SELECTION_METRICS}
     return {"per_dataset": per_dataset, **macro}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import shutil
 import time
@@ -61,7 +62,7 @@ class LossLog(TrainerCallback):
     epoch: int = 0
     entries: list[dict[str, float]] = field(default_factory=list)
 
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+    def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
             self.entries.append({"epoch": self.epoch, "step": state.global_step, "loss": logs["loss"]})
 
@@ -76,7 +77,9 @@ def _load_state(out_dir: Path, resume: bool) -> dict[str, Any]:
         raise IrtuneError(f"{out_dir}: already holds a trained model (use a new --out)")
     if path.is_file():
         if not resume:
-            raise IrtuneError(f"{out_dir}: holds an unfinished training run; pass --resume or use a new --out")
+            raise IrtuneError(
+                f"{out_dir}: holds an unfinished training run; pass --resume or use a new --out"
+            )
         return json.loads(path.read_text(encoding="utf-8"))
     return {"completed_epochs": 0, "curve": [], "loss": []}
 
@@ -84,8 +87,9 @@ def _load_state(out_dir: Path, resume: bool) -> dict[str, Any]:
 def _epoch_dataset(source: Source, epoch: int, config: TrainConfig) -> Dataset:
     dataset = source.train.dataset
     rng = random.Random(f"{config.seed}:negatives:{epoch}")
-    pairs = epoch_pairs(source.positives, epoch, config.seed, config.max_positives_per_query,
-                        config.max_pairs_per_dataset)
+    pairs = epoch_pairs(
+        source.positives, epoch, config.seed, config.max_positives_per_query, config.max_pairs_per_dataset
+    )
     columns: dict[str, list[str]] = {"anchor": [], "positive": []}
     negatives: list[list[str]] = [[] for _ in range(config.num_negatives)] if source.mined else []
     seen: dict[str, int] = {}
@@ -96,8 +100,9 @@ def _epoch_dataset(source: Source, epoch: int, config: TrainConfig) -> Dataset:
             continue
         occurrence = seen.get(pair.query_id, 0)
         seen[pair.query_id] = occurrence + 1
-        chosen = source.mined.negatives_for(pair.query_id, pair.doc_id, occurrence,
-                                            config.num_negatives, config.relative_margin)
+        chosen = source.mined.negatives_for(
+            pair.query_id, pair.doc_id, occurrence, config.num_negatives, config.relative_margin
+        )
         excluded = set(source.positives[pair.query_id]) | {pair.query_id, *chosen}
         while len(chosen) < config.num_negatives:  # too few safe hard negatives: random ones
             chosen.append(random_negative(rng, source.doc_ids, excluded))
@@ -111,19 +116,20 @@ def _epoch_dataset(source: Source, epoch: int, config: TrainConfig) -> Dataset:
 
 def _prompts(base: LoadedModel, columns: Sequence[str]) -> dict[str, str] | None:
     prompts = {
-        column: base.prompts.query if column == "anchor" else base.prompts.document
-        for column in columns
+        column: base.prompts.query if column == "anchor" else base.prompts.document for column in columns
     }
     prompts = {c: p for c, p in prompts.items() if p}
     return prompts or None
 
 
-def _loss(model: LoadedModel, config: TrainConfig) -> torch.nn.Module:
+def _loss(model: LoadedModel, config: TrainConfig, gather: bool) -> torch.nn.Module:
+    """MNRL (in-batch negatives); with several processes, negatives gathered from all ranks."""
     if config.loss == "cached_mnrl":
         return losses.CachedMultipleNegativesRankingLoss(
-            model.model, scale=config.scale, mini_batch_size=config.mini_batch_size
+            model.model, scale=config.scale, mini_batch_size=config.mini_batch_size,
+            gather_across_devices=gather,
         )
-    return losses.MultipleNegativesRankingLoss(model.model, scale=config.scale)
+    return losses.MultipleNegativesRankingLoss(model.model, scale=config.scale, gather_across_devices=gather)
 
 
 def _steps_per_epoch(sizes: Sequence[int], config: TrainConfig) -> int:
@@ -137,8 +143,8 @@ def _mixed_precision(config: TrainConfig, device: torch.device) -> dict[str, boo
     mode = config.mixed_precision
     if mode == "auto":
         mode = "fp16" if device.type == "cuda" else "none"
-    if mode != "none" and device.type != "cuda":
-        raise IrtuneError(f"mixed_precision={mode} needs a GPU; use none on CPU")
+    if mode == "fp16" and device.type != "cuda":
+        raise IrtuneError("mixed_precision=fp16 needs a GPU; use bf16 or none on CPU")
     return {"fp16": mode == "fp16", "bf16": mode == "bf16"}
 
 
@@ -156,37 +162,63 @@ def _prepare_sources(
         doc_ids = list(dataset.corpus)
         texts = [dataset.corpus[d].full_text() for d in doc_ids]
         console.print(f"[dim]{dataset.name}: base-model corpus embeddings (cached after first use)[/]")
-        shards = encode_corpus_cached(base, texts, corpus_content_key(dataset), cache_dir,
-                                      config.encode_batch_size, config.precision)
+        shards = encode_corpus_cached(
+            base, texts, corpus_content_key(dataset), cache_dir, config.encode_batch_size, config.precision
+        )
         source = Source(train, positives(dataset, train.part), doc_ids, shards)
         if not source.positives:
             raise IrtuneError(f"{train.label}: no query with a relevant document to train on")
         if config.hard_negatives:
             source.mined = mine_candidates(
-                base, dataset, shards, doc_ids, source.positives, config.negatives_range_min,
-                config.negatives_range_max, config.precision, config.encode_batch_size, cache_dir,
+                base,
+                dataset,
+                shards,
+                doc_ids,
+                source.positives,
+                config.negatives_range_min,
+                config.negatives_range_max,
+                config.precision,
+                config.encode_batch_size,
+                cache_dir,
             )
         sources.append(source)
     return sources
 
 
-def _dev_sets(
-    base: LoadedModel, sources: Sequence[Source], config: TrainConfig
-) -> list[DevSet]:
+def _dev_sets(base: LoadedModel, sources: Sequence[Source], config: TrainConfig) -> list[DevSet]:
     if not config.select_on_dev:
         return []
     dev_sets = []
     for source in sources:
         part = source.train.plan.dev
         trained = set(source.positives)
-        dev = build_dev_set(base, source.train.dataset, part, source.base_shards,
-                            config.selection_pool_k, config.max_dev_queries, config.precision,
-                            config.encode_batch_size)
+        dev = build_dev_set(
+            base,
+            source.train.dataset,
+            part,
+            source.base_shards,
+            config.selection_pool_k,
+            config.max_dev_queries,
+            config.precision,
+            config.encode_batch_size,
+        )
         dev.qids = [q for q in dev.qids if q not in trained]  # never select on trained queries
         dev.qrels = {q: dev.qrels[q] for q in dev.qids}
         if dev.qids:
             dev_sets.append(dev)
     return dev_sets
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a torchrun/accelerate launch (rank 0 of 1 when not launched)."""
+
+    rank: int = int(os.environ.get("RANK", "0"))
+    world: int = int(os.environ.get("WORLD_SIZE", "1"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
 
 
 def train_model(
@@ -203,46 +235,79 @@ def train_model(
     doc_prompt: str | None = None,
     max_seq_length: int | None = None,
 ) -> Path:
-    """Fine-tune `base_spec`; write a sentence-transformers model folder to `out_dir`."""
+    """Fine-tune `base_spec`; write a sentence-transformers model folder to `out_dir`.
+
+    Under torchrun every rank trains (DDP; MNRL gathers in-batch negatives across
+    ranks) and rank 0 alone scores dev queries and writes files.
+    """
     started = time.perf_counter()
+    dist = Distributed()
     state = _load_state(out_dir, resume)
     wall_before = state.get("wall_s", 0.0)
-    work = out_dir / WORK
-    work.mkdir(parents=True, exist_ok=True)
+    (out_dir / WORK).mkdir(parents=True, exist_ok=True)
     train_sets = resolve_train_sets(train_specs, config, data_dir, split_files)
     if config.protocol == "honest":
         train_sets = drop_text_duplicates(train_sets)
         for t in train_sets:
             if t.dropped_duplicates:
-                console.print(f"[yellow]{t.dataset.name}: left out {len(t.dropped_duplicates)} training "
-                              f"queries whose text is also an evaluated query[/]")
+                console.print(
+                    f"[yellow]{t.dataset.name}: left out {len(t.dropped_duplicates)} training "
+                    f"queries whose text is also an evaluated query[/]"
+                )
     leakage = guard_leakage(train_sets, config.allow_leakage)
-    contaminated = bool(leakage) or config.protocol == "seed"
     base = load_model(base_spec, device, max_seq_length, query_prompt, doc_prompt)
     base_state = {k: v.detach().clone() for k, v in base.model.state_dict().items()}
     base_description = base.describe()
     torch.manual_seed(config.seed)
 
     sources = _prepare_sources(base, train_sets, config, cache_dir)
-    dev_sets = _dev_sets(base, sources, config)
+    dev_sets = _dev_sets(base, sources, config) if dist.main else []
     if dev_sets and "base_dev" not in state:
         state["base_dev"] = score_dev(base, dev_sets, config.precision, config.encode_batch_size, cache_dir)
+    _fit(base, sources, dev_sets, config, out_dir, state, dist, cache_dir, started, wall_before)
+    if not dist.main:
+        return out_dir
+    selected = _select_and_interpolate(base, base_state, state, dev_sets, config, out_dir, cache_dir)
+    contaminated = bool(leakage) or config.protocol == "seed"
+    _write_model(
+        out_dir, base, base_description, train_sets, leakage, contaminated, config, state, selected,
+        wall_before + time.perf_counter() - started,
+    )
+    shutil.rmtree(out_dir / WORK, ignore_errors=True)
+    return out_dir
 
-    # One optimizer and one linear schedule across all epochs; each epoch is its own
-    # trainer so that positives can be re-sampled per epoch and dev-scored in between.
-    sizes = [len(epoch_pairs(s.positives, 1, config.seed, config.max_positives_per_query,
-                             config.max_pairs_per_dataset)) for s in sources]
-    steps_per_epoch = _steps_per_epoch(sizes, config)
+
+def _fit(
+    base: LoadedModel,
+    sources: Sequence[Source],
+    dev_sets: list[DevSet],
+    config: TrainConfig,
+    out_dir: Path,
+    state: dict[str, Any],
+    dist: Distributed,
+    cache_dir: Path | None,
+    started: float,
+    wall_before: float,
+) -> None:
+    """The epochs. One optimizer and one linear schedule span them all; each epoch is its
+    own trainer so that positives are re-sampled per epoch and dev-scored in between."""
+    work = out_dir / WORK
+    sizes = [
+        len(epoch_pairs(s.positives, 1, config.seed, config.max_positives_per_query,
+                        config.max_pairs_per_dataset))
+        for s in sources
+    ]
+    steps_per_epoch = math.ceil(_steps_per_epoch(sizes, config) / dist.world)
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
     warmup = min(config.warmup_steps, max(1, total_steps // 10))
+    state["effective_warmup_steps"] = warmup
     model = base.model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
-    loss = _loss(base, config)
-    steps_done = state.get("steps_done", 0)
+    loss = _loss(base, config, gather=dist.world > 1)
     if state["completed_epochs"]:
         last = work / f"epoch-{state['completed_epochs']}"
         model.load_state_dict(torch.load(last / "weights.pt", weights_only=True))
@@ -250,68 +315,81 @@ def train_model(
         optimizer.load_state_dict(optim["optimizer"])
         scheduler.load_state_dict(optim["scheduler"])
         console.print(f"resuming after epoch {state['completed_epochs']}")
-
     loss_log = LossLog()
     for epoch in range(state["completed_epochs"] + 1, config.epochs + 1):
-        remaining = total_steps - steps_done
+        remaining = total_steps - state.get("steps_done", 0)
         if remaining <= 0:
             break
         console.print(f"[bold]epoch {epoch}/{config.epochs}[/]")
         loss_log.epoch = epoch
         datasets = {s.train.dataset.name: _epoch_dataset(s, epoch, config) for s in sources}
         train_data = next(iter(datasets.values())) if len(datasets) == 1 else DatasetDict(datasets)
-        columns = next(iter(datasets.values())).column_names
         epoch_dir = work / f"epoch-{epoch}"
-        args = SentenceTransformerTrainingArguments(
-            output_dir=str(epoch_dir),
-            num_train_epochs=1,
-            max_steps=min(remaining, steps_per_epoch) if remaining < steps_per_epoch else -1,
-            per_device_train_batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            seed=config.seed + epoch,
-            batch_sampler=BatchSamplers.NO_DUPLICATES,
-            multi_dataset_batch_sampler=MultiDatasetBatchSamplers(config.multi_dataset_sampler),
-            prompts=_prompts(base, columns),
-            save_strategy="steps",
-            save_steps=config.save_steps,
-            save_total_limit=1,
-            logging_steps=max(1, min(10, steps_per_epoch // 4)),
-            report_to="none",
-            disable_tqdm=False,
-            dataloader_pin_memory=model.device.type == "cuda",
-            **_mixed_precision(config, model.device),
-        )
+        args = _arguments(base, config, epoch_dir, epoch, next(iter(datasets.values())).column_names,
+                          max_steps=remaining if remaining < steps_per_epoch else -1,
+                          logging_steps=max(1, min(10, steps_per_epoch // 4)), dist=dist)
         trainer = SentenceTransformerTrainer(
             model=model, args=args, train_dataset=train_data, loss=loss,
             optimizers=(optimizer, scheduler), callbacks=[loss_log],
         )
         trainer.train(resume_from_checkpoint=_latest_checkpoint(epoch_dir))
-        steps_done += trainer.state.global_step
+        state["steps_done"] = state.get("steps_done", 0) + trainer.state.global_step
+        state["completed_epochs"] = epoch
+        if not dist.main:
+            continue
         with atomic_path(epoch_dir / "weights.pt") as tmp:
             torch.save(model.state_dict(), tmp)
         with atomic_path(epoch_dir / "optim.pt") as tmp:
             torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp)
         for checkpoint in epoch_dir.glob("checkpoint-*"):
             shutil.rmtree(checkpoint, ignore_errors=True)
-        point: dict[str, Any] = {"epoch": epoch, "steps": steps_done}
+        point: dict[str, Any] = {"epoch": epoch, "steps": state["steps_done"]}
         if dev_sets:
             base.refresh_hash()
             point["dev"] = score_dev(base, dev_sets, config.precision, config.encode_batch_size, cache_dir)
-            console.print(f"epoch {epoch}: dev {SELECTION_KEY} {point['dev'][SELECTION_KEY]:.4f} "
-                          f"(base {state['base_dev'][SELECTION_KEY]:.4f})")
+            console.print(
+                f"epoch {epoch}: dev {SELECTION_KEY} {point['dev'][SELECTION_KEY]:.4f} "
+                f"(base {state['base_dev'][SELECTION_KEY]:.4f})"
+            )
         state["curve"].append(point)
         state["loss"].extend(loss_log.entries)
         loss_log.entries = []
-        state["completed_epochs"] = epoch
-        state["steps_done"] = steps_done
         state["wall_s"] = wall_before + time.perf_counter() - started
         write_json_atomic(_state_path(out_dir), state)
 
-    selected = _select_and_interpolate(base, base_state, state, dev_sets, config, out_dir, cache_dir)
-    _write_model(out_dir, base, base_description, train_sets, leakage, contaminated, config,
-                 state, selected, wall_before + time.perf_counter() - started)
-    shutil.rmtree(work, ignore_errors=True)
-    return out_dir
+
+def _arguments(
+    base: LoadedModel,
+    config: TrainConfig,
+    output_dir: Path,
+    epoch: int,
+    columns: Sequence[str],
+    max_steps: int,
+    logging_steps: int,
+    dist: Distributed,
+) -> SentenceTransformerTrainingArguments:
+    on_gpu = base.model.device.type == "cuda"
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=1,
+        max_steps=max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        seed=config.seed + epoch,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        multi_dataset_batch_sampler=MultiDatasetBatchSamplers(config.multi_dataset_sampler),
+        prompts=_prompts(base, columns),
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=1,
+        logging_steps=logging_steps,
+        report_to="none",
+        dataloader_pin_memory=on_gpu,
+        ddp_backend=None if on_gpu or dist.world == 1 else "gloo",
+        # ranks must run the same number of equal-sized steps: the gathered negatives need it
+        dataloader_drop_last=dist.world > 1,
+        **_mixed_precision(config, base.model.device),
+    )
 
 
 def _select_and_interpolate(
@@ -375,8 +453,9 @@ def _write_model(
     wall_s: float,
 ) -> None:
     model = base.model
-    model.prompts = {k: v for k, v in (("query", base.prompts.query),
-                                       ("document", base.prompts.document)) if v}
+    model.prompts = {
+        k: v for k, v in (("query", base.prompts.query), ("document", base.prompts.document)) if v
+    }
     staging = out_dir / WORK / "final"
     shutil.rmtree(staging, ignore_errors=True)
     model.save(str(staging))
@@ -394,8 +473,12 @@ def _write_model(
                 "subset_of_split": t.part.query_ids is not None,
                 "dropped_duplicates_of_evaluated": list(t.dropped_duplicates),
                 "data_files_sha256": t.dataset.file_hashes(t.part.split),
-                "plan": {"method": t.plan.method, "seed": t.plan.seed,
-                         "dev": t.plan.dev.split, "eval": t.plan.eval.split},
+                "plan": {
+                    "method": t.plan.method,
+                    "seed": t.plan.seed,
+                    "dev": t.plan.dev.split,
+                    "eval": t.plan.eval.split,
+                },
             }
             for t in train_sets
         ],
@@ -416,7 +499,5 @@ def _write_model(
         if target.is_dir():
             shutil.rmtree(target)
         item.replace(target)
-    metadata["files_sha256"] = {
-        p.name: sha256_file(p) for p in sorted(out_dir.glob("*.safetensors"))
-    }
+    metadata["files_sha256"] = {p.name: sha256_file(p) for p in sorted(out_dir.glob("*.safetensors"))}
     write_json_atomic(out_dir / TRAINING_METADATA, metadata)  # written last: marks completion

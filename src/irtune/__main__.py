@@ -1,0 +1,3 @@
+from irtune.cli import main
+
+main()

@@ -1,0 +1,93 @@
+"""Hand-made results.json documents for compare/report tests."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from irtune.evaluate import RESULTS_FORMAT
+from irtune.fileio import sha256_text
+from irtune.metrics import HEADLINE_METRICS
+
+
+def results_doc(
+    label: str,
+    datasets: dict[str, dict[str, float]],
+    shift: float = 0.0,
+    contaminated: bool = False,
+    seed: int = 0,
+    n_queries: int = 50,
+) -> dict:
+    """Per-query values drawn around a per-dataset level; `shift` moves every query."""
+    rng = random.Random(seed)
+    entries = []
+    for name, levels in datasets.items():
+        qids = [f"{name}-q{i}" for i in range(n_queries)]
+        per_query = {}
+        for i, q in enumerate(qids):
+            noise = random.Random(f"{name}{i}").uniform(-0.2, 0.2)  # shared by all runs: paired
+            per_query[q] = {
+                m: min(1.0, max(0.0, levels[m] + noise + shift + rng.uniform(-0.02, 0.02)))
+                for m in HEADLINE_METRICS
+            }
+        metrics = {m: sum(v[m] for v in per_query.values()) / len(per_query) for m in HEADLINE_METRICS}
+        entries.append(
+            {
+                "dataset": name,
+                "split": "test",
+                "retriever": "dense",
+                "queries": {
+                    "selection": "all",
+                    "selection_sha256": None,
+                    "count": len(qids),
+                    "ids_sha256": sha256_text(*sorted(qids)),
+                },
+                "corpus_size": 1000,
+                "data_files_sha256": {"corpus.jsonl": name},
+                "metrics": metrics,
+                "per_query": per_query,
+                "timings_s": {},
+                "contaminated": contaminated,
+                "contamination": {
+                    "contaminated": contaminated,
+                    "model_contaminated": contaminated,
+                    "overlap": [],
+                },
+            }
+        )
+    return {
+        "format": RESULTS_FORMAT,
+        "label": label,
+        "model": {
+            "name": label,
+            "weights_sha256": "ab" * 32,
+            "prompts": {"query": "", "document": ""},
+            "max_seq_length": 256,
+            "contaminated": contaminated,
+            "training": None,
+        },
+        "settings": {"retriever": "dense", "precision": "fp32"},
+        "environment": {
+            "irtune_version": "test",
+            "git_commit": None,
+            "date": "2026-11-26",
+            "host": "h",
+            "cpu": "cpu",
+            "gpus": [],
+        },
+        "contaminated": contaminated,
+        "datasets": entries,
+    }
+
+
+LEVELS = {
+    "scifact": {"ndcg@10": 0.64, "ndcg@100": 0.67, "map@100": 0.60, "recall@100": 0.92},
+    "nfcorpus": {"ndcg@10": 0.31, "ndcg@100": 0.29, "map@100": 0.14, "recall@100": 0.31},
+}
+
+
+def write(path: Path, doc: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return path

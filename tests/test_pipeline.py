@@ -1,0 +1,120 @@
+"""`irtune run`: the whole study on a slice with a tiny model; resume after interruption."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import irtune.train.trainer as trainer_module
+from irtune.cli import app
+from irtune.errors import IrtuneError
+from irtune.pipeline import load_study, run_study
+
+runner = CliRunner()
+
+
+def study_file(tmp_path: Path, model: Path, dataset: Path, extra: str = "") -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(f"""
+name = "tiny"
+out_dir = "{tmp_path / "run"}"
+
+[model]
+base = "{model}"
+
+[evaluation]
+datasets = ["{dataset.name}"]
+bm25 = true
+
+[training]
+epochs = 2
+batch_size = 8
+learning_rate = 5e-4
+warmup_steps = 1
+hard_negatives = true
+negatives_range_max = 20
+selection_pool_k = 10
+interpolation_alphas = [0.0, 0.5, 1.0]
+
+[[variants]]
+name = "single"
+train = ["{dataset.name}"]
+{extra}
+""")
+    return path
+
+
+def test_study_runs_end_to_end_and_resumes_after_interruption(
+    tiny_model, scifact_slice, tmp_path, monkeypatch
+):
+    path = study_file(tmp_path, tiny_model, scifact_slice)
+    study = load_study(path)
+    data_dir, cache = scifact_slice.parent, tmp_path / "cache"
+
+    real_score = trainer_module.score_dev
+    calls = {"n": 0}
+
+    def interrupt_in_epoch_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # base dev, epoch 1, then: interrupted during epoch 2
+            raise KeyboardInterrupt
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "score_dev", interrupt_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, data_dir=data_dir, cache_dir=cache)
+    stages = tmp_path / "run" / "stages"
+    baseline = next(stages.glob("baseline-*"))
+    assert (baseline / "done.json").is_file()
+    stamp = (baseline / "results.json").stat().st_mtime_ns
+    state = next(stages.glob("train-single-*")) / "model" / "_irtune_work" / "state.json"
+    assert json.loads(state.read_text())["completed_epochs"] == 1
+
+    monkeypatch.setattr(trainer_module, "score_dev", real_score)
+    report = run_study(study, data_dir=data_dir, cache_dir=cache)
+    assert (baseline / "results.json").stat().st_mtime_ns == stamp  # baseline not redone
+    model_dir = next(stages.glob("train-single-*")) / "model"
+    meta = json.loads((model_dir / "irtune_training.json").read_text())
+    assert [p["epoch"] for p in meta["curve"]] == [1, 2]
+    html = report.read_text()
+    assert "single vs baseline" in html and "bm25 vs baseline" in html
+    tuned = json.loads(next(stages.glob("eval-single-*")).joinpath("results.json").read_text())
+    base = json.loads((baseline / "results.json").read_text())
+    assert tuned["datasets"][0]["queries"]["ids_sha256"] == base["datasets"][0]["queries"]["ids_sha256"]
+    assert tuned["model"]["training"]["train_sets"][0]["split"] == "train"
+
+    # a third run does nothing but re-report; --force redoes one stage
+    result = runner.invoke(
+        app, ["run", str(path), "--data-dir", str(data_dir), "--cache-dir", str(cache), "--force", "bm25"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "baseline: done, skipped" in result.output and "stage 3/6: bm25" in result.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("bogus = 1", r"variants.0.bogus: unknown key"),
+        ("[variants.training]\nepochs = 0", r"variants.single.training: epochs: Input should be greater"),
+    ],
+)
+def test_bad_config_is_one_line_naming_the_key(tiny_model, scifact_slice, tmp_path, extra, message):
+    with pytest.raises(IrtuneError, match=message):
+        load_study(study_file(tmp_path, tiny_model, scifact_slice, extra))
+
+
+def test_seed_protocol_marks_everything_contaminated(tiny_model, scifact_slice, tmp_path):
+    path = study_file(tmp_path, tiny_model, scifact_slice)
+    text = path.read_text().replace("[training]\n", '[training]\nprotocol = "seed"\nallow_leakage = true\n')
+    text = text.replace("epochs = 2", "epochs = 1").replace("bm25 = true", "bm25 = false")
+    path.write_text(text)
+    report = run_study(load_study(path), data_dir=scifact_slice.parent, cache_dir=tmp_path / "cache")
+    assert 'id="contamination-banner"' in report.read_text()
+    tuned = json.loads(
+        next((tmp_path / "run" / "stages").glob("eval-single-*")).joinpath("results.json").read_text()
+    )
+    assert tuned["contaminated"] and tuned["datasets"][0]["contaminated"]
+    assert tuned["model"]["training"]["protocol"] == "seed"
