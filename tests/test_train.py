@@ -70,11 +70,32 @@ def test_two_process_ddp_training_on_cpu(tiny_model, scifact_slice, tmp_path):
     config.write_text("epochs = 1\nbatch_size = 4\nselect_on_dev = false\nwarmup_steps = 1\n")
     out = tmp_path / "ddp"
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "irtune", "train", "-m", str(tiny_model), "--train", str(scifact_slice),
-         "--out", str(out), "--config", str(config), "--cache-dir", str(tmp_path / "cache"),
-         "--device", "cpu"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "irtune",
+            "train",
+            "-m",
+            str(tiny_model),
+            "--train",
+            str(scifact_slice),
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     meta = json.loads((out / TRAINING_METADATA).read_text())
