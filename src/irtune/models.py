@@ -16,6 +16,7 @@ from irtune.errors import IrtuneError
 
 BUNDLED_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
 TRAINING_METADATA = "irtune_training.json"
+SPLITS_DIR = "irtune_splits"  # the honest split plans a fine-tuned model was trained under
 
 E5_QUERY, E5_PASSAGE = "query: ", "passage: "
 BGE_QUERY = "Represent this sentence for searching relevant passages: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -18,11 +19,13 @@ from irtune.evaluate import (
     write_results,
 )
 from irtune.fileio import write_text_atomic
-from irtune.models import load_model
+from irtune.models import SPLITS_DIR, LoadedModel, load_model
 from irtune.report.html import html_report
 from irtune.report.markdown import markdown_report
 from irtune.retrieval.ann import INDEX_TYPES
 from irtune.retrieval.encode import PRECISIONS
+
+log = logging.getLogger(__name__)
 
 
 def selections_from_files(split_files: Sequence[Path]) -> dict[str, tuple[str, QuerySelection]]:
@@ -36,6 +39,23 @@ def selections_from_files(split_files: Sequence[Path]) -> dict[str, tuple[str, Q
             QuerySelection(f"eval part of {path.name}", part.query_ids, plan_sha256(path)),
         )
     return selections
+
+
+def _model_split_files(model: LoadedModel | None, explicit: Sequence[Path]) -> list[Path]:
+    """Split plans saved with a fine-tuned model, so that by default it is evaluated on the
+    queries it did not train on (explicit --split-file entries take precedence)."""
+    if model is None or model.training is None:
+        return []
+    folder = Path(model.location) / SPLITS_DIR
+    found = sorted(folder.glob("*.split.json")) if folder.is_dir() else []
+    if found:
+        log.warning(
+            "%s: evaluating on the held-out queries of its split plans in %s "
+            "(evaluate the baseline with the same --split-file)",
+            model.name,
+            folder,
+        )
+    return found
 
 
 def run_evaluation(
@@ -75,7 +95,7 @@ def run_evaluation(
     model = None
     if retriever == "dense":
         model = load_model(model_spec, device, max_seq_length, query_prompt, doc_prompt)  # type: ignore[arg-type]
-    selections = selections_from_files(split_files)
+    selections = selections_from_files([*_model_split_files(model, split_files), *split_files])
     evaluations = []
     for name in datasets:
         dataset = resolve_dataset(name, data_dir, strict)

@@ -7,11 +7,12 @@ import math
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # headless: charts are rendered to SVG, never to a window
 import matplotlib.pyplot as plt
 import numpy as np
 
 from irtune.compare import Comparison
+from irtune.report.rows import metric_label
 
 COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
@@ -23,10 +24,6 @@ def to_svg(fig: plt.Figure) -> str:
     plt.close(fig)
     svg = buffer.getvalue()
     return svg[svg.index("<svg") :]  # drop the XML prologue so it can be inlined
-
-
-def _label(name: str) -> str:
-    return name.replace("ndcg", "NDCG").replace("map", "MAP").replace("recall", "Recall")
 
 
 def scatter(comparison: Comparison) -> str:
@@ -43,7 +40,7 @@ def scatter(comparison: Comparison) -> str:
                 s=60,
                 edgecolor="black",
                 linewidth=0.5,
-                label=f"{_label(metric)} · {row.dataset}",
+                label=f"{metric_label(metric)} · {row.dataset}",
             )
     low = min(min(m.baseline, m.candidate) for r in comparison.datasets for m in r.metrics)
     high = max(max(m.baseline, m.candidate) for r in comparison.datasets for m in r.metrics)
@@ -70,7 +67,7 @@ def radar(comparison: Comparison, dataset: str) -> str:
     ):
         ax.plot(angles + angles[:1], values + values[:1], color=color, label=label)
         ax.fill(angles + angles[:1], values + values[:1], color=color, alpha=0.15)
-    ax.set_xticks(angles, [_label(n) for n in names], fontsize=8)
+    ax.set_xticks(angles, [metric_label(n) for n in names], fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_title(dataset, pad=18)
     ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, -0.28))
@@ -100,7 +97,7 @@ def metric_bars(comparisons: list[Comparison]) -> str:
         ax.set_xticks(
             np.arange(len(datasets)) + width * (len(series) - 1) / 2, datasets, rotation=20, fontsize=8
         )
-        ax.set_title(_label(name))
+        ax.set_title(metric_label(name))
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
@@ -114,6 +111,10 @@ def delta_histogram(comparison: Comparison, dataset: str, metric: str = "ndcg@10
     ax.hist(deltas, bins=30, color=COLORS[2], edgecolor="white")
     ax.axvline(0, color="black", linewidth=1)
     ax.axvline(deltas.mean(), color=COLORS[3], linestyle="--", label=f"mean {deltas.mean():+.4f}")
-    ax.set(title=f"{dataset}: per-query Δ {_label(metric)}", xlabel="candidate − baseline", ylabel="queries")
+    ax.set(
+        title=f"{dataset}: per-query Δ {metric_label(metric)}",
+        xlabel="candidate − baseline",
+        ylabel="queries",
+    )
     ax.legend(fontsize=7)
     return to_svg(fig)

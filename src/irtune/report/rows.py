@@ -18,10 +18,16 @@ class Row:
     contaminated: bool
 
 
+def metric_label(name: str) -> str:
+    """ndcg@10 -> NDCG@10, recall@100 -> Recall@100, p@5 -> P@5, mrr@10 -> MRR@10."""
+    family, _, k = name.partition("@")
+    return {"recall": "Recall"}.get(family, family.upper()) + "@" + k
+
+
 def _metric_cells(dataset: str, m: MetricComparison) -> tuple[str, ...]:
     return (
         dataset,
-        m.metric.upper().replace("NDCG", "NDCG").replace("RECALL", "Recall").replace("MAP", "MAP"),
+        metric_label(m.metric),
         f"{m.baseline:.4f}",
         f"{m.candidate:.4f}",
         f"{m.delta:+.4f}",
@@ -44,7 +50,7 @@ def comparison_rows(comparison: Comparison) -> list[Row]:
             Row(
                 (
                     "average",
-                    metric.upper().replace("RECALL", "Recall"),
+                    metric_label(metric),
                     f"{s['baseline']:.4f}",
                     f"{s['candidate']:.4f}",
                     f"{s['delta']:+.4f}",

@@ -9,7 +9,7 @@ from rich.table import Table
 from irtune.compare import Comparison
 from irtune.metrics import HEADLINE_METRICS
 from irtune.report.rows import CONTAMINATED as CONTAMINATED_MARK
-from irtune.report.rows import HEADERS, comparison_rows, title
+from irtune.report.rows import HEADERS, comparison_rows, metric_label, title
 
 
 def results_table(result: dict[str, Any]) -> Table:
@@ -17,17 +17,23 @@ def results_table(result: dict[str, Any]) -> Table:
     if result.get("contaminated"):
         title += f"  [bold red]{CONTAMINATED_MARK}[/]"
     table = Table(
-        "dataset", "split", "queries", *[m.upper().replace("@", "@") for m in HEADLINE_METRICS], title=title
+        "dataset", "split", "queries", *[metric_label(m) for m in HEADLINE_METRICS], "search", title=title
     )
     for entry in result["datasets"]:
         name = entry["dataset"] + (" [bold red]⚠[/]" if entry["contaminated"] else "")
         selection = entry["queries"]["selection"]
         split = entry["split"] + ("" if selection == "all" else f" ({selection})")
+        index = entry.get("index") or {}
+        if index.get("type", "exact") == "exact":
+            search = "exact" if index else "bm25"
+        else:
+            search = f"{index['type']} (recall@100 vs exact {index['recall@100_vs_exact']:.3f})"
         table.add_row(
             name,
             split,
             str(entry["queries"]["count"]),
             *[f"{entry['metrics'][m]:.4f}" for m in HEADLINE_METRICS],
+            search,
         )
     return table
 

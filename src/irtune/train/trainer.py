@@ -21,10 +21,11 @@ from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchS
 from sentence_transformers.sentence_transformer import losses
 from transformers import TrainerCallback, get_linear_schedule_with_warmup
 
+from irtune.data.splits import save_plan
 from irtune.errors import IrtuneError
 from irtune.evaluate import corpus_content_key
 from irtune.fileio import atomic_path, sha256_file, write_json_atomic, write_text_atomic
-from irtune.models import TRAINING_METADATA, LoadedModel, load_model
+from irtune.models import SPLITS_DIR, TRAINING_METADATA, LoadedModel, load_model
 from irtune.progress import console
 from irtune.provenance import environment
 from irtune.retrieval.encode import EmbeddingShards, encode_corpus_cached
@@ -126,7 +127,9 @@ def _loss(model: LoadedModel, config: TrainConfig, gather: bool) -> torch.nn.Mod
     """MNRL (in-batch negatives); with several processes, negatives gathered from all ranks."""
     if config.loss == "cached_mnrl":
         return losses.CachedMultipleNegativesRankingLoss(
-            model.model, scale=config.scale, mini_batch_size=config.mini_batch_size,
+            model.model,
+            scale=config.scale,
+            mini_batch_size=config.mini_batch_size,
             gather_across_devices=gather,
         )
     return losses.MultipleNegativesRankingLoss(model.model, scale=config.scale, gather_across_devices=gather)
@@ -270,7 +273,15 @@ def train_model(
     selected = _select_and_interpolate(base, base_state, state, dev_sets, config, out_dir, cache_dir)
     contaminated = bool(leakage) or config.protocol == "seed"
     _write_model(
-        out_dir, base, base_description, train_sets, leakage, contaminated, config, state, selected,
+        out_dir,
+        base,
+        base_description,
+        train_sets,
+        leakage,
+        contaminated,
+        config,
+        state,
+        selected,
         wall_before + time.perf_counter() - started,
     )
     shutil.rmtree(out_dir / WORK, ignore_errors=True)
@@ -293,8 +304,11 @@ def _fit(
     own trainer so that positives are re-sampled per epoch and dev-scored in between."""
     work = out_dir / WORK
     sizes = [
-        len(epoch_pairs(s.positives, 1, config.seed, config.max_positives_per_query,
-                        config.max_pairs_per_dataset))
+        len(
+            epoch_pairs(
+                s.positives, 1, config.seed, config.max_positives_per_query, config.max_pairs_per_dataset
+            )
+        )
         for s in sources
     ]
     steps_per_epoch = math.ceil(_steps_per_epoch(sizes, config) / dist.world)
@@ -304,8 +318,9 @@ def _fit(
     warmup = min(config.warmup_steps, max(1, total_steps // 10))
     state["effective_warmup_steps"] = warmup
     model = base.model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
     loss = _loss(base, config, gather=dist.world > 1)
     if state["completed_epochs"]:
@@ -325,12 +340,23 @@ def _fit(
         datasets = {s.train.dataset.name: _epoch_dataset(s, epoch, config) for s in sources}
         train_data = next(iter(datasets.values())) if len(datasets) == 1 else DatasetDict(datasets)
         epoch_dir = work / f"epoch-{epoch}"
-        args = _arguments(base, config, epoch_dir, epoch, next(iter(datasets.values())).column_names,
-                          max_steps=remaining if remaining < steps_per_epoch else -1,
-                          logging_steps=max(1, min(10, steps_per_epoch // 4)), dist=dist)
+        args = _arguments(
+            base,
+            config,
+            epoch_dir,
+            epoch,
+            next(iter(datasets.values())).column_names,
+            max_steps=remaining if remaining < steps_per_epoch else -1,
+            logging_steps=max(1, min(10, steps_per_epoch // 4)),
+            dist=dist,
+        )
         trainer = SentenceTransformerTrainer(
-            model=model, args=args, train_dataset=train_data, loss=loss,
-            optimizers=(optimizer, scheduler), callbacks=[loss_log],
+            model=model,
+            args=args,
+            train_dataset=train_data,
+            loss=loss,
+            optimizers=(optimizer, scheduler),
+            callbacks=[loss_log],
         )
         trainer.train(resume_from_checkpoint=_latest_checkpoint(epoch_dir))
         state["steps_done"] = state.get("steps_done", 0) + trainer.state.global_step
@@ -494,6 +520,8 @@ def _write_model(
         "environment": environment(),
     }
     write_text_atomic(staging / "README.md", model_card(metadata))
+    for t in train_sets:  # the plans travel with the model: `irtune eval` applies them
+        save_plan(t.plan, staging / SPLITS_DIR / f"{t.dataset.name}.split.json")
     for item in staging.iterdir():
         target = out_dir / item.name
         if target.is_dir():

@@ -1,0 +1,106 @@
+"""The command line: one-line errors with exit code 2 and no traceback; data commands."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import pytest
+from conftest import write_beir
+from test_download import GOOD
+from typer.testing import CliRunner
+
+from irtune.cli import app
+
+runner = CliRunner()
+
+
+def irtune(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "irtune", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, expected: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+
+
+def test_malformed_corpus_line_is_reported_by_eval(tmp_path):
+    root = write_beir(tmp_path / "bad", {"d1": {"text": "x"}}, {"q1": "y"}, {"test": {"q1": {"d1": 1}}})
+    (root / "corpus.jsonl").write_text('{"_id": "d1", "text": "x"}\n{"_id": "d2", "text": "y"\n')
+    result = irtune("eval", "--retriever", "bm25", "-d", str(root))
+    assert_one_line_error(result, f"{root / 'corpus.jsonl'}:2: malformed JSON")
+
+
+def test_missing_split_and_unknown_options_fail_cleanly(tmp_path):
+    root = write_beir(tmp_path / "ok", {"d1": {"text": "x"}}, {"q1": "y"}, {"test": {"q1": {"d1": 1}}})
+    assert_one_line_error(
+        irtune("eval", "--retriever", "bm25", "-d", str(root), "--split", "dev"),
+        'split "dev" not found (available: test)',
+    )
+    assert_one_line_error(
+        irtune("eval", "--retriever", "sparse", "-d", str(root)), "--retriever must be dense or bm25"
+    )
+    assert_one_line_error(irtune("eval", "-d", str(root)), "dense retrieval needs a model")
+
+
+def test_bad_training_config_names_the_key(tmp_path):
+    config = tmp_path / "t.toml"
+    config.write_text("epochs = 2\nlearning_rat = 1e-5\n")
+    assert_one_line_error(
+        irtune(
+            "train",
+            "-m",
+            "minilm",
+            "--train",
+            "scifact",
+            "--out",
+            str(tmp_path / "o"),
+            "--config",
+            str(config),
+        ),
+        "learning_rat: unknown key",
+    )
+
+
+def test_data_info_and_fetch_from_a_local_mirror(tmp_path):
+    root = write_beir(
+        tmp_path / "d",
+        {"d1": {"text": "a b c"}, "d2": {"title": "t", "text": "d"}},
+        {"q1": "x y"},
+        {"test": {"q1": {"d1": 2, "d2": 0}}},
+    )
+    result = runner.invoke(app, ["data", "info", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "corpus: 2 docs" in result.output and "0: 1, 2: 1" in result.output
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "tiny.zip").write_bytes(GOOD)
+    md5 = hashlib.md5(GOOD).hexdigest()
+    result = runner.invoke(
+        app,
+        [
+            "data",
+            "fetch",
+            "tiny",
+            "--mirror",
+            str(mirror),
+            "--md5",
+            md5,
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "data" / "tiny" / "qrels" / "test.tsv").is_file()
+
+
+@pytest.mark.parametrize("command", [["eval", "--help"], ["train", "--help"], ["run", "--help"]])
+def test_help(command):
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0 and "Usage" in result.output
