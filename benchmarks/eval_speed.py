@@ -15,11 +15,12 @@ import tempfile
 from pathlib import Path
 
 import torch
-from _common import data_dir, timed, write_results
 
 from irtune.data.registry import resolve_dataset
 from irtune.evaluate import EvalSettings, evaluate_dataset
 from irtune.models import bundled_model_path, load_model
+
+from _common import data_dir, timed, write_results
 
 
 def irtune_eval(dataset, precision: str, cache: Path) -> float:

@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from _common import RESULTS, data_dir, write_results
-
 from irtune.pipeline import Study, run_study
 from irtune.workflows import load_comparisons
+
+from _common import RESULTS, data_dir, write_results
 
 COMMON = {
     "model": {"base": "minilm"},

@@ -22,6 +22,7 @@ import sys
 import time
 
 import numpy as np
+
 from _common import RESULTS, data_dir, write_results
 
 WORK = RESULTS / "scale_work"

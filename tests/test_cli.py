@@ -7,11 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_beir
-from test_download import GOOD
 from typer.testing import CliRunner
 
 from irtune.cli import app
+
+from conftest import write_beir
+from test_download import GOOD
 
 runner = CliRunner()
 

@@ -10,13 +10,14 @@ import sys
 
 import numpy as np
 import pytest
-from results_fixtures import LEVELS, results_doc, write
 from typer.testing import CliRunner
 
 from irtune.cli import app
 from irtune.compare import compare, load_results
 from irtune.errors import IrtuneError
 from irtune.significance import bootstrap_ci, holm, paired_randomization_test
+
+from results_fixtures import LEVELS, results_doc, write
 
 runner = CliRunner()
 

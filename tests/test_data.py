@@ -6,12 +6,13 @@ import gzip
 import logging
 
 import pytest
-from conftest import shared_dataset, write_beir
 
 from irtune.data.beir import BeirDataset, load_qrels
 from irtune.data.info import dataset_info
 from irtune.data.registry import resolve_dataset
 from irtune.errors import DataError, IrtuneError
+
+from conftest import shared_dataset, write_beir
 
 DOCS = {"d1": {"title": "T1", "text": "first"}, "d2": {"title": "", "text": "second"}}
 QUERIES = {"q1": "one", "q2": "two"}

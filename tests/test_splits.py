@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import shared_dataset, write_beir
 
 from irtune.data.beir import BeirDataset
 from irtune.data.splits import load_plan, make_plan, query_groups, save_plan
@@ -11,6 +10,8 @@ from irtune.errors import LeakageError
 from irtune.leakage import normalize_text
 from irtune.train.config import TrainConfig
 from irtune.train.plan import drop_text_duplicates, expand_presets, guard_leakage, resolve_train_sets
+
+from conftest import shared_dataset, write_beir
 
 
 def ids(dataset, part):

@@ -13,6 +13,7 @@ from irtune.evaluate import EvalSettings, evaluate_dataset
 from irtune.models import TRAINING_METADATA, load_model
 from irtune.train.config import TrainConfig
 from irtune.train.trainer import train_model
+from irtune.workflows import run_evaluation
 
 FAST = dict(
     epochs=2,
@@ -40,6 +41,11 @@ def test_train_writes_a_loadable_selected_model(tiny_model, scifact_slice, cache
     assert chosen == max(p["dev"]["ndcg@10"] for p in meta["selected"]["interpolation"])
     SentenceTransformer(str(out), device="cpu")  # plain sentence-transformers can load it
     assert (out / "README.md").read_text().startswith("---")
+    # the honest plan travels with the model, and `irtune eval` applies it by default
+    assert (out / "irtune_splits" / "scifact.split.json").is_file()
+    result = run_evaluation(str(out), [str(scifact_slice)], cache_dir=cache_dir, device="cpu")
+    assert result["datasets"][0]["queries"]["selection"] == "eval part of scifact.split.json"
+    assert not result["contaminated"]
     # training and dev queries are disjoint, and the plan's dev slice came from train
     train_ids = set(meta["train_queries"][0]["ids"])
     assert meta["train_sets"][0]["split"] == "train" and meta["train_sets"][0]["subset_of_split"]
