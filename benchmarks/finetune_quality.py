@@ -96,7 +96,7 @@ def main() -> None:
     names = [args.only] if args.only else list(STUDIES)
     figures = {}
     for name in names:
-        run_study(study(name), data_dir=data_dir())
+        run_study(study(name), data_dir=data_dir())  # resumes finished stages
         figures[name] = summarize(name)
         for row in figures[name]["comparison"]["datasets"][0]["metrics"]:
             print(

@@ -74,7 +74,8 @@ def test_study_runs_end_to_end_and_resumes_after_interruption(
     assert json.loads(state.read_text())["completed_epochs"] == 1
 
     monkeypatch.setattr(trainer_module, "score_dev", real_score)
-    report = run_study(study, data_dir=data_dir, cache_dir=cache)
+    report, comparisons = run_study(study, data_dir=data_dir, cache_dir=cache)
+    assert [c.candidate_label for c in comparisons] == ["bm25", "single"]
     assert (baseline / "results.json").stat().st_mtime_ns == stamp  # baseline not redone
     model_dir = next(stages.glob("train-single-*")) / "model"
     meta = json.loads((model_dir / "irtune_training.json").read_text())
@@ -111,7 +112,7 @@ def test_seed_protocol_marks_everything_contaminated(tiny_model, scifact_slice, 
     text = path.read_text().replace("[training]\n", '[training]\nprotocol = "seed"\nallow_leakage = true\n')
     text = text.replace("epochs = 2", "epochs = 1").replace("bm25 = true", "bm25 = false")
     path.write_text(text)
-    report = run_study(load_study(path), data_dir=scifact_slice.parent, cache_dir=tmp_path / "cache")
+    report, _ = run_study(load_study(path), data_dir=scifact_slice.parent, cache_dir=tmp_path / "cache")
     assert 'id="contamination-banner"' in report.read_text()
     tuned = json.loads(
         next((tmp_path / "run" / "stages").glob("eval-single-*")).joinpath("results.json").read_text()

@@ -23,7 +23,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(no_args_is_help=True, help="BEIR datasets: fetch and inspect.")
 app.add_typer(data_app, name="data")
-out = Console()
+# Piped output (logs, CI) gets a wide fixed layout instead of rich's 80-column fallback.
+out = Console(width=None if sys.stdout.isatty() else 160)
 
 DataDir = Annotated[
     Path | None,
@@ -338,10 +339,13 @@ def run_command(
 ) -> None:
     """The whole study: baselines, fine-tuning, evaluation, comparison, report; resumable."""
     from irtune.pipeline import load_study, run_study
+    from irtune.report.tables import comparison_table
 
     study = load_study(config_file)
-    report = run_study(study, data_dir=data_dir, cache_dir=cache_dir, force=force or [])
-    out.print(f"report: {report}")
+    report, comparisons = run_study(study, data_dir=data_dir, cache_dir=cache_dir, force=force or [])
+    for comparison in comparisons:
+        out.print(comparison_table(comparison))
+    out.print(f"report: {report} (Markdown: {report.with_suffix('.md')})")
 
 
 def _key_values(items: list[str]) -> dict[str, float | int]:

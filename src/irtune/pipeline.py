@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from irtune.compare import Comparison
 from irtune.config_errors import validated
 from irtune.data.registry import resolve_dataset
 from irtune.data.splits import make_plan, save_plan
@@ -27,7 +28,7 @@ from irtune.progress import console
 from irtune.train.config import TrainConfig
 from irtune.train.plan import expand_presets
 from irtune.train.trainer import train_model
-from irtune.workflows import run_evaluation, write_report
+from irtune.workflows import load_comparisons, run_evaluation, write_report
 
 
 class ModelSection(BaseModel):
@@ -124,7 +125,8 @@ class Stages:
 
 def run_study(
     study: Study, data_dir: Path | None = None, cache_dir: Path | None = None, force: Sequence[str] = ()
-) -> Path:
+) -> tuple[Path, list[Comparison]]:
+    """Run (or resume) the study; returns the report path and the comparisons it shows."""
     data_dir = data_dir or study.data_dir
     out = study.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -252,10 +254,4 @@ def run_study(
     final = stages.run("report", {"results": [r.name for r in results]}, report)
     for name in ("report.html", "report.md"):
         shutil.copyfile(final / name, out / name)
-    from irtune.report.tables import comparison_table
-    from irtune.workflows import load_comparisons
-
-    comparisons, _ = load_comparisons([r / "results.json" for r in results])
-    for comparison in comparisons:
-        console.print(comparison_table(comparison))
-    return out / "report.html"
+    return out / "report.html", load_comparisons([r / "results.json" for r in results])[0]
