@@ -45,7 +45,7 @@ def test_missing_split_and_unknown_options_fail_cleanly(tmp_path):
         'split "dev" not found (available: test)',
     )
     assert_one_line_error(
-        irtune("eval", "--retriever", "sparse", "-d", str(root)), "--retriever must be dense or bm25"
+        irtune("eval", "--retriever", "sparse", "-d", str(root)), "--retriever must be one of dense, bm25"
     )
     assert_one_line_error(irtune("eval", "-d", str(root)), "dense retrieval needs a model")
 

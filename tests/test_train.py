@@ -43,7 +43,7 @@ def test_train_writes_a_loadable_selected_model(tiny_model, scifact_slice, cache
     assert (out / "README.md").read_text().startswith("---")
     # the honest plan travels with the model, and `irtune eval` applies it by default
     assert (out / "irtune_splits" / "scifact.split.json").is_file()
-    result = run_evaluation(str(out), [str(scifact_slice)], cache_dir=cache_dir, device="cpu")
+    result = run_evaluation(str(out), [str(scifact_slice)], EvalSettings(cache_dir=cache_dir))
     assert result["datasets"][0]["queries"]["selection"] == "eval part of scifact.split.json"
     assert not result["contaminated"]
     # training and dev queries are disjoint, and the plan's dev slice came from train

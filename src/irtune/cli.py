@@ -99,10 +99,8 @@ def _dataset(name: str, data_dir: Path | None, strict: bool = False):
 
 @app.command("eval")
 def eval_command(
+    dataset: Annotated[list[str], typer.Option("-d", "--dataset", help="Name or BEIR folder (repeat).")],
     model: Annotated[str | None, typer.Option("-m", "--model", help="minilm, a hub id or a folder.")] = None,
-    dataset: Annotated[
-        list[str], typer.Option("-d", "--dataset", help="Name or BEIR folder (repeat).")
-    ] = ...,  # type: ignore[assignment]
     split: Annotated[str, typer.Option(help="Qrels split to evaluate.")] = "test",
     retriever: Annotated[str, typer.Option(help="dense or bm25.")] = "dense",
     out_dir: Annotated[
@@ -140,31 +138,26 @@ def eval_command(
     ] = None,
 ) -> None:
     """Evaluate a model (or BM25) on datasets and print NDCG@10/100, MAP@100, Recall@100."""
+    from irtune.evaluate import EvalSettings
+    from irtune.models import ModelOptions
     from irtune.workflows import run_evaluation
 
-    result = run_evaluation(
-        model_spec=model,
-        datasets=dataset,
+    settings = EvalSettings(
         split=split,
         retriever=retriever,
-        out_dir=out_dir,
-        split_files=heldout or [],
-        data_dir=data_dir,
-        cache_dir=cache_dir,
-        query_prompt=query_prompt,
-        doc_prompt=doc_prompt,
-        max_seq_length=max_seq_length,
         batch_size=batch_size,
         precision=precision,
-        device=device,
         top_k=top_k,
         ignore_identical_ids=not keep_identical_ids,
-        strict=strict,
-        label=label,
+        cache_dir=cache_dir,
         index=index,
         index_params=_key_values(index_param or []),
         store_dtype=store_dtype,
-        devices=[d.strip() for d in devices.split(",")] if devices else [],
+        devices=tuple(d.strip() for d in devices.split(",")) if devices else (),
+    )
+    options = ModelOptions(device, max_seq_length, query_prompt, doc_prompt)
+    result = run_evaluation(
+        model, dataset, settings, options, out_dir, heldout or [], data_dir, strict, label
     )
     from irtune.report.tables import results_table
 
@@ -251,6 +244,7 @@ def train_command(
     doc_prompt: Annotated[str | None, typer.Option(help="Override the document prompt.")] = None,
 ) -> None:
     """Fine-tune with MNRL on honest splits, select on dev, interpolate, save the model."""
+    from irtune.models import ModelOptions
     from irtune.train.config import TrainConfig
     from irtune.train.plan import expand_presets
     from irtune.train.trainer import train_model
@@ -272,19 +266,8 @@ def train_command(
     options.update({k: v for k, v in overrides.items() if v is not None})
     config = _validated(TrainConfig, options, str(config_file or "options"))
     specs = expand_presets([*(train or []), *([preset] if preset else [])])
-    path = train_model(
-        model,
-        specs,
-        out_dir,
-        config,
-        data_dir,
-        cache_dir,
-        split_file or [],
-        resume,
-        device,
-        query_prompt,
-        doc_prompt,
-    )
+    options = ModelOptions(device, None, query_prompt, doc_prompt)
+    path = train_model(model, specs, out_dir, config, data_dir, cache_dir, split_file or [], resume, options)
     out.print(f"model written to {path}")
 
 

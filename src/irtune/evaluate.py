@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from irtune.progress import progress_bar
 from irtune.provenance import environment
 from irtune.retrieval import ann, bm25
 from irtune.retrieval.dense import exact_search
-from irtune.retrieval.encode import EmbeddingShards, encode_corpus_cached, encode_texts
+from irtune.retrieval.encode import PRECISIONS, EmbeddingShards, encode_corpus_cached, encode_texts
 
 DOC_TEXT_RECIPE = "title+' '+text, stripped"
 RESULTS_FORMAT = "irtune-results-v1"
@@ -29,7 +29,7 @@ RESULTS_FORMAT = "irtune-results-v1"
 @dataclass
 class EvalSettings:
     split: str = "test"
-    retriever: Literal["dense", "bm25"] = "dense"
+    retriever: str = "dense"  # "dense" or "bm25"
     batch_size: int = 32
     precision: str = "fp32"
     top_k: int = 1000
@@ -40,6 +40,17 @@ class EvalSettings:
     index_params: dict[str, Any] = field(default_factory=dict)
     store_dtype: str = "float32"
     devices: tuple[str, ...] = ()  # several: a multi-process encoding pool (GPUs or CPU workers)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "retriever": (self.retriever, ("dense", "bm25")),
+            "precision": (self.precision, PRECISIONS),
+            "index": (self.index, ann.INDEX_TYPES),
+            "store-dtype": (self.store_dtype, ("float32", "float16")),
+        }
+        for option, (value, allowed) in checks.items():
+            if value not in allowed:
+                raise IrtuneError(f"--{option} must be one of {', '.join(allowed)}, not {value!r}")
 
     def describe(self) -> dict[str, Any]:
         out = asdict(self)

@@ -144,6 +144,19 @@ def _training_summary(training: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: training[k] for k in keys if k in training}
 
 
+@dataclass(frozen=True)
+class ModelOptions:
+    """How to load a model: device, max length and prompt overrides (None: the model's own)."""
+
+    device: str | None = None
+    max_seq_length: int | None = None
+    query_prompt: str | None = None
+    doc_prompt: str | None = None
+
+    def load(self, spec: str) -> LoadedModel:
+        return load_model(spec, self.device, self.max_seq_length, self.query_prompt, self.doc_prompt)
+
+
 def load_model(
     spec: str,
     device: str | None = None,

@@ -23,7 +23,9 @@ from irtune.config_errors import validated
 from irtune.data.registry import resolve_dataset
 from irtune.data.splits import make_plan, save_plan
 from irtune.errors import IrtuneError
+from irtune.evaluate import EvalSettings
 from irtune.fileio import sha256_text, write_json_atomic
+from irtune.models import ModelOptions
 from irtune.progress import console
 from irtune.train.config import TrainConfig
 from irtune.train.plan import expand_presets
@@ -38,6 +40,9 @@ class ModelSection(BaseModel):
     doc_prompt: str | None = None
     max_seq_length: int | None = Field(None, ge=8)
     device: str | None = None
+
+    def options(self) -> ModelOptions:
+        return ModelOptions(self.device, self.max_seq_length, self.query_prompt, self.doc_prompt)
 
 
 class EvaluationSection(BaseModel):
@@ -144,6 +149,7 @@ def run_study(
     datasets = {name: resolve_dataset(name, data_dir) for name in ev.datasets}
     data_hashes = {name: d.file_hashes() for name, d in datasets.items()}
     training = study.training
+    options = study.model.options()
 
     def make_splits(folder: Path) -> None:
         for name, dataset in datasets.items():
@@ -164,23 +170,14 @@ def run_study(
     ) -> Callable[[Path], None]:
         def work(folder: Path) -> None:
             files = [f for f in split_files if f.name.split(".split.json")[0] in names]
-            run_evaluation(
-                model,
-                names,
-                ev.split,
-                retriever,
-                folder,
-                files,
-                data_dir,
-                cache_dir,
-                study.model.query_prompt,
-                study.model.doc_prompt,
-                study.model.max_seq_length,
-                ev.batch_size,
-                ev.precision,
-                study.model.device,
-                label=label,
+            settings = EvalSettings(
+                split=ev.split,
+                retriever=retriever,
+                batch_size=ev.batch_size,
+                precision=ev.precision,
+                cache_dir=cache_dir,
             )
+            run_evaluation(model, names, settings, options, folder, files, data_dir, label=label)
 
         return work
 
@@ -213,6 +210,7 @@ def run_study(
 
         def train(folder: Path, specs: list[str] = specs, config: TrainConfig = config) -> None:
             model_dir = folder / "model"
+            names = {s.partition(":")[0] for s in specs}
             train_model(
                 study.model.base,
                 specs,
@@ -220,16 +218,9 @@ def run_study(
                 config,
                 data_dir,
                 cache_dir,
-                [
-                    f
-                    for f in split_files
-                    if f.name.split(".split.json")[0] in {s.partition(":")[0] for s in specs}
-                ],
+                [f for f in split_files if f.name.split(".split.json")[0] in names],
                 resume=model_dir.exists(),
-                device=study.model.device,
-                query_prompt=study.model.query_prompt,
-                doc_prompt=study.model.doc_prompt,
-                max_seq_length=study.model.max_seq_length,
+                model_options=options,
             )
 
         trained = stages.run(f"train:{variant.name}", train_inputs, train)

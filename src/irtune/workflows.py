@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
 from irtune.compare import Comparison, compare, load_results
 from irtune.data.registry import resolve_dataset
@@ -19,11 +20,9 @@ from irtune.evaluate import (
     write_results,
 )
 from irtune.fileio import write_text_atomic
-from irtune.models import SPLITS_DIR, LoadedModel, load_model
+from irtune.models import SPLITS_DIR, LoadedModel, ModelOptions
 from irtune.report.html import html_report
 from irtune.report.markdown import markdown_report
-from irtune.retrieval.ann import INDEX_TYPES
-from irtune.retrieval.encode import PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -61,60 +60,27 @@ def _model_split_files(model: LoadedModel | None, explicit: Sequence[Path]) -> l
 def run_evaluation(
     model_spec: str | None,
     datasets: Sequence[str],
-    split: str = "test",
-    retriever: str = "dense",
+    settings: EvalSettings,
+    model_options: ModelOptions | None = None,
     out_dir: Path | None = None,
     split_files: Sequence[Path] = (),
     data_dir: Path | None = None,
-    cache_dir: Path | None = None,
-    query_prompt: str | None = None,
-    doc_prompt: str | None = None,
-    max_seq_length: int | None = None,
-    batch_size: int = 32,
-    precision: str = "fp32",
-    device: str | None = None,
-    top_k: int = 1000,
-    ignore_identical_ids: bool = True,
     strict: bool = False,
     label: str | None = None,
-    index: str = "exact",
-    index_params: dict[str, Any] | None = None,
-    store_dtype: str = "float32",
-    devices: Sequence[str] = (),
 ) -> dict[str, Any]:
-    if index not in INDEX_TYPES:
-        raise IrtuneError(f"--index must be one of {', '.join(INDEX_TYPES)}, not {index!r}")
-    if store_dtype not in ("float32", "float16"):
-        raise IrtuneError(f"--store-dtype must be float32 or float16, not {store_dtype!r}")
-    if retriever not in ("dense", "bm25"):
-        raise IrtuneError(f"--retriever must be dense or bm25, not {retriever!r}")
-    if precision not in PRECISIONS:
-        raise IrtuneError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if retriever == "dense" and model_spec is None:
-        raise IrtuneError("dense retrieval needs a model: -m minilm, a hub id or a folder")
+    """Evaluate on each dataset (its `eval` queries where a split file names them)."""
     model = None
-    if retriever == "dense":
-        model = load_model(model_spec, device, max_seq_length, query_prompt, doc_prompt)  # type: ignore[arg-type]
+    if settings.retriever == "dense":
+        if model_spec is None:
+            raise IrtuneError("dense retrieval needs a model: -m minilm, a hub id or a folder")
+        model = (model_options or ModelOptions()).load(model_spec)
     selections = selections_from_files([*_model_split_files(model, split_files), *split_files])
     evaluations = []
     for name in datasets:
         dataset = resolve_dataset(name, data_dir, strict)
-        eval_split, selection = selections.get(dataset.name, (split, QuerySelection()))
-        settings = EvalSettings(
-            split=eval_split,
-            retriever=cast(Literal["dense", "bm25"], retriever),
-            batch_size=batch_size,
-            precision=precision,
-            top_k=top_k,
-            ignore_identical_ids=ignore_identical_ids,
-            cache_dir=cache_dir,
-            index=index,
-            index_params=index_params or {},
-            store_dtype=store_dtype,
-            devices=tuple(devices),
-        )
-        evaluations.append(evaluate_dataset(dataset, settings, model, selection))
-    label = label or (model_spec if retriever == "dense" else "bm25") or "run"
+        split, selection = selections.get(dataset.name, (settings.split, QuerySelection()))
+        evaluations.append(evaluate_dataset(dataset, replace(settings, split=split), model, selection))
+    label = label or (model_spec if settings.retriever == "dense" else "bm25") or "run"
     if out_dir is not None:
         write_results(out_dir, evaluations, settings, model, label)
     return results_document(evaluations, settings, model, label)

@@ -25,7 +25,7 @@ from irtune.data.splits import save_plan
 from irtune.errors import IrtuneError
 from irtune.evaluate import corpus_content_key
 from irtune.fileio import atomic_path, sha256_file, write_json_atomic, write_text_atomic
-from irtune.models import SPLITS_DIR, TRAINING_METADATA, LoadedModel, load_model
+from irtune.models import SPLITS_DIR, TRAINING_METADATA, LoadedModel, ModelOptions
 from irtune.progress import console
 from irtune.provenance import environment
 from irtune.retrieval.encode import EmbeddingShards, encode_corpus_cached
@@ -233,10 +233,7 @@ def train_model(
     cache_dir: Path | None = None,
     split_files: Sequence[Path] = (),
     resume: bool = False,
-    device: str | None = None,
-    query_prompt: str | None = None,
-    doc_prompt: str | None = None,
-    max_seq_length: int | None = None,
+    model_options: ModelOptions | None = None,
 ) -> Path:
     """Fine-tune `base_spec`; write a sentence-transformers model folder to `out_dir`.
 
@@ -258,7 +255,7 @@ def train_model(
                     f"queries whose text is also an evaluated query[/]"
                 )
     leakage = guard_leakage(train_sets, config.allow_leakage)
-    base = load_model(base_spec, device, max_seq_length, query_prompt, doc_prompt)
+    base = (model_options or ModelOptions()).load(base_spec)
     base_state = {k: v.detach().clone() for k, v in base.model.state_dict().items()}
     base_description = base.describe()
     torch.manual_seed(config.seed)
