@@ -35,24 +35,27 @@ COMMON = {
     },
 }
 STUDIES = {
-    "scifact": {
+    "scifact": {  # the settings of examples/quickstart.toml
         "evaluation": {"datasets": ["scifact"], "precision": "bf16", "bm25": False},
         "training": {
             "epochs": 2,
             "learning_rate": 3e-5,
             "warmup_steps": 10,
-            "interpolation_alphas": [0.0, 0.5, 0.75, 1.0],
+            "interpolation_alphas": [0.0, 0.5, 1.0],
         },
     },
-    "nfcorpus": {
+    "nfcorpus": {  # gentle: one capped positive per query, small lr, dev selection
         "evaluation": {"datasets": ["nfcorpus"], "precision": "bf16", "bm25": False},
         "training": {
             "epochs": 2,
             "learning_rate": 1e-5,
             "warmup_steps": 10,
             "max_positives_per_query": 1,
+            "max_pairs_per_dataset": 1200,
             "hard_negatives": False,
-            "interpolation_alphas": [0.0, 0.25, 0.5, 0.75, 1.0],
+            "selection_pool_k": 10,
+            "max_dev_queries": 200,
+            "interpolation_alphas": [0.0, 0.5, 1.0],
         },
     },
 }

@@ -119,6 +119,17 @@ def scifact_slice(tmp_path_factory) -> Path:
     )
 
 
+@pytest.fixture(scope="session")
+def nfcorpus_slice(tmp_path_factory) -> Path:
+    """NFCorpus: 20 train, 10 dev and 10 test queries with graded judgements."""
+    return slice_dataset(
+        shared_dataset("nfcorpus"),
+        tmp_path_factory.mktemp("beir") / "nfcorpus",
+        {"train": 20, "dev": 10, "test": 10},
+        extra_docs=50,
+    )
+
+
 @pytest.fixture()
 def cache_dir(tmp_path) -> Path:
     return tmp_path / "cache"

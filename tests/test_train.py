@@ -110,3 +110,27 @@ def test_two_process_ddp_training_on_cpu(tiny_model, scifact_slice, tmp_path):
     n_pairs = sum(1 for _ in meta["train_queries"][0]["ids"])
     assert meta["curve"][0]["steps"] <= (n_pairs + 7) // 8 + 2
     SentenceTransformer(str(out), device="cpu")
+
+
+def test_multi_dataset_cached_mnrl_with_per_dataset_batches(
+    tiny_model, scifact_slice, nfcorpus_slice, cache_dir, tmp_path
+):
+    config = TrainConfig(
+        epochs=1,
+        batch_size=8,
+        loss="cached_mnrl",
+        mini_batch_size=4,
+        warmup_steps=1,
+        multi_dataset_sampler="round_robin",
+        max_positives_per_query=2,
+        selection_pool_k=10,
+        interpolation_alphas=[0.0, 1.0],
+    )
+    out = tmp_path / "multi"
+    train_model(str(tiny_model), [str(scifact_slice), str(nfcorpus_slice)], out, config, cache_dir=cache_dir)
+    meta = json.loads((out / TRAINING_METADATA).read_text())
+    assert [t["dataset"] for t in meta["train_sets"]] == ["scifact", "nfcorpus"]
+    nf = meta["train_sets"][1]
+    assert (nf["split"], nf["plan"]["dev"], nf["plan"]["eval"]) == ("train", "dev", "test")
+    assert set(meta["selected"]["base_dev"]["per_dataset"]) == {"scifact", "nfcorpus"}
+    assert meta["config"]["loss"] == "cached_mnrl"

@@ -68,7 +68,8 @@ def radar(comparison: Comparison, dataset: str) -> str:
         ax.plot(angles + angles[:1], values + values[:1], color=color, label=label)
         ax.fill(angles + angles[:1], values + values[:1], color=color, alpha=0.15)
     ax.set_xticks(angles, [metric_label(n) for n in names], fontsize=8)
-    ax.set_ylim(0, 1)
+    values = [v for n in names for v in (row.metric(n).baseline, row.metric(n).candidate)]
+    ax.set_ylim(max(0.0, min(values) - 0.15), min(1.0, max(values) + 0.05))  # zoom on the differences
     ax.set_title(dataset, pad=18)
     ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, -0.28))
     return to_svg(fig)
@@ -99,8 +100,9 @@ def metric_bars(comparisons: list[Comparison]) -> str:
         )
         ax.set_title(metric_label(name))
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=len(series), fontsize=8)
     return to_svg(fig)
 
 
