@@ -25,7 +25,7 @@ from irtune.data.splits import make_plan, save_plan
 from irtune.errors import IrtuneError
 from irtune.evaluate import EvalSettings
 from irtune.fileio import sha256_text, write_json_atomic
-from irtune.models import ModelOptions
+from irtune.models import TRAINING_METADATA, ModelOptions
 from irtune.progress import console
 from irtune.train.config import TrainConfig
 from irtune.train.plan import expand_presets
@@ -211,6 +211,8 @@ def run_study(
         def train(folder: Path, specs: list[str] = specs, config: TrainConfig = config) -> None:
             model_dir = folder / "model"
             names = {s.partition(":")[0] for s in specs}
+            if (model_dir / TRAINING_METADATA).is_file():  # finished just before an interruption
+                return
             train_model(
                 study.model.base,
                 specs,

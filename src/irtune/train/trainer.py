@@ -74,8 +74,8 @@ def _state_path(out_dir: Path) -> Path:
 
 def _load_state(out_dir: Path, resume: bool) -> dict[str, Any]:
     path = _state_path(out_dir)
-    if (out_dir / TRAINING_METADATA).is_file() and not resume:
-        raise IrtuneError(f"{out_dir}: already holds a trained model (use a new --out)")
+    if (out_dir / TRAINING_METADATA).is_file():
+        raise IrtuneError(f"{out_dir}: already holds a finished trained model (use a new --out)")
     if path.is_file():
         if not resume:
             raise IrtuneError(
@@ -264,6 +264,7 @@ def train_model(
     dev_sets = _dev_sets(base, sources, config) if dist.main else []
     if dev_sets and "base_dev" not in state:
         state["base_dev"] = score_dev(base, dev_sets, config.precision, config.encode_batch_size, cache_dir)
+        write_json_atomic(_state_path(out_dir), state)  # a resumed run need not score the base again
     _fit(base, sources, dev_sets, config, out_dir, state, dist, cache_dir, started, wall_before)
     if not dist.main:
         return out_dir
