@@ -135,6 +135,13 @@ def main() -> None:
     parser.add_argument("--precision", default="bf16")
     parser.add_argument("--worker", choices=("encode", "exact", "ivf", "hnsw"))
     parser.add_argument("--n", type=int, default=0)
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="*",
+        default=list(SIZES),
+        help="smaller corpus sizes searched for the scaling exponent",
+    )
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
@@ -145,10 +152,11 @@ def main() -> None:
         corpus_file.write_text(json.dumps(synthetic_texts(args.docs, 1, 8, 24)))
         (WORK / "queries.json").write_text(json.dumps(synthetic_texts(args.queries, 2, 5, 12)))
     encode = run_worker("encode", args.docs, args.precision)
-    exact_rows = [run_worker("exact", n, args.precision) for n in (*SIZES, args.docs)]
+    sizes = [n for n in args.sizes if n < args.docs]
+    exact_rows = [run_worker("exact", n, args.precision) for n in (*sizes, args.docs)]
     ann_rows = [run_worker(kind, args.docs, args.precision) for kind in ("ivf", "hnsw")]
     write_results(
-        "scale",
+        "scale" if args.docs == 522_931 else f"scale_{args.docs}",
         {
             "docs": args.docs,
             "queries": args.queries,
@@ -156,8 +164,8 @@ def main() -> None:
             "encode": encode,
             "exact": exact_rows,
             "ann": ann_rows,
-            "scaling_exponent_exact_search_time": exponent(exact_rows, "exact_search_s"),
-            "scaling_exponent_exact_peak_rss": exponent(exact_rows, "peak_rss_mb"),
+            "scaling_exponent_exact_search_time": exponent(exact_rows, "exact_search_s") if sizes else None,
+            "scaling_exponent_exact_peak_rss": exponent(exact_rows, "peak_rss_mb") if sizes else None,
             "target_peak_rss_mb": 4096,
         },
     )
