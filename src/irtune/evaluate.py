@@ -14,7 +14,7 @@ from irtune.data.beir import BeirDataset
 from irtune.errors import IrtuneError
 from irtune.fileio import atomic_path, sha256_text, write_json_atomic
 from irtune.leakage import TrainingQueries, find_overlap
-from irtune.metrics import DEFAULT_METRICS, HEADLINE_METRICS, evaluate_run, mean_metrics, rank_documents
+from irtune.metrics import DEFAULT_METRICS, evaluate_run, mean_metrics, rank_documents
 from irtune.models import LoadedModel
 from irtune.progress import progress_bar
 from irtune.provenance import environment
@@ -285,7 +285,3 @@ def write_results(
     path = out_dir / "results.json"
     write_json_atomic(path, results_document(evaluations, settings, model, label))
     return path
-
-
-def headline(entry: dict[str, Any]) -> dict[str, float]:
-    return {m: entry["metrics"][m] for m in HEADLINE_METRICS if m in entry["metrics"]}

@@ -10,7 +10,7 @@ from typing import Any
 
 from irtune.compare import Comparison, compare, load_results
 from irtune.data.registry import resolve_dataset
-from irtune.data.splits import load_plan, plan_sha256
+from irtune.data.splits import load_plan
 from irtune.errors import IrtuneError
 from irtune.evaluate import (
     EvalSettings,
@@ -19,7 +19,7 @@ from irtune.evaluate import (
     results_document,
     write_results,
 )
-from irtune.fileio import write_text_atomic
+from irtune.fileio import sha256_file, write_text_atomic
 from irtune.models import SPLITS_DIR, LoadedModel, ModelOptions
 from irtune.report.html import html_report
 from irtune.report.markdown import markdown_report
@@ -35,7 +35,7 @@ def selections_from_files(split_files: Sequence[Path]) -> dict[str, tuple[str, Q
         part = plan.eval
         selections[plan.dataset] = (
             part.split,
-            QuerySelection(f"eval part of {path.name}", part.query_ids, plan_sha256(path)),
+            QuerySelection(f"eval part of {path.name}", part.query_ids, sha256_file(path)),
         )
     return selections
 

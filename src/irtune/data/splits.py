@@ -23,7 +23,7 @@ from typing import Any
 
 from irtune.data.beir import BeirDataset
 from irtune.errors import DataError, IrtuneError
-from irtune.fileio import sha256_file, write_json_atomic
+from irtune.fileio import write_json_atomic
 
 SPLIT_FORMAT = "irtune-split-v1"
 PARTS = ("train", "dev", "eval")
@@ -157,7 +157,3 @@ def load_plan(path: Path) -> SplitPlan:
         return SplitPlan(data["dataset"], data["method"], int(data["seed"]), **parts)
     except (KeyError, TypeError) as exc:
         raise DataError(path, f"malformed split file (missing {exc})") from None
-
-
-def plan_sha256(path: Path) -> str:
-    return sha256_file(path)

@@ -10,7 +10,6 @@ an interrupted run re-encodes only the missing chunks.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -185,7 +184,3 @@ def _chunk(
         path.unlink()
         raise RuntimeError(f"{path}: cached chunk has {len(chunk)} rows, expected {stop - start}")
     return chunk
-
-
-def read_manifest(folder: Path) -> dict:
-    return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))

@@ -216,8 +216,8 @@ def _dev_sets(base: LoadedModel, sources: Sequence[Source], config: TrainConfig)
 class Distributed:
     """This process's place in a torchrun/accelerate launch (rank 0 of 1 when not launched)."""
 
-    rank: int = int(os.environ.get("RANK", "0"))
-    world: int = int(os.environ.get("WORLD_SIZE", "1"))
+    rank: int = field(default_factory=lambda: int(os.environ.get("RANK", "0")))
+    world: int = field(default_factory=lambda: int(os.environ.get("WORLD_SIZE", "1")))
 
     @property
     def main(self) -> bool:
@@ -409,6 +409,7 @@ def _arguments(
         logging_steps=logging_steps,
         report_to="none",
         dataloader_pin_memory=on_gpu,
+        use_cpu=not on_gpu,  # lets bf16 autocast train on CPU
         ddp_backend=None if on_gpu or dist.world == 1 else "gloo",
         # ranks must run the same number of equal-sized steps: the gathered negatives need it
         dataloader_drop_last=dist.world > 1,
