@@ -1,8 +1,9 @@
 """Scale: a Quora-size corpus (522,931 short texts) with 10,000 queries on one machine.
 
 Builds a deterministic synthetic corpus from sentences of the shared SciFact and NFCorpus
-corpora, encodes it into memory-mapped shards (irtune's cache), then measures, each in a
-fresh subprocess so that peak RSS is its own:
+corpora, written as a BEIR corpus.jsonl, and encodes it with irtune's evaluation path
+(texts streamed from the file, embeddings in memory-mapped shards of irtune's cache), then
+measures, each in a fresh subprocess so that peak RSS is its own:
 - encode throughput (docs/s) and peak RSS,
 - exact search over shards (running top-k) at 50k, 100k, 200k and 522,931 documents,
   with the time/memory scaling exponent log(t2/t1)/log(n2/n1),
@@ -56,27 +57,20 @@ def synthetic_texts(n: int, seed: int, min_words: int, max_words: int) -> list[s
 
 def worker(args: argparse.Namespace) -> dict:
     """One measurement in this (fresh) process; prints a JSON line."""
+    from irtune.data.beir import BeirDataset
+    from irtune.evaluate import EvalSettings, dense_corpus
     from irtune.models import load_model
     from irtune.provenance import peak_rss_mb
     from irtune.retrieval import ann
     from irtune.retrieval.dense import exact_search
-    from irtune.retrieval.encode import encode_corpus_cached, encode_texts
+    from irtune.retrieval.encode import encode_texts
 
     model = load_model("minilm")
-    corpus = json.loads((WORK / "corpus.json").read_text())
-    queries = json.loads((WORK / "queries.json").read_text())
+    dataset = BeirDataset(WORK / "beir", name="synthetic-quora-size")
+    settings = EvalSettings(batch_size=128, precision=args.precision, cache_dir=WORK / "cache")
     started = time.perf_counter()
-    shards = encode_corpus_cached(
-        model,
-        corpus,
-        f"scale-{len(corpus)}",
-        WORK / "cache",
-        batch_size=128,
-        precision=args.precision,
-        chunk_size=16384,
-    )
+    _, shards = dense_corpus(model, dataset, settings)
     encode_s = time.perf_counter() - started
-    del corpus
     if args.worker == "encode":
         return {
             "docs": shards.count,
@@ -84,7 +78,7 @@ def worker(args: argparse.Namespace) -> dict:
             "docs_per_s": shards.count / encode_s,
             "peak_rss_mb": peak_rss_mb(),
         }
-    q = encode_texts(model, queries, "", 128, args.precision)
+    q = encode_texts(model, list(dataset.queries.values()), model.prompts.query, 128, args.precision)
     limited = [(o, s) for o, s in shards.iter_with_offsets() if o < args.n]
     limited = [(o, s[: args.n - o]) for o, s in limited]
     started = time.perf_counter()
@@ -123,6 +117,23 @@ def run_worker(kind: str, n: int, precision: str) -> dict:
     return row
 
 
+def write_beir(docs: int, queries: int) -> None:
+    """The synthetic corpus and queries as a BEIR folder (kept while its sizes match)."""
+    folder = WORK / "beir"
+    sizes = folder / "sizes.json"
+    if sizes.is_file() and json.loads(sizes.read_text()) == [docs, queries]:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, texts in (
+        ("corpus", synthetic_texts(docs, 1, 8, 24)),
+        ("queries", synthetic_texts(queries, 2, 5, 12)),
+    ):
+        with open(folder / f"{name}.jsonl", "w", encoding="utf-8") as handle:
+            for i, text in enumerate(texts):
+                handle.write(json.dumps({"_id": f"{name[0]}{i}", "title": "", "text": text}) + "\n")
+    sizes.write_text(json.dumps([docs, queries]))
+
+
 def exponent(rows: list[dict], key: str) -> float:
     a, b = rows[0], rows[-1]
     return math.log(b[key] / a[key]) / math.log(b["docs"] / a["docs"])
@@ -146,11 +157,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args)))
         return
-    WORK.mkdir(parents=True, exist_ok=True)
-    corpus_file = WORK / "corpus.json"
-    if not corpus_file.is_file() or len(json.loads(corpus_file.read_text())) != args.docs:
-        corpus_file.write_text(json.dumps(synthetic_texts(args.docs, 1, 8, 24)))
-        (WORK / "queries.json").write_text(json.dumps(synthetic_texts(args.queries, 2, 5, 12)))
+    write_beir(args.docs, args.queries)
     encode = run_worker("encode", args.docs, args.precision)
     sizes = [n for n in args.sizes if n < args.docs]
     exact_rows = [run_worker("exact", n, args.precision) for n in (*sizes, args.docs)]

@@ -70,3 +70,23 @@ def test_multi_process_encoding_matches_single_process(tiny_model, scifact_slice
         model, texts, "a", cache_dir / "two", chunk_size=30, devices=["cpu", "cpu"]
     ).to_array()
     assert np.allclose(single, pooled, atol=1e-5)
+
+
+def test_dense_eval_streams_the_corpus_and_matches_in_memory_encoding(tiny_model, scifact_slice, cache_dir):
+    model = load_model(str(tiny_model), device="cpu")
+    streamed = BeirDataset(scifact_slice)
+    entry = evaluate_dataset(streamed, EvalSettings(cache_dir=cache_dir), model).entry
+    assert "corpus" not in streamed.__dict__  # texts were streamed from the file, never all loaded
+    assert entry["corpus_size"] == len(streamed.doc_ids) == len(BeirDataset(scifact_slice).corpus)
+    texts = [d.full_text() for d in BeirDataset(scifact_slice).corpus.values()]
+    in_memory = encode_corpus_cached(model, texts, "in-memory", cache_dir, chunk_size=64).to_array()
+    from_stream = encode_corpus_cached(
+        model, streamed.iter_texts(), "stream", cache_dir, chunk_size=64, count=len(texts)
+    ).to_array()
+    assert np.array_equal(in_memory, from_stream)
+
+
+def test_a_stream_shorter_than_its_count_is_refused(tiny_model, cache_dir):
+    model = load_model(str(tiny_model), device="cpu")
+    with pytest.raises(ValueError, match="ended before 10 texts"):
+        encode_corpus_cached(model, iter(["a", "b"]), "short", cache_dir, chunk_size=4, count=10)

@@ -97,12 +97,11 @@ def selected_queries(dataset: BeirDataset, split: str, selection: QuerySelection
 def dense_corpus(
     model: LoadedModel, dataset: BeirDataset, settings: EvalSettings
 ) -> tuple[list[str], EmbeddingShards]:
-    doc_ids = list(dataset.corpus)
-    texts = [dataset.corpus[d].full_text() for d in doc_ids]
-    with progress_bar(f"encode {dataset.name} corpus", len(texts)) as advance:
+    doc_ids = dataset.doc_ids
+    with progress_bar(f"encode {dataset.name} corpus", len(doc_ids)) as advance:
         shards = encode_corpus_cached(
             model,
-            texts,
+            dataset.iter_texts(),
             corpus_content_key(dataset),
             settings.cache_dir,
             batch_size=settings.batch_size,
@@ -110,6 +109,7 @@ def dense_corpus(
             on_progress=advance,
             store_dtype=settings.store_dtype,
             devices=settings.devices,
+            count=len(doc_ids),
         )
     return doc_ids, shards
 
@@ -127,9 +127,9 @@ def retrieve(
     extra = 1 if settings.ignore_identical_ids else 0  # room for a dropped self-match
     started = time.perf_counter()
     if settings.retriever == "bm25":
-        doc_ids = list(dataset.corpus)
-        texts = [dataset.corpus[d].full_text() for d in doc_ids]
-        scores, indices = bm25.bm25_search(texts, query_texts, settings.top_k + extra)
+        doc_ids = dataset.doc_ids
+        # bm25s indexes the whole corpus in memory; its texts are only held while indexing.
+        scores, indices = bm25.bm25_search(list(dataset.iter_texts()), query_texts, settings.top_k + extra)
         timings["bm25_s"] = time.perf_counter() - started
     else:
         if model is None:
@@ -216,7 +216,7 @@ def evaluate_dataset(
             "count": len(qids),
             "ids_sha256": sha256_text(*sorted(qids)),
         },
-        "corpus_size": len(dataset.corpus),
+        "corpus_size": len(dataset.doc_ids),
         "data_files_sha256": dataset.file_hashes(settings.split),
         "metrics": mean_metrics(per_query),
         "per_query": per_query,

@@ -87,14 +87,17 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, str, dict]]:
         raise DataError(path, "empty file")
 
 
-def load_corpus(path: Path) -> dict[str, Document]:
-    corpus: dict[str, Document] = {}
+def iter_corpus(path: Path) -> Iterator[tuple[str, Document]]:
+    """Stream (id, document) pairs in file order, so a large corpus need not sit in RAM."""
     for number, doc_id, record in _iter_jsonl(path):
         title = record.get("title") or ""
         if not isinstance(title, str):
             raise DataError(path, '"title" is not a string', number)
-        corpus[doc_id] = Document(title=title, text=record["text"])
-    return corpus
+        yield doc_id, Document(title=title, text=record["text"])
+
+
+def load_corpus(path: Path) -> dict[str, Document]:
+    return dict(iter_corpus(path))
 
 
 def load_queries(path: Path) -> dict[str, str]:
@@ -187,6 +190,19 @@ class BeirDataset:
         return load_corpus(self.corpus_path)
 
     @cached_property
+    def doc_ids(self) -> list[str]:
+        """Document ids in corpus order; read by streaming when the texts are not loaded."""
+        if "corpus" in self.__dict__:
+            return list(self.corpus)
+        return [doc_id for doc_id, _ in iter_corpus(self.corpus_path)]
+
+    def iter_texts(self) -> Iterator[str]:
+        """BEIR document texts in corpus order, streamed from the file unless already loaded."""
+        if "corpus" in self.__dict__:
+            return (doc.full_text() for doc in self.corpus.values())
+        return (doc.full_text() for _, doc in iter_corpus(self.corpus_path))
+
+    @cached_property
     def queries(self) -> dict[str, str]:
         return load_queries(self.queries_path)
 
@@ -213,7 +229,8 @@ class BeirDataset:
         path = self.qrels_path(split)
         qrels = load_qrels(path)
         unknown_queries = [qid for qid in qrels if qid not in self.queries]
-        unknown_docs = sum(1 for judged in qrels.values() for doc_id in judged if doc_id not in self.corpus)
+        known_docs = set(self.doc_ids)
+        unknown_docs = sum(1 for judged in qrels.values() for doc_id in judged if doc_id not in known_docs)
         if unknown_queries or unknown_docs:
             message = (
                 f"{len(unknown_queries)} unknown query ids and {unknown_docs} rows with unknown document ids"

@@ -10,8 +10,9 @@ an interrupted run re-encodes only the missing chunks.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ def cache_key(
 
 def encode_corpus_cached(
     model: LoadedModel,
-    texts: Sequence[str],
+    texts: Iterable[str],
     content_key: str,
     cache_dir: Path | None = None,
     batch_size: int = 32,
@@ -121,15 +122,23 @@ def encode_corpus_cached(
     store_dtype: str = "float32",
     on_progress: Progress | None = None,
     devices: Sequence[str] | None = None,
+    count: int | None = None,
 ) -> EmbeddingShards:
     """Encode `texts` with the document prompt, reusing/resuming the on-disk cache.
 
     `content_key` must identify the texts (e.g. the corpus file hash plus the text recipe).
+    `texts` may be a stream (give its length as `count`): only one chunk of text is held
+    in memory at a time, and the embeddings stay on disk, memory-mapped.
     """
+    if count is None:
+        if not isinstance(texts, Sequence):
+            raise TypeError("encode_corpus_cached: give count= when texts is a stream")
+        count = len(texts)
     key = cache_key(model, model.prompts.document, precision, content_key, store_dtype)
     folder = (cache_dir or default_cache_dir()) / "embeddings" / key
     folder.mkdir(parents=True, exist_ok=True)
-    n_chunks = (len(texts) + chunk_size - 1) // chunk_size
+    n_chunks = (count + chunk_size - 1) // chunk_size
+    stream = iter(texts)
     chunks: list[np.ndarray] = []
     with contextlib.ExitStack() as stack:
         pool = None
@@ -137,8 +146,12 @@ def encode_corpus_cached(
             pool = model.model.start_multi_process_pool(list(devices))
             stack.callback(model.model.stop_multi_process_pool, pool)
         for index in range(n_chunks):
+            batch = list(itertools.islice(stream, chunk_size))
+            expected = min(chunk_size, count - index * chunk_size)
+            if len(batch) != expected:
+                raise ValueError(f"encode_corpus_cached: the text stream ended before {count} texts")
             chunks.append(
-                _chunk(model, texts, index, chunk_size, folder, batch_size, precision, store_dtype, pool)
+                _chunk(model, batch, index, chunk_size, folder, batch_size, precision, store_dtype, pool)
             )
             if on_progress is not None:
                 on_progress(len(chunks[-1]))
@@ -153,7 +166,7 @@ def encode_corpus_cached(
                 "max_seq_length": model.max_seq_length,
                 "precision": precision,
                 "content_key": content_key,
-                "count": len(texts),
+                "count": count,
                 "chunk_size": chunk_size,
                 "store_dtype": store_dtype,
             },
@@ -163,7 +176,7 @@ def encode_corpus_cached(
 
 def _chunk(
     model: LoadedModel,
-    texts: Sequence[str],
+    texts: list[str],
     index: int,
     chunk_size: int,
     folder: Path,
@@ -172,15 +185,14 @@ def _chunk(
     store_dtype: str,
     pool: dict[str, Any] | None,
 ) -> np.ndarray:
-    """Chunk `index` of the corpus embeddings: read from the cache or encoded and written."""
-    start, stop = index * chunk_size, min((index + 1) * chunk_size, len(texts))
+    """Chunk `index` of the corpus embeddings (its `texts`): read from the cache or encoded."""
     path = folder / f"chunk_{index:05d}_{chunk_size}.npy"
     if not path.is_file():
-        vectors = encode_texts(model, texts[start:stop], model.prompts.document, batch_size, precision, pool)
+        vectors = encode_texts(model, texts, model.prompts.document, batch_size, precision, pool)
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.save(handle, vectors.astype(store_dtype))
     chunk = np.load(path, mmap_mode="r")
-    if len(chunk) != stop - start:  # a foreign or truncated file: never trust it
+    if len(chunk) != len(texts):  # a foreign or truncated file: never trust it
         path.unlink()
-        raise RuntimeError(f"{path}: cached chunk has {len(chunk)} rows, expected {stop - start}")
+        raise RuntimeError(f"{path}: cached chunk has {len(chunk)} rows, expected {len(texts)}")
     return chunk
