@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from sentence_transformers import SentenceTransformer
 
 from irtune.data.beir import BeirDataset
@@ -134,3 +135,24 @@ def test_multi_dataset_cached_mnrl_with_per_dataset_batches(
     assert (nf["split"], nf["plan"]["dev"], nf["plan"]["eval"]) == ("train", "dev", "test")
     assert set(meta["selected"]["base_dev"]["per_dataset"]) == {"scifact", "nfcorpus"}
     assert meta["config"]["loss"] == "cached_mnrl"
+
+
+def test_gist_loss_guides_with_a_frozen_copy_of_the_base(tiny_model, scifact_slice, cache_dir, tmp_path):
+    from irtune.train.trainer import _loss
+
+    base = load_model(str(tiny_model), device="cpu")
+    loss = _loss(base, TrainConfig(loss="gist", scale=20.0), gather=False)
+    assert loss.guide is not base.model and loss.temperature == pytest.approx(0.05)
+    assert not any(p.requires_grad for p in loss.guide.parameters())
+    before = next(loss.guide.parameters()).detach().clone()
+    with torch.no_grad():
+        next(base.model.parameters()).add_(1.0)  # training moves the model, never the guide
+    assert torch.equal(next(loss.guide.parameters()), before)
+
+    out = tmp_path / "gist"
+    config = TrainConfig(**{**FAST, "epochs": 1, "loss": "gist", "hard_negatives": False})
+    train_model(str(tiny_model), [str(scifact_slice)], out, config, cache_dir=cache_dir)
+    meta = json.loads((out / TRAINING_METADATA).read_text())
+    assert meta["config"]["loss"] == "gist" and meta["loss"]
+    assert meta["curve"][0]["dev"]["ndcg@10"] != meta["selected"]["base_dev"]["ndcg@10"]  # it trained
+    SentenceTransformer(str(out), device="cpu")

@@ -220,7 +220,7 @@ def train_command(
     ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps in total.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    loss: Annotated[str | None, typer.Option(help="mnrl or cached_mnrl.")] = None,
+    loss: Annotated[str | None, typer.Option(help="mnrl, cached_mnrl, gist or cached_gist.")] = None,
     hard_negatives: Annotated[
         bool | None, typer.Option(help="Mine hard negatives with the base model.")
     ] = None,

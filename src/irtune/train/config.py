@@ -25,7 +25,7 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.01, ge=0)
     seed: int = 42
     max_steps: int | None = Field(None, ge=1)
-    loss: Literal["mnrl", "cached_mnrl"] = "mnrl"
+    loss: Literal["mnrl", "cached_mnrl", "gist", "cached_gist"] = "mnrl"
     mini_batch_size: int = Field(32, ge=1)
     scale: float = Field(20.0, gt=0)
     max_positives_per_query: int | None = Field(None, ge=1)
