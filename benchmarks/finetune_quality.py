@@ -1,8 +1,8 @@
 """Fine-tuning quality with the bundled MiniLM on 2 CPU cores, measured on held-out queries.
 
 - SciFact: train on `train` minus a dev slice, select on the slice, report all 300 `test` queries.
-- NFCorpus: train on `train` (one capped positive per query per epoch), select on `dev`,
-  report `test`; the selection must not cost Recall@100.
+- NFCorpus: train on `train` with the GIST loss (one capped positive per query per epoch),
+  select on `dev`, report `test`; the selection must not cost Recall@100.
 
 Each study is an `irtune run` (resumable; its stages land in benchmarks/results/finetune_*),
 and the before/after tables, paired p-values and training time are written to
@@ -44,17 +44,21 @@ STUDIES = {
             "interpolation_alphas": [0.0, 0.5, 1.0],
         },
     },
-    "nfcorpus": {  # gentle: one capped positive per query, small lr, dev selection
-        "evaluation": {"datasets": ["nfcorpus"], "precision": "bf16", "bm25": False},
+    "nfcorpus": {
+        # Queries share many relevant documents (~40 per query, each relevant to ~30 queries),
+        # so plain in-batch negatives are often false negatives: GIST masks them with the
+        # frozen base model as guide. One capped positive per query per epoch, dev selection.
+        # Evaluated in fp32 so the baseline is the reference figure (0.3159).
+        "evaluation": {"datasets": ["nfcorpus"], "precision": "fp32", "bm25": False},
         "training": {
-            "epochs": 2,
-            "learning_rate": 1e-5,
+            "epochs": 3,
+            "loss": "gist",
+            "learning_rate": 2e-5,
             "warmup_steps": 10,
             "max_positives_per_query": 1,
             "max_pairs_per_dataset": 1200,
             "hard_negatives": False,
             "selection_pool_k": 10,
-            "max_dev_queries": 200,
             "interpolation_alphas": [0.0, 0.5, 1.0],
         },
     },
