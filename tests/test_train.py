@@ -135,6 +135,7 @@ def test_multi_dataset_cached_mnrl_with_per_dataset_batches(
     assert (nf["split"], nf["plan"]["dev"], nf["plan"]["eval"]) == ("train", "dev", "test")
     assert set(meta["selected"]["base_dev"]["per_dataset"]) == {"scifact", "nfcorpus"}
     assert meta["config"]["loss"] == "cached_mnrl"
+    assert set(meta["curve"][0]["rows_left_out_for_false_negatives"]) == {"scifact", "nfcorpus"}
 
 
 def test_gist_loss_guides_with_a_frozen_copy_of_the_base(tiny_model, scifact_slice, cache_dir, tmp_path):

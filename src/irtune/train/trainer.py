@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from datasets import Dataset, DatasetDict
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+from sentence_transformers.base.sampler import MultiDatasetBatchSamplers
 from sentence_transformers.sentence_transformer import losses
 from transformers import TrainerCallback, get_linear_schedule_with_warmup
 
@@ -30,6 +30,7 @@ from irtune.models import SPLITS_DIR, TRAINING_METADATA, LoadedModel, ModelOptio
 from irtune.progress import console
 from irtune.provenance import environment
 from irtune.retrieval.encode import EmbeddingShards, encode_corpus_cached
+from irtune.train.batching import InOrderBatchSampler, Row, conflict_free_order
 from irtune.train.card import model_card
 from irtune.train.config import TrainConfig
 from irtune.train.negatives import MinedCandidates, mine_candidates, random_negative
@@ -86,34 +87,46 @@ def _load_state(out_dir: Path, resume: bool) -> dict[str, Any]:
     return {"completed_epochs": 0, "curve": [], "loss": []}
 
 
-def _epoch_dataset(source: Source, epoch: int, config: TrainConfig) -> Dataset:
+def _epoch_dataset(source: Source, epoch: int, config: TrainConfig) -> tuple[Dataset, int]:
+    """The epoch's rows in conflict-free batch order, and how many rows that left out."""
     dataset = source.train.dataset
     rng = random.Random(f"{config.seed}:negatives:{epoch}")
     pairs = epoch_pairs(
         source.positives, epoch, config.seed, config.max_positives_per_query, config.max_pairs_per_dataset
     )
-    columns: dict[str, list[str]] = {"anchor": [], "positive": []}
-    negatives: list[list[str]] = [[] for _ in range(config.num_negatives)] if source.mined else []
+    rows: list[Row] = []
     seen: dict[str, int] = {}
     for pair in pairs:
-        columns["anchor"].append(dataset.queries[pair.query_id])
-        columns["positive"].append(dataset.corpus[pair.doc_id].full_text())
-        if source.mined is None:
-            continue
-        occurrence = seen.get(pair.query_id, 0)
-        seen[pair.query_id] = occurrence + 1
-        chosen = source.mined.negatives_for(
-            pair.query_id, pair.doc_id, occurrence, config.num_negatives, config.relative_margin
+        doc_ids = [pair.doc_id]
+        if source.mined is not None:
+            occurrence = seen.get(pair.query_id, 0)
+            seen[pair.query_id] = occurrence + 1
+            chosen = source.mined.negatives_for(
+                pair.query_id, pair.doc_id, occurrence, config.num_negatives, config.relative_margin
+            )
+            excluded = set(source.positives[pair.query_id]) | {pair.query_id, *chosen}
+            while len(chosen) < config.num_negatives:  # too few safe hard negatives: random ones
+                chosen.append(random_negative(rng, source.doc_ids, excluded))
+                excluded.add(chosen[-1])
+            doc_ids.extend(chosen)
+        texts = (dataset.queries[pair.query_id], *(dataset.corpus[d].full_text() for d in doc_ids))
+        rows.append(Row(pair.query_id, tuple(doc_ids), texts))
+    relevant = {qid: set(docs) for qid, docs in source.positives.items()}
+    order, left_out = conflict_free_order(rows, relevant, config.batch_size, rng)
+    if left_out > len(rows) // 10:
+        console.print(
+            f"[yellow]{dataset.name}: {left_out} of {len(rows)} rows left out of epoch {epoch}: "
+            "their documents are judged relevant to queries in every batch[/]"
         )
-        excluded = set(source.positives[pair.query_id]) | {pair.query_id, *chosen}
-        while len(chosen) < config.num_negatives:  # too few safe hard negatives: random ones
-            chosen.append(random_negative(rng, source.doc_ids, excluded))
-            excluded.add(chosen[-1])
-        for column, doc_id in zip(negatives, chosen, strict=True):
-            column.append(dataset.corpus[doc_id].full_text())
-    for i, column in enumerate(negatives):
-        columns["negative" if config.num_negatives == 1 else f"negative_{i + 1}"] = column
-    return Dataset.from_dict(columns)
+    names = ["anchor", "positive"]
+    if source.mined is not None:
+        names += (
+            ["negative"]
+            if config.num_negatives == 1
+            else [f"negative_{i + 1}" for i in range(config.num_negatives)]
+        )
+    columns = {name: [rows[i].texts[k] for i in order] for k, name in enumerate(names)}
+    return Dataset.from_dict(columns), left_out
 
 
 def _prompts(base: LoadedModel, columns: Sequence[str]) -> dict[str, str] | None:
@@ -355,7 +368,8 @@ def _fit(
             break
         console.print(f"[bold]epoch {epoch}/{config.epochs}[/]")
         loss_log.epoch = epoch
-        datasets = {s.train.dataset.name: _epoch_dataset(s, epoch, config) for s in sources}
+        built = {s.train.dataset.name: _epoch_dataset(s, epoch, config) for s in sources}
+        datasets = {name: data for name, (data, _) in built.items()}
         train_data = next(iter(datasets.values())) if len(datasets) == 1 else DatasetDict(datasets)
         epoch_dir = work / f"epoch-{epoch}"
         args = _arguments(
@@ -387,7 +401,11 @@ def _fit(
             torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp)
         for checkpoint in epoch_dir.glob("checkpoint-*"):
             shutil.rmtree(checkpoint, ignore_errors=True)
-        point: dict[str, Any] = {"epoch": epoch, "steps": state["steps_done"]}
+        point: dict[str, Any] = {
+            "epoch": epoch,
+            "steps": state["steps_done"],
+            "rows_left_out_for_false_negatives": {name: n for name, (_, n) in built.items()},
+        }
         if dev_sets:
             base.refresh_hash()
             point["dev"] = score_dev(base, dev_sets, config.precision, config.encode_batch_size, cache_dir)
@@ -420,7 +438,7 @@ def _arguments(
         per_device_train_batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         seed=config.seed + epoch,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        batch_sampler=InOrderBatchSampler,  # rows arrive packed by conflict_free_order
         multi_dataset_batch_sampler=MultiDatasetBatchSamplers(config.multi_dataset_sampler),
         prompts=_prompts(base, columns),
         save_strategy="steps",
