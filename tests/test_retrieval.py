@@ -90,3 +90,18 @@ def test_a_stream_shorter_than_its_count_is_refused(tiny_model, cache_dir):
     model = load_model(str(tiny_model), device="cpu")
     with pytest.raises(ValueError, match="ended before 10 texts"):
         encode_corpus_cached(model, iter(["a", "b"]), "short", cache_dir, chunk_size=4, count=10)
+
+
+def test_a_cached_corpus_is_not_read_again(tiny_model, scifact_slice, cache_dir):
+    model = load_model(str(tiny_model), device="cpu")
+    texts = [d.full_text() for d in BeirDataset(scifact_slice).corpus.values()]
+    first = encode_corpus_cached(model, texts, "once", cache_dir, chunk_size=64).to_array()
+
+    def must_not_be_read():
+        raise AssertionError("texts read although every chunk is cached")
+        yield  # pragma: no cover
+
+    again = encode_corpus_cached(
+        model, must_not_be_read(), "once", cache_dir, chunk_size=64, count=len(texts)
+    )
+    assert np.array_equal(first, again.to_array())

@@ -145,14 +145,23 @@ def encode_corpus_cached(
         if devices:
             pool = model.model.start_multi_process_pool(list(devices))
             stack.callback(model.model.stop_multi_process_pool, pool)
+        # texts are read only up to the last chunk missing from the cache: a cached re-run
+        # does not read the corpus texts at all
+        missing = [i for i in range(n_chunks) if not _chunk_path(folder, i, chunk_size).is_file()]
+        last_needed = max(missing, default=-1)
         for index in range(n_chunks):
-            batch = list(itertools.islice(stream, chunk_size))
+            batch: list[str] = []
+            if index <= last_needed:
+                batch = list(itertools.islice(stream, chunk_size))
+                if len(batch) != min(chunk_size, count - index * chunk_size):
+                    raise ValueError(f"encode_corpus_cached: the text stream ended before {count} texts")
+            chunk = _chunk(model, batch, index, chunk_size, folder, batch_size, precision, store_dtype, pool)
             expected = min(chunk_size, count - index * chunk_size)
-            if len(batch) != expected:
-                raise ValueError(f"encode_corpus_cached: the text stream ended before {count} texts")
-            chunks.append(
-                _chunk(model, batch, index, chunk_size, folder, batch_size, precision, store_dtype, pool)
-            )
+            if len(chunk) != expected:  # a foreign or truncated file: never trust it
+                path = _chunk_path(folder, index, chunk_size)
+                path.unlink()
+                raise RuntimeError(f"{path}: cached chunk has {len(chunk)} rows, expected {expected}")
+            chunks.append(chunk)
             if on_progress is not None:
                 on_progress(len(chunks[-1]))
     manifest = folder / "manifest.json"
@@ -185,14 +194,14 @@ def _chunk(
     store_dtype: str,
     pool: dict[str, Any] | None,
 ) -> np.ndarray:
-    """Chunk `index` of the corpus embeddings (its `texts`): read from the cache or encoded."""
-    path = folder / f"chunk_{index:05d}_{chunk_size}.npy"
+    """Chunk `index` of the corpus embeddings: read from the cache, or its `texts` encoded."""
+    path = _chunk_path(folder, index, chunk_size)
     if not path.is_file():
         vectors = encode_texts(model, texts, model.prompts.document, batch_size, precision, pool)
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.save(handle, vectors.astype(store_dtype))
-    chunk = np.load(path, mmap_mode="r")
-    if len(chunk) != len(texts):  # a foreign or truncated file: never trust it
-        path.unlink()
-        raise RuntimeError(f"{path}: cached chunk has {len(chunk)} rows, expected {len(texts)}")
-    return chunk
+    return np.load(path, mmap_mode="r")
+
+
+def _chunk_path(folder: Path, index: int, chunk_size: int) -> Path:
+    return folder / f"chunk_{index:05d}_{chunk_size}.npy"
