@@ -6,7 +6,7 @@ import json
 import random
 from pathlib import Path
 
-from irtune.evaluate import RESULTS_FORMAT
+from irtune.evaluate import RESULTS_FORMAT, EvalSettings
 from irtune.fileio import sha256_text
 from irtune.metrics import HEADLINE_METRICS
 
@@ -18,9 +18,20 @@ def results_doc(
     contaminated: bool = False,
     seed: int = 0,
     n_queries: int = 50,
+    *,
+    settings: dict | None = None,
+    max_seq_length: int = 256,
 ) -> dict:
-    """Per-query values drawn around a per-dataset level; `shift` moves every query."""
+    """Per-query values drawn around a per-dataset level; `shift` moves every query.
+
+    `settings` overrides EvalSettings' defaults, so the recorded settings have the shape
+    `irtune eval` writes (a BM25 run gets no model and no index, as in real files)."""
     rng = random.Random(seed)
+    recorded = EvalSettings(**(settings or {})).describe()
+    dense = recorded["retriever"] == "dense"
+    index = {"type": recorded["index"]}
+    if recorded["approximate"]:
+        index |= {"params": {}, "recall@100_vs_exact": 0.97, "recall@10_vs_exact": 0.99}
     entries = []
     for name, levels in datasets.items():
         qids = [f"{name}-q{i}" for i in range(n_queries)]
@@ -36,7 +47,8 @@ def results_doc(
             {
                 "dataset": name,
                 "split": "test",
-                "retriever": "dense",
+                "retriever": "dense" if dense else "bm25s 0.2 (method=lucene)",
+                "index": index if dense else None,
                 "queries": {
                     "selection": "all",
                     "selection_sha256": None,
@@ -63,11 +75,13 @@ def results_doc(
             "name": label,
             "weights_sha256": "ab" * 32,
             "prompts": {"query": "", "document": ""},
-            "max_seq_length": 256,
+            "max_seq_length": max_seq_length,
             "contaminated": contaminated,
             "training": None,
-        },
-        "settings": {"retriever": "dense", "precision": "fp32"},
+        }
+        if dense
+        else None,
+        "settings": recorded,
         "environment": {
             "irtune_version": "test",
             "git_commit": None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import re
 import shutil
@@ -10,11 +11,16 @@ import sys
 
 import numpy as np
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
+from irtune import compare as compare_module
 from irtune.cli import app
 from irtune.compare import compare, load_results
 from irtune.errors import IrtuneError
+from irtune.report.html import html_report
+from irtune.report.markdown import markdown_report
+from irtune.report.tables import comparison_table
 from irtune.significance import bootstrap_ci, holm, paired_randomization_test
 
 from results_fixtures import LEVELS, results_doc, write
@@ -142,3 +148,131 @@ def test_significance_helpers():
     low, high = bootstrap_ci(np.full(20, 0.3))
     assert low == pytest.approx(0.3) and high == pytest.approx(0.3)
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+ONE_DATASET = {"scifact": LEVELS["scifact"]}
+
+
+def _known_p_values(monkeypatch, values):
+    """compare() then sees these p-values, in (dataset, metric) order."""
+    supply = iter(values)
+    monkeypatch.setattr(compare_module, "paired_randomization_test", lambda _d: next(supply))
+
+
+def _loaded(tmp_path, name, doc):
+    return load_results(write(tmp_path / name / "results.json", doc))
+
+
+def _terminal(renderable) -> str:
+    console = Console(record=True, width=200)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_holm_covers_every_metric_of_a_single_dataset(monkeypatch, tmp_path):
+    # the issue's case: MAP@100 at p 0.041 was reported significant with one dataset
+    raw = [0.004, 0.012, 0.041, 0.3]  # ndcg@10, ndcg@100, map@100, recall@100
+    _known_p_values(monkeypatch, raw)
+    base = _loaded(tmp_path, "base", results_doc("base", ONE_DATASET))
+    tuned = _loaded(tmp_path, "tuned", results_doc("tuned", ONE_DATASET, shift=0.05, seed=1))
+    comparison = compare(base, tuned)
+    adjusted = [m.p_holm for m in comparison.datasets[0].metrics]
+    assert adjusted == pytest.approx(holm(raw))
+    assert adjusted == pytest.approx([0.016, 0.036, 0.082, 0.3])  # Holm over the 4 metrics
+    assert not comparison.datasets[0].metric("map@100").significant
+    assert comparison.to_json()["correction"] == {
+        "method": "holm",
+        "family": "datasets x metrics",
+        "tests": 4,
+        "datasets": 1,
+        "metrics": 4,
+    }
+
+
+def test_holm_covers_datasets_times_metrics_and_every_view_says_so(monkeypatch, files, tmp_path):
+    raw = [0.001, 0.02, 0.004, 0.3, 0.006, 0.011, 0.05, 0.009]  # scifact x 4, then nfcorpus x 4
+    _known_p_values(monkeypatch, raw)
+    base, better = load_results(files[0]), load_results(files[1])
+    comparison = compare(base, better)
+    adjusted = [m.p_holm for d in comparison.datasets for m in d.metrics]
+    assert adjusted == pytest.approx(holm(raw))
+    per_metric = [holm([raw[i], raw[i + 4]]) for i in range(4)]  # the old, too small family
+    assert adjusted != pytest.approx([p[0] for p in per_metric] + [p[1] for p in per_metric])
+    assert comparison.correction.tests == 8
+    assert comparison.to_json()["correction"]["tests"] == 8
+    said = "Holm-corrected over all 8 tests (2 datasets × 4 metrics)"
+    assert said in _terminal(comparison_table(comparison))
+    assert said in markdown_report([comparison])
+    assert said in html_report([comparison], [base, better])
+
+
+@pytest.mark.parametrize(
+    ("change", "setting"),
+    [
+        ({"top_k": 2000}, "top_k"),
+        ({"ignore_identical_ids": False}, "ignore_identical_ids"),
+        ({"index": "hnsw"}, "index"),
+        ({"index": "ivf", "retriever": "bm25"}, None),  # BM25 ignores --index: exact either way
+        ({"index": "flat"}, None),  # FAISS flat is exact search
+    ],
+)
+def test_runs_that_measure_different_things_are_refused(tmp_path, change, setting):
+    base = _loaded(tmp_path, "base", results_doc("base", LEVELS))
+    other = _loaded(tmp_path, "other", results_doc("other", LEVELS, settings=change))
+    if setting is None:
+        assert compare(base, other).caveats == []
+        return
+    for first, second in ((base, other), (other, base)):
+        with pytest.raises(IrtuneError, match=setting) as caught:
+            compare(first, second)
+        message = str(caught.value)
+        assert first["_path"] in message and second["_path"] in message and "\n" not in message
+
+
+def test_two_approximate_runs_compare_and_show_their_index(tmp_path):
+    hnsw = {"index": "hnsw"}
+    base = _loaded(tmp_path, "base", results_doc("base", LEVELS, settings=hnsw))
+    tuned = _loaded(tmp_path, "tuned", results_doc("tuned", LEVELS, shift=0.05, settings=hnsw))
+    comparison = compare(base, tuned)
+    assert comparison.caveats == []
+    assert comparison.to_json()["setup"]["candidate"]["index"] == "hnsw"
+    text = _terminal(comparison_table(comparison))
+    assert "fp32" in text and "hnsw (FAISS, approximate)" in text
+
+
+def test_dense_vs_bm25_is_a_legitimate_comparison(tmp_path):
+    base = _loaded(tmp_path, "bm25", results_doc("bm25", LEVELS, settings={"retriever": "bm25"}))
+    dense = _loaded(
+        tmp_path, "dense", results_doc("dense", LEVELS, shift=0.05, settings={"precision": "bf16"})
+    )
+    comparison = compare(base, dense)
+    assert comparison.caveats == []
+    setup = comparison.to_json()["setup"]
+    assert setup["baseline"]["retriever"] == "bm25" and setup["baseline"]["precision"] is None
+    assert setup["candidate"]["precision"] == "bf16"
+    text = _terminal(comparison_table(comparison))
+    assert "bm25" in text and "bf16" in text and "exact search" in text
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"settings": {"precision": "bf16"}}, ("precision", "fp32", "bf16")),
+        ({"max_seq_length": 512}, ("max_seq_length", "256", "512")),
+    ],
+)
+def test_precision_or_max_length_mismatch_is_a_loud_caveat(files, tmp_path, change, words):
+    base_path = files[0]
+    other_path = write(tmp_path / "other" / "results.json", results_doc("other", LEVELS, **change))
+    base, other = load_results(base_path), load_results(other_path)
+    comparison = compare(base, other)
+    assert len(comparison.caveats) == 1
+    assert all(w in comparison.caveats[0] for w in words)
+    result = runner.invoke(
+        app, ["compare", str(base_path), str(other_path), "--json", str(tmp_path / "c.json")]
+    )
+    assert result.exit_code == 0, result.output
+    assert comparison.caveats[0] in " ".join(result.output.split())  # under the table, maybe wrapped
+    assert json.loads((tmp_path / "c.json").read_text())[0]["caveats"] == comparison.caveats
+    assert comparison.caveats[0] in markdown_report([comparison])
+    assert html_lib.escape(comparison.caveats[0]) in html_report([comparison], [base, other])

@@ -10,10 +10,16 @@ from typer.testing import CliRunner
 
 from irtune.cli import app
 from irtune.data.beir import BeirDataset
-from irtune.evaluate import EvalSettings, evaluate_dataset
-from irtune.metrics import HEADLINE_METRICS
+from irtune.data.splits import SPLIT_FORMAT
+from irtune.errors import IrtuneError
+from irtune.evaluate import EvalSettings, evaluate_dataset, write_run_file
+from irtune.fileio import sha256_text
+from irtune.metrics import DEFAULT_METRICS, HEADLINE_METRICS, evaluate_run, mean_metrics, rank_documents
 from irtune.models import load_model
 from irtune.retrieval import encode
+from irtune.workflows import run_evaluation
+
+from conftest import shared_dataset, slice_dataset
 
 runner = CliRunner()
 
@@ -98,28 +104,92 @@ def test_cached_rerun_does_not_encode_and_resume_encodes_only_missing_chunks(
     assert other != first.folder.name
 
 
+def _split_file(path, dataset: str, split: str, eval_ids: list[str]):
+    """A hand-made split file whose `eval` part is exactly `eval_ids`."""
+    plan = {
+        "format": SPLIT_FORMAT,
+        "dataset": dataset,
+        "method": "hand-made",
+        "seed": 0,
+        "train": {"split": "train", "query_ids": None},
+        "dev": {"split": "train", "query_ids": []},
+        "eval": {"split": split, "query_ids": eval_ids},
+    }
+    path.write_text(json.dumps(plan))
+    return path
+
+
 def test_selection_file_restricts_queries(tiny_model, scifact_slice, tmp_path):
-    out = tmp_path / "splits"
-    assert runner.invoke(app, ["split", "-d", str(scifact_slice), "--out", str(out)]).exit_code == 0
-    split_file = out / "scifact.split.json"
-    plan = json.loads(split_file.read_text())
-    assert plan["eval"] == {"split": "test", "query_ids": None}
-    result = runner.invoke(
-        app,
-        [
-            "eval",
-            "-m",
-            str(tiny_model),
-            "-d",
-            str(scifact_slice),
-            "--split-file",
-            str(split_file),
-            "--out",
-            str(tmp_path / "r"),
-            "--cache-dir",
-            str(tmp_path / "c"),
-        ],
-    )
+    # `irtune split` on SciFact (train + test) keeps all of test for evaluation, which
+    # restricts nothing: hand-make an eval part that is a strict subset of test instead.
+    dataset = BeirDataset(scifact_slice)
+    chosen = sorted(dataset.relevant_queries("test")[::3])
+    split_file = _split_file(tmp_path / "scifact.split.json", dataset.name, "test", chosen)
+    common = ["eval", "-m", str(tiny_model), "-d", str(scifact_slice), "--cache-dir", str(tmp_path / "c")]
+    full_result = runner.invoke(app, [*common, "--out", str(tmp_path / "full")])
+    assert full_result.exit_code == 0, full_result.output
+    result = runner.invoke(app, [*common, "--split-file", str(split_file), "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
+    full = json.loads((tmp_path / "full" / "results.json").read_text())["datasets"][0]
     entry = json.loads((tmp_path / "r" / "results.json").read_text())["datasets"][0]
     assert entry["queries"]["selection"] == "eval part of scifact.split.json"
+    assert entry["queries"]["count"] == len(chosen) == 10 and full["queries"]["count"] == 30
+    assert entry["queries"]["ids_sha256"] == sha256_text(*chosen) != full["queries"]["ids_sha256"]
+    assert sorted(entry["per_query"]) == chosen
+    # the same numbers as the full run (its written run file) restricted to those queries
+    full_run = read_run(tmp_path / "full" / full["run_file"])
+    qrels = dataset.qrels("test")
+    expected = evaluate_run({q: qrels[q] for q in chosen}, {q: full_run[q] for q in chosen}, DEFAULT_METRICS)
+    for qid in chosen:
+        assert entry["per_query"][qid] == pytest.approx(expected[qid], abs=1e-9)
+        assert entry["per_query"][qid] == pytest.approx(full["per_query"][qid], abs=1e-9)
+    assert entry["metrics"] == pytest.approx(mean_metrics(expected), abs=1e-9)
+
+
+def test_heldout_eval_part_of_a_test_only_dataset_is_scored_end_to_end(tmp_path):
+    # a test-only dataset (as SciDocs): `irtune split` cuts test into tune and eval halves
+    root = slice_dataset(shared_dataset("scifact"), tmp_path / "beir" / "scifact", {"test": 40}, 60)
+    assert runner.invoke(app, ["split", "-d", str(root), "--out", str(tmp_path / "splits")]).exit_code == 0
+    split_file = tmp_path / "splits" / "scifact.split.json"
+    plan = json.loads(split_file.read_text())
+    held_out = sorted(plan["eval"]["query_ids"])
+    tuned_on = set(plan["train"]["query_ids"]) | set(plan["dev"]["query_ids"])
+    assert plan["eval"]["split"] == "test" and 0 < len(held_out) < 40
+    result = run_evaluation(
+        None,
+        [str(root)],
+        EvalSettings(retriever="bm25"),
+        out_dir=tmp_path / "r",
+        split_files=[split_file],
+    )
+    entry = result["datasets"][0]
+    assert sorted(entry["per_query"]) == held_out and not tuned_on & set(entry["per_query"])
+    assert entry["queries"]["count"] == len(held_out)
+    assert entry["queries"]["ids_sha256"] == sha256_text(*held_out)
+    written = json.loads((tmp_path / "r" / "results.json").read_text())["datasets"][0]
+    assert sorted(read_run(tmp_path / "r" / written["run_file"])) == held_out
+
+
+def test_top_k_below_a_metric_cutoff_is_refused(scifact_slice):
+    with pytest.raises(IrtuneError, match=r"--top-k 100 .*recall@1000") as caught:
+        EvalSettings(top_k=100)  # the default metrics include recall@1000
+    assert "\n" not in str(caught.value)
+    assert EvalSettings(top_k=100, metrics=("ndcg@10", "recall@100")).top_k == 100
+    with pytest.raises(IrtuneError, match="unknown metric"):
+        EvalSettings(metrics=("ndcg@ten",))
+    result = runner.invoke(app, ["eval", "--retriever", "bm25", "-d", str(scifact_slice), "--top-k", "100"])
+    assert isinstance(result.exception, IrtuneError) and "recall@1000" in str(result.exception)
+
+
+def test_run_file_scores_round_trip_in_order_and_value(tmp_path):
+    # a and b differ in the 8th decimal; 6 decimals would tie them and trec_eval would
+    # then rank b (the larger id) first
+    run = {"q1": {"a": 0.12345679, "b": 0.12345671, "c": 1 / 3, "d": 1e-9, "e": -2.5000000001}}
+    path = tmp_path / "run.trec"
+    write_run_file(path, run, tag="t")
+    lines = [line.split() for line in path.read_text().splitlines()]
+    assert [line[2] for line in lines] == ["c", "a", "b", "d", "e"] == rank_documents(run["q1"])
+    assert [int(line[3]) for line in lines] == [1, 2, 3, 4, 5]
+    back = read_run(path)
+    assert back == run  # exact values
+    assert rank_documents(back["q1"]) == rank_documents(run["q1"])

@@ -1,11 +1,32 @@
-"""Model resolution and prompts: bundled model, family presets, config prompts, overrides."""
+"""Model resolution and prompts: bundled model, family presets, config prompts, overrides, and
+the training record and split plans of a model loaded by hub id."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
+from hub_stub import serve_repos
+
+from irtune.data.beir import BeirDataset
+from irtune.data.splits import SplitPart, SplitPlan, save_plan
 from irtune.errors import IrtuneError
-from irtune.models import BGE_QUERY, bundled_model_path, load_model, resolve_model_location, resolve_prompts
+from irtune.leakage import TrainingQueries
+from irtune.models import (
+    BGE_QUERY,
+    SPLITS_DIR,
+    TRAINING_METADATA,
+    bundled_model_path,
+    hub_repo_id,
+    load_model,
+    resolve_model_location,
+    resolve_prompts,
+)
 
 
 def test_bundled_aliases_resolve_to_the_installed_package():
@@ -45,3 +66,129 @@ def test_local_folder_and_errors(tiny_model, tmp_path):
         resolve_model_location(str(tmp_path))
     with pytest.raises(IrtuneError, match="model folder not found"):
         resolve_model_location("./nowhere")
+
+
+HUB_CHECK = """
+import json, sys
+from pathlib import Path
+from irtune.evaluate import EvalSettings
+from irtune.models import ModelOptions, load_model
+from irtune.workflows import run_evaluation
+
+tuned, plain, dataset, cache = sys.argv[1:5]
+model = load_model(tuned, device="cpu")
+result = run_evaluation(tuned, [dataset], EvalSettings(cache_dir=Path(cache)), ModelOptions(device="cpu"))
+entry = result["datasets"][0]
+report = {
+    "contaminated": model.contaminated,
+    "folder": str(model.folder),
+    "location": result["model"]["location"],
+    "revision": result["model"]["revision"],
+    "result_contaminated": result["contaminated"],
+    "selection": entry["queries"]["selection"],
+    "evaluated": entry["queries"]["count"],
+    "overlap": [o["queries"] for o in entry["contamination"]["overlap"]],
+}
+if plain:
+    other = load_model(plain, device="cpu")
+    report["plain"] = {"training": other.training, "folder": str(other.folder)}
+print(json.dumps(report))
+"""
+
+
+def _hub_env(endpoint: str, hf_home: Path, offline: bool) -> dict[str, str]:
+    """The child's environment: huggingface_hub reads these once, at import time."""
+    hub_vars = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_OFFLINE", "SENTENCE_TRANSFORMERS_HOME")
+    env = {
+        k: v for k, v in os.environ.items() if not k.upper().startswith(hub_vars) and "proxy" not in k.lower()
+    }
+    env.update(
+        HF_ENDPOINT=endpoint,
+        HF_HOME=str(hf_home),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        HF_HUB_OFFLINE="1" if offline else "0",
+        NO_PROXY="127.0.0.1,localhost",
+    )
+    return env
+
+
+def _run_hub_check(env: dict[str, str], *args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", HUB_CHECK, *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture()
+def leaky_model(tiny_model, scifact_slice, tmp_path) -> tuple[Path, int]:
+    """A fine-tuned model folder as irtune writes it after training with --allow-leakage on all
+    of scifact:test, with a split plan that holds out part of test: (folder, held-out count)."""
+    folder = tmp_path / "leaky"
+    shutil.copytree(tiny_model, folder)
+    dataset = BeirDataset(scifact_slice)
+    test_ids = sorted(dataset.qrels("test"))
+    trained = TrainingQueries.from_queries("scifact", "test", {q: dataset.queries[q] for q in test_ids})
+    record = {
+        "format": "irtune-training-v1",
+        "base_model": {"name": str(tiny_model)},
+        "contaminated": True,
+        "leakage": [{"dataset": "scifact", "split": "test", "queries": len(test_ids)}],
+        "train_queries": [trained.to_json()],
+    }
+    (folder / TRAINING_METADATA).write_text(json.dumps(record), encoding="utf-8")
+    held_out = frozenset(test_ids[15:])
+    plan = SplitPlan(
+        dataset="scifact",
+        method="test split cut into tune and eval halves",
+        seed=13,
+        train=SplitPart("test", frozenset(test_ids[:10])),
+        dev=SplitPart("test", frozenset(test_ids[10:15])),
+        eval=SplitPart("test", held_out),
+    )
+    save_plan(plan, folder / SPLITS_DIR / "scifact.split.json")
+    return folder, len(held_out)
+
+
+def test_a_model_loaded_by_hub_id_keeps_its_training_record_and_split_plans(
+    leaky_model, tiny_model, scifact_slice, tmp_path
+):
+    """A contaminated model pushed to a hub and evaluated by id must still say so, and still be
+    scored on the queries its plan held out: both files are fetched into the cache snapshot of the
+    same commit as the weights (the real huggingface_hub code, against a local stub hub), and are
+    found there again offline."""
+    folder, held_out = leaky_model
+    hf_home, cache = tmp_path / "hf-home", tmp_path / "emb-cache"
+    args = ("acme/tuned", "acme/plain", str(scifact_slice), str(cache))
+    with serve_repos({"acme/tuned": folder, "acme/plain": tiny_model}) as hub:
+        online = _run_hub_check(_hub_env(hub.url, hf_home, offline=False), *args)
+    sha = hub.repos["acme/tuned"].sha
+    snapshot = hf_home / "hub" / "models--acme--tuned" / "snapshots" / sha
+    expected = {
+        "contaminated": True,
+        "folder": str(snapshot),
+        "location": "acme/tuned",
+        "revision": sha,
+        "result_contaminated": True,
+        "selection": "eval part of scifact.split.json",
+        "evaluated": held_out,
+        "overlap": [held_out],
+    }
+    assert {k: online[k] for k in expected} == expected
+    assert {TRAINING_METADATA, f"{SPLITS_DIR}/scifact.split.json"} <= hub.downloaded("acme/tuned")
+    assert not hub.unexpected, "the stub hub was asked for something it does not implement"
+    plain_snapshot = hf_home / "hub" / "models--acme--plain" / "snapshots"
+    assert online["plain"]["training"] is None  # a repo without irtune's files is a plain model
+    assert Path(online["plain"]["folder"]).parent == plain_snapshot
+    # offline, with the hub gone: the record and the plan come from the cache snapshot
+    offline = _run_hub_check(_hub_env(hub.url, hf_home, offline=True), *args[:1], "", *args[2:])
+    assert {k: offline[k] for k in expected} == expected
+
+
+def test_hub_repo_id_follows_sentence_transformers():
+    """A bare name is a sentence-transformers repo, as sentence-transformers loads it; the
+    original transformers checkpoints and full ids are kept."""
+    assert hub_repo_id("all-mpnet-base-v2") == "sentence-transformers/all-mpnet-base-v2"
+    assert hub_repo_id("bert-base-uncased") == "bert-base-uncased"
+    assert hub_repo_id("acme/tuned") == "acme/tuned"

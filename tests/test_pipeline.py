@@ -36,7 +36,6 @@ learning_rate = 5e-4
 warmup_steps = 1
 hard_negatives = true
 negatives_range_max = 20
-selection_pool_k = 10
 interpolation_alphas = [0.0, 0.5, 1.0]
 
 [[variants]]
@@ -119,3 +118,19 @@ def test_seed_protocol_marks_everything_contaminated(tiny_model, scifact_slice, 
     )
     assert tuned["contaminated"] and tuned["datasets"][0]["contaminated"]
     assert tuned["model"]["training"]["protocol"] == "seed"
+
+
+def test_seed_protocol_on_a_test_only_dataset_compares_the_same_queries(tiny_model, scifact_slice, tmp_path):
+    """The tuned model used to carry its honest plan (the eval half of test) while the
+    baseline was scored on all of test, and the report refused to compare them."""
+    root = tmp_path / "data" / "scidocs"
+    (root / "qrels").mkdir(parents=True)
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        (root / name).symlink_to(scifact_slice / name)
+    (root / "qrels" / "test.tsv").symlink_to(scifact_slice / "qrels" / "test.tsv")
+    path = study_file(tmp_path, tiny_model, root)
+    text = path.read_text().replace("[training]\n", '[training]\nprotocol = "seed"\nallow_leakage = true\n')
+    path.write_text(text.replace("epochs = 2", "epochs = 1").replace("bm25 = true", "bm25 = false"))
+    report, comparisons = run_study(load_study(path), data_dir=root.parent, cache_dir=tmp_path / "cache")
+    assert comparisons[0].datasets[0].queries == 30 and comparisons[0].contaminated
+    assert 'id="contamination-banner"' in report.read_text()

@@ -5,11 +5,18 @@ from __future__ import annotations
 import pytest
 
 from irtune.data.beir import BeirDataset
-from irtune.data.splits import load_plan, make_plan, query_groups, save_plan
-from irtune.errors import LeakageError
+from irtune.data.splits import SplitPart, SplitPlan, duplicate_groups, load_plan, make_plan, save_plan
+from irtune.errors import IrtuneError, LeakageError
 from irtune.leakage import normalize_text
 from irtune.train.config import TrainConfig
-from irtune.train.plan import drop_text_duplicates, expand_presets, guard_leakage, resolve_train_sets
+from irtune.train.plan import (
+    drop_evaluated_positives,
+    drop_text_duplicates,
+    evaluated_documents,
+    expand_presets,
+    guard_leakage,
+    resolve_train_sets,
+)
 
 from conftest import shared_dataset, write_beir
 
@@ -55,7 +62,7 @@ def test_test_only_dataset_splits_by_cluster_into_disjoint_tune_and_eval(tmp_pat
     train, dev, evaluated = ids(ds, plan.train), ids(ds, plan.dev), ids(ds, plan.eval)
     assert not (train & dev or train & evaluated or dev & evaluated)
     assert train | dev | evaluated == set(ds.qrels("test"))
-    groups = query_groups(ds.qrels("test"))
+    groups = duplicate_groups(ds.qrels("test"), ds.queries, linked_through_documents=True)
     for side in (train, dev, evaluated):
         for q in side:  # a whole duplicate cluster is on one side
             assert {p for p, g in groups.items() if g == groups[q]} <= side
@@ -68,22 +75,28 @@ def test_training_on_the_evaluated_split_is_refused(tmp_path):
     honest = resolve_train_sets([str(ds_path)], config)
     assert guard_leakage(honest, allow=False) == []
     leaky = resolve_train_sets([str(ds_path)], TrainConfig(protocol="seed"))
-    with pytest.raises(LeakageError, match=r"queries evaluated on quora:test are in training set quora:test"):
+    with pytest.raises(
+        LeakageError, match=r"queries evaluated on quora:test are in training queries of quora:test"
+    ):
         guard_leakage(leaky, allow=False)
     findings = guard_leakage(leaky, allow=True)
     assert findings[0]["by_id"] == findings[0]["evaluated_queries"]
 
 
+SEED_WITH_T1_IN_TRAIN = 13
+
+
 def test_text_duplicates_of_evaluated_queries_are_left_out(tmp_path):
-    corpus = {"d1": {"text": "a"}, "d2": {"text": "b"}}
-    queries = {"t1": "Vitamin D helps!", "t2": "other", "e1": "vitamin  d HELPS"}
-    root = write_beir(
-        tmp_path / "x",
-        corpus,
-        queries,
-        {"train": {"t1": {"d1": 1}, "t2": {"d2": 1}}, "test": {"e1": {"d1": 1}}},
-    )
-    sets = resolve_train_sets([str(root)], TrainConfig(dev_fraction=0.01))
+    corpus = {f"d{i}": {"text": f"doc {i}"} for i in range(10)}
+    queries = {
+        "t1": "Vitamin D helps!",
+        **{f"t{i}": f"other {i}" for i in range(2, 11)},
+        "e1": "vitamin  d HELPS",
+    }
+    train = {f"t{i}": {f"d{i - 1}": 1} for i in range(1, 11)}
+    root = write_beir(tmp_path / "x", corpus, queries, {"train": train, "test": {"e1": {"d0": 1}}})
+    sets = resolve_train_sets([str(root)], TrainConfig(dev_fraction=0.2, split_seed=SEED_WITH_T1_IN_TRAIN))
+    assert "t1" in sets[0].part.query_ids
     with pytest.raises(LeakageError, match="1 by text"):
         guard_leakage(sets, allow=False)
     cleaned = drop_text_duplicates(sets)
@@ -96,3 +109,115 @@ def test_presets():
     assert expand_presets(["scientific"]) == ["scifact", "nfcorpus", "scidocs"]
     assert expand_presets(["general"]) == ["scifact", "nfcorpus", "scidocs", "quora"]
     assert expand_presets(["mine", "scifact"], {"mine": ["fiqa", "scifact"]}) == ["fiqa", "scifact"]
+
+
+def nfcorpus_test_only(tmp_path):
+    """NFCorpus with only its test qrels: a test-only dataset of 323 queries that share
+    many relevant documents (one component of shared documents holds 318 of them)."""
+    source = shared_dataset("nfcorpus")
+    root = tmp_path / "nfcorpus"
+    (root / "qrels").mkdir(parents=True)
+    for name in ("corpus.jsonl.gz", "queries.jsonl.gz"):
+        (root / name).symlink_to(source / name)
+    (root / "qrels" / "test.tsv").symlink_to(source / "qrels" / "test.tsv")
+    return BeirDataset(root)
+
+
+def test_queries_sharing_documents_are_split_by_query_with_balanced_parts(tmp_path):
+    ds = nfcorpus_test_only(tmp_path)
+    plan = make_plan(ds, seed=13, dev_fraction=0.2, eval_fraction=0.5)
+    train, dev, evaluated = ids(ds, plan.train), ids(ds, plan.dev), ids(ds, plan.eval)
+    total = len(ds.relevant_queries("test"))
+    assert total == 323 and train | dev | evaluated == set(ds.relevant_queries("test"))
+    assert not (train & dev or train & evaluated or dev & evaluated)
+    assert abs(len(evaluated) / total - 0.5) <= 0.05  # was 3 of 323
+    assert abs(len(dev) / (len(train) + len(dev)) - 0.2) <= 0.05  # was 318 of 320
+    shared = plan.stats["sharing_a_relevant_document_with_train"]["eval"]
+    assert 0 < shared <= len(evaluated)
+    assert plan.stats["queries"] == {"train": len(train), "dev": len(dev), "eval": len(evaluated)}
+
+
+def test_split_cli_reports_sizes_and_shared_documents(tmp_path):
+    from typer.testing import CliRunner
+
+    from irtune.cli import app
+
+    ds = nfcorpus_test_only(tmp_path)
+    result = CliRunner().invoke(app, ["split", "-d", str(ds.root), "--out", str(tmp_path / "splits")])
+    assert result.exit_code == 0, result.output
+    plan = load_plan(tmp_path / "splits" / "nfcorpus.split.json")
+    n_eval = len(plan.eval.query_ids)
+    assert f"eval=test:{n_eval}" in result.output
+    shared = plan.stats["sharing_a_relevant_document_with_train"]
+    n_dev = len(plan.dev.query_ids)
+    expected = f"{shared['eval']} of {n_eval} eval and {shared['dev']} of {n_dev} dev queries share"
+    assert expected in " ".join(result.output.split())
+
+
+def test_duplicate_texts_stay_together_and_an_unsplittable_set_is_refused(tmp_path):
+    corpus = {f"d{i}": {"text": f"doc {i}"} for i in range(10)}
+    queries = {f"q{i}": ("same question" if i < 8 else f"question {i}") for i in range(10)}
+    qrels = {"test": {q: {f"d{i}": 1} for i, q in enumerate(queries)}}
+    ds = BeirDataset(write_beir(tmp_path / "dups", corpus, queries, qrels))
+    groups = duplicate_groups(ds.qrels("test"), ds.queries)
+    assert len({groups[f"q{i}"] for i in range(8)}) == 1  # identical normalised text: one group
+    assert len(set(groups.values())) == 3
+    with pytest.raises(IrtuneError, match=r"cannot hold out 50% of 10 queries .* largest group of duplicate"):
+        make_plan(ds, eval_fraction=0.5)
+
+
+def test_overlapping_split_file_parts_are_refused_or_marked(tmp_path, scifact_slice):
+    ds = BeirDataset(scifact_slice)
+    plan = make_plan(ds, seed=13)
+    leaky = SplitPlan(ds.name, "hand-made", 13, plan.train, SplitPart("test", plan.eval.query_ids), plan.eval)
+    save_plan(leaky, tmp_path / "leaky.split.json")
+    sets = resolve_train_sets(
+        [str(scifact_slice)], TrainConfig(), split_files=[tmp_path / "leaky.split.json"]
+    )
+    with pytest.raises(LeakageError, match=r"split plan parts"):
+        guard_leakage(sets, allow=False)
+    findings = guard_leakage(sets, allow=True)
+    assert findings[0]["parts"] == "dev/eval" and findings[0]["queries"] == len(ids(ds, plan.eval))
+    assert guard_leakage(resolve_train_sets([str(scifact_slice)], TrainConfig()), allow=False) == []
+
+
+def test_the_same_training_set_twice_is_refused_and_two_splits_both_train(tmp_path, nfcorpus_slice):
+    with pytest.raises(IrtuneError, match=r"nfcorpus:train is given twice"):
+        resolve_train_sets([f"{nfcorpus_slice}:train", str(nfcorpus_slice)], TrainConfig())
+    sets = resolve_train_sets([f"{nfcorpus_slice}:train", f"{nfcorpus_slice}:dev"], TrainConfig())
+    assert [s.key for s in sets] == ["nfcorpus:train", "nfcorpus:dev"]
+
+
+def test_seed_protocol_plan_reports_the_whole_test_split(tmp_path):
+    ds_path = quora_like(tmp_path)
+    sets = resolve_train_sets([str(ds_path)], TrainConfig(protocol="seed"))
+    assert sets[0].part == SplitPart("test", None)
+    assert sets[0].plan.eval == SplitPart("test", None)  # the baseline's queries, not a half
+
+
+def test_training_positives_that_are_evaluated_queries_are_leakage(tmp_path):
+    """Quora-like: a training query whose relevant document is an evaluated query."""
+    corpus = {f"q{i}": {"text": f"question {i}"} for i in range(30)}
+    queries = {q: corpus[q]["text"] for q in corpus}
+    qrels = {"test": {f"q{i}": {f"q{(i + 10) % 30}": 1} for i in range(30)}}
+    root = write_beir(tmp_path / "quora2", corpus, queries, qrels)
+    # a hand-made plan that cuts the pairs apart: q0..q9 (relevant: q10..q19) train, q10..q19 evaluated
+    leaky = SplitPlan(
+        "quora2",
+        "hand-made",
+        1,
+        SplitPart("test", frozenset(f"q{i}" for i in range(10))),
+        SplitPart("test", frozenset(f"q{i}" for i in range(20, 30))),
+        SplitPart("test", frozenset(f"q{i}" for i in range(10, 20))),
+    )
+    save_plan(leaky, tmp_path / "p.split.json")
+    sets = resolve_train_sets([str(root)], TrainConfig(), split_files=[tmp_path / "p.split.json"])
+    with pytest.raises(
+        LeakageError, match=r"10 of the 10 queries evaluated on quora2:test are in training positives"
+    ):
+        guard_leakage(sets, allow=False)
+    # an honest run leaves those positives out, and never draws them as negatives
+    cleaned = drop_evaluated_positives(sets)
+    assert cleaned[0].excluded_positives == frozenset(f"q{i}" for i in range(10, 20))
+    assert guard_leakage(cleaned, allow=False) == []
+    assert evaluated_documents(cleaned[0], cleaned) == frozenset(f"q{i}" for i in range(10, 20))

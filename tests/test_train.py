@@ -8,12 +8,15 @@ import pytest
 import torch
 from sentence_transformers import SentenceTransformer
 
+import irtune.train.trainer as trainer_module
 from irtune.data.beir import BeirDataset
-from irtune.errors import LeakageError
+from irtune.data.splits import load_plan
+from irtune.errors import IrtuneError, LeakageError
 from irtune.evaluate import EvalSettings, evaluate_dataset
 from irtune.models import TRAINING_METADATA, load_model
 from irtune.train.config import TrainConfig
-from irtune.train.trainer import train_model
+from irtune.train.selection import PoolSettings, build_dev_set, score_dev
+from irtune.train.trainer import BASE_WEIGHTS_SHIPPED, train_model
 from irtune.workflows import run_evaluation
 
 FAST = dict(
@@ -21,7 +24,6 @@ FAST = dict(
     batch_size=8,
     learning_rate=5e-4,
     warmup_steps=2,
-    selection_pool_k=20,
     interpolation_alphas=[0.0, 0.5, 1.0],
     hard_negatives=True,
     negatives_range_max=20,
@@ -35,11 +37,21 @@ def test_train_writes_a_loadable_selected_model(tiny_model, scifact_slice, cache
     assert not meta["contaminated"]
     assert [p["epoch"] for p in meta["curve"]] == [1, 2]
     assert meta["loss"], "loss curve recorded"
-    alphas = [p["alpha"] for p in meta["selected"]["interpolation"]]
+    selected = meta["selected"]
+    alphas = [p["alpha"] for p in selected["interpolation"]]
     assert alphas == [0.0, 0.5, 1.0]
-    chosen = meta["selected"]["dev"]["ndcg@10"]
-    assert chosen >= meta["selected"]["base_dev"]["ndcg@10"]  # never worse than base on dev
-    assert chosen == max(p["dev"]["ndcg@10"] for p in meta["selected"]["interpolation"])
+    # every candidate and the base were scored on the same documents: the whole corpus
+    dataset = BeirDataset(scifact_slice)
+    documents = selected["dev_documents"]["scifact"]
+    assert documents["kind"] == "full corpus" and documents["documents"] == len(dataset.doc_ids)
+    # the base's dev score is its own score on those documents, re-computed independently
+    plan = load_plan(out / "irtune_splits" / "scifact.split.json")
+    dev = build_dev_set(dataset, plan.dev, PoolSettings(), exclude=frozenset(meta["train_queries"][0]["ids"]))
+    assert documents["queries"] == len(dev.qids) > 0
+    rescored = score_dev(load_model(str(tiny_model), device="cpu"), [dev], "fp32", 32, cache_dir)
+    assert rescored["ndcg@10"] == pytest.approx(selected["base_dev"]["ndcg@10"], abs=1e-9)
+    chosen = selected["dev"]["ndcg@10"]
+    assert chosen == max(p["dev"]["ndcg@10"] for p in selected["interpolation"])
     SentenceTransformer(str(out), device="cpu")  # plain sentence-transformers can load it
     assert (out / "README.md").read_text().startswith("---")
     # the honest plan travels with the model, and `irtune eval` applies it by default
@@ -47,10 +59,12 @@ def test_train_writes_a_loadable_selected_model(tiny_model, scifact_slice, cache
     result = run_evaluation(str(out), [str(scifact_slice)], EvalSettings(cache_dir=cache_dir))
     assert result["datasets"][0]["queries"]["selection"] == "eval part of scifact.split.json"
     assert not result["contaminated"]
-    # training and dev queries are disjoint, and the plan's dev slice came from train
+    # training, dev and evaluated queries are disjoint; dev is a slice of train, eval is test
     train_ids = set(meta["train_queries"][0]["ids"])
     assert meta["train_sets"][0]["split"] == "train" and meta["train_sets"][0]["subset_of_split"]
-    assert 0 < len(train_ids) < 40
+    assert train_ids == set(plan.train.query_ids) and not train_ids & plan.dev.query_ids
+    assert set(dev.qids) <= plan.dev.query_ids and (plan.dev.split, plan.eval.split) == ("train", "test")
+    assert set(result["datasets"][0]["per_query"]) == set(dataset.relevant_queries("test"))
 
 
 def test_leakage_is_refused_then_marked(tiny_model, scifact_slice, cache_dir, tmp_path):
@@ -124,7 +138,6 @@ def test_multi_dataset_cached_mnrl_with_per_dataset_batches(
         warmup_steps=1,
         multi_dataset_sampler="round_robin",
         max_positives_per_query=2,
-        selection_pool_k=10,
         interpolation_alphas=[0.0, 1.0],
     )
     out = tmp_path / "multi"
@@ -135,7 +148,25 @@ def test_multi_dataset_cached_mnrl_with_per_dataset_batches(
     assert (nf["split"], nf["plan"]["dev"], nf["plan"]["eval"]) == ("train", "dev", "test")
     assert set(meta["selected"]["base_dev"]["per_dataset"]) == {"scifact", "nfcorpus"}
     assert meta["config"]["loss"] == "cached_mnrl"
-    assert set(meta["curve"][0]["rows_left_out_for_false_negatives"]) == {"scifact", "nfcorpus"}
+    assert set(meta["curve"][0]["rows_left_out_for_false_negatives"]) == {"scifact:train", "nfcorpus:train"}
+
+
+def test_one_dataset_from_two_splits_trains_on_both(tiny_model, nfcorpus_slice, cache_dir, tmp_path):
+    """Sources used to be keyed by dataset name: the second silently replaced the first."""
+    config = TrainConfig(
+        epochs=1, batch_size=4, warmup_steps=1, select_on_dev=False, max_positives_per_query=1
+    )
+    out = tmp_path / "two"
+    specs = [f"{nfcorpus_slice}:train", f"{nfcorpus_slice}:dev"]
+    train_model(str(tiny_model), specs, out, config, cache_dir=cache_dir)
+    meta = json.loads((out / TRAINING_METADATA).read_text())
+    assert [t["split"] for t in meta["train_sets"]] == ["train", "dev"]
+    left_out = meta["curve"][0]["rows_left_out_for_false_negatives"]
+    assert set(left_out) == {"nfcorpus:train", "nfcorpus:dev"}
+    dataset = BeirDataset(nfcorpus_slice)
+    rows = len(dataset.relevant_queries("train")) + len(dataset.relevant_queries("dev"))
+    trained_rows = rows - sum(left_out.values())
+    assert meta["curve"][0]["steps"] >= -(-trained_rows // 4) - 1  # both splits' rows were stepped through
 
 
 def test_gist_loss_guides_with_a_frozen_copy_of_the_base(tiny_model, scifact_slice, cache_dir, tmp_path):
@@ -157,3 +188,51 @@ def test_gist_loss_guides_with_a_frozen_copy_of_the_base(tiny_model, scifact_sli
     assert meta["config"]["loss"] == "gist" and meta["loss"]
     assert meta["curve"][0]["dev"]["ndcg@10"] != meta["selected"]["base_dev"]["ndcg@10"]  # it trained
     SentenceTransformer(str(out), device="cpu")
+
+
+def test_when_no_candidate_beats_the_base_its_weights_ship_and_say_so(
+    tiny_model, scifact_slice, cache_dir, tmp_path, monkeypatch, capsys
+):
+    real_score = trainer_module.score_dev
+    base_hash = load_model(str(tiny_model), device="cpu").weights_sha256
+
+    def candidates_lose(model, *args, **kwargs):
+        scores = real_score(model, *args, **kwargs)
+        if model.weights_sha256 != base_hash:  # every fine-tuned candidate scores below the base
+            scores = {**scores, "ndcg@10": -1.0}
+        return scores
+
+    monkeypatch.setattr(trainer_module, "score_dev", candidates_lose)
+    out = tmp_path / "base-wins"
+    config = TrainConfig(**{**FAST, "epochs": 1, "hard_negatives": False, "interpolation_alphas": [0.5, 1.0]})
+    train_model(str(tiny_model), [str(scifact_slice)], out, config, cache_dir=cache_dir)
+    meta = json.loads((out / TRAINING_METADATA).read_text())
+    assert meta["selected"]["alpha"] == 0.0 and meta["selected"]["shipped"] == "base"
+    assert [p["alpha"] for p in meta["selected"]["interpolation"]] == [
+        0.0,
+        0.5,
+        1.0,
+    ]  # base always a candidate
+    assert load_model(str(out), device="cpu").weights_sha256 == base_hash
+    assert "these are the base model's weights, unchanged" in (out / "README.md").read_text()
+    assert BASE_WEIGHTS_SHIPPED in " ".join(capsys.readouterr().err.split())  # said on the terminal
+
+
+def test_resume_refuses_dev_scores_from_another_selection_setup(
+    tiny_model, scifact_slice, cache_dir, tmp_path
+):
+    out = tmp_path / "resumed"
+    work = out / "_irtune_work"
+    work.mkdir(parents=True)
+    # an interrupted run whose dev scores were computed another way (e.g. the old base-top-k pool)
+    state = {
+        "completed_epochs": 1,
+        "curve": [],
+        "loss": [],
+        "base_dev": {"ndcg@10": 0.5},
+        "selection_key": "x",
+    }
+    (work / "state.json").write_text(json.dumps(state))
+    config = TrainConfig(**{**FAST, "epochs": 2, "hard_negatives": False})
+    with pytest.raises(IrtuneError, match="scored dev under another selection setup"):
+        train_model(str(tiny_model), [str(scifact_slice)], out, config, cache_dir=cache_dir, resume=True)

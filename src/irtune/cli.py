@@ -187,12 +187,17 @@ def split_command(
         plan = make_plan(ds, seed, dev_fraction, eval_fraction)
         path = out_dir / f"{ds.name}.split.json"
         save_plan(plan, path)
-        sizes = []
-        for part in ("train", "dev", "eval"):
-            p = plan.part(part)
-            n = len(p.query_ids) if p.query_ids is not None else len(ds.relevant_queries(p.split))
-            sizes.append(f"{part}={p.split}:{n}")
-        out.print(f"{ds.name}: {plan.method} ({', '.join(sizes)}) -> {path}")
+        counts = plan.stats["queries"]
+        sizes = ", ".join(
+            f"{part}={plan.part(part).split}:{counts[part]}" for part in ("train", "dev", "eval")
+        )
+        shared = plan.stats["sharing_a_relevant_document_with_train"]
+        out.print(f"{ds.name}: {plan.method} ({sizes}) -> {path}")
+        out.print(
+            f"  {shared['eval']} of {counts['eval']} eval and {shared['dev']} of {counts['dev']} dev "
+            "queries share a relevant document with a training query"
+            + ("" if plan.train.query_ids is None else " (only duplicate queries are kept together)")
+        )
 
 
 @app.command("train")

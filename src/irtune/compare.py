@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,9 @@ from irtune.significance import bootstrap_ci, holm, paired_randomization_test
 
 ALPHA = 0.05
 TIE = 1e-12
+APPROXIMATE_FREE = ("exact", "flat")  # exhaustive search; FAISS ivf and hnsw are approximate
+MEANING_SETTINGS = ("top_k", "ignore_identical_ids")  # differ: the metrics measure other things
+DENSE_CAVEATS = ("precision", "max_seq_length", "store_dtype")  # differ: numbers move, meaning holds
 
 
 def load_results(path: Path) -> dict[str, Any]:
@@ -90,6 +93,135 @@ class DatasetComparison:
         return next(m for m in self.metrics if m.metric == name)
 
 
+@dataclass(frozen=True)
+class Correction:
+    """The multiple-comparison correction applied, and over which family of tests: a p-value
+    only means what it says if the reader knows how many tests it was corrected for."""
+
+    method: str
+    family: str
+    datasets: int
+    metrics: int
+
+    @property
+    def tests(self) -> int:
+        return self.datasets * self.metrics
+
+    def describe(self) -> str:
+        """'Holm-corrected over all 8 tests (2 datasets × 4 metrics)'."""
+        return (
+            f"{self.method.capitalize()}-corrected over all {_count(self.tests, 'test')} "
+            f"({_count(self.datasets, 'dataset')} × {_count(self.metrics, 'metric')})"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "family": self.family,
+            "tests": self.tests,
+            "datasets": self.datasets,
+            "metrics": self.metrics,
+        }
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """The settings of one results file that decide what its numbers mean (None: BM25 has
+    no embeddings, hence no precision, index or max length; or the file did not record it)."""
+
+    path: str
+    retriever: str
+    precision: str | None
+    index: str | None
+    approximate: bool
+    top_k: int | None
+    ignore_identical_ids: bool | None
+    max_seq_length: int | None
+    store_dtype: str | None
+    index_params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, result: dict[str, Any]) -> RunSetup:
+        settings = result.get("settings") or {}
+        path = str(result.get("_path", result.get("label")))
+        common = {
+            "path": path,
+            "top_k": settings.get("top_k"),
+            "ignore_identical_ids": settings.get("ignore_identical_ids"),
+        }
+        if settings.get("retriever", "dense") == "bm25":  # BM25 ignores --index and --precision
+            return cls(
+                retriever="bm25",
+                precision=None,
+                index=None,
+                approximate=False,
+                max_seq_length=None,
+                store_dtype=None,
+                **common,
+            )
+        index = settings.get("index", "exact")
+        return cls(
+            retriever="dense",
+            precision=settings.get("precision"),
+            index=index,
+            approximate=bool(settings.get("approximate", index not in APPROXIMATE_FREE)),
+            max_seq_length=(result.get("model") or {}).get("max_seq_length"),
+            store_dtype=settings.get("store_dtype"),
+            index_params=dict(settings.get("index_params") or {}),
+            **common,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_setups(base: RunSetup, cand: RunSetup) -> list[str]:
+    """Refuse two runs whose metrics mean different things (another ranking depth, self-matches
+    kept or dropped, approximate vs exhaustive search); return caveats for differences that
+    only move the numbers (two dense runs encoded at another precision or max length), since
+    part of the measured change then comes from the setting, not from the model.
+
+    A dense run against BM25 is the comparison of two retrievers, the point of the exercise:
+    BM25 has no precision or index, so nothing about those is checked."""
+    where = f"cannot compare {base.path} with {cand.path}"
+    caveats = []
+    for name in MEANING_SETTINGS:
+        b, c = getattr(base, name), getattr(cand, name)
+        if b is None or c is None:
+            caveats.append(f"{name} is missing from a results file, so it could not be checked")
+        elif b != c:
+            raise IrtuneError(f"{where}: {name} differs ({b} vs {c}); evaluate both with the same {name}")
+    if base.approximate != cand.approximate:
+        raise IrtuneError(
+            f"{where}: index differs ({_search(base)} vs {_search(cand)}); approximate search misses "
+            "documents that exact search finds, so evaluate both exactly or with the same index"
+        )
+    if base.approximate and (base.index, base.index_params) != (cand.index, cand.index_params):
+        caveats.append(
+            f"approximate indexes differ (baseline {base.index} {base.index_params}, candidate "
+            f"{cand.index} {cand.index_params}): they lose different documents"
+        )
+    if base.retriever == cand.retriever == "dense":
+        for name in DENSE_CAVEATS:
+            b, c = getattr(base, name), getattr(cand, name)
+            if b != c:
+                caveats.append(
+                    f"{name} differs (baseline {b}, candidate {c}): part of the difference may "
+                    "come from it, not from the model"
+                )
+    return caveats
+
+
+def _search(setup: RunSetup) -> str:
+    if setup.index is None:
+        return f"{setup.retriever}, exact"
+    return f"{setup.index}, {'approximate' if setup.approximate else 'exact'}"
+
+
 @dataclass
 class Comparison:
     baseline_label: str
@@ -97,6 +229,10 @@ class Comparison:
     contaminated: bool
     datasets: list[DatasetComparison]
     metrics: tuple[str, ...]
+    correction: Correction | None = None
+    caveats: list[str] = field(default_factory=list)
+    baseline_setup: RunSetup | None = None
+    candidate_setup: RunSetup | None = None
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Macro average over datasets, per metric."""
@@ -132,6 +268,12 @@ class Comparison:
                 for d in self.datasets
             ],
             "summary": self.summary(),
+            "correction": self.correction.to_json() if self.correction else None,
+            "caveats": list(self.caveats),
+            "setup": {
+                "baseline": self.baseline_setup.to_json() if self.baseline_setup else None,
+                "candidate": self.candidate_setup.to_json() if self.candidate_setup else None,
+            },
         }
 
 
@@ -149,9 +291,20 @@ def _check_alignment(base: dict, cand: dict, base_path: str, cand_path: str) -> 
         )
 
 
+def holm_over_family(rows: list[DatasetComparison], metrics: tuple[str, ...]) -> Correction:
+    """Holm over every (dataset, metric) test the comparison reports, as one family: Holm per
+    metric across datasets left the four metrics of a single dataset uncorrected."""
+    tests = [m for r in rows for m in r.metrics]
+    for m, adjusted in zip(tests, holm([m.p_value for m in tests]), strict=True):
+        m.p_holm = adjusted
+    return Correction("holm", "datasets x metrics", len(rows), len(metrics))
+
+
 def compare(
     baseline: dict[str, Any], candidate: dict[str, Any], metrics: tuple[str, ...] = HEADLINE_METRICS
 ) -> Comparison:
+    base_setup, cand_setup = RunSetup.of(baseline), RunSetup.of(candidate)
+    caveats = check_setups(base_setup, cand_setup)
     base_entries = {(e["dataset"], e["split"]): e for e in baseline["datasets"]}
     rows: list[DatasetComparison] = []
     for entry in candidate["datasets"]:
@@ -195,14 +348,15 @@ def compare(
         raise IrtuneError(
             f"nothing to compare: {candidate['_path']} and {baseline['_path']} share no dataset/split"
         )
-    for name in metrics:  # Holm across datasets, per metric
-        group = [r.metric(name) for r in rows]
-        for m, adjusted in zip(group, holm([m.p_value for m in group]), strict=True):
-            m.p_holm = adjusted
+    correction = holm_over_family(rows, tuple(metrics))
     return Comparison(
         baseline.get("label", baseline["_path"]),
         candidate.get("label", candidate["_path"]),
         any(r.contaminated for r in rows),
         rows,
         tuple(metrics),
+        correction=correction,
+        caveats=caveats,
+        baseline_setup=base_setup,
+        candidate_setup=cand_setup,
     )

@@ -14,7 +14,7 @@ from irtune.data.beir import BeirDataset
 from irtune.errors import IrtuneError
 from irtune.fileio import atomic_path, sha256_text, write_json_atomic
 from irtune.leakage import TrainingQueries, find_overlap
-from irtune.metrics import DEFAULT_METRICS, evaluate_run, mean_metrics, rank_documents
+from irtune.metrics import DEFAULT_METRICS, evaluate_run, mean_metrics, parse_metric, rank_documents
 from irtune.models import LoadedModel
 from irtune.progress import progress_bar
 from irtune.provenance import environment
@@ -51,6 +51,7 @@ class EvalSettings:
         for option, (value, allowed) in checks.items():
             if value not in allowed:
                 raise IrtuneError(f"--{option} must be one of {', '.join(allowed)}, not {value!r}")
+        _check_top_k(self.top_k, self.metrics)
 
     def describe(self) -> dict[str, Any]:
         out = asdict(self)
@@ -58,6 +59,20 @@ class EvalSettings:
         out["cache_dir"] = str(self.cache_dir) if self.cache_dir else None
         out["approximate"] = self.index not in ("exact", "flat")
         return out
+
+
+def _check_top_k(top_k: int, metrics: Sequence[str]) -> None:
+    """A metric cut deeper than the kept ranking would be computed on a truncated list
+    (Recall@1000 of a top-100 run is Recall@100 under another name), so refuse it."""
+    try:
+        deepest = max((parse_metric(m) for m in metrics), key=lambda spec: spec.k, default=None)
+    except ValueError as exc:
+        raise IrtuneError(str(exc)) from None
+    if deepest is not None and top_k < deepest.k:
+        raise IrtuneError(
+            f"--top-k {top_k} is below the deepest metric cutoff: {deepest.name} would be "
+            f"computed on a truncated ranking; use --top-k {deepest.k} or more"
+        )
 
 
 @dataclass
@@ -245,10 +260,13 @@ def _contamination(model: LoadedModel | None, dataset: BeirDataset, qids: Sequen
 
 
 def write_run_file(path: Path, run: dict[str, dict[str, float]], tag: str) -> None:
+    """TREC run file. Scores are written round-trippable (repr: shortest exact form), not
+    rounded: rounding ties near-equal scores, and trec_eval re-ranks ties by document id,
+    so a re-read run would be ordered (and scored) differently from the evaluated one."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as out:
         for qid, scores in run.items():
             for rank, doc in enumerate(rank_documents(scores), start=1):
-                out.write(f"{qid} Q0 {doc} {rank} {scores[doc]:.6f} {tag}\n")
+                out.write(f"{qid} Q0 {doc} {rank} {float(scores[doc])!r} {tag}\n")
 
 
 def results_document(

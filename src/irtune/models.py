@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import snapshot_download
 from sentence_transformers import SentenceTransformer
+from sentence_transformers.util import ORIGINAL_TRANSFORMER_MODELS
 
 from irtune.errors import IrtuneError
 
 BUNDLED_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
 TRAINING_METADATA = "irtune_training.json"
 SPLITS_DIR = "irtune_splits"  # the honest split plans a fine-tuned model was trained under
+# What irtune itself fetches of a hub repo: sentence-transformers downloads only the files it
+# needs, never these. modules.json and config.json, which it downloads anyway, are asked for too
+# so that a plain model (no irtune files) does not make huggingface_hub warn that nothing matched.
+HUB_FILES = (TRAINING_METADATA, f"{SPLITS_DIR}/*", "modules.json", "config.json")
 
 E5_QUERY, E5_PASSAGE = "query: ", "passage: "
 BGE_QUERY = "Represent this sentence for searching relevant passages: "
@@ -55,6 +62,25 @@ def resolve_model_location(spec: str) -> str:
     if spec.startswith((".", "/", "~")):
         raise IrtuneError(f"{spec}: model folder not found")
     return spec
+
+
+def hub_repo_id(name: str) -> str:
+    """The repo sentence-transformers loads for a hub name: like it, a bare name that is not an
+    original transformers checkpoint means the sentence-transformers organisation."""
+    organisation = SentenceTransformer.default_huggingface_organization
+    if organisation and "/" not in name and name.lower() not in ORIGINAL_TRANSFORMER_MODELS:
+        return f"{organisation}/{name}"
+    return name
+
+
+def hub_snapshot(repo_id: str, cache_dir: str | None = None) -> Path:
+    """The cache snapshot folder of the repo's current commit, with irtune's own files in it
+    (training record, split plans) when the repo has them; a repo without them is a plain model.
+
+    huggingface_hub resolves the commit, honours HF_HUB_OFFLINE and falls back to the cached
+    snapshot when the hub cannot be reached. The folder is named by the commit, which the model
+    is then loaded at, so that the record and the weights come from the same revision."""
+    return Path(snapshot_download(repo_id, cache_dir=cache_dir, allow_patterns=list(HUB_FILES)))
 
 
 def family_prompts(name: str) -> tuple[str, str] | None:
@@ -108,6 +134,10 @@ class LoadedModel:
     prompts: Prompts
     weights_sha256: str
     training: dict[str, Any] | None = field(default=None)
+    # where the model was loaded from, and so where its training record and split plans are:
+    # the folder itself, or a hub id's cache snapshot (`location` keeps the id)
+    folder: Path | None = None
+    revision: str | None = None  # the hub commit loaded; None for a local folder
 
     @property
     def max_seq_length(self) -> int | None:
@@ -125,6 +155,7 @@ class LoadedModel:
         return {
             "name": self.name,
             "location": self.location,
+            "revision": self.revision,
             "weights_sha256": self.weights_sha256,
             "prompts": asdict(self.prompts),
             "max_seq_length": self.max_seq_length,
@@ -165,15 +196,21 @@ def load_model(
     document_prompt: str | None = None,
 ) -> LoadedModel:
     location = resolve_model_location(spec)
+    folder, repo, revision = Path(location), location, None
+    cache_dir = os.environ.get("SENTENCE_TRANSFORMERS_HOME")  # where sentence-transformers caches
     try:
-        model = SentenceTransformer(location, device=device)
+        if not folder.is_dir():
+            repo = hub_repo_id(location)
+            folder = hub_snapshot(repo, cache_dir)
+            revision = folder.name
+        model = SentenceTransformer(repo, device=device, cache_folder=cache_dir, revision=revision)
     except (OSError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise IrtuneError(f"cannot load model {spec!r}: {first_line}") from None
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
     training = None
-    metadata = Path(location) / TRAINING_METADATA
+    metadata = folder / TRAINING_METADATA
     if metadata.is_file():
         training = json.loads(metadata.read_text(encoding="utf-8"))
     base_name = (training or {}).get("base_model", {}).get("name", spec)
@@ -185,4 +222,6 @@ def load_model(
         prompts=prompts,
         weights_sha256=weights_sha256(model),
         training=training,
+        folder=folder,
+        revision=revision,
     )

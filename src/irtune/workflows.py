@@ -43,9 +43,9 @@ def selections_from_files(split_files: Sequence[Path]) -> dict[str, tuple[str, Q
 def _model_split_files(model: LoadedModel | None, explicit: Sequence[Path]) -> list[Path]:
     """Split plans saved with a fine-tuned model, so that by default it is evaluated on the
     queries it did not train on (explicit --split-file entries take precedence)."""
-    if model is None or model.training is None:
+    if model is None or model.training is None or model.folder is None:
         return []
-    folder = Path(model.location) / SPLITS_DIR
+    folder = model.folder / SPLITS_DIR  # for a hub id, its cache snapshot (not the id as a path)
     found = sorted(folder.glob("*.split.json")) if folder.is_dir() else []
     if found:
         log.warning(

@@ -8,25 +8,35 @@ Each dataset gets a plan with three disjoint query sets: `train` (fine-tuning), 
 - dev + test, no train (Quora): train on dev minus a slice, select on the slice, report test;
 - test only (SciDocs): test is cut into a tune half (train + dev) and an eval half.
 
-Queries that share a relevant document (Quora's duplicate-question clusters, for one)
-are kept on the same side, and assignment hashes the group with a seed, so a plan is
-reproducible and stable when queries are added.
+Only *duplicate* queries are kept on one side: queries with the same normalised text, and
+queries linked through a relevant document that is itself a question (Quora's duplicate
+clusters). Queries that merely share relevant documents (NFCorpus: ~40 relevant documents
+per query, each relevant to ~30 queries) are topically related, not duplicates: gluing
+them together collapses a split (one component held 318 of NFCorpus' 323 test queries).
+Their count is reported instead. Groups are taken in a seeded hash order until the
+held-out part reaches its requested size, so every part lands within a few points of its
+fraction, or the split is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from irtune.data.beir import BeirDataset
 from irtune.errors import DataError, IrtuneError
 from irtune.fileio import write_json_atomic
+from irtune.leakage import text_fingerprint
 
 SPLIT_FORMAT = "irtune-split-v1"
 PARTS = ("train", "dev", "eval")
+FRACTION_TOLERANCE = 0.05  # a part may miss its requested share by this much (or one query)
+
+Qrels = Mapping[str, Mapping[str, int]]
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,7 @@ class SplitPlan:
     train: SplitPart
     dev: SplitPart
     eval: SplitPart
+    stats: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def part(self, name: str) -> SplitPart:
         return {"train": self.train, "dev": self.dev, "eval": self.eval}[name]
@@ -58,6 +69,7 @@ class SplitPlan:
             "method": self.method,
             "seed": self.seed,
             **{name: self.part(name).to_json() for name in PARTS},
+            "stats": self.stats,
         }
 
 
@@ -66,9 +78,13 @@ def _unit_hash(seed: int, key: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def query_groups(qrels: dict[str, dict[str, int]]) -> dict[str, str]:
-    """Map each query to a group representative: queries linked by a shared relevant
-    document (or by being each other's relevant document) end in the same group."""
+def duplicate_groups(
+    qrels: Qrels, queries: Mapping[str, str], linked_through_documents: bool = False
+) -> dict[str, str]:
+    """Map each query to a group representative; a group holds duplicate queries only:
+    the same normalised text or, where queries are themselves documents (Quora, ArguAna:
+    `linked_through_documents`), a shared relevant document or one another as relevant
+    document. Elsewhere a document id equal to a query id is a coincidence of naming."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -78,22 +94,91 @@ def query_groups(qrels: dict[str, dict[str, int]]) -> dict[str, str]:
             x = parent[x]
         return x
 
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
     for qid, judged in qrels.items():
+        find("q:" + qid)
+        if qid in queries:
+            union("q:" + qid, "t:" + text_fingerprint(queries[qid]))
         for doc, grade in judged.items():
-            if grade > 0:
-                a, b = find("q:" + qid), find("q:" + doc if doc in qrels else "d:" + doc)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
+            if grade > 0 and linked_through_documents:
+                union("q:" + qid, "q:" + doc)
     return {qid: find("q:" + qid) for qid in qrels}
 
 
-def partition(
-    qrels: dict[str, dict[str, int]], fraction: float, seed: int
+def balanced_partition(
+    groups: Mapping[str, str], fraction: float, seed: int, what: str
 ) -> tuple[frozenset[str], frozenset[str]]:
-    """(rest, held-out ≈ fraction of queries), whole groups on one side."""
-    groups = query_groups(qrels)
-    held = frozenset(q for q, g in groups.items() if _unit_hash(seed, g) < fraction)
-    return frozenset(qrels) - held, held
+    """(rest, held-out): whole groups on one side, the held-out part as close to `fraction`
+    of the queries as the groups allow; refused when that is off by more than the tolerance."""
+    if not 0 < fraction < 1:
+        raise IrtuneError(f"{what}: the fraction must be between 0 and 1 (exclusive), not {fraction}")
+    members: dict[str, list[str]] = {}
+    for qid, group in groups.items():
+        members.setdefault(group, []).append(qid)
+    total = len(groups)
+    target = round(fraction * total)
+    if target == 0 or target == total:
+        raise IrtuneError(f"{what}: {total} queries are too few to hold out {fraction:.0%} of them")
+    held: list[str] = []
+    for group in sorted(members, key=lambda g: (_unit_hash(seed, g), g)):
+        if len(held) == target:
+            break
+        if len(held) + len(members[group]) <= target:
+            held.extend(members[group])
+    if abs(len(held) - fraction * total) > max(FRACTION_TOLERANCE * total, 1.0) or not held:
+        largest = max(len(m) for m in members.values())
+        raise IrtuneError(
+            f"{what}: cannot hold out {fraction:.0%} of {total} queries within "
+            f"{FRACTION_TOLERANCE:.0%} (got {len(held)}): the largest group of duplicate queries "
+            f"has {largest}"
+        )
+    return frozenset(groups) - set(held), frozenset(held)
+
+
+def sharing_relevant_documents(qrels: Qrels, queries: Collection[str], others: Qrels) -> int:
+    """How many of `queries` have a relevant document that is also relevant to a query of
+    `others` (topical neighbours across a split: allowed, but worth knowing)."""
+    seen = {d for judged in others.values() for d, g in judged.items() if g > 0}
+    return sum(1 for q in queries if any(g > 0 and d in seen for d, g in qrels.get(q, {}).items()))
+
+
+def queries_are_documents(dataset: BeirDataset) -> bool:
+    """Quora, ArguAna: most query ids are also document ids. Only then is a document id equal
+    to a query id taken as the same text."""
+    ids = list(dataset.queries)
+    corpus = set(dataset.doc_ids)
+    return bool(ids) and sum(q in corpus for q in ids) * 2 > len(ids)
+
+
+def _part_qrels(dataset: BeirDataset, part: SplitPart) -> dict[str, Mapping[str, int]]:
+    qrels = dataset.qrels(part.split)
+    return {q: j for q, j in qrels.items() if part.query_ids is None or q in part.query_ids}
+
+
+def plan_stats(dataset: BeirDataset, plan: SplitPlan) -> dict[str, Any]:
+    """Part sizes and how many dev/eval queries share a relevant document with training."""
+    parts = {name: _part_qrels(dataset, plan.part(name)) for name in PARTS}
+    relevant = {
+        name: [q for q, j in rows.items() if any(g > 0 for g in j.values())] for name, rows in parts.items()
+    }
+    return {
+        "queries": {name: len(qids) for name, qids in relevant.items()},
+        "sharing_a_relevant_document_with_train": {
+            name: sharing_relevant_documents(parts[name], relevant[name], parts["train"])
+            for name in ("dev", "eval")
+        },
+    }
+
+
+def _partition_split(
+    dataset: BeirDataset, qrels: Qrels, fraction: float, seed: int, what: str, linked: bool
+) -> tuple[frozenset[str], frozenset[str]]:
+    groups = duplicate_groups(qrels, dataset.queries, linked)
+    return balanced_partition(groups, fraction, seed, what)
 
 
 def make_plan(
@@ -103,7 +188,7 @@ def make_plan(
     if "test" not in has:
         raise IrtuneError(f"{dataset.root}: no qrels/test.tsv, cannot plan an honest evaluation")
     if {"train", "dev"} <= has:
-        return SplitPlan(
+        plan = SplitPlan(
             dataset.name,
             "native train/dev/test",
             seed,
@@ -111,10 +196,15 @@ def make_plan(
             SplitPart("dev", None),
             SplitPart("test", None),
         )
+        return _with_stats(dataset, plan)
+    linked = queries_are_documents(dataset)
     if has & {"train", "dev"}:
         source = "train" if "train" in has else "dev"
-        rest, held = partition(dataset.qrels(source), dev_fraction, seed)
-        return SplitPlan(
+        qrels = _relevant_only(dataset.qrels(source))
+        rest, held = _partition_split(
+            dataset, qrels, dev_fraction, seed, f"{dataset.name}:{source} dev slice", linked
+        )
+        plan = SplitPlan(
             dataset.name,
             f"{source} split with a held-out dev slice; test reported",
             seed,
@@ -122,10 +212,16 @@ def make_plan(
             SplitPart(source, held),
             SplitPart("test", None),
         )
-    tune, evaluated = partition(dataset.qrels("test"), eval_fraction, seed)
-    tune_qrels = {q: j for q, j in dataset.qrels("test").items() if q in tune}
-    train, dev = partition(tune_qrels, dev_fraction, seed + 1)
-    return SplitPlan(
+        return _with_stats(dataset, plan)
+    qrels = _relevant_only(dataset.qrels("test"))
+    tune, evaluated = _partition_split(
+        dataset, qrels, eval_fraction, seed, f"{dataset.name}:test eval part", linked
+    )
+    tune_qrels = {q: j for q, j in qrels.items() if q in tune}
+    train, dev = _partition_split(
+        dataset, tune_qrels, dev_fraction, seed + 1, f"{dataset.name}:test dev slice", linked
+    )
+    plan = SplitPlan(
         dataset.name,
         "test-only: query-level tune/eval halves of test",
         seed,
@@ -133,6 +229,44 @@ def make_plan(
         SplitPart("test", dev),
         SplitPart("test", evaluated),
     )
+    return _with_stats(dataset, plan)
+
+
+def _relevant_only(qrels: Qrels) -> dict[str, Mapping[str, int]]:
+    """Queries with a relevant document: the others are never trained or evaluated, and
+    counting them would skew the parts' sizes."""
+    return {q: j for q, j in qrels.items() if any(g > 0 for g in j.values())}
+
+
+def _with_stats(dataset: BeirDataset, plan: SplitPlan) -> SplitPlan:
+    return SplitPlan(
+        plan.dataset, plan.method, plan.seed, plan.train, plan.dev, plan.eval, plan_stats(dataset, plan)
+    )
+
+
+def plan_overlaps(dataset: BeirDataset, plan: SplitPlan) -> list[tuple[str, str, dict[str, Any]]]:
+    """(part, other part, overlap) for query ids found in two parts of a plan over one split.
+
+    A hand-made or edited split file can put evaluated queries into dev (selection on the
+    reported queries) or train; training refuses such a plan unless leakage is allowed.
+    Same-text queries under other ids are not counted here: training leaves them out of
+    train and dev (native splits hold a few: NFCorpus dev and test share one text).
+    """
+    ids = {name: set(_part_qrels(dataset, plan.part(name))) for name in PARTS}
+    findings = []
+    for a, b in (("train", "dev"), ("train", "eval"), ("dev", "eval")):
+        if plan.part(a).split != plan.part(b).split:
+            continue
+        overlapping = sorted(ids[a] & ids[b])
+        if overlapping:
+            overlap = {
+                "queries": len(overlapping),
+                "by_id": len(overlapping),
+                "by_text": 0,
+                "examples": overlapping[:10],
+            }
+            findings.append((a, b, overlap))
+    return findings
 
 
 def save_plan(plan: SplitPlan, path: Path) -> None:
@@ -144,7 +278,7 @@ def load_plan(path: Path) -> SplitPlan:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise DataError(path, f"cannot read split file ({exc})") from None
-    if data.get("format") != SPLIT_FORMAT:
+    if not isinstance(data, dict) or data.get("format") != SPLIT_FORMAT:
         raise DataError(path, f'not an irtune split file (format must be "{SPLIT_FORMAT}")')
     try:
         parts = {
@@ -154,6 +288,7 @@ def load_plan(path: Path) -> SplitPlan:
             )
             for name in PARTS
         }
-        return SplitPlan(data["dataset"], data["method"], int(data["seed"]), **parts)
+        stats = data.get("stats") or {}
+        return SplitPlan(data["dataset"], data["method"], int(data["seed"]), **parts, stats=stats)
     except (KeyError, TypeError) as exc:
         raise DataError(path, f"malformed split file (missing {exc})") from None

@@ -7,10 +7,18 @@ import statistics
 from typing import Any
 
 from irtune import __version__
-from irtune.compare import Comparison
+from irtune.compare import Comparison, RunSetup
 from irtune.provenance import now_iso
 from irtune.report import charts
-from irtune.report.rows import HEADERS, comparison_rows, title
+from irtune.report.rows import (
+    HEADERS,
+    LEGEND,
+    comparison_rows,
+    setup_label,
+    setup_lines,
+    significance_note,
+    title,
+)
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
@@ -21,6 +29,9 @@ tr.regression td:nth-child(5),tr.regression td:nth-child(6){color:#b00020;font-w
 tr.significant td{background:#eef7ee} tr.regression.significant td{background:#fbeaea}
 .banner{background:#fff3cd;border:2px solid #d39e00;padding:.75rem;font-weight:bold}
 .contaminated{color:#b00020;font-weight:bold}
+.caveat{background:#fff3cd;border:2px solid #d39e00;padding:.5rem;margin:.5rem 0;font-weight:bold}
+table.comparison caption{caption-side:bottom;text-align:left;font-size:.8rem;padding-top:.3rem}
+ul.setup{margin:.25rem 0;font-size:.9rem}
 .charts{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
 .chart svg{max-width:100%;height:auto}
 code{font-size:.8rem}
@@ -42,7 +53,15 @@ def _table(comparison: Comparison) -> str:
         )
         cells = "".join(f"<td>{html.escape(c)}</td>" for c in row.cells)
         body.append(f'<tr class="{classes}">{cells}</tr>')
-    return f'<table class="comparison"><tr>{head}</tr>{"".join(body)}</table>'
+    caption = f"{html.escape(significance_note(comparison))}; * {html.escape(LEGEND)}"
+    return f'<table class="comparison"><caption>{caption}</caption><tr>{head}</tr>{"".join(body)}</table>'
+
+
+def _setup_and_caveats(comparison: Comparison) -> str:
+    """Each run's setup, then the caveats, loud, above the table they qualify."""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in setup_lines(comparison))
+    caveats = "".join(f'<div class="caveat">⚠ Caveat: {html.escape(c)}</div>' for c in comparison.caveats)
+    return f'<ul class="setup">{items}</ul>{caveats}'
 
 
 def _summary(comparisons: list[Comparison]) -> str:
@@ -77,7 +96,7 @@ def _provenance(result: dict[str, Any]) -> str:
         ("weights sha256", model.get("weights_sha256")),
         ("prompts", model.get("prompts")),
         ("max length", model.get("max_seq_length")),
-        ("retriever / precision", f"{settings['retriever']} / {settings['precision']}"),
+        ("retriever / search", setup_label(RunSetup.of(result))),
         ("training", model.get("training")),
         ("irtune / commit", f"{env['irtune_version']} / {env.get('git_commit')}"),
         ("date / host", f"{env['date']} / {env['host']} ({env['cpu']}, GPUs: {env['gpus'] or 'none'})"),
@@ -109,7 +128,8 @@ def html_report(comparisons: list[Comparison], results: list[dict[str, Any]]) ->
         "<h1>irtune report</h1>",
         f"<p>Generated {now_iso()} by irtune {__version__}. All numbers were measured by irtune "
         "with trec_eval semantics; significance: paired randomization test (10,000 permutations), "
-        "Holm-corrected across datasets; CIs: 10,000 bootstrap resamples of per-query differences.</p>",
+        "Holm-corrected over every (dataset, metric) test of a comparison (the count is under "
+        "each table); CIs: 10,000 bootstrap resamples of per-query differences.</p>",
     ]
     if any(c.contaminated for c in comparisons):
         parts.append(
@@ -126,6 +146,7 @@ def html_report(comparisons: list[Comparison], results: list[dict[str, Any]]) ->
     for i, c in enumerate(comparisons):
         parts += [
             f"<h2>{html.escape(title(c))}</h2>",
+            _setup_and_caveats(c),
             _table(c),
             '<div class="charts">',
             f'<div class="chart chart-scatter" id="chart-scatter-{i}">{charts.scatter(c)}</div>',

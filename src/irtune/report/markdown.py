@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from irtune.compare import Comparison
-from irtune.report.rows import HEADERS, comparison_rows, title
+from irtune.report.rows import HEADERS, LEGEND, comparison_rows, setup_lines, significance_note, title
 
 
 def markdown_report(comparisons: list[Comparison]) -> str:
@@ -15,19 +15,16 @@ def markdown_report(comparisons: list[Comparison]) -> str:
             "",
         ]
     for comparison in comparisons:
+        lines += [f"## {title(comparison)}", ""]
+        lines += [f"- {line}" for line in setup_lines(comparison)] + [""]
+        lines += [f"> **⚠ Caveat:** {caveat}" for caveat in comparison.caveats]
+        lines += [""] if comparison.caveats else []
         lines += [
-            f"## {title(comparison)}",
-            "",
             "| " + " | ".join(HEADERS) + " |",
             "|" + "---|" * len(HEADERS),
         ]
         for row in comparison_rows(comparison):
             cells = [f"**{c}**" if row.regression and i == 4 else c for i, c in enumerate(row.cells)]
             lines.append("| " + " | ".join(cells) + " |")
-        lines += [
-            "",
-            "`*` significant at 0.05 after Holm correction across datasets "
-            "(paired randomization test, 10,000 permutations); W/T/L = per-query wins/ties/losses.",
-            "",
-        ]
+        lines += ["", f"{significance_note(comparison)}; `*` {LEGEND}.", ""]
     return "\n".join(lines)

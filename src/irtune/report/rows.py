@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from irtune.compare import Comparison, MetricComparison
+from irtune.compare import Comparison, MetricComparison, RunSetup
+from irtune.significance import N_RESAMPLES
 
 HEADERS = ("dataset", "metric", "baseline", "candidate", "Δ", "Δ %", "95% CI of Δ", "p (Holm)", "W/T/L")
 CONTAMINATED = "⚠ contaminated"
+LEGEND = "significant at 0.05 after that correction; W/T/L = per-query wins/ties/losses"  # after "*"
 
 
 @dataclass(frozen=True)
@@ -70,3 +72,40 @@ def comparison_rows(comparison: Comparison) -> list[Row]:
 def title(comparison: Comparison) -> str:
     mark = f" {CONTAMINATED}" if comparison.contaminated else ""
     return f"{comparison.candidate_label} vs {comparison.baseline_label}{mark}"
+
+
+def setup_label(setup: RunSetup) -> str:
+    """'dense · fp32 · exact search · max length 256 · top 1000': the settings that decide
+    what a run's numbers mean, shown next to them rather than only in the provenance."""
+    if setup.retriever == "bm25":
+        parts = ["bm25", "exact search"]
+    else:
+        if setup.index in (None, "exact"):
+            search = "exact search"
+        else:
+            search = f"{setup.index} (FAISS, {'approximate' if setup.approximate else 'exact'})"
+        precision = setup.precision or "precision not recorded"
+        if setup.store_dtype == "float16":
+            precision += " (float16 cache)"
+        parts = ["dense", precision, search]
+        if setup.max_seq_length is not None:
+            parts.append(f"max length {setup.max_seq_length}")
+    if setup.top_k is not None:
+        parts.append(f"top {setup.top_k}")
+    return " · ".join(parts)
+
+
+def setup_lines(comparison: Comparison) -> list[str]:
+    """One line per run: 'baseline (<label>): <setup>', then the candidate's."""
+    runs = (
+        ("baseline", comparison.baseline_label, comparison.baseline_setup),
+        ("candidate", comparison.candidate_label, comparison.candidate_setup),
+    )
+    return [f"{role} ({label}): {setup_label(setup)}" for role, label, setup in runs if setup is not None]
+
+
+def significance_note(comparison: Comparison) -> str:
+    """'p: paired randomization test (10,000 permutations), Holm-corrected over all 8 tests
+    (2 datasets × 4 metrics)': which family was corrected decides what p means."""
+    corrected = comparison.correction.describe() if comparison.correction else "not corrected"
+    return f"p: paired randomization test ({N_RESAMPLES:,} permutations), {corrected}"

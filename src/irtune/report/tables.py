@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from irtune.compare import Comparison
 from irtune.metrics import HEADLINE_METRICS
 from irtune.report.rows import CONTAMINATED as CONTAMINATED_MARK
-from irtune.report.rows import HEADERS, comparison_rows, metric_label, title
+from irtune.report.rows import (
+    HEADERS,
+    LEGEND,
+    comparison_rows,
+    metric_label,
+    setup_lines,
+    significance_note,
+    title,
+)
 
 
 def results_table(result: dict[str, Any]) -> Table:
@@ -39,7 +48,18 @@ def results_table(result: dict[str, Any]) -> Table:
 
 
 def comparison_table(comparison: Comparison) -> Table:
-    table = Table(*HEADERS, title=title(comparison))
+    """The table, headed by each run's setup and captioned by the correction used and any
+    caveats (printed loudly: they qualify every number above them)."""
+    heading = [title(comparison), *(escape(line) for line in setup_lines(comparison))]
+    caption = [escape(significance_note(comparison)), escape(f"* {LEGEND}")]
+    caption += [f"[bold yellow]⚠ caveat: {escape(c)}[/]" for c in comparison.caveats]
+    table = Table(
+        *HEADERS,
+        title="\n".join(heading),
+        caption="\n".join(caption),
+        caption_justify="left",
+        caption_style="none",
+    )
     for row in comparison_rows(comparison):
         style = "red" if row.regression else ("bold green" if row.significant else None)
         table.add_row(*row.cells, style=style)

@@ -16,6 +16,13 @@ def model_card(meta: dict[str, Any]) -> str:
         f"# Fine-tuned {base['name']} (irtune)",
         "",
     ]
+    if selected.get("alpha") == 0:
+        lines += [
+            "> **Note**: these are the base model's weights, unchanged. Dev selection chose "
+            "interpolation alpha 0: no fine-tuned candidate (epoch or interpolation) beat the base "
+            "model on the dev queries.",
+            "",
+        ]
     if meta["contaminated"]:
         lines += [
             "> **⚠ CONTAMINATED**: this model was trained on queries that are also evaluated "
@@ -62,6 +69,11 @@ def model_card(meta: dict[str, Any]) -> str:
         "## Selection (dev queries, never the evaluated ones)",
         "",
         f"- Criterion: {selected['criterion']}",
+        *[
+            f"- Dev documents ({name}): {docs['kind']}, {docs['documents']:,} documents, "
+            f"{docs['queries']} dev queries"
+            for name, docs in selected.get("dev_documents", {}).items()
+        ],
         f"- Best epoch: {selected['epoch']}, interpolation alpha: {selected['alpha']}",
     ]
     if "interpolation" in selected:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DOMAIN_PRESETS: dict[str, tuple[str, ...]] = {
     "general": ("scifact", "nfcorpus", "scidocs", "quora"),
@@ -39,7 +39,10 @@ class TrainConfig(BaseModel):
     mixed_precision: Literal["auto", "none", "fp16", "bf16"] = "auto"
     select_on_dev: bool = True
     interpolation_alphas: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
-    selection_pool_k: int = Field(30, ge=0)
+    # dev selection scores the full corpus up to this size, else a model-free fixed pool
+    selection_max_full_corpus: int = Field(100_000, ge=1)
+    selection_bm25_k: int = Field(100, ge=1)
+    selection_random_docs: int = Field(10_000, ge=0)
     max_dev_queries: int | None = Field(None, ge=1)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     encode_batch_size: int = Field(32, ge=1)
@@ -49,6 +52,18 @@ class TrainConfig(BaseModel):
     protocol: Literal["honest", "seed"] = "honest"
     allow_leakage: bool = False
     save_steps: int = Field(200, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_options(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "selection_pool_k" in data:
+            raise ValueError(
+                "selection_pool_k was removed: a pool of the base model's top documents favoured "
+                "the fine-tuned candidates; dev selection now scores the full corpus (or, above "
+                "selection_max_full_corpus documents, a model-free pool: selection_bm25_k, "
+                "selection_random_docs)"
+            )
+        return data
 
     @field_validator("interpolation_alphas")
     @classmethod

@@ -32,6 +32,15 @@ class MinedCandidates:
     candidates: dict[str, list[tuple[str, float]]]
     positive_scores: dict[str, dict[str, float]]
 
+    def without(self, documents: frozenset[str]) -> MinedCandidates:
+        """The same candidates minus `documents` (e.g. evaluated queries that are documents)."""
+        if not documents:
+            return self
+        return MinedCandidates(
+            {q: [(d, s) for d, s in c if d not in documents] for q, c in self.candidates.items()},
+            self.positive_scores,
+        )
+
     def negatives_for(
         self, qid: str, doc_id: str, occurrence: int, count: int, relative_margin: float
     ) -> list[str]:

@@ -21,12 +21,17 @@ def training_queries(dataset: BeirDataset, part: SplitPart) -> list[str]:
     return qids if part.query_ids is None else [q for q in qids if q in part.query_ids]
 
 
-def positives(dataset: BeirDataset, part: SplitPart) -> dict[str, list[str]]:
+def positives(
+    dataset: BeirDataset, part: SplitPart, excluded: frozenset[str] = frozenset()
+) -> dict[str, list[str]]:
+    """Relevant documents per training query, minus `excluded` ones; queries left without
+    a positive are left out."""
     qrels = dataset.qrels(part.split)
-    return {
-        qid: [d for d, g in qrels[qid].items() if g > 0 and d in dataset.corpus]
+    found = {
+        qid: [d for d, g in qrels[qid].items() if g > 0 and d in dataset.corpus and d not in excluded]
         for qid in training_queries(dataset, part)
     }
+    return {qid: docs for qid, docs in found.items() if docs}
 
 
 def epoch_pairs(

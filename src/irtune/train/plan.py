@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from irtune.data.beir import BeirDataset
 from irtune.data.registry import resolve_dataset
-from irtune.data.splits import SplitPart, SplitPlan, load_plan, make_plan
+from irtune.data.splits import (
+    SplitPart,
+    SplitPlan,
+    load_plan,
+    make_plan,
+    plan_overlaps,
+    queries_are_documents,
+)
 from irtune.errors import IrtuneError, LeakageError
 from irtune.leakage import TrainingQueries, find_overlap, text_fingerprint
 from irtune.train.config import DOMAIN_PRESETS, TrainConfig
@@ -23,6 +30,12 @@ class TrainSet:
     part: SplitPart
     plan: SplitPlan
     dropped_duplicates: tuple[str, ...] = ()  # training queries whose text is evaluated
+    excluded_positives: frozenset[str] = frozenset()  # positives that are evaluated queries
+
+    @property
+    def key(self) -> str:
+        """Unique among a run's training sets: one dataset may train from two splits."""
+        return f"{self.dataset.name}:{self.part.split}"
 
     @property
     def label(self) -> str:
@@ -53,7 +66,7 @@ def resolve_train_sets(
 ) -> list[TrainSet]:
     """`dataset[:split]` specs -> training sets under the honest plan (or the seed protocol)."""
     plans = {plan.dataset: plan for plan in (load_plan(p) for p in split_files)}
-    sets = []
+    sets: dict[str, TrainSet] = {}
     for spec in specs:
         name, _, split = spec.partition(":")
         dataset = resolve_dataset(name, data_dir)
@@ -63,20 +76,74 @@ def resolve_train_sets(
         if config.protocol == "seed":
             split = split or next(s for s in SEED_PROTOCOL_ORDER if dataset.has_split(s))
             part = SplitPart(split, None)
+            plan = seed_protocol_plan(plan, part)
         elif not split or split == plan.train.split:
             part = plan.train
         else:
             dataset.qrels_path(split)  # fails clearly on a missing split
             part = SplitPart(split, None)
-        sets.append(TrainSet(dataset, part, plan))
+        train_set = TrainSet(dataset, part, plan)
+        if train_set.key in sets:
+            raise IrtuneError(f"training set {train_set.key} is given twice ({spec!r})")
+        sets[train_set.key] = train_set
     if not sets:
         raise IrtuneError("no training data: give --train DATASET[:SPLIT] or --preset")
-    return sets
+    return list(sets.values())
+
+
+def seed_protocol_plan(plan: SplitPlan, train: SplitPart) -> SplitPlan:
+    """The published study's plan: train on a whole split, report the whole test split.
+
+    The model carries this plan, so it is evaluated on the same queries as its baseline
+    (a test-only dataset's honest plan would score it on half of test)."""
+    return SplitPlan(
+        plan.dataset,
+        f"seed protocol: train on all of {train.split}, report all of test (contaminated)",
+        plan.seed,
+        train,
+        plan.dev,
+        SplitPart("test", None),
+    )
 
 
 def evaluated_queries(target: TrainSet) -> dict[str, str]:
     part = target.plan.eval
     return {q: target.dataset.queries[q] for q in training_queries(target.dataset, part)}
+
+
+def evaluated_documents(train: TrainSet, train_sets: Sequence[TrainSet]) -> frozenset[str]:
+    """Documents of `train`'s corpus that are evaluated queries of any training set's plan,
+    by id (same dataset) or normalised text: never to be trained on as negatives."""
+    ids: set[str] = set()
+    fingerprints: set[str] = set()
+    linked = queries_are_documents(train.dataset)
+    for target in train_sets:
+        for qid, text in evaluated_queries(target).items():
+            fingerprints.add(text_fingerprint(text))
+            if target.dataset.name == train.dataset.name and linked:
+                ids.add(qid)
+    corpus = train.dataset.corpus
+    return frozenset(
+        d for d, doc in corpus.items() if d in ids or text_fingerprint(doc.full_text()) in fingerprints
+    )
+
+
+def drop_evaluated_positives(train_sets: Sequence[TrainSet]) -> list[TrainSet]:
+    """Leave out training positives that are evaluated queries (Quora's dev and test share
+    duplicate clusters: a dev query's duplicate can be a test query). Training on that pair
+    would teach the model an evaluated query's text; the rest of the query's pairs stay."""
+    cleaned = []
+    for train in train_sets:
+        forbidden = evaluated_documents(train, train_sets)
+        if forbidden:
+            qrels = train.dataset.qrels(train.part.split)
+            hit = frozenset(
+                d for q in train.queries() for d, g in qrels[q].items() if g > 0 and d in forbidden
+            )
+            if hit:
+                train = replace(train, excluded_positives=train.excluded_positives | hit)
+        cleaned.append(train)
+    return cleaned
 
 
 def drop_text_duplicates(train_sets: Sequence[TrainSet]) -> list[TrainSet]:
@@ -97,30 +164,65 @@ def drop_text_duplicates(train_sets: Sequence[TrainSet]) -> list[TrainSet]:
         )
         if dropped:
             keep = frozenset(queries) - set(dropped)
-            train = TrainSet(train.dataset, SplitPart(train.part.split, keep), train.plan, dropped)
+            train = replace(train, part=SplitPart(train.part.split, keep), dropped_duplicates=dropped)
         cleaned.append(train)
     return cleaned
 
 
 def leakage_report(train_sets: Sequence[TrainSet]) -> list[dict]:
-    """Every (training set, evaluated set) pair that shares queries, by id or normalised text."""
+    """Every way evaluated queries reach training or selection: a training set sharing
+    queries (by id or normalised text) with an evaluated set, a training positive that is
+    an evaluated query (datasets whose queries are documents: Quora, ArguAna), and plans
+    whose train/dev/eval parts overlap (a hand-edited split file)."""
     findings = []
+    targets = list({t.dataset.name: t for t in train_sets}.values())  # one plan per dataset
     for train in train_sets:
         remembered = train.remembered()
-        for target in train_sets:
+        documents = positive_documents(train)
+        for target in targets:
             evaluated_part = target.plan.eval
             evaluated = evaluated_queries(target)
+            where = {
+                "train_set": train.label,
+                "evaluated": f"{target.dataset.name}:{evaluated_part.split}",
+                "evaluated_queries": len(evaluated),
+            }
             overlap = find_overlap(remembered, target.dataset.name, evaluated)
             if overlap.count:
-                findings.append(
-                    {
-                        "train_set": train.label,
-                        "evaluated": f"{target.dataset.name}:{evaluated_part.split}",
-                        "evaluated_queries": len(evaluated),
-                        **overlap.to_json(),
-                    }
-                )
+                findings.append({"kind": "training queries", **where, **overlap.to_json()})
+            overlap = find_overlap(documents, target.dataset.name, evaluated)
+            if overlap.count:
+                findings.append({"kind": "training positives", **where, **overlap.to_json()})
+    for target in targets:
+        for first, second, overlap in plan_overlaps(target.dataset, target.plan):
+            findings.append(
+                {
+                    "kind": "split plan parts",
+                    "train_set": f"{target.dataset.name} plan part {first}",
+                    "evaluated": f"{target.dataset.name} plan part {second}",
+                    "evaluated_queries": len(evaluated_queries(target)),
+                    "parts": f"{first}/{second}",
+                    **overlap,
+                }
+            )
     return findings
+
+
+def positive_documents(train: TrainSet) -> TrainingQueries:
+    """A training set's positive documents, remembered like queries (id and text)."""
+    dataset = train.dataset
+    corpus = dataset.corpus
+    qrels = dataset.qrels(train.part.split)
+    docs = {
+        d: corpus[d].full_text()
+        for q in train.queries()
+        for d, g in qrels[q].items()
+        if g > 0 and d in corpus and d not in train.excluded_positives
+    }
+    remembered = TrainingQueries.from_queries(dataset.name, train.part.split, docs)
+    if queries_are_documents(dataset):
+        return remembered
+    return TrainingQueries(dataset.name, train.part.split, frozenset(), remembered.fingerprints)
 
 
 def guard_leakage(train_sets: Sequence[TrainSet], allow: bool) -> list[dict]:
@@ -129,7 +231,7 @@ def guard_leakage(train_sets: Sequence[TrainSet], allow: bool) -> list[dict]:
         first = findings[0]
         raise LeakageError(
             f"refusing to train: {first['queries']} of the {first['evaluated_queries']} queries "
-            f"evaluated on {first['evaluated']} are in training set {first['train_set']} "
+            f"evaluated on {first['evaluated']} are in {first['kind']} of {first['train_set']} "
             f"({first['by_id']} by id, {first['by_text']} by text)"
             + (f"; {len(findings) - 1} more overlaps" if len(findings) > 1 else "")
             + ". Pass --allow-leakage to train anyway: every result will be marked contaminated."

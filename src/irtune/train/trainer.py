@@ -26,26 +26,41 @@ from irtune.data.splits import save_plan
 from irtune.errors import IrtuneError
 from irtune.evaluate import corpus_content_key
 from irtune.fileio import atomic_path, sha256_file, write_json_atomic, write_text_atomic
+from irtune.leakage import text_fingerprint
 from irtune.models import SPLITS_DIR, TRAINING_METADATA, LoadedModel, ModelOptions
 from irtune.progress import console
 from irtune.provenance import environment
-from irtune.retrieval.encode import EmbeddingShards, encode_corpus_cached
+from irtune.retrieval.encode import encode_corpus_cached
 from irtune.train.batching import InOrderBatchSampler, Row, conflict_free_order
 from irtune.train.card import model_card
 from irtune.train.config import TrainConfig
 from irtune.train.negatives import MinedCandidates, mine_candidates, random_negative
 from irtune.train.pairs import epoch_pairs, positives
-from irtune.train.plan import TrainSet, drop_text_duplicates, guard_leakage, resolve_train_sets
+from irtune.train.plan import (
+    TrainSet,
+    drop_evaluated_positives,
+    drop_text_duplicates,
+    evaluated_documents,
+    evaluated_queries,
+    guard_leakage,
+    resolve_train_sets,
+)
 from irtune.train.selection import (
     SELECTION_KEY,
     DevSet,
+    PoolSettings,
     build_dev_set,
     interpolated_state,
     score_dev,
+    selection_key,
 )
 
 log = logging.getLogger(__name__)
 WORK = "_irtune_work"
+BASE_WEIGHTS_SHIPPED = (
+    "note: the shipped weights are the base model's, unchanged: no fine-tuned candidate "
+    "(epoch or interpolation) beat it on dev (alpha 0 chosen)"
+)
 STATE = "state.json"
 
 
@@ -56,8 +71,10 @@ class Source:
     train: TrainSet
     positives: dict[str, list[str]]
     doc_ids: list[str]
-    base_shards: EmbeddingShards
     mined: MinedCandidates | None = None
+    # documents that are evaluated queries (by id where queries are documents, or by
+    # normalised text in any dataset): never used as negatives
+    forbidden: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -104,7 +121,7 @@ def _epoch_dataset(source: Source, epoch: int, config: TrainConfig) -> tuple[Dat
             chosen = source.mined.negatives_for(
                 pair.query_id, pair.doc_id, occurrence, config.num_negatives, config.relative_margin
             )
-            excluded = set(source.positives[pair.query_id]) | {pair.query_id, *chosen}
+            excluded = set(source.positives[pair.query_id]) | source.forbidden | {pair.query_id, *chosen}
             while len(chosen) < config.num_negatives:  # too few safe hard negatives: random ones
                 chosen.append(random_negative(rng, source.doc_ids, excluded))
                 excluded.add(chosen[-1])
@@ -201,7 +218,9 @@ def _prepare_sources(
         shards = encode_corpus_cached(
             base, texts, corpus_content_key(dataset), cache_dir, config.encode_batch_size, config.precision
         )
-        source = Source(train, positives(dataset, train.part), doc_ids, shards)
+        forbidden = evaluated_documents(train, train_sets)
+        found = positives(dataset, train.part, train.excluded_positives)
+        source = Source(train, found, doc_ids, forbidden=forbidden)
         if not source.positives:
             raise IrtuneError(f"{train.label}: no query with a relevant document to train on")
         if config.hard_negatives:
@@ -216,33 +235,63 @@ def _prepare_sources(
                 config.precision,
                 config.encode_batch_size,
                 cache_dir,
-            )
+            ).without(source.forbidden)
         sources.append(source)
     return sources
 
 
-def _dev_sets(base: LoadedModel, sources: Sequence[Source], config: TrainConfig) -> list[DevSet]:
+def _dev_sets(sources: Sequence[Source], config: TrainConfig) -> list[DevSet]:
+    """One dev set per dataset (a dataset trained from two splits still has one plan),
+    never holding a query any source trains on."""
     if not config.select_on_dev:
         return []
-    dev_sets = []
+    pool = PoolSettings(
+        config.selection_max_full_corpus, config.selection_bm25_k, config.selection_random_docs, config.seed
+    )
+    texts = frozenset(
+        text_fingerprint(text)
+        for source in sources
+        for text in (*source.train.queries().values(), *evaluated_queries(source.train).values())
+    )
+    dev_sets: dict[str, DevSet] = {}
     for source in sources:
-        part = source.train.plan.dev
-        trained = set(source.positives)
+        dataset = source.train.dataset
+        if dataset.name in dev_sets:
+            continue
+        trained = frozenset(q for s in sources if s.train.dataset.name == dataset.name for q in s.positives)
         dev = build_dev_set(
-            base,
-            source.train.dataset,
-            part,
-            source.base_shards,
-            config.selection_pool_k,
-            config.max_dev_queries,
-            config.precision,
-            config.encode_batch_size,
+            dataset,
+            source.train.plan.dev,
+            pool,
+            max_queries=config.max_dev_queries,
+            exclude=trained,
+            exclude_texts=texts,
         )
-        dev.qids = [q for q in dev.qids if q not in trained]  # never select on trained queries
-        dev.qrels = {q: dev.qrels[q] for q in dev.qids}
         if dev.qids:
-            dev_sets.append(dev)
-    return dev_sets
+            dev_sets[dataset.name] = dev
+    return list(dev_sets.values())
+
+
+def _check_selection_key(state: dict[str, Any], key: str, out_dir: Path) -> None:
+    """Dev scores of an interrupted run are reused only when computed the same way."""
+    started = state.get("completed_epochs") or "base_dev" in state
+    if started and state.get("selection_key") != key:
+        raise IrtuneError(
+            f"{out_dir}: the interrupted run scored dev under another selection setup (dev queries, "
+            "documents, precision or base model); use a new --out"
+        )
+    state["selection_key"] = key
+
+
+def _announce_selection(dev_sets: Sequence[DevSet], config: TrainConfig) -> None:
+    candidates = config.epochs + len({0.0, *config.interpolation_alphas} - {0.0, 1.0})
+    for dev in dev_sets:
+        docs = dev.documents
+        console.print(
+            f"[dim]{dev.dataset.name}: dev selection on {len(dev.qids)} queries over "
+            f"{docs['documents']:,} documents ({docs['kind']}), the same for the base and up to "
+            f"{candidates} candidates[/]"
+        )
 
 
 @dataclass(frozen=True)
@@ -280,12 +329,17 @@ def train_model(
     (out_dir / WORK).mkdir(parents=True, exist_ok=True)
     train_sets = resolve_train_sets(train_specs, config, data_dir, split_files)
     if config.protocol == "honest":
-        train_sets = drop_text_duplicates(train_sets)
+        train_sets = drop_evaluated_positives(drop_text_duplicates(train_sets))
         for t in train_sets:
             if t.dropped_duplicates:
                 console.print(
                     f"[yellow]{t.dataset.name}: left out {len(t.dropped_duplicates)} training "
                     f"queries whose text is also an evaluated query[/]"
+                )
+            if t.excluded_positives:
+                console.print(
+                    f"[yellow]{t.dataset.name}: left out {len(t.excluded_positives)} training "
+                    f"positives that are evaluated queries[/]"
                 )
     leakage = guard_leakage(train_sets, config.allow_leakage)
     base = (model_options or ModelOptions()).load(base_spec)
@@ -294,7 +348,10 @@ def train_model(
     torch.manual_seed(config.seed)
 
     sources = _prepare_sources(base, train_sets, config, cache_dir)
-    dev_sets = _dev_sets(base, sources, config) if dist.main else []
+    dev_sets = _dev_sets(sources, config) if dist.main else []
+    if dist.main:
+        _check_selection_key(state, selection_key(base.weights_sha256, dev_sets, config.precision), out_dir)
+        _announce_selection(dev_sets, config)
     if dev_sets and "base_dev" not in state:
         state["base_dev"] = score_dev(base, dev_sets, config.precision, config.encode_batch_size, cache_dir)
         write_json_atomic(_state_path(out_dir), state)  # a resumed run need not score the base again
@@ -368,7 +425,7 @@ def _fit(
             break
         console.print(f"[bold]epoch {epoch}/{config.epochs}[/]")
         loss_log.epoch = epoch
-        built = {s.train.dataset.name: _epoch_dataset(s, epoch, config) for s in sources}
+        built = {s.train.key: _epoch_dataset(s, epoch, config) for s in sources}
         datasets = {name: data for name, (data, _) in built.items()}
         train_data = next(iter(datasets.values())) if len(datasets) == 1 else DatasetDict(datasets)
         epoch_dir = work / f"epoch-{epoch}"
@@ -408,7 +465,9 @@ def _fit(
         }
         if dev_sets:
             base.refresh_hash()
-            point["dev"] = score_dev(base, dev_sets, config.precision, config.encode_batch_size, cache_dir)
+            point["dev"] = score_dev(
+                base, dev_sets, config.precision, config.encode_batch_size, work / "cache"
+            )
             console.print(
                 f"epoch {epoch}: dev {SELECTION_KEY} {point['dev'][SELECTION_KEY]:.4f} "
                 f"(base {state['base_dev'][SELECTION_KEY]:.4f})"
@@ -477,7 +536,7 @@ def _select_and_interpolate(
     tuned_state = torch.load(work / f"epoch-{best['epoch']}" / "weights.pt", weights_only=True)
     grid: list[dict[str, Any]] = state.setdefault("interpolation", [])
     known = {g["alpha"] for g in grid}
-    for alpha in config.interpolation_alphas:
+    for alpha in sorted({0.0, *config.interpolation_alphas}):  # the base is always a candidate
         if alpha in known:
             continue
         if alpha == 0.0:
@@ -487,18 +546,23 @@ def _select_and_interpolate(
         else:
             base.model.load_state_dict(interpolated_state(base_state, tuned_state, alpha))
             base.refresh_hash()
-            dev = score_dev(base, dev_sets, config.precision, config.encode_batch_size, cache_dir)
+            dev = score_dev(base, dev_sets, config.precision, config.encode_batch_size, work / "cache")
         grid.append({"alpha": alpha, "dev": dev})
         console.print(f"interpolation alpha={alpha:.2f}: dev {SELECTION_KEY} {dev[SELECTION_KEY]:.4f}")
         write_json_atomic(_state_path(out_dir), state)
     chosen = max(grid, key=lambda g: (round(g["dev"][SELECTION_KEY], 12), -g["alpha"]))
     base.model.load_state_dict(interpolated_state(base_state, tuned_state, chosen["alpha"]))
+    shipped = "fine-tuned" if chosen["alpha"] > 0 else "base"
+    if chosen["alpha"] == 0:
+        console.print(f"[bold yellow]{BASE_WEIGHTS_SHIPPED}[/]")
     return {
         "epoch": best["epoch"],
         "alpha": chosen["alpha"],
+        "shipped": shipped,
         "dev": chosen["dev"],
         "base_dev": state["base_dev"],
-        "criterion": f"dev {SELECTION_KEY} (candidate pool k={config.selection_pool_k})",
+        "criterion": f"dev {SELECTION_KEY}, every candidate and the base scored on the same documents",
+        "dev_documents": {dev.dataset.name: dev.documents for dev in dev_sets},
         "interpolation": sorted(grid, key=lambda g: g["alpha"]),
     }
 
@@ -535,6 +599,7 @@ def _write_model(
                 "queries": len(t.queries()),
                 "subset_of_split": t.part.query_ids is not None,
                 "dropped_duplicates_of_evaluated": list(t.dropped_duplicates),
+                "positives_left_out_as_evaluated_queries": sorted(t.excluded_positives),
                 "data_files_sha256": t.dataset.file_hashes(t.part.split),
                 "plan": {
                     "method": t.plan.method,

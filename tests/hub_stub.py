@@ -1,0 +1,192 @@
+"""A tiny stand-in for the Hugging Face Hub HTTP API, serving local folders as model repos.
+
+Tests point HF_ENDPOINT at it so that the real huggingface_hub download code runs (revision
+lookup, tree listing, HEAD + GET of `resolve/` URLs, cache snapshots) without any network.
+Only what huggingface_hub asks for when downloading a model is implemented: the repo's
+revision info, its recursive tree, and its files; any other path is a 404 and is recorded in
+`unexpected`, so that a test notices when the client starts asking for something new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+REQUEST_TIMEOUT_S = 10  # a stuck client connection cannot hold a handler thread for longer
+
+
+def git_blob_id(data: bytes) -> str:
+    """The id git gives a file's content, which is what the Hub reports as a file's `oid`."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    """Repo path ('/'-separated) -> content of every file under `folder`."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def commit_id(files: dict[str, bytes]) -> str:
+    """A stable 40-hex commit id for a set of files, so that the same folder is the same commit."""
+    digest = hashlib.sha1()
+    for path, data in sorted(files.items()):
+        digest.update(path.encode() + b"\0" + git_blob_id(data).encode())
+    return digest.hexdigest()
+
+
+def tree_entries(files: dict[str, bytes]) -> list[dict]:
+    """The recursive tree listing of `/api/models/{repo}/tree/{rev}`: folders, then files."""
+    folders = sorted({"/".join(path.split("/")[:i]) for path in files for i in range(1, path.count("/") + 1)})
+    return [{"type": "directory", "path": f, "oid": "0" * 40, "size": 0} for f in folders] + [
+        {"type": "file", "path": p, "oid": git_blob_id(data), "size": len(data)} for p, data in files.items()
+    ]
+
+
+@dataclass
+class HubRepo:
+    """One model repo at one commit; `main` is its only branch."""
+
+    repo_id: str
+    files: dict[str, bytes]
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sha = commit_id(self.files)
+
+    def knows(self, revision: str) -> bool:
+        return revision in ("main", self.sha)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_reply(data: object, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(200, json.dumps(data).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+
+def error_reply(code: str, headers: dict[str, str] | None = None) -> Reply:
+    """A Hub error: huggingface_hub tells a missing repo, revision or file apart by X-Error-Code."""
+    return Reply(404, json.dumps({"error": code}).encode(), {"X-Error-Code": code, **(headers or {})})
+
+
+def route(repos: dict[str, HubRepo], path: str) -> Reply | None:
+    """The reply to a GET or HEAD of `path`; None for a path this stub does not implement."""
+    if path.startswith("/api/models/"):
+        return _api_route(repos, path.removeprefix("/api/models/"))
+    for repo_id, repo in repos.items():
+        if path.startswith(f"/{repo_id}/resolve/"):
+            return _file_route(repo, path.removeprefix(f"/{repo_id}/resolve/"))
+    return None
+
+
+def _api_route(repos: dict[str, HubRepo], rest: str) -> Reply | None:
+    """`{repo}[/revision/{rev}]` (info: commit sha and files) and `{repo}/tree/{rev}[/{folder}]`."""
+    repo = next((r for r in repos.values() if rest == r.repo_id or rest.startswith(r.repo_id + "/")), None)
+    if repo is None:
+        return error_reply("RepoNotFound")
+    parts = rest.removeprefix(repo.repo_id).strip("/").split("/")
+    if parts == [""]:  # no revision: the default branch
+        parts = ["revision", "main"]
+    if parts[0] not in ("revision", "tree") or len(parts) < 2:
+        return None
+    if not repo.knows(parts[1]):
+        return error_reply("RevisionNotFound")
+    if parts[0] == "revision":
+        siblings = [{"rfilename": p} for p in repo.files]
+        return json_reply({"id": repo.repo_id, "sha": repo.sha, "siblings": siblings})
+    under = "/".join(parts[2:])
+    return json_reply([e for e in tree_entries(repo.files) if not under or e["path"].startswith(under + "/")])
+
+
+def _file_route(repo: HubRepo, rest: str) -> Reply:
+    """`{rev}/{path}`: the headers hf_hub_download checks (X-Repo-Commit, ETag) and the content."""
+    revision, _, file_path = rest.partition("/")
+    if not repo.knows(revision):
+        return error_reply("RevisionNotFound")
+    commit = {"X-Repo-Commit": repo.sha}
+    if file_path not in repo.files:
+        return error_reply("EntryNotFound", commit)
+    data = repo.files[file_path]
+    etag = f'"{git_blob_id(data)}"'
+    return Reply(200, data, {**commit, "ETag": etag, "Content-Type": "application/octet-stream"})
+
+
+class HubStub(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, repos: dict[str, HubRepo]) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.repos = repos
+        self.requests: list[tuple[str, str]] = []
+        self.unexpected: list[tuple[str, str]] = []
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def downloaded(self, repo_id: str) -> set[str]:
+        """Paths of `repo_id` whose content was fetched (GET of a `resolve/` URL)."""
+        prefix = f"/{repo_id}/resolve/"
+        return {
+            p.removeprefix(prefix).partition("/")[2]
+            for m, p in self.requests
+            if m == "GET" and p.startswith(prefix)
+        }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects; every reply carries Content-Length
+    timeout = REQUEST_TIMEOUT_S
+    server: HubStub
+
+    def do_GET(self) -> None:
+        self._answer(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(send_body=False)
+
+    def _answer(self, send_body: bool) -> None:
+        path = unquote(urlsplit(self.path).path)
+        self.server.requests.append((self.command, path))
+        reply = route(self.server.repos, path)
+        if reply is None:
+            self.server.unexpected.append((self.command, path))
+            reply = error_reply("NotImplementedByStub")
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        if send_body:
+            self.wfile.write(reply.body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # requests are recorded on the server; keep test output clean
+
+
+@contextmanager
+def serve_repos(folders: dict[str, Path]) -> Iterator[HubStub]:
+    """Serve each folder as the model repo named by its key, on 127.0.0.1 (a free port), until
+    the block ends."""
+    server = HubStub({repo_id: HubRepo(repo_id, folder_files(f)) for repo_id, f in folders.items()})
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=REQUEST_TIMEOUT_S)
