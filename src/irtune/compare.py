@@ -148,31 +148,21 @@ class RunSetup:
     def of(cls, result: dict[str, Any]) -> RunSetup:
         settings = result.get("settings") or {}
         path = str(result.get("_path", result.get("label")))
-        common = {
-            "path": path,
-            "top_k": settings.get("top_k"),
-            "ignore_identical_ids": settings.get("ignore_identical_ids"),
-        }
+        top_k, identical = settings.get("top_k"), settings.get("ignore_identical_ids")
         if settings.get("retriever", "dense") == "bm25":  # BM25 ignores --index and --precision
-            return cls(
-                retriever="bm25",
-                precision=None,
-                index=None,
-                approximate=False,
-                max_seq_length=None,
-                store_dtype=None,
-                **common,
-            )
+            return cls(path, "bm25", None, None, False, top_k, identical, None, None)
         index = settings.get("index", "exact")
         return cls(
+            path=path,
             retriever="dense",
             precision=settings.get("precision"),
             index=index,
             approximate=bool(settings.get("approximate", index not in APPROXIMATE_FREE)),
+            top_k=top_k,
+            ignore_identical_ids=identical,
             max_seq_length=(result.get("model") or {}).get("max_seq_length"),
             store_dtype=settings.get("store_dtype"),
             index_params=dict(settings.get("index_params") or {}),
-            **common,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -194,7 +194,7 @@ def leakage_report(train_sets: Sequence[TrainSet]) -> list[dict]:
             if overlap.count:
                 findings.append({"kind": "training positives", **where, **overlap.to_json()})
     for target in targets:
-        for first, second, overlap in plan_overlaps(target.dataset, target.plan):
+        for first, second, shared in plan_overlaps(target.dataset, target.plan):
             findings.append(
                 {
                     "kind": "split plan parts",
@@ -202,7 +202,7 @@ def leakage_report(train_sets: Sequence[TrainSet]) -> list[dict]:
                     "evaluated": f"{target.dataset.name} plan part {second}",
                     "evaluated_queries": len(evaluated_queries(target)),
                     "parts": f"{first}/{second}",
-                    **overlap,
+                    **shared,
                 }
             )
     return findings
