@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from irtune.cli import app
 
-from conftest import write_beir
+from conftest import shared_dataset, write_beir
 from test_download import GOOD
 
 runner = CliRunner()
@@ -105,3 +105,55 @@ def test_data_info_and_fetch_from_a_local_mirror(tmp_path):
 def test_help(command):
     result = runner.invoke(app, command)
     assert result.exit_code == 0 and "Usage" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["eval"], "Missing option '-d'"),
+        (["--bogus"], "No such option: --bogus"),
+        (["eval", "-d", "scifact", "--batch-size", "abc"], "Invalid value for '--batch-size'"),
+        (["nosuchcmd"], "No such command 'nosuchcmd'"),
+    ],
+)
+def test_usage_errors_print_usage_and_one_error_line_and_exit_2(args, expected):
+    result = irtune(*args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.lstrip().startswith("Usage: ")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr
+
+
+def test_ctrl_c_during_eval_says_what_was_kept_and_exits_130(tmp_path):
+    """A real process: SIGINT while the corpus is being encoded."""
+    import signal
+    import time
+
+    dataset = shared_dataset("scifact")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "irtune",
+            "eval",
+            "-m",
+            "minilm",
+            "-d",
+            str(dataset),
+            "--cache-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("embeddings/*")) and time.monotonic() < deadline:  # encoding has begun
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted" in stderr.strip().splitlines()[-1]

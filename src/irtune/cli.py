@@ -366,26 +366,40 @@ def _validated(model_cls, data: dict, source: str):
     return validated(model_cls, data, source)
 
 
+def _click_errors() -> tuple[type[Exception], ...]:
+    """Usage-error classes: typer raises those of its bundled click (`typer._click`, pinned
+    in pyproject), commands built on plain click raise click's own."""
+    import click
+
+    bundled = getattr(typer, "_click", click)
+    return tuple({click.ClickException, bundled.ClickException})
+
+
 def main() -> None:
     handler = RichHandler(console=Console(stderr=True), show_path=False, level=logging.WARNING)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler])
     _quiet_libraries()
+    stderr = Console(stderr=True)
+    interrupted = (
+        "interrupted: finished work (cached embeddings, completed stages and epochs) is kept; "
+        "re-run the same command to resume"
+    )
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # typer turns Ctrl-C into the exit code 130
     except IrtuneError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted: finished work is kept; re-run to resume")
+        stderr.print(interrupted, highlight=False, soft_wrap=True)
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+    except typer.Abort:  # end of input at a prompt
+        sys.exit(1)
+    except _click_errors() as exc:
+        exc.show()  # the usage line and one "Error:" line
+        sys.exit(exc.exit_code)
+    if code == 130:
+        stderr.print(interrupted, highlight=False, soft_wrap=True)
+    if isinstance(code, int) and code:
+        sys.exit(code)
