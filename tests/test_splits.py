@@ -217,7 +217,7 @@ def test_training_positives_that_are_evaluated_queries_are_leakage(tmp_path):
     ):
         guard_leakage(sets, allow=False)
     # an honest run leaves those positives out, and never draws them as negatives
-    cleaned = drop_evaluated_positives(sets)
+    cleaned = drop_evaluated_positives(sets, {t.key: evaluated_documents(t, sets) for t in sets})
     assert cleaned[0].excluded_positives == frozenset(f"q{i}" for i in range(10, 20))
     assert guard_leakage(cleaned, allow=False) == []
     assert evaluated_documents(cleaned[0], cleaned) == frozenset(f"q{i}" for i in range(10, 20))

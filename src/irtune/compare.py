@@ -115,13 +115,7 @@ class Correction:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "family": self.family,
-            "tests": self.tests,
-            "datasets": self.datasets,
-            "metrics": self.metrics,
-        }
+        return {**asdict(self), "tests": self.tests}
 
 
 def _count(n: int, noun: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -128,13 +128,17 @@ def evaluated_documents(train: TrainSet, train_sets: Sequence[TrainSet]) -> froz
     )
 
 
-def drop_evaluated_positives(train_sets: Sequence[TrainSet]) -> list[TrainSet]:
+def drop_evaluated_positives(
+    train_sets: Sequence[TrainSet], forbidden_by_key: Mapping[str, frozenset[str]]
+) -> list[TrainSet]:
     """Leave out training positives that are evaluated queries (Quora's dev and test share
     duplicate clusters: a dev query's duplicate can be a test query). Training on that pair
-    would teach the model an evaluated query's text; the rest of the query's pairs stay."""
+    would teach the model an evaluated query's text; the rest of the query's pairs stay.
+    `forbidden_by_key`: `evaluated_documents` per training set, computed once by the caller
+    (it fingerprints the whole corpus) and reused to keep those documents out of negatives."""
     cleaned = []
     for train in train_sets:
-        forbidden = evaluated_documents(train, train_sets)
+        forbidden = forbidden_by_key[train.key]
         if forbidden:
             qrels = train.dataset.qrels(train.part.split)
             hit = frozenset(

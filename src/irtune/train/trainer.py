@@ -10,7 +10,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,7 +207,11 @@ def _latest_checkpoint(folder: Path) -> str | None:
 
 
 def _prepare_sources(
-    base: LoadedModel, train_sets: Sequence[TrainSet], config: TrainConfig, cache_dir: Path | None
+    base: LoadedModel,
+    train_sets: Sequence[TrainSet],
+    forbidden: Mapping[str, frozenset[str]],
+    config: TrainConfig,
+    cache_dir: Path | None,
 ) -> list[Source]:
     sources = []
     for train in train_sets:
@@ -218,9 +222,8 @@ def _prepare_sources(
         shards = encode_corpus_cached(
             base, texts, corpus_content_key(dataset), cache_dir, config.encode_batch_size, config.precision
         )
-        forbidden = evaluated_documents(train, train_sets)
         found = positives(dataset, train.part, train.excluded_positives)
-        source = Source(train, found, doc_ids, forbidden=forbidden)
+        source = Source(train, found, doc_ids, forbidden=forbidden[train.key])
         if not source.positives:
             raise IrtuneError(f"{train.label}: no query with a relevant document to train on")
         if config.hard_negatives:
@@ -329,7 +332,10 @@ def train_model(
     (out_dir / WORK).mkdir(parents=True, exist_ok=True)
     train_sets = resolve_train_sets(train_specs, config, data_dir, split_files)
     if config.protocol == "honest":
-        train_sets = drop_evaluated_positives(drop_text_duplicates(train_sets))
+        train_sets = drop_text_duplicates(train_sets)
+    forbidden = {t.key: evaluated_documents(t, train_sets) for t in train_sets}
+    if config.protocol == "honest":
+        train_sets = drop_evaluated_positives(train_sets, forbidden)
         for t in train_sets:
             if t.dropped_duplicates:
                 console.print(
@@ -347,7 +353,7 @@ def train_model(
     base_description = base.describe()
     torch.manual_seed(config.seed)
 
-    sources = _prepare_sources(base, train_sets, config, cache_dir)
+    sources = _prepare_sources(base, train_sets, forbidden, config, cache_dir)
     dev_sets = _dev_sets(sources, config) if dist.main else []
     if dist.main:
         _check_selection_key(state, selection_key(base.weights_sha256, dev_sets, config.precision), out_dir)
