@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from irtune.data.registry import resolve_dataset
-from irtune.evaluate import EvalSettings, evaluate_dataset
+from irtune.evaluation import EvalSettings, evaluate_dataset
 from irtune.models import bundled_model_path, load_model
 
 from _common import data_dir, timed, write_results
@@ -26,8 +26,8 @@ from _common import data_dir, timed, write_results
 
 def irtune_eval(dataset, precision: str, cache: Path) -> float:
     model = load_model("minilm")
-    entry = evaluate_dataset(dataset, EvalSettings(precision=precision, cache_dir=cache), model).entry
-    return entry["metrics"]["ndcg@10"]
+    entry = evaluate_dataset(dataset, EvalSettings(precision=precision, cache_dir=cache), model).result
+    return entry.metrics["ndcg@10"]
 
 
 def beir_eval(dataset) -> float:

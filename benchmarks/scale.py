@@ -58,18 +58,18 @@ def synthetic_texts(n: int, seed: int, min_words: int, max_words: int) -> list[s
 def worker(args: argparse.Namespace) -> dict:
     """One measurement in this (fresh) process; prints a JSON line."""
     from irtune.data.beir import BeirDataset
-    from irtune.evaluate import EvalSettings, dense_corpus
     from irtune.models import load_model
     from irtune.provenance import peak_rss_mb
     from irtune.retrieval import ann
-    from irtune.retrieval.dense import exact_search
+    from irtune.retrieval.base import Corpus
+    from irtune.retrieval.dense import DenseRetriever, exact_search
     from irtune.retrieval.encode import encode_texts
 
     model = load_model("minilm")
     dataset = BeirDataset(WORK / "beir", name="synthetic-quora-size")
-    settings = EvalSettings(batch_size=128, precision=args.precision, cache_dir=WORK / "cache")
+    retriever = DenseRetriever(model, precision=args.precision, batch_size=128, cache_dir=WORK / "cache")
     started = time.perf_counter()
-    _, shards = dense_corpus(model, dataset, settings)
+    shards = retriever.index(Corpus.of(dataset)).shards
     encode_s = time.perf_counter() - started
     if args.worker == "encode":
         return {

@@ -6,9 +6,10 @@ import json
 import random
 from pathlib import Path
 
-from irtune.evaluate import RESULTS_FORMAT, EvalSettings
+from irtune.evaluation import EvalSettings
 from irtune.fileio import sha256_text
 from irtune.metrics import HEADLINE_METRICS
+from irtune.results import RESULTS_FORMAT
 
 
 def results_doc(
@@ -24,14 +25,26 @@ def results_doc(
 ) -> dict:
     """Per-query values drawn around a per-dataset level; `shift` moves every query.
 
-    `settings` overrides EvalSettings' defaults, so the recorded settings have the shape
-    `irtune eval` writes (a BM25 run gets no model and no index, as in real files)."""
+    `settings` overrides EvalSettings' defaults (retriever, precision, index, top_k, ...),
+    recorded as `irtune eval` records them (a BM25 run gets no model and no index)."""
     rng = random.Random(seed)
-    recorded = EvalSettings(**(settings or {})).describe()
-    dense = recorded["retriever"] == "dense"
-    index = {"type": recorded["index"]}
-    if recorded["approximate"]:
-        index |= {"params": {}, "recall@100_vs_exact": 0.97, "recall@10_vs_exact": 0.99}
+    chosen = EvalSettings(**(settings or {}))
+    dense = chosen.retriever == "dense"
+    retriever = {"name": "bm25", "description": "bm25s 0.2 (method=lucene)", "encodes": False}
+    retrieval: dict = {}
+    if dense:
+        retriever = {
+            "name": "dense",
+            "description": "dense (inner product over cached embeddings)",
+            "encodes": True,
+            "precision": chosen.precision,
+            "max_seq_length": max_seq_length,
+            "store_dtype": chosen.store_dtype,
+            "index": chosen.index,
+            "index_params": {},
+        }
+        if chosen.index not in ("exact", "flat"):
+            retrieval = {"index": {"type": chosen.index, "params": {}, "recall@100_vs_exact": 0.97}}
     entries = []
     for name, levels in datasets.items():
         qids = [f"{name}-q{i}" for i in range(n_queries)]
@@ -47,8 +60,6 @@ def results_doc(
             {
                 "dataset": name,
                 "split": "test",
-                "retriever": "dense" if dense else "bm25s 0.2 (method=lucene)",
-                "index": index if dense else None,
                 "queries": {
                     "selection": "all",
                     "selection_sha256": None,
@@ -60,6 +71,7 @@ def results_doc(
                 "metrics": metrics,
                 "per_query": per_query,
                 "timings_s": {},
+                "retrieval": retrieval,
                 "contaminated": contaminated,
                 "contamination": {
                     "contaminated": contaminated,
@@ -81,7 +93,8 @@ def results_doc(
         }
         if dense
         else None,
-        "settings": recorded,
+        "retriever": retriever,
+        "settings": chosen.describe().model_dump(mode="json"),
         "environment": {
             "irtune_version": "test",
             "git_commit": None,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 from irtune.data.beir import load_qrels
-from irtune.train.batching import InOrderBatchSampler, Row, conflict_free_order
-from irtune.train.pairs import epoch_pairs
+from irtune.training.batching import InOrderBatchSampler, Row, conflict_free_order
+from irtune.training.pairs import epoch_pairs
 
 from conftest import shared_dataset
 

@@ -157,3 +157,44 @@ def test_ctrl_c_during_eval_says_what_was_kept_and_exits_130(tmp_path):
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert "interrupted" in stderr.strip().splitlines()[-1]
+
+
+def test_every_training_option_is_a_flag_validated_by_the_config(tmp_path, monkeypatch):
+    """Flags are generated from TrainConfig: nothing re-lists its fields, a flag overrides
+    the TOML file, and a bad value is one line naming the option."""
+    from irtune import api
+    from irtune.training.config import TrainConfig
+
+    help_text = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output
+    for name in TrainConfig.model_fields:
+        assert "--" + name.replace("_", "-") in help_text
+    seen = {}
+
+    def fake_train(model, datasets, **kwargs):
+        seen.update(kwargs, model=model, datasets=datasets)
+        return tmp_path / "model"
+
+    monkeypatch.setattr(api, "train", fake_train)
+    config = tmp_path / "t.toml"
+    config.write_text('epochs = 2\nloss = "gist"\n')
+    common = [
+        "train",
+        "-m",
+        "minilm",
+        "--train",
+        "scifact",
+        "--out",
+        str(tmp_path / "o"),
+        "--config",
+        str(config),
+    ]
+    flags = ["--epochs", "3", "--interpolation-alphas", "0,0.5", "--hard-negatives", "--max-steps", "7"]
+    result = runner.invoke(app, [*common, *flags])
+    assert result.exit_code == 0, result.output
+    chosen = seen["config"]
+    assert (chosen.epochs, chosen.loss, chosen.max_steps) == (3, "gist", 7)
+    assert chosen.interpolation_alphas == [0.0, 0.5] and chosen.hard_negatives
+    assert chosen.learning_rate == TrainConfig().learning_rate  # not given: the default
+    bad = irtune(*common, "--epochs", "0")
+    assert_one_line_error(bad, "epochs: Input should be greater than or equal to 1")
+    assert_one_line_error(irtune(*common, "--loss", "triplet"), "loss:")

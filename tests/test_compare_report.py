@@ -8,19 +8,22 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from irtune import compare as compare_module
+from irtune import api as irtune_api
+from irtune import comparison as compare_module
 from irtune.cli import app
-from irtune.compare import compare, load_results
+from irtune.comparison import compare, load_comparisons
 from irtune.errors import IrtuneError
-from irtune.report.html import html_report
-from irtune.report.markdown import markdown_report
-from irtune.report.tables import comparison_table
+from irtune.reporting.html import html_report
+from irtune.reporting.markdown import markdown_report
+from irtune.reporting.tables import comparison_table
+from irtune.results import read_results as load_results
 from irtune.significance import bootstrap_ci, holm, paired_randomization_test
 
 from results_fixtures import LEVELS, results_doc, write
@@ -55,15 +58,46 @@ def test_a_real_improvement_is_significant_and_noise_is_not(files):
 
 def test_mismatched_query_sets_and_data_are_refused(files, tmp_path):
     base = load_results(files[0])
-    fewer = results_doc("fewer", LEVELS, n_queries=40)
-    fewer["_path"] = "fewer.json"
+    fewer = _loaded(tmp_path, "fewer", results_doc("fewer", LEVELS, n_queries=40))
     with pytest.raises(IrtuneError, match=r"cannot compare scifact:test: .*50 queries.*40"):
         compare(base, fewer)
     other_data = results_doc("other", LEVELS)
     other_data["datasets"][0]["data_files_sha256"] = {"corpus.jsonl": "different"}
-    other_data["_path"] = "other.json"
     with pytest.raises(IrtuneError, match="data files differ"):
-        compare(base, other_data)
+        compare(base, _loaded(tmp_path, "other", other_data))
+
+
+V1_FILES = Path(__file__).parent / "data" / "v1"
+
+
+def test_v1_results_files_still_load_and_compare(tmp_path):
+    """Files written before the format version 2 (a real dense and BM25 run of SciFact,
+    trimmed to 20 queries) are read through the converter, with their settings intact."""
+    dense, bm25 = load_results(V1_FILES / "dense"), load_results(V1_FILES / "bm25")
+    assert dense.retriever.name == "dense" and dense.retriever.precision == "bf16"
+    assert dense.retriever.max_seq_length == 256 and not dense.retriever.approximate
+    assert bm25.retriever.name == "bm25" and bm25.retriever.description.startswith("bm25s")
+    assert bm25.model is None and dense.model is not None and dense.model.weights_sha256
+    assert dense.settings.top_k == 1000 and dense.datasets[0].queries.count == 20
+    comparison = compare(dense, bm25)
+    assert comparison.caveats == [] and comparison.datasets[0].queries == 20
+    assert comparison.datasets[0].metric("ndcg@10").baseline == pytest.approx(
+        dense.datasets[0].metrics["ndcg@10"]
+    )
+    result = runner.invoke(
+        app, ["report", str(V1_FILES / "dense"), str(V1_FILES / "bm25"), "--out", str(tmp_path / "r.html")]
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_a_results_file_with_a_missing_field_is_one_line_naming_it(tmp_path):
+    doc = results_doc("base", LEVELS)
+    del doc["datasets"][0]["queries"]
+    path = write(tmp_path / "broken" / "results.json", doc)
+    with pytest.raises(
+        IrtuneError, match=r"results.json: invalid results file \(datasets.0.queries: Field required\)"
+    ):
+        load_results(path)
 
 
 def test_compare_cli_marks_contamination_and_writes_json(files, tmp_path):
@@ -182,7 +216,8 @@ def test_holm_covers_every_metric_of_a_single_dataset(monkeypatch, tmp_path):
     assert not comparison.datasets[0].metric("map@100").significant
     assert comparison.to_json()["correction"] == {
         "method": "holm",
-        "family": "datasets x metrics",
+        "family": "comparisons x datasets x metrics",
+        "comparisons": 1,
         "tests": 4,
         "datasets": 1,
         "metrics": 4,
@@ -226,7 +261,7 @@ def test_runs_that_measure_different_things_are_refused(tmp_path, change, settin
         with pytest.raises(IrtuneError, match=setting) as caught:
             compare(first, second)
         message = str(caught.value)
-        assert first["_path"] in message and second["_path"] in message and "\n" not in message
+        assert first.name in message and second.name in message and "\n" not in message
 
 
 def test_two_approximate_runs_compare_and_show_their_index(tmp_path):
@@ -276,3 +311,25 @@ def test_precision_or_max_length_mismatch_is_a_loud_caveat(files, tmp_path, chan
     assert json.loads((tmp_path / "c.json").read_text())[0]["caveats"] == comparison.caveats
     assert comparison.caveats[0] in markdown_report([comparison])
     assert html_lib.escape(comparison.caveats[0]) in html_report([comparison], [base, other])
+
+
+def test_several_candidates_share_one_holm_family(monkeypatch, tmp_path):
+    """`irtune compare base a b c` reports 3 x 2 x 4 = 24 tests: each p-value is corrected
+    over all of them, not over the 8 of its own comparison (which let a user compare many
+    candidates and keep the one that looked significant)."""
+    raw = [0.001 * (i + 1) for i in range(24)]
+    _known_p_values(monkeypatch, raw)
+    paths = [write(tmp_path / "base" / "results.json", results_doc("base", LEVELS))]
+    for i, name in enumerate("abc"):
+        doc = results_doc(name, LEVELS, shift=0.01 * (i + 1), seed=i + 1)
+        paths.append(write(tmp_path / name / "results.json", doc))
+    comparisons, _ = load_comparisons(paths)
+    adjusted = [m.p_holm for c in comparisons for d in c.datasets for m in d.metrics]
+    assert adjusted == pytest.approx(holm(raw))
+    assert adjusted[7] == pytest.approx(0.008 * 17)  # 8th smallest of 24: x (24 - 7)
+    said = "Holm-corrected over all 24 tests (3 comparisons × 2 datasets × 4 metrics)"
+    for comparison in comparisons:
+        assert comparison.correction.tests == 24 and comparison.correction.describe() == said
+        assert said in _terminal(comparison_table(comparison))
+    _known_p_values(monkeypatch, raw)
+    assert irtune_api.compare(*paths)[0].correction.tests == 24  # the Python API too

@@ -12,11 +12,12 @@ from irtune.cli import app
 from irtune.data.beir import BeirDataset
 from irtune.data.splits import SPLIT_FORMAT
 from irtune.errors import IrtuneError
-from irtune.evaluate import EvalSettings, evaluate_dataset, write_run_file
+from irtune.evaluation import EvalSettings, evaluate_dataset, write_run_file
 from irtune.fileio import sha256_text
 from irtune.metrics import DEFAULT_METRICS, HEADLINE_METRICS, evaluate_run, mean_metrics, rank_documents
 from irtune.models import load_model
 from irtune.retrieval import encode
+from irtune.retrieval.registry import make_retriever
 from irtune.workflows import run_evaluation
 
 from conftest import shared_dataset, slice_dataset
@@ -70,10 +71,13 @@ def test_eval_cli_bundled_model_on_scifact_slice(scifact_slice, tmp_path):
 
 
 def test_bm25_on_slice(scifact_slice):
-    entry = evaluate_dataset(BeirDataset(scifact_slice), EvalSettings(retriever="bm25")).entry
-    assert entry["retriever"].startswith("bm25s") and "method=lucene" in entry["retriever"]
-    assert entry["metrics"]["ndcg@10"] > 0.6
-    assert set(HEADLINE_METRICS) <= set(entry["metrics"])
+    settings = EvalSettings(retriever="bm25")
+    retriever = make_retriever("bm25", settings, None)
+    entry = evaluate_dataset(BeirDataset(scifact_slice), settings, retriever=retriever).result
+    described = retriever.describe()
+    assert described.description.startswith("bm25s") and "method=lucene" in described.description
+    assert entry.metrics["ndcg@10"] > 0.6
+    assert set(HEADLINE_METRICS) <= set(entry.metrics)
 
 
 def test_cached_rerun_does_not_encode_and_resume_encodes_only_missing_chunks(
@@ -162,10 +166,10 @@ def test_heldout_eval_part_of_a_test_only_dataset_is_scored_end_to_end(tmp_path)
         out_dir=tmp_path / "r",
         split_files=[split_file],
     )
-    entry = result["datasets"][0]
-    assert sorted(entry["per_query"]) == held_out and not tuned_on & set(entry["per_query"])
-    assert entry["queries"]["count"] == len(held_out)
-    assert entry["queries"]["ids_sha256"] == sha256_text(*held_out)
+    entry = result.datasets[0]
+    assert sorted(entry.per_query) == held_out and not tuned_on & set(entry.per_query)
+    assert entry.queries.count == len(held_out)
+    assert entry.queries.ids_sha256 == sha256_text(*held_out)
     written = json.loads((tmp_path / "r" / "results.json").read_text())["datasets"][0]
     assert sorted(read_run(tmp_path / "r" / written["run_file"])) == held_out
 

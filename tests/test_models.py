@@ -71,23 +71,25 @@ def test_local_folder_and_errors(tiny_model, tmp_path):
 HUB_CHECK = """
 import json, sys
 from pathlib import Path
-from irtune.evaluate import EvalSettings
+from irtune.evaluation import EvalSettings
 from irtune.models import ModelOptions, load_model
 from irtune.workflows import run_evaluation
 
 tuned, plain, dataset, cache = sys.argv[1:5]
 model = load_model(tuned, device="cpu")
-result = run_evaluation(tuned, [dataset], EvalSettings(cache_dir=Path(cache)), ModelOptions(device="cpu"))
-entry = result["datasets"][0]
+result = run_evaluation(
+    tuned, [dataset], EvalSettings(cache_dir=Path(cache)), model_options=ModelOptions(device="cpu")
+)
+entry = result.datasets[0]
 report = {
     "contaminated": model.contaminated,
     "folder": str(model.folder),
-    "location": result["model"]["location"],
-    "revision": result["model"]["revision"],
-    "result_contaminated": result["contaminated"],
-    "selection": entry["queries"]["selection"],
-    "evaluated": entry["queries"]["count"],
-    "overlap": [o["queries"] for o in entry["contamination"]["overlap"]],
+    "location": result.model.location,
+    "revision": result.model.revision,
+    "result_contaminated": result.contaminated,
+    "selection": entry.queries.selection,
+    "evaluated": entry.queries.count,
+    "overlap": [o["queries"] for o in entry.contamination.overlap],
 }
 if plain:
     other = load_model(plain, device="cpu")

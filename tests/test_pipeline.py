@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-import irtune.train.trainer as trainer_module
+import irtune.training.dev as dev_module
 from irtune.cli import app
 from irtune.errors import IrtuneError
 from irtune.pipeline import load_study, run_study
@@ -27,7 +28,7 @@ base = "{model}"
 
 [evaluation]
 datasets = ["{dataset.name}"]
-bm25 = true
+retrievers = ["dense", "bm25"]
 
 [training]
 epochs = 2
@@ -47,13 +48,13 @@ train = ["{dataset.name}"]
 
 
 def test_study_runs_end_to_end_and_resumes_after_interruption(
-    tiny_model, scifact_slice, tmp_path, monkeypatch
+    tiny_model, scifact_slice, tmp_path, monkeypatch, caplog
 ):
     path = study_file(tmp_path, tiny_model, scifact_slice)
     study = load_study(path)
     data_dir, cache = scifact_slice.parent, tmp_path / "cache"
 
-    real_score = trainer_module.score_dev
+    real_score = dev_module.score_dev
     calls = {"n": 0}
 
     def interrupt_in_epoch_two(*args, **kwargs):
@@ -62,7 +63,7 @@ def test_study_runs_end_to_end_and_resumes_after_interruption(
             raise KeyboardInterrupt
         return real_score(*args, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "score_dev", interrupt_in_epoch_two)
+    monkeypatch.setattr(dev_module, "score_dev", interrupt_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         run_study(study, data_dir=data_dir, cache_dir=cache)
     stages = tmp_path / "run" / "stages"
@@ -72,7 +73,7 @@ def test_study_runs_end_to_end_and_resumes_after_interruption(
     state = next(stages.glob("train-single-*")) / "model" / "_irtune_work" / "state.json"
     assert json.loads(state.read_text())["completed_epochs"] == 1
 
-    monkeypatch.setattr(trainer_module, "score_dev", real_score)
+    monkeypatch.setattr(dev_module, "score_dev", real_score)
     report, comparisons = run_study(study, data_dir=data_dir, cache_dir=cache)
     assert [c.candidate_label for c in comparisons] == ["bm25", "single"]
     assert (baseline / "results.json").stat().st_mtime_ns == stamp  # baseline not redone
@@ -87,11 +88,12 @@ def test_study_runs_end_to_end_and_resumes_after_interruption(
     assert tuned["model"]["training"]["train_sets"][0]["split"] == "train"
 
     # a third run does nothing but re-report; --force redoes one stage
-    result = runner.invoke(
-        app, ["run", str(path), "--data-dir", str(data_dir), "--cache-dir", str(cache), "--force", "bm25"]
-    )
+    with caplog.at_level(logging.INFO, logger="irtune"):
+        result = runner.invoke(
+            app, ["run", str(path), "--data-dir", str(data_dir), "--cache-dir", str(cache), "--force", "bm25"]
+        )
     assert result.exit_code == 0, result.output
-    assert "baseline: done, skipped" in result.output and "stage 3/6: bm25" in result.output
+    assert "baseline: done, skipped" in caplog.text and "stage 3/6: bm25" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -109,7 +111,7 @@ def test_bad_config_is_one_line_naming_the_key(tiny_model, scifact_slice, tmp_pa
 def test_seed_protocol_marks_everything_contaminated(tiny_model, scifact_slice, tmp_path):
     path = study_file(tmp_path, tiny_model, scifact_slice)
     text = path.read_text().replace("[training]\n", '[training]\nprotocol = "seed"\nallow_leakage = true\n')
-    text = text.replace("epochs = 2", "epochs = 1").replace("bm25 = true", "bm25 = false")
+    text = text.replace("epochs = 2", "epochs = 1").replace('"dense", "bm25"', '"dense"')
     path.write_text(text)
     report, _ = run_study(load_study(path), data_dir=scifact_slice.parent, cache_dir=tmp_path / "cache")
     assert 'id="contamination-banner"' in report.read_text()
@@ -130,7 +132,22 @@ def test_seed_protocol_on_a_test_only_dataset_compares_the_same_queries(tiny_mod
     (root / "qrels" / "test.tsv").symlink_to(scifact_slice / "qrels" / "test.tsv")
     path = study_file(tmp_path, tiny_model, root)
     text = path.read_text().replace("[training]\n", '[training]\nprotocol = "seed"\nallow_leakage = true\n')
-    path.write_text(text.replace("epochs = 2", "epochs = 1").replace("bm25 = true", "bm25 = false"))
+    path.write_text(text.replace("epochs = 2", "epochs = 1").replace('"dense", "bm25"', '"dense"'))
     report, comparisons = run_study(load_study(path), data_dir=root.parent, cache_dir=tmp_path / "cache")
     assert comparisons[0].datasets[0].queries == 30 and comparisons[0].contaminated
     assert 'id="contamination-banner"' in report.read_text()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("bm25 = true", r"evaluation.bm25 was replaced by evaluation.retrievers .*choices: dense, bm25"),
+        ('retrievers = ["dense", "sparse"]', r"evaluation.retrievers: .*unknown retriever 'sparse'"),
+        ('retrievers = ["dense", "dense"]', r"evaluation.retrievers: .*must not repeat"),
+    ],
+)
+def test_retrievers_are_checked_against_the_registry(tiny_model, scifact_slice, tmp_path, line, message):
+    path = study_file(tmp_path, tiny_model, scifact_slice)
+    path.write_text(path.read_text().replace('retrievers = ["dense", "bm25"]', line))
+    with pytest.raises(IrtuneError, match=message):
+        load_study(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from irtune.data.beir import BeirDataset
-from irtune.evaluate import EvalSettings, evaluate_dataset
+from irtune.evaluation import EvalSettings, evaluate_dataset
 from irtune.models import load_model
 
 from conftest import shared_dataset
@@ -22,11 +22,11 @@ MINILM = {
 def test_bundled_minilm_reproduces_mteb(name, tmp_path):
     entry = evaluate_dataset(
         BeirDataset(shared_dataset(name)), EvalSettings(cache_dir=tmp_path), load_model("minilm")
-    ).entry
+    ).result
     for metric, expected in MINILM[name].items():
-        assert entry["metrics"][metric] == pytest.approx(expected, abs=0.001), metric
+        assert entry.metrics[metric] == pytest.approx(expected, abs=0.001), metric
 
 
 def test_bm25_reproduces_the_mteb_bm25s_baseline():
-    entry = evaluate_dataset(BeirDataset(shared_dataset("scifact")), EvalSettings(retriever="bm25")).entry
-    assert entry["metrics"]["ndcg@10"] == pytest.approx(0.6874, abs=0.01)
+    entry = evaluate_dataset(BeirDataset(shared_dataset("scifact")), EvalSettings(retriever="bm25")).result
+    assert entry.metrics["ndcg@10"] == pytest.approx(0.6874, abs=0.01)

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from irtune.data.beir import BeirDataset
-from irtune.evaluate import EvalSettings, evaluate_dataset
+from irtune.evaluation import EvalSettings, evaluate_dataset
 from irtune.models import load_model
 from irtune.retrieval import ann
 from irtune.retrieval.dense import exact_search
 from irtune.retrieval.encode import encode_corpus_cached, encode_texts
+from irtune.retrieval.registry import make_retriever
 
 
 def unit(rows: int, dim: int, seed: int) -> np.ndarray:
@@ -55,11 +56,12 @@ def test_faiss_indexes_against_exact(kind):
 def test_eval_with_an_ann_index_reports_its_recall(tiny_model, scifact_slice, cache_dir):
     model = load_model(str(tiny_model), device="cpu")
     settings = EvalSettings(cache_dir=cache_dir, index="hnsw", index_params={"ef_search": 16})
-    entry = evaluate_dataset(BeirDataset(scifact_slice), settings, model).entry
-    assert entry["index"]["type"] == "hnsw" and entry["index"]["params"]["ef_search"] == 16
-    assert 0 < entry["index"]["recall@100_vs_exact"] <= 1
-    assert "index_build_s" in entry["timings_s"]
-    assert settings.describe()["approximate"]
+    entry = evaluate_dataset(BeirDataset(scifact_slice), settings, model).result
+    index = entry.retrieval["index"]
+    assert index["type"] == "hnsw" and index["params"]["ef_search"] == 16
+    assert 0 < index["recall@100_vs_exact"] <= 1
+    assert "index_build_s" in entry.timings_s
+    assert make_retriever("dense", settings, model).describe().approximate
 
 
 def test_multi_process_encoding_matches_single_process(tiny_model, scifact_slice, cache_dir):
@@ -75,9 +77,9 @@ def test_multi_process_encoding_matches_single_process(tiny_model, scifact_slice
 def test_dense_eval_streams_the_corpus_and_matches_in_memory_encoding(tiny_model, scifact_slice, cache_dir):
     model = load_model(str(tiny_model), device="cpu")
     streamed = BeirDataset(scifact_slice)
-    entry = evaluate_dataset(streamed, EvalSettings(cache_dir=cache_dir), model).entry
+    entry = evaluate_dataset(streamed, EvalSettings(cache_dir=cache_dir), model).result
     assert "corpus" not in streamed.__dict__  # texts were streamed from the file, never all loaded
-    assert entry["corpus_size"] == len(streamed.doc_ids) == len(BeirDataset(scifact_slice).corpus)
+    assert entry.corpus_size == len(streamed.doc_ids) == len(BeirDataset(scifact_slice).corpus)
     texts = [d.full_text() for d in BeirDataset(scifact_slice).corpus.values()]
     in_memory = encode_corpus_cached(model, texts, "in-memory", cache_dir, chunk_size=64).to_array()
     from_stream = encode_corpus_cached(

@@ -11,7 +11,7 @@ from irtune.data.beir import BeirDataset
 from irtune.data.splits import SplitPart
 from irtune.leakage import text_fingerprint
 from irtune.models import LoadedModel, Prompts
-from irtune.train.selection import PoolSettings, build_dev_set, score_dev
+from irtune.training.selection import PoolSettings, build_dev_set, score_dev
 
 from conftest import write_beir
 

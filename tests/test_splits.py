@@ -8,8 +8,8 @@ from irtune.data.beir import BeirDataset
 from irtune.data.splits import SplitPart, SplitPlan, duplicate_groups, load_plan, make_plan, save_plan
 from irtune.errors import IrtuneError, LeakageError
 from irtune.leakage import normalize_text
-from irtune.train.config import TrainConfig
-from irtune.train.plan import (
+from irtune.training.config import TrainConfig
+from irtune.training.plan import (
     drop_evaluated_positives,
     drop_text_duplicates,
     evaluated_documents,

@@ -1,8 +1,28 @@
-"""irtune: evaluate and honestly fine-tune text-embedding models for retrieval."""
+"""irtune: evaluate and honestly fine-tune text-embedding models for retrieval.
+
+The Python API (see `irtune.api`): `load_dataset`, `load_model`, `evaluate`, `train`,
+`compare`, `report`. They are imported on first use, so `import irtune` stays light.
+"""
+
+from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("irtune")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__", "compare", "evaluate", "load_dataset", "load_model", "report", "train"]
+
+if TYPE_CHECKING:
+    from irtune.api import compare, evaluate, load_dataset, load_model, report, train
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from irtune import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'irtune' has no attribute {name!r}")

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from irtune.cli_config import config_overrides, config_parameters
 from irtune.errors import IrtuneError
+from irtune.retrieval.registry import retriever_names
+from irtune.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from irtune.data.beir import BeirDataset
 
 app = typer.Typer(
     add_completion=False,
@@ -37,11 +46,11 @@ CacheDir = Annotated[
 
 
 def _quiet_libraries() -> None:
+    """Through the environment, read when transformers is imported (if it ever is: compare
+    and report never import it, and must not pay seconds to quiet it)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 @data_app.command("fetch")
@@ -91,10 +100,10 @@ def data_info(
     out.print(table)
 
 
-def _dataset(name: str, data_dir: Path | None, strict: bool = False):
-    from irtune.data.registry import resolve_dataset
+def _dataset(name: str, data_dir: Path | None, strict: bool = False) -> BeirDataset:
+    from irtune.api import load_dataset
 
-    return resolve_dataset(name, data_dir, strict)
+    return load_dataset(name, data_dir=data_dir, strict=strict)
 
 
 @app.command("eval")
@@ -102,7 +111,7 @@ def eval_command(
     dataset: Annotated[list[str], typer.Option("-d", "--dataset", help="Name or BEIR folder (repeat).")],
     model: Annotated[str | None, typer.Option("-m", "--model", help="minilm, a hub id or a folder.")] = None,
     split: Annotated[str, typer.Option(help="Qrels split to evaluate.")] = "test",
-    retriever: Annotated[str, typer.Option(help="dense or bm25.")] = "dense",
+    retriever: Annotated[str, typer.Option(help=f"One of {', '.join(retriever_names())}.")] = "dense",
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Write results.json and run files here.")
     ] = None,
@@ -138,11 +147,20 @@ def eval_command(
     ] = None,
 ) -> None:
     """Evaluate a model (or BM25) on datasets and print NDCG@10/100, MAP@100, Recall@100."""
-    from irtune.evaluate import EvalSettings
-    from irtune.models import ModelOptions
-    from irtune.workflows import run_evaluation
+    from irtune.api import evaluate
 
-    settings = EvalSettings(
+    result = evaluate(
+        model,
+        dataset,
+        device=device,
+        max_seq_length=max_seq_length,
+        query_prompt=query_prompt,
+        doc_prompt=doc_prompt,
+        out_dir=out_dir,
+        split_files=heldout or [],
+        data_dir=data_dir,
+        label=label,
+        strict=strict,
         split=split,
         retriever=retriever,
         batch_size=batch_size,
@@ -155,11 +173,7 @@ def eval_command(
         store_dtype=store_dtype,
         devices=tuple(d.strip() for d in devices.split(",")) if devices else (),
     )
-    options = ModelOptions(device, max_seq_length, query_prompt, doc_prompt)
-    result = run_evaluation(
-        model, dataset, settings, options, out_dir, heldout or [], data_dir, strict, label
-    )
-    from irtune.report.tables import results_table
+    from irtune.reporting.tables import results_table
 
     out.print(results_table(result))
     if out_dir is not None:
@@ -200,7 +214,6 @@ def split_command(
         )
 
 
-@app.command("train")
 def train_command(
     model: Annotated[str, typer.Option("-m", "--model", help="Base model: minilm, a hub id or a folder.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the fine-tuned model.")],
@@ -215,29 +228,9 @@ def train_command(
         typer.Option(help="general (4 datasets), scientific (scifact+nfcorpus+scidocs) or a dataset name."),
     ] = None,
     config_file: Annotated[
-        Path | None, typer.Option("--config", help="TOML file of training options.")
+        Path | None,
+        typer.Option("--config", help="TOML file of training options (flags below override it)."),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs (default 5).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size (default 32).")] = None,
-    learning_rate: Annotated[float | None, typer.Option("--lr", help="Learning rate (default 1e-5).")] = None,
-    warmup_steps: Annotated[
-        int | None, typer.Option(help="Warmup steps (default 500, capped at 10% of steps).")
-    ] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps in total.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    loss: Annotated[str | None, typer.Option(help="mnrl, cached_mnrl, gist or cached_gist.")] = None,
-    hard_negatives: Annotated[
-        bool | None, typer.Option(help="Mine hard negatives with the base model.")
-    ] = None,
-    max_positives_per_query: Annotated[
-        int | None, typer.Option(help="Per-epoch cap of positives per query.")
-    ] = None,
-    protocol: Annotated[
-        str | None, typer.Option(help="honest (default) or seed (the published study's splits; marked).")
-    ] = None,
-    allow_leakage: Annotated[
-        bool, typer.Option(help="Train even on evaluated queries (results marked contaminated).")
-    ] = False,
     split_file: Annotated[
         list[Path] | None, typer.Option(help="irtune split file(s) to use instead of the default plan.")
     ] = None,
@@ -247,33 +240,41 @@ def train_command(
     device: Annotated[str | None, typer.Option(help="cpu, cuda ...")] = None,
     query_prompt: Annotated[str | None, typer.Option(help="Override the query prompt.")] = None,
     doc_prompt: Annotated[str | None, typer.Option(help="Override the document prompt.")] = None,
+    **options: Any,
 ) -> None:
-    """Fine-tune with MNRL on honest splits, select on dev, interpolate, save the model."""
-    from irtune.models import ModelOptions
-    from irtune.train.config import TrainConfig
-    from irtune.train.plan import expand_presets
-    from irtune.train.trainer import train_model
+    """Fine-tune on honest splits, select on dev, interpolate, save the model. Every
+    training option is a flag (--epochs 3, --loss gist, --hard-negatives, ...)."""
+    from irtune.api import train as train_model
+    from irtune.config_errors import validated
 
-    options = _toml(config_file) if config_file else {}
-    overrides = {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "warmup_steps": warmup_steps,
-        "max_steps": max_steps,
-        "seed": seed,
-        "loss": loss,
-        "hard_negatives": hard_negatives,
-        "max_positives_per_query": max_positives_per_query,
-        "protocol": protocol,
-        "allow_leakage": allow_leakage or None,
-    }
-    options.update({k: v for k, v in overrides.items() if v is not None})
-    config = _validated(TrainConfig, options, str(config_file or "options"))
-    specs = expand_presets([*(train or []), *([preset] if preset else [])])
-    options = ModelOptions(device, None, query_prompt, doc_prompt)
-    path = train_model(model, specs, out_dir, config, data_dir, cache_dir, split_file or [], resume, options)
+    values = _toml(config_file) if config_file else {}
+    values.update(config_overrides(TrainConfig, options))
+    config = validated(TrainConfig, values, str(config_file or "options"))
+    path = train_model(
+        model,
+        [*(train or []), *([preset] if preset else [])],
+        out_dir=out_dir,
+        config=config,
+        split_files=split_file or [],
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        resume=resume,
+        device=device,
+        query_prompt=query_prompt,
+        doc_prompt=doc_prompt,
+    )
     out.print(f"model written to {path}")
+
+
+def _with_config_flags(command: Any, config: type[BaseModel]) -> Any:
+    """The command with one flag per config field added to its signature (Typer reads it)."""
+    signature = inspect.signature(command, eval_str=True)
+    fixed = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    command.__signature__ = signature.replace(parameters=[*fixed, *config_parameters(config)])
+    return command
+
+
+app.command("train")(_with_config_flags(train_command, TrainConfig))
 
 
 @app.command("compare")
@@ -287,9 +288,9 @@ def compare_command(
     ] = None,
 ) -> None:
     """Baseline vs candidates per dataset: change, 95% CI, paired test (Holm), W/T/L."""
+    from irtune.comparison import load_comparisons
     from irtune.fileio import write_json_atomic
-    from irtune.report.tables import comparison_table
-    from irtune.workflows import load_comparisons
+    from irtune.reporting.tables import comparison_table
 
     comparisons, _ = load_comparisons(results, baseline)
     for comparison in comparisons:
@@ -309,7 +310,7 @@ def report_command(
     ] = None,
 ) -> None:
     """Self-contained HTML report (tables, charts, provenance) plus Markdown tables."""
-    from irtune.workflows import write_report
+    from irtune.reporting.files import write_report
 
     html_path, md_path, _ = write_report(results, out_path, baseline)
     out.print(f"wrote {html_path} and {md_path}")
@@ -327,7 +328,7 @@ def run_command(
 ) -> None:
     """The whole study: baselines, fine-tuning, evaluation, comparison, report; resumable."""
     from irtune.pipeline import load_study, run_study
-    from irtune.report.tables import comparison_table
+    from irtune.reporting.tables import comparison_table
 
     study = load_study(config_file)
     report, comparisons = run_study(study, data_dir=data_dir, cache_dir=cache_dir, force=force or [])
@@ -360,24 +361,19 @@ def _toml(path: Path) -> dict:
         raise IrtuneError(f"{path}: invalid TOML ({exc})") from None
 
 
-def _validated(model_cls, data: dict, source: str):
-    from irtune.config_errors import validated
-
-    return validated(model_cls, data, source)
-
-
-def _click_errors() -> tuple[type[Exception], ...]:
+def _click_errors() -> tuple[type[click.ClickException], ...]:
     """Usage-error classes: typer raises those of its bundled click (`typer._click`, pinned
-    in pyproject), commands built on plain click raise click's own."""
-    import click
-
+    in pyproject), commands built on plain click raise click's own. Both have `show()` and
+    `exit_code`; the bundled one is typed here as click's."""
     bundled = getattr(typer, "_click", click)
     return tuple({click.ClickException, bundled.ClickException})
 
 
 def main() -> None:
-    handler = RichHandler(console=Console(stderr=True), show_path=False, level=logging.WARNING)
+    # irtune's own progress messages (stages, epochs, selection) at INFO; other libraries' warnings
+    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False, level=logging.INFO)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler])
+    logging.getLogger("irtune").setLevel(logging.INFO)
     _quiet_libraries()
     stderr = Console(stderr=True)
     interrupted = (

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,15 +94,13 @@ def family_prompts(name: str) -> tuple[str, str] | None:
 
 def resolve_prompts(
     name: str,
-    model_prompts: dict[str, str],
+    model_prompts: Mapping[str, str | None],
     query_override: str | None = None,
     document_override: str | None = None,
 ) -> Prompts:
     """Override > the model's own configured prompts > family preset > none."""
     query = model_prompts.get("query") or None
-    document = next(
-        (model_prompts[k] for k in ("document", "passage", "corpus") if model_prompts.get(k)), None
-    )
+    document = next((p for k in ("document", "passage", "corpus") if (p := model_prompts.get(k))), None)
     source = "model config" if query is not None or document is not None else "none"
     if source == "none" and (preset := family_prompts(name)) is not None:
         query, document = preset

@@ -10,27 +10,31 @@ writes under `<out_dir>/stages/<name>-<hash of its inputs>/` and marks completio
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from irtune.compare import Comparison
+from irtune.comparison import Comparison, load_comparisons
 from irtune.config_errors import validated
 from irtune.data.registry import resolve_dataset
 from irtune.data.splits import make_plan, save_plan
 from irtune.errors import IrtuneError
-from irtune.evaluate import EvalSettings
+from irtune.evaluation import EvalSettings
 from irtune.fileio import sha256_text, write_json_atomic
 from irtune.models import TRAINING_METADATA, ModelOptions
-from irtune.progress import console
-from irtune.train.config import TrainConfig
-from irtune.train.plan import expand_presets
-from irtune.train.trainer import train_model
-from irtune.workflows import load_comparisons, run_evaluation, write_report
+from irtune.reporting.files import write_report
+from irtune.retrieval.registry import RETRIEVERS, retriever_names
+from irtune.training.config import TrainConfig
+from irtune.training.plan import expand_presets
+from irtune.training.trainer import train_model
+from irtune.workflows import run_evaluation
+
+log = logging.getLogger(__name__)
 
 
 class ModelSection(BaseModel):
@@ -51,7 +55,28 @@ class EvaluationSection(BaseModel):
     split: str = "test"
     precision: str = "fp32"
     batch_size: int = Field(32, ge=1)
-    bm25: bool = True
+    # the base model (or no model) under each retriever; the first is the baseline
+    retrievers: list[str] = Field(default_factory=lambda: ["dense", "bm25"], min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "bm25" in data:
+            raise ValueError(
+                'evaluation.bm25 was replaced by evaluation.retrievers (e.g. retrievers = ["dense", '
+                f'"bm25"]; choices: {", ".join(retriever_names())})'
+            )
+        return data
+
+    @field_validator("retrievers")
+    @classmethod
+    def _known_retrievers(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in retriever_names():
+                raise ValueError(f"unknown retriever {name!r} (choices: {', '.join(retriever_names())})")
+        if len(set(names)) != len(names):
+            raise ValueError("retrievers must not repeat a name")
+        return names
 
 
 class Variant(BaseModel):
@@ -119,13 +144,21 @@ class Stages:
         if name in self.force and folder.exists():
             shutil.rmtree(folder)
         if done.is_file():
-            console.print(f"[dim]stage {self.count}/{self.total} {name}: done, skipped[/]")
+            log.info("stage %d/%d %s: done, skipped", self.count, self.total, name)
             return folder
-        console.rule(f"stage {self.count}/{self.total}: {name}")
+        log.info("stage %d/%d: %s", self.count, self.total, name)
         folder.mkdir(parents=True, exist_ok=True)
         work(folder)
         write_json_atomic(done, {"stage": name, "inputs": inputs})
         return folder
+
+
+def _retriever_stage(name: str) -> str:
+    """The base model under the dense retriever is "baseline"; other retrievers that use the
+    base model are "baseline-<name>"; model-free ones (bm25) go by their own name."""
+    if name == "dense":
+        return "baseline"
+    return f"baseline-{name}" if RETRIEVERS[name].needs_model else name
 
 
 def run_study(
@@ -135,7 +168,9 @@ def run_study(
     data_dir = data_dir or study.data_dir
     out = study.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    known = {"splits", "baseline", "bm25", "report"} | {
+    ev = study.evaluation
+    retriever_stages = {name: _retriever_stage(name) for name in ev.retrievers}
+    known = {"splits", "report", *retriever_stages.values()} | {
         f"{kind}:{v.name}" for v in study.variants for kind in ("train", "eval")
     }
     if unknown := set(force) - known:
@@ -143,8 +178,7 @@ def run_study(
             f"--force: unknown stage {sorted(unknown)[0]!r} (stages: {', '.join(sorted(known))})"
         )
     stages = Stages(out, force)
-    stages.total = 2 + int(study.evaluation.bm25) + 2 * len(study.variants) + 1
-    ev = study.evaluation
+    stages.total = 1 + len(ev.retrievers) + 2 * len(study.variants) + 1
     seed_protocol = study.training.protocol == "seed"
     datasets = {name: resolve_dataset(name, data_dir) for name in ev.datasets}
     data_hashes = {name: d.file_hashes() for name, d in datasets.items()}
@@ -177,27 +211,32 @@ def run_study(
                 precision=ev.precision,
                 cache_dir=cache_dir,
             )
-            run_evaluation(model, names, settings, options, folder, files, data_dir, label=label)
+            run_evaluation(
+                model,
+                names,
+                settings,
+                model_options=options,
+                out_dir=folder,
+                split_files=files,
+                data_dir=data_dir,
+                label=label,
+            )
 
         return work
 
     eval_inputs = {
         "model": study.model.model_dump(),
-        "evaluation": ev.model_dump(),
+        "evaluation": ev.model_dump(exclude={"retrievers"}),  # each stage names its own
         "splits": splits.name,
         "protocol": training.protocol,
     }
-    results = [
-        stages.run(
-            "baseline",
-            eval_inputs,
-            evaluate(study.model.base, "dense", ev.datasets, f"baseline {study.model.base}"),
-        )
-    ]
-    if ev.bm25:
-        results.append(
-            stages.run("bm25", {**eval_inputs, "model": None}, evaluate(None, "bm25", ev.datasets, "bm25"))
-        )
+    results = []
+    for name, stage in retriever_stages.items():
+        with_model = RETRIEVERS[name].needs_model
+        model = study.model.base if with_model else None
+        label = f"{'baseline' if name == 'dense' else name} {study.model.base}" if with_model else name
+        inputs = {**eval_inputs, "model": eval_inputs["model"] if with_model else None, "retriever": name}
+        results.append(stages.run(stage, inputs, evaluate(model, name, ev.datasets, label)))
     for variant in study.variants:
         config = TrainConfig.model_validate({**training.model_dump(), **variant.training})
         specs = expand_presets(variant.train, study.groups)

@@ -12,8 +12,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from irtune import __version__
 
 
@@ -69,6 +67,8 @@ def now_iso() -> str:
 
 
 def environment() -> dict[str, Any]:
+    import torch  # here, not at the top: reading results (compare, report) must not load torch
+
     gpus = (
         [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         if torch.cuda.is_available()

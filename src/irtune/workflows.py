@@ -4,40 +4,71 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from irtune.compare import Comparison, compare, load_results
+from irtune.data.beir import BeirDataset
 from irtune.data.registry import resolve_dataset
-from irtune.data.splits import load_plan
+from irtune.data.splits import SplitPlan, load_plan, make_plan
 from irtune.errors import IrtuneError
-from irtune.evaluate import (
+from irtune.evaluation import (
     EvalSettings,
     QuerySelection,
     evaluate_dataset,
-    results_document,
+    results_file,
+    selected_queries,
     write_results,
 )
-from irtune.fileio import sha256_file, write_text_atomic
+from irtune.fileio import sha256_file
+from irtune.leakage import text_fingerprint
 from irtune.models import SPLITS_DIR, LoadedModel, ModelOptions
-from irtune.report.html import html_report
-from irtune.report.markdown import markdown_report
+from irtune.results import ResultsFile
+from irtune.retrieval.base import LabelledQueries
+from irtune.retrieval.registry import check_retriever, make_retriever
+from irtune.training.pairs import training_queries
 
 log = logging.getLogger(__name__)
 
 
-def selections_from_files(split_files: Sequence[Path]) -> dict[str, tuple[str, QuerySelection]]:
-    """dataset name -> (split, selection of its `eval` queries) from irtune split files."""
-    selections: dict[str, tuple[str, QuerySelection]] = {}
+@dataclass(frozen=True)
+class HeldOut:
+    """A dataset's split plan from a file: its `eval` queries are evaluated, its `dev`
+    queries are what a self-tuning retriever may fit on."""
+
+    plan: SplitPlan
+    selection: QuerySelection
+    origin: str
+
+
+def held_out_from_files(split_files: Sequence[Path]) -> dict[str, HeldOut]:
+    """dataset name -> its plan and the selection of its `eval` queries, from split files."""
+    held: dict[str, HeldOut] = {}
     for path in split_files:
         plan = load_plan(path)
-        part = plan.eval
-        selections[plan.dataset] = (
-            part.split,
-            QuerySelection(f"eval part of {path.name}", part.query_ids, sha256_file(path)),
-        )
-    return selections
+        selection = QuerySelection(f"eval part of {path.name}", plan.eval.query_ids, sha256_file(path))
+        held[plan.dataset] = HeldOut(plan, selection, path.name)
+    return held
+
+
+def dev_queries(
+    dataset: BeirDataset, plan: SplitPlan, origin: str, evaluated: Sequence[str]
+) -> LabelledQueries:
+    """The plan's dev queries minus any evaluated query (by id or normalised text)."""
+    ids = set(evaluated)
+    texts = {text_fingerprint(dataset.queries[q]) for q in evaluated}
+    qids = [
+        q
+        for q in training_queries(dataset, plan.dev)
+        if q not in ids and text_fingerprint(dataset.queries[q]) not in texts
+    ]
+    if not qids:
+        raise IrtuneError(f"{dataset.name}: no dev query left to tune the retriever on ({origin})")
+    qrels = dataset.qrels(plan.dev.split)
+    return LabelledQueries(
+        {q: dataset.queries[q] for q in qids},
+        {q: qrels[q] for q in qids},
+        f"dev part ({plan.dev.split}) of {origin}",
+    )
 
 
 def _model_split_files(model: LoadedModel | None, explicit: Sequence[Path]) -> list[Path]:
@@ -58,55 +89,47 @@ def _model_split_files(model: LoadedModel | None, explicit: Sequence[Path]) -> l
 
 
 def run_evaluation(
-    model_spec: str | None,
+    model_spec: str | LoadedModel | None,
     datasets: Sequence[str],
     settings: EvalSettings,
+    *,
     model_options: ModelOptions | None = None,
     out_dir: Path | None = None,
     split_files: Sequence[Path] = (),
     data_dir: Path | None = None,
     strict: bool = False,
     label: str | None = None,
-) -> dict[str, Any]:
+) -> ResultsFile:
     """Evaluate on each dataset (its `eval` queries where a split file names them)."""
-    model = None
-    if settings.retriever == "dense":
+    registered = check_retriever(settings.retriever)
+    model = model_spec if isinstance(model_spec, LoadedModel) else None
+    if registered.needs_model and model is None:
         if model_spec is None:
-            raise IrtuneError("dense retrieval needs a model: -m minilm, a hub id or a folder")
-        model = (model_options or ModelOptions()).load(model_spec)
-    selections = selections_from_files([*_model_split_files(model, split_files), *split_files])
+            raise IrtuneError(
+                f"{settings.retriever} retrieval needs a model: -m minilm, a hub id or a folder"
+            )
+        model = (model_options or ModelOptions()).load(str(model_spec))
+    retriever = make_retriever(settings.retriever, settings, model)
+    held = held_out_from_files([*_model_split_files(model, split_files), *split_files])
     evaluations = []
     for name in datasets:
         dataset = resolve_dataset(name, data_dir, strict)
-        split, selection = selections.get(dataset.name, (settings.split, QuerySelection()))
-        evaluations.append(evaluate_dataset(dataset, replace(settings, split=split), model, selection))
-    label = label or (model_spec if settings.retriever == "dense" else "bm25") or "run"
+        chosen = held.get(dataset.name)
+        split = chosen.plan.eval.split if chosen else settings.split
+        selection = chosen.selection if chosen else QuerySelection()
+        dataset_settings = replace(settings, split=split)
+        dev = None
+        if retriever.uses_dev:
+            plan, origin = (
+                (chosen.plan, chosen.origin) if chosen else (make_plan(dataset), "the default split plan")
+            )
+            evaluated = selected_queries(dataset, split, selection)
+            dev = dev_queries(dataset, plan, origin, evaluated)
+        evaluations.append(
+            evaluate_dataset(dataset, dataset_settings, model, selection, retriever=retriever, dev=dev)
+        )
+    default_label = model.name if model is not None and settings.retriever == "dense" else settings.retriever
+    results = results_file(evaluations, settings, retriever, model, label or default_label or "run")
     if out_dir is not None:
-        write_results(out_dir, evaluations, settings, model, label)
-    return results_document(evaluations, settings, model, label)
-
-
-def load_comparisons(
-    results: Sequence[Path], baseline: Path | None = None
-) -> tuple[list[Comparison], list[dict[str, Any]]]:
-    """Compare every result with the baseline (default: the first result given)."""
-    loaded = [load_results(p) for p in results]
-    if baseline is not None:
-        base = load_results(baseline)
-        candidates = loaded
-    else:
-        if len(loaded) < 2:
-            raise IrtuneError("give at least two results, or --baseline and one result")
-        base, candidates = loaded[0], loaded[1:]
-    return [compare(base, c) for c in candidates], [base, *candidates]
-
-
-def write_report(
-    results: Sequence[Path], out: Path, baseline: Path | None = None
-) -> tuple[Path, Path, list[Comparison]]:
-    """report.html (self-contained) and report.md next to it."""
-    comparisons, loaded = load_comparisons(results, baseline)
-    write_text_atomic(out, html_report(comparisons, loaded))
-    markdown = out.with_suffix(".md")
-    write_text_atomic(markdown, markdown_report(comparisons))
-    return out, markdown, comparisons
+        write_results(out_dir, results, [e.run for e in evaluations])
+    return results

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
@@ -28,6 +29,8 @@ def source_for(name: str, mirror: str | None) -> str:
 
 def _copy_with_hashes(source: str, target: Path, show_progress: bool) -> tuple[str, str]:
     md5, sha256 = hashlib.md5(), hashlib.sha256()
+    stream: BinaryIO
+    total: int | None
     try:
         if Path(source).is_file():
             stream, total = open(source, "rb"), Path(source).stat().st_size  # noqa: SIM115

@@ -25,22 +25,25 @@ def build_index(
     shards: Iterable[tuple[int, np.ndarray]], dim: int, kind: str, params: dict[str, Any] | None = None
 ) -> faiss.Index:
     p = {**DEFAULT_PARAMS[kind], **(params or {})}
+    index: faiss.Index
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
     elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, int(p["m"]), faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = int(p["ef_construction"])
-        index.hnsw.efSearch = int(p["ef_search"])
+        hnsw = faiss.IndexHNSWFlat(dim, int(p["m"]), faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = int(p["ef_construction"])
+        hnsw.hnsw.efSearch = int(p["ef_search"])
+        index = hnsw
     elif kind == "ivf":
         shards = list(shards)
         total = sum(len(s) for _, s in shards)
         nlist = max(1, min(int(p["nlist"]), total // 39))  # FAISS wants >= 39 points per list
         quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(0)
         sample_ids = np.sort(rng.choice(total, size=min(total, int(p["train_size"])), replace=False))
-        index.train(_gather(shards, sample_ids))
-        index.nprobe = min(int(p["nprobe"]), nlist)
+        ivf.train(_gather(shards, sample_ids))
+        ivf.nprobe = min(int(p["nprobe"]), nlist)
+        index = ivf
     else:
         raise ValueError(f"unknown index type {kind!r} (choose from {', '.join(INDEX_TYPES)})")
     for _, shard in shards:

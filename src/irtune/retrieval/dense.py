@@ -1,4 +1,4 @@
-"""Exact dense search over embedding shards with a bounded running top-k.
+"""Dense retrieval: exact search over embedding shards with a bounded running top-k.
 
 Memory is O(query_batch x chunk) for scores plus O(queries x k) for the result,
 independent of corpus size: shards are memory-mapped and scored one at a time.
@@ -6,10 +6,25 @@ independent of corpus size: shards are memory-mapped and scored one at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from irtune.models import LoadedModel
+from irtune.progress import progress_bar
+from irtune.results import RetrieverInfo
+from irtune.retrieval import ann
+from irtune.retrieval.base import Corpus, LabelledQueries, Retrieval, run_from_arrays
+from irtune.retrieval.encode import EmbeddingShards, encode_corpus_cached, encode_texts
+
+if TYPE_CHECKING:
+    from irtune.evaluation import EvalSettings
 
 
 def exact_search(
@@ -43,3 +58,143 @@ def exact_search(
             new_index[start:stop] = torch.gather(merged_index, 1, order)
         best_scores, best_index = new_scores, new_index
     return best_scores.numpy(), best_index.numpy()
+
+
+@dataclass(frozen=True)
+class DenseRetriever:
+    """A model's embeddings: the corpus encoded once into the on-disk cache (memory-mapped,
+    resumable), queries encoded per search, exact inner-product search over the shards, or
+    a FAISS index built from them (then its recall against exact search is reported)."""
+
+    model: LoadedModel
+    precision: str = "fp32"
+    batch_size: int = 32
+    cache_dir: Path | None = None
+    store_dtype: str = "float32"
+    index_kind: str = "exact"
+    index_params: Mapping[str, Any] = field(default_factory=dict)
+    devices: tuple[str, ...] = ()
+    show_progress: bool = True
+    name: str = "dense"
+    uses_dev: bool = False
+
+    def describe(self) -> RetrieverInfo:
+        params = {**ann.DEFAULT_PARAMS.get(self.index_kind, {}), **self.index_params}
+        return RetrieverInfo(
+            name=self.name,
+            description="dense (inner product over cached embeddings)",
+            encodes=True,
+            precision=self.precision,
+            max_seq_length=self.model.max_seq_length,
+            store_dtype=self.store_dtype,
+            index=self.index_kind,
+            index_params=params if self.index_kind != "exact" else {},
+        )
+
+    def index(self, corpus: Corpus, dev: LabelledQueries | None = None) -> DenseIndex:
+        started = time.perf_counter()
+        with contextlib.ExitStack() as stack:
+            advance = None
+            if self.show_progress:
+                advance = stack.enter_context(progress_bar(f"encode {corpus.name} corpus", len(corpus)))
+            shards = encode_corpus_cached(
+                self.model,
+                corpus.texts(),
+                corpus.content_key,
+                self.cache_dir,
+                batch_size=self.batch_size,
+                precision=self.precision,
+                on_progress=advance,
+                store_dtype=self.store_dtype,
+                devices=self.devices,
+                count=len(corpus),
+            )
+        timings = {"encode_corpus_s": time.perf_counter() - started}
+        faiss_index = None
+        if self.index_kind != "exact":
+            started = time.perf_counter()
+            dim = shards.chunks[0].shape[1] if shards.chunks else 0
+            faiss_index = ann.build_index(
+                shards.iter_with_offsets(), dim, self.index_kind, dict(self.index_params)
+            )
+            timings["index_build_s"] = time.perf_counter() - started
+        return DenseIndex(self, corpus, shards, faiss_index, timings)
+
+
+@dataclass
+class DenseIndex:
+    retriever: DenseRetriever
+    corpus: Corpus
+    shards: EmbeddingShards
+    faiss_index: Any = None
+    index_timings: dict[str, float] = field(default_factory=dict)
+    _encoded: tuple[tuple[str, ...], np.ndarray] | None = field(default=None, repr=False)
+
+    def encode_queries(self, queries: Mapping[str, str]) -> np.ndarray:
+        """Query embeddings; the last set is kept, so scoring pairs after a search of the same
+        queries (hard-negative mining) does not encode them twice."""
+        key = tuple(queries)
+        if self._encoded is None or self._encoded[0] != key:
+            model, settings = self.retriever.model, self.retriever
+            texts = [queries[q] for q in key]
+            vectors = encode_texts(model, texts, model.prompts.query, settings.batch_size, settings.precision)
+            self._encoded = (key, vectors)
+        return self._encoded[1]
+
+    def search(self, queries: Mapping[str, str], top_k: int) -> Retrieval:
+        timings = dict(self.index_timings)
+        qids = list(queries)
+        started = time.perf_counter()
+        vectors = self.encode_queries(queries)
+        timings["encode_queries_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        scores, indices = exact_search(vectors, self.shards.iter_with_offsets(), top_k)
+        timings["search_s"] = time.perf_counter() - started
+        details: dict[str, Any] = {}
+        if self.faiss_index is not None:
+            exact_indices = indices
+            started = time.perf_counter()
+            scores, indices = ann.faiss_search(self.faiss_index, vectors, top_k)
+            timings["index_search_s"] = time.perf_counter() - started
+            details["index"] = {
+                "type": self.retriever.index_kind,
+                "params": {**ann.DEFAULT_PARAMS[self.retriever.index_kind], **self.retriever.index_params},
+                "recall@100_vs_exact": ann.ann_recall(indices, exact_indices, 100),
+                "recall@10_vs_exact": ann.ann_recall(indices, exact_indices, 10),
+            }
+        return Retrieval(run_from_arrays(qids, self.corpus.doc_ids, scores, indices), timings, details)
+
+    def score_pairs(
+        self, queries: Mapping[str, str], pairs: Mapping[str, Sequence[str]]
+    ) -> dict[str, dict[str, float]]:
+        """query · document for the given (query, documents) pairs, one shard at a time (the
+        corpus embeddings are never loaded whole)."""
+        vectors = self.encode_queries(queries)
+        row_of = {q: i for i, q in enumerate(queries)}
+        position = {d: i for i, d in enumerate(self.corpus.doc_ids)}
+        wanted: dict[int, list[tuple[str, str]]] = {}
+        for qid, docs in pairs.items():
+            for doc in docs:
+                wanted.setdefault(position[doc], []).append((qid, doc))
+        scores: dict[str, dict[str, float]] = {q: {} for q in pairs}
+        for offset, shard in self.shards.iter_with_offsets():
+            for index in [i for i in wanted if offset <= i < offset + len(shard)]:
+                vector = np.asarray(shard[index - offset], dtype=np.float32)
+                for qid, doc in wanted[index]:
+                    scores[qid][doc] = float(np.dot(vectors[row_of[qid]], vector))
+        return scores
+
+
+def dense_retriever(settings: EvalSettings, model: LoadedModel | None) -> DenseRetriever:
+    if model is None:
+        raise ValueError("dense retrieval needs a model")
+    return DenseRetriever(
+        model,
+        precision=settings.precision,
+        batch_size=settings.batch_size,
+        cache_dir=settings.cache_dir,
+        store_dtype=settings.store_dtype,
+        index_kind=settings.index,
+        index_params=settings.index_params,
+        devices=settings.devices,
+    )

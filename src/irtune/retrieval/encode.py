@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 CACHE_FORMAT = "irtune-embeddings-v1"
 
 Progress = Callable[[int], None]
+Pool = dict[Literal["input", "output", "processes"], Any]  # sentence-transformers' multi-process pool
 
 
 def default_cache_dir() -> Path:
@@ -53,7 +54,7 @@ def encode_texts(
     prompt: str,
     batch_size: int = 32,
     precision: str = "fp32",
-    pool: dict[str, Any] | None = None,
+    pool: Pool | None = None,
 ) -> np.ndarray:
     """Float32 embeddings (normalised when the model's similarity is cosine).
 
@@ -192,7 +193,7 @@ def _chunk(
     batch_size: int,
     precision: str,
     store_dtype: str,
-    pool: dict[str, Any] | None,
+    pool: Pool | None,
 ) -> np.ndarray:
     """Chunk `index` of the corpus embeddings: read from the cache, or its `texts` encoded."""
     path = _chunk_path(folder, index, chunk_size)

@@ -7,10 +7,10 @@ import statistics
 from typing import Any
 
 from irtune import __version__
-from irtune.compare import Comparison, RunSetup
+from irtune.comparison import Comparison, RunSetup
 from irtune.provenance import now_iso
-from irtune.report import charts
-from irtune.report.rows import (
+from irtune.reporting import charts
+from irtune.reporting.rows import (
     HEADERS,
     LEGEND,
     comparison_rows,
@@ -19,6 +19,7 @@ from irtune.report.rows import (
     significance_note,
     title,
 )
+from irtune.results import ResultsFile
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
@@ -85,30 +86,34 @@ def _summary(comparisons: list[Comparison]) -> str:
     )
 
 
-def _provenance(result: dict[str, Any]) -> str:
-    model = result.get("model") or {}
-    settings = result["settings"]
-    env = result["environment"]
-    items = [
-        ("label", result.get("label")),
-        ("file", result.get("_path")),
-        ("model", model.get("name", settings.get("retriever"))),
-        ("weights sha256", model.get("weights_sha256")),
-        ("prompts", model.get("prompts")),
-        ("max length", model.get("max_seq_length")),
+def _provenance(result: ResultsFile) -> str:
+    model = result.model
+    env = result.environment
+    items: list[tuple[str, Any]] = [
+        ("label", result.label),
+        ("file", result.path),
+        ("model", model.name if model else result.retriever.name),
+        ("weights sha256", model.weights_sha256 if model else None),
+        ("prompts", model.prompts if model else None),
+        ("max length", model.max_seq_length if model else None),
         ("retriever / search", setup_label(RunSetup.of(result))),
-        ("training", model.get("training")),
-        ("irtune / commit", f"{env['irtune_version']} / {env.get('git_commit')}"),
-        ("date / host", f"{env['date']} / {env['host']} ({env['cpu']}, GPUs: {env['gpus'] or 'none'})"),
+        ("retriever", result.retriever.description),
+        ("training", model.training if model else None),
+        ("irtune / commit", f"{env.get('irtune_version')} / {env.get('git_commit')}"),
+        (
+            "date / host",
+            f"{env.get('date')} / {env.get('host')} ({env.get('cpu')}, GPUs: {env.get('gpus') or 'none'})",
+        ),
     ]
-    for entry in result["datasets"]:
-        q = entry["queries"]
+    for entry in result.datasets:
+        q = entry.queries
         items.append(
             (
-                f"{entry['dataset']}:{entry['split']}",
-                f"{q['count']} queries ({q['selection']}); files "
-                + ", ".join(f"{k} {v[:12]}" for k, v in entry["data_files_sha256"].items())
-                + (" — CONTAMINATED" if entry["contaminated"] else ""),
+                f"{entry.dataset}:{entry.split}",
+                f"{q.count} queries ({q.selection}); files "
+                + ", ".join(f"{k} {v[:12]}" for k, v in entry.data_files_sha256.items())
+                + (f"; retrieval {entry.retrieval}" if entry.retrieval else "")
+                + (" — CONTAMINATED" if entry.contaminated else ""),
             )
         )
     rows = "".join(
@@ -117,19 +122,19 @@ def _provenance(result: dict[str, Any]) -> str:
         for k, v in items
         if v is not None
     )
-    mark = ' <span class="contaminated">⚠ contaminated</span>' if result.get("contaminated") else ""
-    return f"<h3>{html.escape(str(result.get('label')))}{mark}</h3><table>{rows}</table>"
+    mark = ' <span class="contaminated">⚠ contaminated</span>' if result.contaminated else ""
+    return f"<h3>{html.escape(result.label)}{mark}</h3><table>{rows}</table>"
 
 
-def html_report(comparisons: list[Comparison], results: list[dict[str, Any]]) -> str:
+def html_report(comparisons: list[Comparison], results: list[ResultsFile]) -> str:
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>irtune report</title>"
         f"<style>{STYLE}</style></head><body>",
         "<h1>irtune report</h1>",
         f"<p>Generated {now_iso()} by irtune {__version__}. All numbers were measured by irtune "
         "with trec_eval semantics; significance: paired randomization test (10,000 permutations), "
-        "Holm-corrected over every (dataset, metric) test of a comparison (the count is under "
-        "each table); CIs: 10,000 bootstrap resamples of per-query differences.</p>",
+        "Holm-corrected over every (candidate, dataset, metric) test of this report as one family "
+        "(the count is under each table); CIs: 10,000 bootstrap resamples of per-query differences.</p>",
     ]
     if any(c.contaminated for c in comparisons):
         parts.append(

@@ -18,8 +18,8 @@ from irtune.data.splits import (
 )
 from irtune.errors import IrtuneError, LeakageError
 from irtune.leakage import TrainingQueries, find_overlap, text_fingerprint
-from irtune.train.config import DOMAIN_PRESETS, TrainConfig
-from irtune.train.pairs import training_queries
+from irtune.training.config import DOMAIN_PRESETS, TrainConfig
+from irtune.training.pairs import training_queries
 
 SEED_PROTOCOL_ORDER = ("train", "dev", "test")
 
@@ -49,7 +49,7 @@ class TrainSet:
         return TrainingQueries.from_queries(self.dataset.name, self.part.split, self.queries())
 
 
-def expand_presets(specs: Sequence[str], groups: dict[str, Sequence[str]] | None = None) -> list[str]:
+def expand_presets(specs: Sequence[str], groups: Mapping[str, Sequence[str]] | None = None) -> list[str]:
     """`general`, `scientific` or a user group name -> its datasets; other specs unchanged."""
     known = {**DOMAIN_PRESETS, **(groups or {})}
     expanded: list[str] = []

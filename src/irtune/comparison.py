@@ -2,44 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-from irtune.errors import DataError, IrtuneError
-from irtune.evaluate import RESULTS_FORMAT
+from irtune.errors import IrtuneError
 from irtune.metrics import HEADLINE_METRICS
+from irtune.results import DatasetResult, ResultsFile, read_results
 from irtune.significance import bootstrap_ci, holm, paired_randomization_test
 
 ALPHA = 0.05
 TIE = 1e-12
-APPROXIMATE_FREE = ("exact", "flat")  # exhaustive search; FAISS ivf and hnsw are approximate
 MEANING_SETTINGS = ("top_k", "ignore_identical_ids")  # differ: the metrics measure other things
 DENSE_CAVEATS = ("precision", "max_seq_length", "store_dtype")  # differ: numbers move, meaning holds
 
 
-def load_results(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "results.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(path, "results file not found") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"malformed JSON ({exc.msg})", exc.lineno) from None
-    if data.get("format") != RESULTS_FORMAT:
-        raise DataError(path, f'not an irtune results file (format must be "{RESULTS_FORMAT}")')
-    data["_path"] = str(path)
-    return data
-
-
-@dataclass
-class MetricComparison:
+class MetricComparison(BaseModel):
     metric: str
     baseline: float
     candidate: float
@@ -80,55 +62,60 @@ class MetricComparison:
         }
 
 
-@dataclass
-class DatasetComparison:
+class DatasetComparison(BaseModel):
     dataset: str
     split: str
     queries: int
     contaminated: bool
     metrics: list[MetricComparison]
-    deltas: dict[str, list[float]] = field(repr=False)
+    deltas: dict[str, list[float]] = Field(repr=False)  # per-query candidate - baseline
 
     def metric(self, name: str) -> MetricComparison:
         return next(m for m in self.metrics if m.metric == name)
 
 
-@dataclass(frozen=True)
-class Correction:
+class Correction(BaseModel):
     """The multiple-comparison correction applied, and over which family of tests: a p-value
     only means what it says if the reader knows how many tests it was corrected for."""
 
+    model_config = ConfigDict(frozen=True)
+
     method: str
     family: str
-    datasets: int
+    comparisons: int  # candidates compared with the baseline together
+    datasets: int  # per comparison (the most any comparison has)
     metrics: int
-
-    @property
-    def tests(self) -> int:
-        return self.datasets * self.metrics
+    tests: int  # every p-value of the family
 
     def describe(self) -> str:
-        """'Holm-corrected over all 8 tests (2 datasets × 4 metrics)'."""
-        return (
-            f"{self.method.capitalize()}-corrected over all {_count(self.tests, 'test')} "
-            f"({_count(self.datasets, 'dataset')} × {_count(self.metrics, 'metric')})"
-        )
+        """'Holm-corrected over all 24 tests (3 comparisons × 2 datasets × 4 metrics)'."""
+        parts = [_count(self.datasets, "dataset"), _count(self.metrics, "metric")]
+        if self.comparisons > 1:
+            parts.insert(0, _count(self.comparisons, "comparison"))
+        shape = " × ".join(parts)
+        if self.tests != self.comparisons * self.datasets * self.metrics:  # datasets differ
+            shape = f"{_count(self.comparisons, 'comparison')} of up to {shape.split(' × ', 1)[1]}"
+        return f"{self.method.capitalize()}-corrected over all {_count(self.tests, 'test')} ({shape})"
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "tests": self.tests}
+        return self.model_dump()
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-@dataclass(frozen=True)
-class RunSetup:
-    """The settings of one results file that decide what its numbers mean (None: BM25 has
-    no embeddings, hence no precision, index or max length; or the file did not record it)."""
+class RunSetup(BaseModel):
+    """The settings of one results file that decide what its numbers mean (None: the
+    retriever has no embeddings, hence no precision, index or max length; or the file did
+    not record it)."""
+
+    model_config = ConfigDict(frozen=True)
 
     path: str
     retriever: str
+    label: str  # how the retriever describes itself, e.g. "dense · fp32 · exact search"
+    encodes: bool
     precision: str | None
     index: str | None
     approximate: bool
@@ -136,31 +123,30 @@ class RunSetup:
     ignore_identical_ids: bool | None
     max_seq_length: int | None
     store_dtype: str | None
-    index_params: dict[str, Any] = field(default_factory=dict)
+    index_params: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def of(cls, result: dict[str, Any]) -> RunSetup:
-        settings = result.get("settings") or {}
-        path = str(result.get("_path", result.get("label")))
-        top_k, identical = settings.get("top_k"), settings.get("ignore_identical_ids")
-        if settings.get("retriever", "dense") == "bm25":  # BM25 ignores --index and --precision
-            return cls(path, "bm25", None, None, False, top_k, identical, None, None)
-        index = settings.get("index", "exact")
+    def of(cls, result: ResultsFile) -> RunSetup:
+        info = result.retriever
+        dense = info.dense_parts()
+        part = dense[0] if dense else None
         return cls(
-            path=path,
-            retriever="dense",
-            precision=settings.get("precision"),
-            index=index,
-            approximate=bool(settings.get("approximate", index not in APPROXIMATE_FREE)),
-            top_k=top_k,
-            ignore_identical_ids=identical,
-            max_seq_length=(result.get("model") or {}).get("max_seq_length"),
-            store_dtype=settings.get("store_dtype"),
-            index_params=dict(settings.get("index_params") or {}),
+            path=result.name,
+            retriever=info.name,
+            label=info.label(),
+            encodes=part is not None,
+            precision=part.precision if part else None,
+            index=part.index if part else None,
+            approximate=info.approximate,
+            top_k=result.settings.top_k,
+            ignore_identical_ids=result.settings.ignore_identical_ids,
+            max_seq_length=part.max_seq_length if part else None,
+            store_dtype=part.store_dtype if part else None,
+            index_params=dict(part.index_params) if part else {},
         )
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump()
 
 
 def check_setups(base: RunSetup, cand: RunSetup) -> list[str]:
@@ -170,7 +156,8 @@ def check_setups(base: RunSetup, cand: RunSetup) -> list[str]:
     part of the measured change then comes from the setting, not from the model.
 
     A dense run against BM25 is the comparison of two retrievers, the point of the exercise:
-    BM25 has no precision or index, so nothing about those is checked."""
+    BM25 has no precision or index, so nothing about those is checked; the embedding
+    settings are checked between any two runs that both encode (dense, a fusion with dense)."""
     where = f"cannot compare {base.path} with {cand.path}"
     caveats = []
     for name in MEANING_SETTINGS:
@@ -189,7 +176,7 @@ def check_setups(base: RunSetup, cand: RunSetup) -> list[str]:
             f"approximate indexes differ (baseline {base.index} {base.index_params}, candidate "
             f"{cand.index} {cand.index_params}): they lose different documents"
         )
-    if base.retriever == cand.retriever == "dense":
+    if base.encodes and cand.encodes:
         for name in DENSE_CAVEATS:
             b, c = getattr(base, name), getattr(cand, name)
             if b != c:
@@ -206,15 +193,14 @@ def _search(setup: RunSetup) -> str:
     return f"{setup.index}, {'approximate' if setup.approximate else 'exact'}"
 
 
-@dataclass
-class Comparison:
+class Comparison(BaseModel):
     baseline_label: str
     candidate_label: str
     contaminated: bool
     datasets: list[DatasetComparison]
     metrics: tuple[str, ...]
     correction: Correction | None = None
-    caveats: list[str] = field(default_factory=list)
+    caveats: list[str] = Field(default_factory=list)
     baseline_setup: RunSetup | None = None
     candidate_setup: RunSetup | None = None
 
@@ -261,86 +247,124 @@ class Comparison:
         }
 
 
-def _check_alignment(base: dict, cand: dict, base_path: str, cand_path: str) -> None:
-    where = f"{cand['dataset']}:{cand['split']}"
-    if base["queries"]["ids_sha256"] != cand["queries"]["ids_sha256"]:
+def _check_alignment(base: DatasetResult, cand: DatasetResult, base_path: str, cand_path: str) -> None:
+    where = f"{cand.dataset}:{cand.split}"
+    if base.queries.ids_sha256 != cand.queries.ids_sha256:
         raise IrtuneError(
-            f"cannot compare {where}: {base_path} evaluated {base['queries']['count']} queries "
-            f"({base['queries']['selection']}), {cand_path} evaluated {cand['queries']['count']} "
-            f"({cand['queries']['selection']}); evaluate both on the same query set"
+            f"cannot compare {where}: {base_path} evaluated {base.queries.count} queries "
+            f"({base.queries.selection}), {cand_path} evaluated {cand.queries.count} "
+            f"({cand.queries.selection}); evaluate both on the same query set"
         )
-    if base["data_files_sha256"] != cand["data_files_sha256"]:
+    if base.data_files_sha256 != cand.data_files_sha256:
         raise IrtuneError(
             f"cannot compare {where}: the data files differ between {base_path} and {cand_path}"
         )
 
 
-def holm_over_family(rows: list[DatasetComparison], metrics: tuple[str, ...]) -> Correction:
-    """Holm over every (dataset, metric) test the comparison reports, as one family: Holm per
-    metric across datasets left the four metrics of a single dataset uncorrected."""
-    tests = [m for r in rows for m in r.metrics]
+def holm_over_family(comparisons: Sequence[Comparison]) -> None:
+    """Holm over every (comparison, dataset, metric) test reported together, as one family.
+    Holm per metric across datasets left the four metrics of a single dataset uncorrected;
+    Holm per comparison let several candidates be compared and the lucky one kept."""
+    tests = [m for c in comparisons for d in c.datasets for m in d.metrics]
     for m, adjusted in zip(tests, holm([m.p_value for m in tests]), strict=True):
         m.p_holm = adjusted
-    return Correction("holm", "datasets x metrics", len(rows), len(metrics))
+    correction = Correction(
+        method="holm",
+        family="comparisons x datasets x metrics",
+        comparisons=len(comparisons),
+        datasets=max(len(c.datasets) for c in comparisons),
+        metrics=max(len(c.metrics) for c in comparisons),
+        tests=len(tests),
+    )
+    for comparison in comparisons:
+        comparison.correction = correction
+
+
+def _metric_comparison(
+    name: str, base: DatasetResult, cand: DatasetResult, qids: list[str]
+) -> MetricComparison:
+    b = np.array([base.per_query[q][name] for q in qids])
+    c = np.array([cand.per_query[q][name] for q in qids])
+    d = c - b
+    low, high = bootstrap_ci(d)
+    return MetricComparison(
+        metric=name,
+        baseline=float(b.mean()),
+        candidate=float(c.mean()),
+        ci_low=low,
+        ci_high=high,
+        p_value=paired_randomization_test(d),
+        wins=int((d > TIE).sum()),
+        ties=int((np.abs(d) <= TIE).sum()),
+        losses=int((d < -TIE).sum()),
+    )
 
 
 def compare(
-    baseline: dict[str, Any], candidate: dict[str, Any], metrics: tuple[str, ...] = HEADLINE_METRICS
+    baseline: ResultsFile, candidate: ResultsFile, metrics: tuple[str, ...] = HEADLINE_METRICS
 ) -> Comparison:
+    """One candidate against the baseline, corrected over its own tests."""
+    return compare_all(baseline, [candidate], metrics)[0]
+
+
+def compare_all(
+    baseline: ResultsFile, candidates: Sequence[ResultsFile], metrics: tuple[str, ...] = HEADLINE_METRICS
+) -> list[Comparison]:
+    """Each candidate against the baseline, all p-values corrected as one family."""
+    comparisons = [_uncorrected(baseline, c, metrics) for c in candidates]
+    holm_over_family(comparisons)
+    return comparisons
+
+
+def _uncorrected(baseline: ResultsFile, candidate: ResultsFile, metrics: tuple[str, ...]) -> Comparison:
     base_setup, cand_setup = RunSetup.of(baseline), RunSetup.of(candidate)
     caveats = check_setups(base_setup, cand_setup)
-    base_entries = {(e["dataset"], e["split"]): e for e in baseline["datasets"]}
+    base_entries = {(e.dataset, e.split): e for e in baseline.datasets}
     rows: list[DatasetComparison] = []
-    for entry in candidate["datasets"]:
-        key = (entry["dataset"], entry["split"])
-        if key not in base_entries:
+    for entry in candidate.datasets:
+        base = base_entries.get((entry.dataset, entry.split))
+        if base is None:
             continue
-        base = base_entries[key]
-        _check_alignment(base, entry, baseline["_path"], candidate["_path"])
-        qids = sorted(entry["per_query"])
-        comparisons, deltas = [], {}
-        for name in metrics:
-            b = np.array([base["per_query"][q][name] for q in qids])
-            c = np.array([entry["per_query"][q][name] for q in qids])
-            d = c - b
-            low, high = bootstrap_ci(d)
-            comparisons.append(
-                MetricComparison(
-                    name,
-                    float(b.mean()),
-                    float(c.mean()),
-                    low,
-                    high,
-                    paired_randomization_test(d),
-                    int((d > TIE).sum()),
-                    int((np.abs(d) <= TIE).sum()),
-                    int((d < -TIE).sum()),
-                )
-            )
-            deltas[name] = d.tolist()
+        _check_alignment(base, entry, baseline.name, candidate.name)
+        qids = sorted(entry.per_query)
+        comparisons = [_metric_comparison(name, base, entry, qids) for name in metrics]
         rows.append(
             DatasetComparison(
-                entry["dataset"],
-                entry["split"],
-                len(qids),
-                bool(entry["contaminated"] or base["contaminated"]),
-                comparisons,
-                deltas,
+                dataset=entry.dataset,
+                split=entry.split,
+                queries=len(qids),
+                contaminated=entry.contaminated or base.contaminated,
+                metrics=comparisons,
+                deltas={
+                    name: [entry.per_query[q][name] - base.per_query[q][name] for q in qids]
+                    for name in metrics
+                },
             )
         )
     if not rows:
-        raise IrtuneError(
-            f"nothing to compare: {candidate['_path']} and {baseline['_path']} share no dataset/split"
-        )
-    correction = holm_over_family(rows, tuple(metrics))
+        raise IrtuneError(f"nothing to compare: {candidate.name} and {baseline.name} share no dataset/split")
     return Comparison(
-        baseline.get("label", baseline["_path"]),
-        candidate.get("label", candidate["_path"]),
-        any(r.contaminated for r in rows),
-        rows,
-        tuple(metrics),
-        correction=correction,
+        baseline_label=baseline.label,
+        candidate_label=candidate.label,
+        contaminated=any(r.contaminated for r in rows),
+        datasets=rows,
+        metrics=tuple(metrics),
         caveats=caveats,
         baseline_setup=base_setup,
         candidate_setup=cand_setup,
     )
+
+
+def load_comparisons(
+    results: Sequence[Path], baseline: Path | None = None
+) -> tuple[list[Comparison], list[ResultsFile]]:
+    """Compare every result with the baseline (default: the first result given)."""
+    loaded = [read_results(p) for p in results]
+    if baseline is not None:
+        base = read_results(baseline)
+        candidates = loaded
+    else:
+        if len(loaded) < 2:
+            raise IrtuneError("give at least two results, or --baseline and one result")
+        base, candidates = loaded[0], loaded[1:]
+    return compare_all(base, candidates), [base, *candidates]

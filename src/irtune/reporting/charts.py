@@ -11,8 +11,8 @@ matplotlib.use("Agg")  # headless: charts are rendered to SVG, never to a window
 import matplotlib.pyplot as plt
 import numpy as np
 
-from irtune.compare import Comparison
-from irtune.report.rows import metric_label
+from irtune.comparison import Comparison
+from irtune.reporting.rows import metric_label
 
 COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")

@@ -7,10 +7,10 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from irtune.compare import Comparison
+from irtune.comparison import Comparison
 from irtune.metrics import HEADLINE_METRICS
-from irtune.report.rows import CONTAMINATED as CONTAMINATED_MARK
-from irtune.report.rows import (
+from irtune.reporting.rows import CONTAMINATED as CONTAMINATED_MARK
+from irtune.reporting.rows import (
     HEADERS,
     LEGEND,
     comparison_rows,
@@ -19,32 +19,38 @@ from irtune.report.rows import (
     significance_note,
     title,
 )
+from irtune.results import ResultsFile
 
 
-def results_table(result: dict[str, Any]) -> Table:
-    title = result.get("label") or "evaluation"
-    if result.get("contaminated"):
+def results_table(result: ResultsFile) -> Table:
+    title = result.label or "evaluation"
+    if result.contaminated:
         title += f"  [bold red]{CONTAMINATED_MARK}[/]"
     table = Table(
         "dataset", "split", "queries", *[metric_label(m) for m in HEADLINE_METRICS], "search", title=title
     )
-    for entry in result["datasets"]:
-        name = entry["dataset"] + (" [bold red]⚠[/]" if entry["contaminated"] else "")
-        selection = entry["queries"]["selection"]
-        split = entry["split"] + ("" if selection == "all" else f" ({selection})")
-        index = entry.get("index") or {}
-        if index.get("type", "exact") == "exact":
-            search = "exact" if index else "bm25"
-        else:
-            search = f"{index['type']} (recall@100 vs exact {index['recall@100_vs_exact']:.3f})"
+    search = escape(result.retriever.label())
+    for entry in result.datasets:
+        name = entry.dataset + (" [bold red]⚠[/]" if entry.contaminated else "")
+        selection = entry.queries.selection
+        split = entry.split + ("" if selection == "all" else f" ({selection})")
         table.add_row(
             name,
             split,
-            str(entry["queries"]["count"]),
-            *[f"{entry['metrics'][m]:.4f}" for m in HEADLINE_METRICS],
-            search,
+            str(entry.queries.count),
+            *[f"{entry.metrics[m]:.4f}" for m in HEADLINE_METRICS],
+            search + _retrieval_note(entry.retrieval),
         )
     return table
+
+
+def _retrieval_note(retrieval: dict[str, Any]) -> str:
+    """What the retriever reported for a dataset, in a few words (index recall, weights)."""
+    notes = []
+    if index := retrieval.get("index"):
+        notes.append(f"recall@100 vs exact {index['recall@100_vs_exact']:.3f}")
+    notes += [f"{k} {v}" for k, v in retrieval.items() if k != "index" and isinstance(v, int | float | str)]
+    return f" ({escape(', '.join(notes))})" if notes else ""
 
 
 def comparison_table(comparison: Comparison) -> Table:

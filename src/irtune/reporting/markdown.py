@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from irtune.compare import Comparison
-from irtune.report.rows import HEADERS, LEGEND, comparison_rows, setup_lines, significance_note, title
+from irtune.comparison import Comparison
+from irtune.reporting.rows import HEADERS, LEGEND, comparison_rows, setup_lines, significance_note, title
 
 
 def markdown_report(comparisons: list[Comparison]) -> str:

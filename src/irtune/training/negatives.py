@@ -16,13 +16,12 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from irtune.data.beir import BeirDataset
 from irtune.fileio import sha256_text, write_json_atomic
 from irtune.models import LoadedModel
-from irtune.retrieval.dense import exact_search
-from irtune.retrieval.encode import EmbeddingShards, default_cache_dir, encode_texts
+from irtune.retrieval.base import Corpus
+from irtune.retrieval.dense import DenseIndex, DenseRetriever
+from irtune.retrieval.encode import EmbeddingShards, default_cache_dir
 
 
 @dataclass
@@ -85,21 +84,21 @@ def mine_candidates(
             {q: [tuple(x) for x in c] for q, c in data["candidates"].items()},
             data["positive_scores"],
         )
-    query_vectors = encode_texts(
-        base, [dataset.queries[q] for q in qids], base.prompts.query, batch_size, precision
+    retriever = DenseRetriever(
+        base, precision=precision, batch_size=batch_size, cache_dir=cache_dir, show_progress=False
     )
-    scores, indices = exact_search(query_vectors, shards.iter_with_offsets(), range_max)
-    corpus = shards.to_array()
-    position = {d: i for i, d in enumerate(doc_ids)}
+    index = DenseIndex(
+        retriever, Corpus(dataset.name, doc_ids, shards.folder.name, dataset.iter_texts), shards
+    )
+    queries = {q: dataset.queries[q] for q in qids}
+    run = index.search(queries, range_max).run
     candidates: dict[str, list[tuple[str, float]]] = {}
-    positive_scores: dict[str, dict[str, float]] = {}
-    for row, qid in enumerate(qids):
+    for qid in qids:
         excluded = set(positives_by_query[qid]) | {qid}
-        ranked = [(doc_ids[i], float(s)) for i, s in zip(indices[row], scores[row], strict=True)]
+        ranked = list(run[qid].items())
         candidates[qid] = [(d, s) for d, s in ranked[range_min:] if d not in excluded]
-        positive_scores[qid] = {
-            d: float(np.dot(query_vectors[row], corpus[position[d]])) for d in positives_by_query[qid]
-        }
+    # the positives' own scores, gathered shard by shard: the corpus is never loaded whole
+    positive_scores = index.score_pairs(queries, positives_by_query)
     write_json_atomic(path, {"candidates": candidates, "positive_scores": positive_scores})
     return MinedCandidates(candidates, positive_scores)
 

@@ -30,15 +30,14 @@ import torch
 
 from irtune.data.beir import BeirDataset
 from irtune.data.splits import SplitPart
-from irtune.evaluate import corpus_content_key
 from irtune.fileio import sha256_text
 from irtune.leakage import text_fingerprint
 from irtune.metrics import evaluate_run, mean_metrics
 from irtune.models import LoadedModel
-from irtune.retrieval import bm25
-from irtune.retrieval.dense import exact_search
-from irtune.retrieval.encode import encode_corpus_cached, encode_texts
-from irtune.train.pairs import training_queries
+from irtune.retrieval.base import Corpus
+from irtune.retrieval.bm25 import BM25Retriever
+from irtune.retrieval.dense import DenseRetriever
+from irtune.training.pairs import training_queries
 
 SELECTION_METRICS = ("ndcg@10", "recall@100")
 SELECTION_KEY = "ndcg@10"
@@ -66,11 +65,13 @@ class DevSet:
     def full_corpus(self) -> bool:
         return self.documents["kind"] == "full corpus"
 
+    def corpus(self) -> Corpus:
+        """The scored documents. The full corpus keeps the corpus's own cache key, so the base
+        model's embeddings from mining and the baseline evaluation are reused."""
+        return Corpus.of(self.dataset) if self.full_corpus else Corpus.subset(self.dataset, self.doc_ids)
+
     def content_key(self) -> str:
-        """Cache key of the scored texts: the corpus key itself for the full corpus, so the
-        base model's embeddings from mining and the baseline evaluation are reused."""
-        key = corpus_content_key(self.dataset)
-        return key if self.full_corpus else sha256_text(key, *self.doc_ids)
+        return self.corpus().content_key
 
 
 def selection_documents(
@@ -81,9 +82,11 @@ def selection_documents(
     if len(doc_ids) <= pool.max_full_corpus:
         return doc_ids, {"kind": "full corpus", "documents": len(doc_ids)}
     positives = {d for q in qids for d, g in qrels[q].items() if g > 0}
-    texts = list(dataset.iter_texts())
-    _, indices = bm25.bm25_search(texts, [dataset.queries[q] for q in qids], pool.bm25_k)
-    lexical = {doc_ids[i] for row in indices for i in row}
+    lexical_retriever = BM25Retriever()
+    run = lexical_retriever.index(Corpus.of(dataset)).search(
+        {q: dataset.queries[q] for q in qids}, pool.bm25_k
+    )
+    lexical = {d for hits in run.run.values() for d in hits}
     sample = set(random.Random(pool.seed).sample(doc_ids, min(pool.random_docs, len(doc_ids))))
     members = (positives & set(doc_ids)) | lexical | sample
     chosen = [d for d in doc_ids if d in members]  # corpus order: deterministic
@@ -93,7 +96,7 @@ def selection_documents(
         "corpus_documents": len(doc_ids),
         "dev_positives": len(positives),
         "bm25_top_k": pool.bm25_k,
-        "bm25": bm25.describe(),
+        "bm25": lexical_retriever.describe().description,
         "random_sample": len(sample),
         "random_seed": pool.seed,
         "doc_ids_sha256": sha256_text(*chosen),
@@ -156,23 +159,12 @@ def score_dev(
 ) -> dict:
     """Mean dev metrics per dataset and their macro average (the selection criterion)."""
     per_dataset: dict[str, dict[str, float]] = {}
+    retriever = DenseRetriever(
+        model, precision=precision, batch_size=batch_size, cache_dir=cache_dir, show_progress=False
+    )
     for dev in dev_sets:
-        if dev.full_corpus:
-            texts: Any = dev.dataset.iter_texts()
-        else:
-            corpus = dev.dataset.corpus
-            texts = [corpus[d].full_text() for d in dev.doc_ids]
-        shards = encode_corpus_cached(
-            model, texts, dev.content_key(), cache_dir, batch_size, precision, count=len(dev.doc_ids)
-        )
-        vectors = encode_texts(
-            model, [dev.dataset.queries[q] for q in dev.qids], model.prompts.query, batch_size, precision
-        )
-        scores, indices = exact_search(vectors, shards.iter_with_offsets(), 101)  # +1: a self-match
-        run = {
-            q: {dev.doc_ids[i]: float(s) for i, s in zip(indices[r], scores[r], strict=True)}
-            for r, q in enumerate(dev.qids)
-        }
+        queries = {q: dev.dataset.queries[q] for q in dev.qids}
+        run = retriever.index(dev.corpus()).search(queries, 101).run  # +1: room for a self-match
         per_query = evaluate_run(dev.qrels, run, SELECTION_METRICS, ignore_identical_ids=True)
         per_dataset[dev.dataset.name] = mean_metrics(per_query)
     macro = {m: math.fsum(v[m] for v in per_dataset.values()) / len(per_dataset) for m in SELECTION_METRICS}

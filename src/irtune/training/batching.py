@@ -13,8 +13,9 @@ sentence-transformers has no sampler that knows the qrels, hence this module.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
+from typing import cast
 
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
@@ -85,13 +86,18 @@ def conflict_free_order(
 class InOrderBatchSampler(DefaultBatchSampler):
     """Consecutive blocks of the dataset in its stored order: the order is the batching."""
 
+    def _size(self) -> int:
+        # DefaultBatchSampler hands the dataset (sized) to torch's BatchSampler as `sampler`,
+        # which torch types as a possibly unsized `Sampler[int] | Iterable[int]`.
+        return len(cast(Sized, self.sampler))
+
     def __iter__(self) -> Iterator[list[int]]:
-        size = len(self.sampler)  # the dataset
+        size = self._size()
         for start in range(0, size, self.batch_size):
             batch = list(range(start, min(start + self.batch_size, size)))
             if len(batch) == self.batch_size or not self.drop_last:
                 yield batch
 
     def __len__(self) -> int:
-        size = len(self.sampler)
+        size = self._size()
         return size // self.batch_size if self.drop_last else -(-size // self.batch_size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from irtune.compare import Comparison, MetricComparison, RunSetup
+from irtune.comparison import Comparison, MetricComparison, RunSetup
 from irtune.significance import N_RESAMPLES
 
 HEADERS = ("dataset", "metric", "baseline", "candidate", "Δ", "Δ %", "95% CI of Δ", "p (Holm)", "W/T/L")
@@ -77,22 +77,7 @@ def title(comparison: Comparison) -> str:
 def setup_label(setup: RunSetup) -> str:
     """'dense · fp32 · exact search · max length 256 · top 1000': the settings that decide
     what a run's numbers mean, shown next to them rather than only in the provenance."""
-    if setup.retriever == "bm25":
-        parts = ["bm25", "exact search"]
-    else:
-        if setup.index in (None, "exact"):
-            search = "exact search"
-        else:
-            search = f"{setup.index} (FAISS, {'approximate' if setup.approximate else 'exact'})"
-        precision = setup.precision or "precision not recorded"
-        if setup.store_dtype == "float16":
-            precision += " (float16 cache)"
-        parts = ["dense", precision, search]
-        if setup.max_seq_length is not None:
-            parts.append(f"max length {setup.max_seq_length}")
-    if setup.top_k is not None:
-        parts.append(f"top {setup.top_k}")
-    return " · ".join(parts)
+    return setup.label + ("" if setup.top_k is None else f" · top {setup.top_k}")
 
 
 def setup_lines(comparison: Comparison) -> list[str]:

@@ -1,0 +1,181 @@
+"""irtune's Python API: the same jobs as the command line, as functions.
+
+    >>> import irtune
+    >>> baseline = irtune.evaluate("minilm", ["scifact"], out_dir=Path("runs/base"))
+    >>> bm25 = irtune.evaluate(None, ["scifact"], retriever="bm25", out_dir=Path("runs/bm25"))
+    >>> for comparison in irtune.compare(baseline, bm25):
+    ...     print(comparison.datasets[0].metric("ndcg@10").delta)
+
+Every function takes keyword-only options after its subject; the CLI is a thin layer
+over these. Heavy libraries (torch, transformers) are imported only by the functions
+that need them, so `compare` and `report` stay fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from irtune.comparison import Comparison
+    from irtune.data.beir import BeirDataset
+    from irtune.models import LoadedModel
+    from irtune.results import ResultsFile
+    from irtune.training.config import TrainConfig
+
+
+def load_dataset(name_or_path: str, *, data_dir: Path | None = None, strict: bool = False) -> BeirDataset:
+    """A BEIR dataset by name (under `data_dir` or $IRTUNE_DATA_DIR) or by folder.
+
+    >>> scifact = irtune.load_dataset("scifact", data_dir=Path("../shared/data/beir"))
+    >>> len(scifact.doc_ids), len(scifact.relevant_queries("test"))
+    (5183, 300)
+    """
+    from irtune.data.registry import resolve_dataset
+
+    return resolve_dataset(name_or_path, data_dir, strict)
+
+
+def load_model(
+    spec: str,
+    *,
+    device: str | None = None,
+    max_seq_length: int | None = None,
+    query_prompt: str | None = None,
+    doc_prompt: str | None = None,
+) -> LoadedModel:
+    """`minilm` (bundled), a Hugging Face id or a folder, with its prompts resolved (the
+    model's own, else its family's; an override wins) and its training record if any.
+
+    >>> model = irtune.load_model("intfloat/e5-base-v2")
+    >>> model.prompts.query
+    'query: '
+    """
+    from irtune.models import ModelOptions
+
+    return ModelOptions(device, max_seq_length, query_prompt, doc_prompt).load(spec)
+
+
+def evaluate(
+    model: str | LoadedModel | None,
+    datasets: str | Sequence[str],
+    *,
+    out_dir: Path | None = None,
+    split_files: Sequence[Path] = (),
+    data_dir: Path | None = None,
+    label: str | None = None,
+    strict: bool = False,
+    device: str | None = None,
+    max_seq_length: int | None = None,
+    query_prompt: str | None = None,
+    doc_prompt: str | None = None,
+    **settings: Any,
+) -> ResultsFile:
+    """Evaluate a model (or a model-free retriever: `model=None, retriever="bm25"`) on
+    datasets; returns the results and, with `out_dir`, writes results.json and run files.
+
+    `settings` are those of `irtune.evaluation.EvalSettings`: retriever ("dense", "bm25",
+    ...), split, precision, batch_size, top_k, metrics, cache_dir, index, ... `device`,
+    `max_seq_length` and the prompts apply when `model` is given by name. A fine-tuned
+    model is evaluated on the held-out queries of the split plans saved with it.
+
+    >>> results = irtune.evaluate("minilm", "scifact", precision="bf16")
+    >>> round(results.datasets[0].metrics["ndcg@10"], 4)
+    0.6451
+    """
+    from irtune.evaluation import EvalSettings
+    from irtune.models import ModelOptions
+    from irtune.workflows import run_evaluation
+
+    try:
+        chosen = EvalSettings(**settings)
+    except TypeError as exc:
+        raise TypeError(f"evaluate(): {exc} (see irtune.evaluation.EvalSettings)") from None
+    names = [datasets] if isinstance(datasets, str) else list(datasets)
+    return run_evaluation(
+        model,
+        names,
+        chosen,
+        model_options=ModelOptions(device, max_seq_length, query_prompt, doc_prompt),
+        out_dir=out_dir,
+        split_files=split_files,
+        data_dir=data_dir,
+        strict=strict,
+        label=label,
+    )
+
+
+def train(
+    model: str,
+    datasets: str | Sequence[str],
+    *,
+    out_dir: Path,
+    config: TrainConfig | Mapping[str, Any] | None = None,
+    split_files: Sequence[Path] = (),
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    query_prompt: str | None = None,
+    doc_prompt: str | None = None,
+) -> Path:
+    """Fine-tune `model` on the training part of each dataset's honest plan (or of
+    `split_files`), select the epoch and base/tuned interpolation on dev queries, and write
+    the model folder (with its training record and split plans) to `out_dir`.
+
+    `datasets` are names, DATASET:SPLIT specs, or a preset (general, scientific);
+    `config` holds the options of `irtune.training.config.TrainConfig`.
+
+    >>> folder = irtune.train("minilm", "scifact", out_dir=Path("runs/tuned"), config={"epochs": 1})
+    >>> tuned = irtune.evaluate(str(folder), "scifact")  # on its held-out queries
+    """
+    from irtune.config_errors import validated
+    from irtune.models import ModelOptions
+    from irtune.training.config import TrainConfig
+    from irtune.training.plan import expand_presets
+    from irtune.training.trainer import train_model
+
+    if not isinstance(config, TrainConfig):
+        config = validated(TrainConfig, dict(config or {}), "training config")
+    specs = expand_presets([datasets] if isinstance(datasets, str) else list(datasets))
+    options = ModelOptions(device, None, query_prompt, doc_prompt)
+    return train_model(model, specs, out_dir, config, data_dir, cache_dir, split_files, resume, options)
+
+
+def compare(
+    baseline: ResultsFile | Path, *candidates: ResultsFile | Path, metrics: Sequence[str] | None = None
+) -> list[Comparison]:
+    """Each candidate against the baseline, per dataset and metric: change, 95% bootstrap
+    CI, paired randomization test with Holm over every (candidate, dataset, metric) test
+    as one family, W/T/L.
+    Runs that measure different things (another query set, top-k, approximate search)
+    are refused; differences that only move the numbers come back as caveats.
+
+    >>> [comparison] = irtune.compare(Path("runs/base"), Path("runs/tuned"))
+    >>> comparison.datasets[0].metric("ndcg@10").p_holm < 0.05
+    True
+    """
+    from irtune.comparison import compare_all
+    from irtune.metrics import HEADLINE_METRICS
+    from irtune.results import ResultsFile, read_results
+
+    def loaded(item: ResultsFile | Path) -> ResultsFile:
+        return item if isinstance(item, ResultsFile) else read_results(Path(item))
+
+    base = loaded(baseline)
+    chosen = tuple(metrics) if metrics else HEADLINE_METRICS
+    return compare_all(base, [loaded(c) for c in candidates], chosen)
+
+
+def report(results: Sequence[Path], *, out: Path, baseline: Path | None = None) -> Path:
+    """A self-contained HTML report (tables, charts, provenance) of results files compared
+    with the baseline (default: the first), and report.md next to it; returns the HTML path.
+
+    >>> irtune.report([Path("runs/base"), Path("runs/tuned")], out=Path("report.html"))
+    PosixPath('report.html')
+    """
+    from irtune.reporting.files import write_report
+
+    html_path, _, _ = write_report(results, out, baseline)
+    return html_path

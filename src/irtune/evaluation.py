@@ -1,0 +1,234 @@
+"""Evaluate a retriever on BEIR datasets; write results.json and TREC run files."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from irtune.data.beir import BeirDataset
+from irtune.errors import IrtuneError
+from irtune.fileio import atomic_path, sha256_text, write_json_atomic
+from irtune.leakage import TrainingQueries, find_overlap
+from irtune.metrics import DEFAULT_METRICS, evaluate_run, mean_metrics, parse_metric, rank_documents
+from irtune.models import LoadedModel
+from irtune.provenance import environment
+from irtune.results import (
+    Contamination,
+    DatasetResult,
+    EvaluationSettings,
+    ModelRecord,
+    QuerySet,
+    ResultsFile,
+)
+from irtune.retrieval import ann
+from irtune.retrieval.base import Corpus, LabelledQueries, Retriever, Run
+from irtune.retrieval.encode import PRECISIONS
+from irtune.retrieval.registry import check_retriever, make_retriever
+
+
+@dataclass
+class EvalSettings:
+    split: str = "test"
+    retriever: str = "dense"  # a name in irtune.retrieval.registry
+    batch_size: int = 32
+    precision: str = "fp32"
+    top_k: int = 1000
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    ignore_identical_ids: bool = True
+    cache_dir: Path | None = None
+    index: str = "exact"
+    index_params: dict[str, Any] = field(default_factory=dict)
+    store_dtype: str = "float32"
+    devices: tuple[str, ...] = ()  # several: a multi-process encoding pool (GPUs or CPU workers)
+
+    def __post_init__(self) -> None:
+        check_retriever(self.retriever)
+        checks = {
+            "precision": (self.precision, PRECISIONS),
+            "index": (self.index, ann.INDEX_TYPES),
+            "store-dtype": (self.store_dtype, ("float32", "float16")),
+        }
+        for option, (value, allowed) in checks.items():
+            if value not in allowed:
+                raise IrtuneError(f"--{option} must be one of {', '.join(allowed)}, not {value!r}")
+        _check_top_k(self.top_k, self.metrics)
+
+    def describe(self) -> EvaluationSettings:
+        """What the results file records of these settings (the retriever describes itself)."""
+        return EvaluationSettings(
+            split=self.split,
+            top_k=self.top_k,
+            metrics=list(self.metrics),
+            ignore_identical_ids=self.ignore_identical_ids,
+            batch_size=self.batch_size,
+            cache_dir=str(self.cache_dir) if self.cache_dir else None,
+            devices=list(self.devices),
+        )
+
+
+def _check_top_k(top_k: int, metrics: Sequence[str]) -> None:
+    """A metric cut deeper than the kept ranking would be computed on a truncated list
+    (Recall@1000 of a top-100 run is Recall@100 under another name), so refuse it."""
+    try:
+        deepest = max((parse_metric(m) for m in metrics), key=lambda spec: spec.k, default=None)
+    except ValueError as exc:
+        raise IrtuneError(str(exc)) from None
+    if deepest is not None and top_k < deepest.k:
+        raise IrtuneError(
+            f"--top-k {top_k} is below the deepest metric cutoff: {deepest.name} would be "
+            f"computed on a truncated ranking; use --top-k {deepest.k} or more"
+        )
+
+
+@dataclass
+class QuerySelection:
+    """Which of a split's queries are evaluated (all, or a held-out part from a split file)."""
+
+    name: str = "all"
+    query_ids: frozenset[str] | None = None
+    source_sha256: str | None = None
+
+
+@dataclass
+class DatasetEvaluation:
+    result: DatasetResult
+    run: Run = field(repr=False)
+
+
+def selected_queries(dataset: BeirDataset, split: str, selection: QuerySelection) -> list[str]:
+    qids = dataset.relevant_queries(split)
+    if selection.query_ids is not None:
+        unknown = selection.query_ids - set(dataset.qrels(split))
+        if unknown:
+            raise IrtuneError(
+                f'{dataset.name}: {len(unknown)} selected query ids are not in split "{split}" '
+                f"(e.g. {sorted(unknown)[:3]})"
+            )
+        qids = [q for q in qids if q in selection.query_ids]
+    if not qids:
+        raise IrtuneError(f'{dataset.name}: no query with a relevant document in split "{split}"')
+    return qids
+
+
+def without_self_matches(run: Run, top_k: int, ignore_identical_ids: bool) -> Run:
+    """Each query's top_k, after dropping a document whose id is the query's own (BEIR's
+    default: on Quora a question retrieves itself)."""
+    return {
+        qid: dict(list((d, s) for d, s in hits.items() if not (ignore_identical_ids and d == qid))[:top_k])
+        for qid, hits in run.items()
+    }
+
+
+def evaluate_dataset(
+    dataset: BeirDataset,
+    settings: EvalSettings,
+    model: LoadedModel | None = None,
+    selection: QuerySelection | None = None,
+    *,
+    retriever: Retriever | None = None,
+    dev: LabelledQueries | None = None,
+) -> DatasetEvaluation:
+    """Search the dataset's selected queries with `retriever` (default: the one the
+    settings name) and score the run; `dev` are the judged queries a retriever that tunes
+    itself may fit on (never the evaluated ones: refused if they overlap)."""
+    selection = selection or QuerySelection()
+    retriever = retriever or make_retriever(settings.retriever, settings, model)
+    started = time.perf_counter()
+    qrels = dataset.qrels(settings.split)
+    qids = selected_queries(dataset, settings.split, selection)
+    load_s = time.perf_counter() - started
+    if dev is not None and (shared := set(dev.queries) & set(qids)):
+        raise IrtuneError(
+            f"{dataset.name}: {len(shared)} of the dev queries a retriever tunes on are evaluated "
+            f"(e.g. {sorted(shared)[0]!r}); tune on other queries"
+        )
+    extra = 1 if settings.ignore_identical_ids else 0  # room for a dropped self-match
+    index = retriever.index(Corpus.of(dataset), dev)
+    retrieval = index.search({q: dataset.queries[q] for q in qids}, settings.top_k + extra)
+    run = without_self_matches(retrieval.run, settings.top_k, settings.ignore_identical_ids)
+    started = time.perf_counter()
+    per_query = evaluate_run(
+        {q: qrels[q] for q in qids}, run, settings.metrics, settings.ignore_identical_ids
+    )
+    timings = {"load_s": load_s, **retrieval.timings_s, "metrics_s": time.perf_counter() - started}
+    contamination = _contamination(model, dataset, qids)
+    result = DatasetResult(
+        dataset=dataset.name,
+        split=settings.split,
+        queries=QuerySet(
+            selection=selection.name,
+            selection_sha256=selection.source_sha256,
+            count=len(qids),
+            ids_sha256=sha256_text(*sorted(qids)),
+        ),
+        corpus_size=len(dataset.doc_ids),
+        data_files_sha256=dataset.file_hashes(settings.split),
+        metrics=mean_metrics(per_query),
+        per_query=per_query,
+        timings_s={k: round(v, 3) for k, v in timings.items()},
+        retrieval=retrieval.details,
+        contaminated=contamination.contaminated,
+        contamination=contamination,
+    )
+    return DatasetEvaluation(result=result, run=run)
+
+
+def _contamination(model: LoadedModel | None, dataset: BeirDataset, qids: Sequence[str]) -> Contamination:
+    if model is None or not model.training:
+        return Contamination()
+    evaluated = {q: dataset.queries[q] for q in qids}
+    overlaps = []
+    for data in model.training.get("train_queries", []):
+        training = TrainingQueries.from_json(data)
+        overlap = find_overlap(training, dataset.name, evaluated)
+        if overlap.count:
+            overlaps.append({"train_set": f"{training.dataset}:{training.split}", **overlap.to_json()})
+    return Contamination(
+        contaminated=model.contaminated or bool(overlaps),
+        model_contaminated=model.contaminated,
+        overlap=overlaps,
+    )
+
+
+def write_run_file(path: Path, run: dict[str, dict[str, float]], tag: str) -> None:
+    """TREC run file. Scores are written round-trippable (repr: shortest exact form), not
+    rounded: rounding ties near-equal scores, and trec_eval re-ranks ties by document id,
+    so a re-read run would be ordered (and scored) differently from the evaluated one."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        for qid, scores in run.items():
+            for rank, doc in enumerate(rank_documents(scores), start=1):
+                out.write(f"{qid} Q0 {doc} {rank} {float(scores[doc])!r} {tag}\n")
+
+
+def results_file(
+    evaluations: Sequence[DatasetEvaluation],
+    settings: EvalSettings,
+    retriever: Retriever,
+    model: LoadedModel | None,
+    label: str,
+) -> ResultsFile:
+    return ResultsFile(
+        label=label,
+        model=ModelRecord.model_validate(model.describe()) if model else None,
+        retriever=retriever.describe(),
+        settings=settings.describe(),
+        environment=environment(),
+        contaminated=any(e.result.contaminated for e in evaluations),
+        datasets=[e.result for e in evaluations],
+    )
+
+
+def write_results(out_dir: Path, results: ResultsFile, runs: Sequence[Run]) -> Path:
+    """results.json plus one TREC run file per dataset (`runs/<dataset>.<split>.trec`)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for entry, run in zip(results.datasets, runs, strict=True):
+        run_path = out_dir / "runs" / f"{entry.dataset}.{entry.split}.trec"
+        write_run_file(run_path, run, tag=results.label)
+        entries.append(entry.model_copy(update={"run_file": str(run_path.relative_to(out_dir))}))
+    path = out_dir / "results.json"
+    write_json_atomic(path, results.model_copy(update={"datasets": entries}).to_json())
+    return path

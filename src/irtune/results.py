@@ -1,0 +1,217 @@
+"""Evaluation results as typed objects: what `irtune eval` writes and compare/report read.
+
+A results file is read once, validated, and from then on used through these models, never
+through raw keys. Files written before the format had a version 2 (`irtune-results-v1`)
+are converted on reading, so old runs stay comparable. This module imports only pydantic:
+`irtune compare` and `irtune report` must start without loading torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from irtune.errors import DataError
+
+RESULTS_FORMAT = "irtune-results-v2"
+V1_FORMAT = "irtune-results-v1"
+EXHAUSTIVE_INDEXES = ("exact", "flat")  # FAISS ivf and hnsw are approximate
+
+
+class Record(BaseModel):
+    """Strict about what irtune itself writes, tolerant of fields added by newer versions."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class RetrieverInfo(Record):
+    """How a run was retrieved, as the retriever describes itself. The fields that decide
+    what the numbers mean (precision, index, max length) are typed, so that compare can
+    refuse unlike runs without knowing which retriever produced them."""
+
+    name: str  # the registered name: dense, bm25, ...
+    description: str  # e.g. "bm25s 0.3.16 method=lucene k1=1.5 b=0.75 ..."
+    encodes: bool  # uses a model's embeddings: precision and max length move its numbers
+    precision: str | None = None
+    max_seq_length: int | None = None
+    store_dtype: str | None = None
+    index: str | None = None  # exact, flat, ivf, hnsw; None: no vector index
+    index_params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)  # retriever-specific settings
+    components: list[RetrieverInfo] = Field(default_factory=list)  # a fusion's parts
+
+    @property
+    def approximate(self) -> bool:
+        own = self.index is not None and self.index not in EXHAUSTIVE_INDEXES
+        return own or any(c.approximate for c in self.components)
+
+    def dense_parts(self) -> list[RetrieverInfo]:
+        """This retriever and its components that encode (what precision etc. apply to)."""
+        return [r for r in (self, *self.components) if r.encodes and r.index is not None]
+
+    def label(self) -> str:
+        """'dense · fp32 · exact search · max length 256': shown next to the numbers."""
+        if self.components:  # a fusion: "hybrid (convex) of [dense · fp32 ... + bm25 ...]"
+            inner = " + ".join(c.label() for c in self.components)
+            kind = self.params.get("fusion")
+            return f"{self.name} ({kind}) of [{inner}]" if kind else f"{self.name} of [{inner}]"
+        if not self.encodes:
+            return f"{self.name} · exact search"
+        if self.index in (None, "exact"):
+            search = "exact search"
+        else:
+            search = f"{self.index} (FAISS, {'approximate' if self.approximate else 'exact'})"
+        precision = self.precision or "precision not recorded"
+        if self.store_dtype == "float16":
+            precision += " (float16 cache)"
+        parts = [self.name, precision, search]
+        if self.max_seq_length is not None:
+            parts.append(f"max length {self.max_seq_length}")
+        return " · ".join(parts)
+
+
+class ModelRecord(Record):
+    name: str
+    location: str | None = None
+    revision: str | None = None
+    weights_sha256: str
+    prompts: dict[str, str] = Field(default_factory=dict)
+    max_seq_length: int | None = None
+    similarity: str | None = None
+    contaminated: bool = False
+    training: dict[str, Any] | None = None  # the model's training record, summarised
+
+
+class QuerySet(Record):
+    """Which queries were evaluated: compare refuses two runs over different sets."""
+
+    selection: str  # "all" or "eval part of <split file>"
+    selection_sha256: str | None = None
+    count: int
+    ids_sha256: str
+
+
+class Contamination(Record):
+    contaminated: bool = False
+    model_contaminated: bool = False
+    overlap: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class DatasetResult(Record):
+    dataset: str
+    split: str
+    queries: QuerySet
+    corpus_size: int
+    data_files_sha256: dict[str, str]
+    metrics: dict[str, float]
+    per_query: dict[str, dict[str, float]]
+    timings_s: dict[str, float] = Field(default_factory=dict)
+    # what the retriever reports for this dataset: recall of an approximate index against
+    # exact search, the fusion weight it chose on dev queries, ...
+    retrieval: dict[str, Any] = Field(default_factory=dict)
+    contaminated: bool = False
+    contamination: Contamination = Field(default_factory=Contamination)
+    run_file: str | None = None
+
+
+class EvaluationSettings(Record):
+    split: str = "test"
+    top_k: int | None = None
+    metrics: list[str] = Field(default_factory=list)
+    ignore_identical_ids: bool | None = None
+    batch_size: int | None = None
+    cache_dir: str | None = None
+    devices: list[str] = Field(default_factory=list)
+
+
+class ResultsFile(Record):
+    format: str = RESULTS_FORMAT
+    label: str
+    model: ModelRecord | None = None
+    retriever: RetrieverInfo
+    settings: EvaluationSettings
+    environment: dict[str, Any] = Field(default_factory=dict)
+    contaminated: bool = False
+    datasets: list[DatasetResult]
+    # where the file was read from (set by `read_results`; never written)
+    path: str | None = Field(default=None, exclude=True)
+
+    @property
+    def name(self) -> str:
+        """How messages refer to this run: its file, else its label."""
+        return self.path or self.label
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def read_results(path: Path) -> ResultsFile:
+    """A results file (or the `results.json` in a folder), in either format version."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(path, "results file not found") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"malformed JSON ({exc.msg})", exc.lineno) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"cannot read results file ({exc})") from None
+    kind = data.get("format") if isinstance(data, dict) else None
+    if kind not in (RESULTS_FORMAT, V1_FORMAT):
+        raise DataError(path, f'not an irtune results file (format must be "{RESULTS_FORMAT}")')
+    try:
+        results = ResultsFile.model_validate(upgrade_v1(data) if kind == V1_FORMAT else data)
+    except (ValidationError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(path, f"invalid results file ({_first_problem(exc)})") from None
+    return results.model_copy(update={"path": str(path)})
+
+
+def _first_problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        return f"{where}: {error['msg']}" if where else error["msg"]
+    return f"missing or malformed {exc}"
+
+
+def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A v1 document in the v2 shape. v1 kept the retriever's settings among the evaluation
+    settings, a BM25 description per dataset and the index report under `index`."""
+    settings = dict(data["settings"])
+    model = data.get("model")
+    entries = data["datasets"]
+    if settings.get("retriever", "dense") == "bm25":
+        description = str(entries[0].get("retriever", "bm25")) if entries else "bm25"
+        retriever: dict[str, Any] = {"name": "bm25", "description": description, "encodes": False}
+    else:
+        retriever = {
+            "name": "dense",
+            "description": "dense (exact inner product over cached embeddings)",
+            "encodes": True,
+            "precision": settings.get("precision"),
+            "max_seq_length": (model or {}).get("max_seq_length"),
+            "store_dtype": settings.get("store_dtype"),
+            "index": settings.get("index", "exact"),
+            "index_params": settings.get("index_params") or {},
+        }
+    datasets = []
+    for entry in entries:
+        upgraded = {k: v for k, v in entry.items() if k not in ("retriever", "index")}
+        index = entry.get("index") or {}
+        if index.get("type", "exact") != "exact":
+            upgraded["retrieval"] = {"index": index}
+        datasets.append(upgraded)
+    kept = ("split", "top_k", "metrics", "ignore_identical_ids", "batch_size", "cache_dir", "devices")
+    return {
+        **data,
+        "format": RESULTS_FORMAT,
+        "upgraded_from": V1_FORMAT,
+        "retriever": retriever,
+        "settings": {k: settings[k] for k in kept if k in settings},
+        "datasets": datasets,
+    }

@@ -1,0 +1,65 @@
+"""How each epoch's Hugging Face trainer runs: batch size, schedule, seed, sampler,
+checkpoints, mixed precision and devices, derived from the `TrainConfig`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from sentence_transformers import SentenceTransformerTrainingArguments
+from sentence_transformers.base.sampler import MultiDatasetBatchSamplers
+
+from irtune.errors import IrtuneError
+from irtune.models import LoadedModel
+from irtune.training.batching import InOrderBatchSampler
+from irtune.training.config import TrainConfig
+from irtune.training.distributed import Distributed
+from irtune.training.rows import column_prompts
+
+
+def training_arguments(
+    base: LoadedModel,
+    config: TrainConfig,
+    output_dir: Path,
+    epoch: int,
+    columns: Sequence[str],
+    max_steps: int,
+    logging_steps: int,
+    dist: Distributed,
+) -> SentenceTransformerTrainingArguments:
+    on_gpu = base.model.device.type == "cuda"
+    precision = mixed_precision(config, base.model.device)
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=1,
+        max_steps=max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        seed=config.seed + epoch,
+        batch_sampler=InOrderBatchSampler,  # rows arrive packed by conflict_free_order
+        multi_dataset_batch_sampler=MultiDatasetBatchSamplers(config.multi_dataset_sampler),
+        prompts=column_prompts(base, columns),
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=1,
+        logging_steps=logging_steps,
+        report_to="none",
+        dataloader_pin_memory=on_gpu,
+        use_cpu=not on_gpu,  # lets bf16 autocast train on CPU
+        ddp_backend=None if on_gpu or dist.world == 1 else "gloo",
+        # ranks must run the same number of equal-sized steps: the gathered negatives need it
+        dataloader_drop_last=dist.world > 1,
+        fp16=precision == "fp16",
+        bf16=precision == "bf16",
+    )
+
+
+def mixed_precision(config: TrainConfig, device: torch.device) -> str:
+    """none, fp16 or bf16: `auto` is fp16 on a GPU and none on CPU."""
+    mode = config.mixed_precision
+    if mode == "auto":
+        mode = "fp16" if device.type == "cuda" else "none"
+    if mode == "fp16" and device.type != "cuda":
+        raise IrtuneError("mixed_precision=fp16 needs a GPU; use bf16 or none on CPU")
+    return mode

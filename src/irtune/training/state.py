@@ -1,0 +1,98 @@
+"""What an interrupted training run has done so far, kept in `<out>/_irtune_work/state.json`.
+
+`--resume` reads it back: epochs already trained are not trained again, and dev scores
+already computed (the base's, each epoch's, each interpolation weight's) are reused. The
+file is rewritten atomically after every step that would be costly to redo. Files written
+before this class existed (a plain dict with the same keys) load unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from irtune.errors import IrtuneError
+from irtune.fileio import write_json_atomic
+from irtune.models import TRAINING_METADATA
+
+WORK = "_irtune_work"
+STATE = "state.json"
+
+DevScores = dict[str, Any]  # `score_dev`'s result: selection metrics, macro and per dataset
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def to_json(self) -> dict[str, Any]:
+        """Absent optional fields are left out, as the dict-based state left them out."""
+        return self.model_dump(exclude_none=True)
+
+
+class CurvePoint(_Record):
+    """One trained epoch: cumulative optimizer steps, rows left out, dev scores (if any)."""
+
+    epoch: int
+    steps: int
+    rows_left_out_for_false_negatives: dict[str, int]
+    dev: DevScores | None = None
+
+
+class LossPoint(_Record):
+    epoch: int
+    step: int
+    loss: float
+
+
+class AlphaPoint(_Record):
+    """Dev scores of base/tuned interpolation weight `alpha` (0: the base, 1: the tuned model)."""
+
+    alpha: float
+    dev: DevScores
+
+
+class TrainingState(_Record):
+    completed_epochs: int = 0
+    curve: list[CurvePoint] = []
+    loss: list[LossPoint] = []
+    # sha256 of how dev was scored: scores from another setup are never reused
+    selection_key: str | None = None
+    base_dev: DevScores | None = None
+    effective_warmup_steps: int | None = None
+    steps_done: int = 0
+    wall_s: float = 0.0
+    interpolation: list[AlphaPoint] = []
+
+    @staticmethod
+    def path(out_dir: Path) -> Path:
+        return out_dir / WORK / STATE
+
+    @classmethod
+    def load(cls, out_dir: Path, resume: bool) -> TrainingState:
+        """A fresh state, or the interrupted run's (only with `resume`)."""
+        path = cls.path(out_dir)
+        if (out_dir / TRAINING_METADATA).is_file():
+            raise IrtuneError(f"{out_dir}: already holds a finished trained model (use a new --out)")
+        if not path.is_file():
+            return cls()
+        if not resume:
+            raise IrtuneError(
+                f"{out_dir}: holds an unfinished training run; pass --resume or use a new --out"
+            )
+        try:
+            return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        except json.JSONDecodeError as exc:
+            raise IrtuneError(f"{path}: not JSON ({exc}); use a new --out") from None
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"]) or "state"
+            raise IrtuneError(
+                f"{path}: not a training state this irtune can resume ({where}: {error['msg']}); "
+                "use a new --out"
+            ) from None
+
+    def save(self, out_dir: Path) -> None:
+        write_json_atomic(self.path(out_dir), self.to_json())

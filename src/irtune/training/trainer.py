@@ -1,0 +1,116 @@
+"""`irtune train`: MNRL fine-tuning with honest splits, dev selection and interpolation.
+
+The steps, each in its own module: `plan` (which queries train, which are held out),
+`sources` (positives and mined negatives per training set), `dev` (the selection
+queries), `loop` (the epochs; `rows`, `losses`, `arguments` for each), `choose` (best
+epoch and interpolation weight), `record` (the model folder). `state` keeps what an
+interrupted run has done.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from irtune.models import ModelOptions
+from irtune.training import dev
+from irtune.training.choose import BASE_WEIGHTS_SHIPPED, select_and_interpolate
+from irtune.training.config import TrainConfig
+from irtune.training.distributed import Distributed
+from irtune.training.loop import fit
+from irtune.training.plan import (
+    drop_evaluated_positives,
+    drop_text_duplicates,
+    evaluated_documents,
+    guard_leakage,
+    resolve_train_sets,
+)
+from irtune.training.record import write_model
+from irtune.training.selection import selection_key
+from irtune.training.sources import prepare_sources
+from irtune.training.state import WORK, TrainingState
+
+__all__ = ["BASE_WEIGHTS_SHIPPED", "WORK", "train_model"]
+
+log = logging.getLogger(__name__)
+
+
+def train_model(
+    base_spec: str,
+    train_specs: Sequence[str],
+    out_dir: Path,
+    config: TrainConfig,
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    split_files: Sequence[Path] = (),
+    resume: bool = False,
+    model_options: ModelOptions | None = None,
+) -> Path:
+    """Fine-tune `base_spec`; write a sentence-transformers model folder to `out_dir`.
+
+    Under torchrun every rank trains (DDP; MNRL gathers in-batch negatives across
+    ranks) and rank 0 alone scores dev queries and writes files.
+    """
+    started = time.perf_counter()
+    dist = Distributed()
+    state = TrainingState.load(out_dir, resume)
+    wall_before = state.wall_s
+    (out_dir / WORK).mkdir(parents=True, exist_ok=True)
+    train_sets = resolve_train_sets(train_specs, config, data_dir, split_files)
+    if config.protocol == "honest":
+        train_sets = drop_text_duplicates(train_sets)
+    forbidden = {t.key: evaluated_documents(t, train_sets) for t in train_sets}
+    if config.protocol == "honest":
+        train_sets = drop_evaluated_positives(train_sets, forbidden)
+        for t in train_sets:
+            if t.dropped_duplicates:
+                log.warning(
+                    "%s: left out %d training queries whose text is also an evaluated query",
+                    t.dataset.name,
+                    len(t.dropped_duplicates),
+                )
+            if t.excluded_positives:
+                log.warning(
+                    "%s: left out %d training positives that are evaluated queries",
+                    t.dataset.name,
+                    len(t.excluded_positives),
+                )
+    leakage = guard_leakage(train_sets, config.allow_leakage)
+    base = (model_options or ModelOptions()).load(base_spec)
+    base_state = {k: v.detach().clone() for k, v in base.model.state_dict().items()}
+    base_description = base.describe()
+    torch.manual_seed(config.seed)
+
+    sources = prepare_sources(base, train_sets, forbidden, config, cache_dir)
+    dev_sets = dev.dev_sets(sources, config) if dist.main else []
+    if dist.main:
+        key = selection_key(base.weights_sha256, dev_sets, config.precision)
+        dev.check_selection_key(state, key, out_dir)
+        dev.announce_selection(dev_sets, config)
+    if dev_sets and state.base_dev is None:
+        state.base_dev = dev.score(base, dev_sets, config, cache_dir)
+        state.save(out_dir)  # a resumed run need not score the base again
+    fit(base, sources, dev_sets, config, out_dir, state, dist, started, wall_before)
+    if not dist.main:
+        return out_dir
+    selected = select_and_interpolate(base, base_state, state, dev_sets, config, out_dir)
+    contaminated = bool(leakage) or config.protocol == "seed"
+    write_model(
+        out_dir,
+        base,
+        base_description,
+        train_sets,
+        leakage,
+        contaminated,
+        config,
+        state,
+        selected,
+        wall_before + time.perf_counter() - started,
+    )
+    shutil.rmtree(out_dir / WORK, ignore_errors=True)
+    return out_dir

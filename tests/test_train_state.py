@@ -1,0 +1,107 @@
+"""The typed training state: files written before it existed still load, and resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import irtune.training.dev as dev_module
+from irtune.errors import IrtuneError
+from irtune.models import TRAINING_METADATA
+from irtune.training.config import TrainConfig
+from irtune.training.state import TrainingState
+from irtune.training.trainer import train_model
+
+# what the dict-based trainer wrote after one of two epochs, base and epoch 1 scored on dev
+# and interpolation under way (keys in the order it inserted them)
+OLD_STATE = {
+    "completed_epochs": 1,
+    "curve": [
+        {
+            "epoch": 1,
+            "steps": 5,
+            "rows_left_out_for_false_negatives": {"scifact:train": 0},
+            "dev": {"ndcg@10": 0.61, "recall@100": 0.9, "per_dataset": {"scifact": {"ndcg@10": 0.61}}},
+        }
+    ],
+    "loss": [{"epoch": 1, "step": 2, "loss": 2.5}, {"epoch": 1, "step": 4, "loss": 2.25}],
+    "selection_key": "abc",
+    "base_dev": {"ndcg@10": 0.5, "recall@100": 0.8, "per_dataset": {"scifact": {"ndcg@10": 0.5}}},
+    "effective_warmup_steps": 1,
+    "steps_done": 5,
+    "wall_s": 12.5,
+    "interpolation": [{"alpha": 0.0, "dev": {"ndcg@10": 0.5}}],
+}
+
+
+def test_an_old_state_dict_loads_with_every_field_and_writes_back_the_same(tmp_path):
+    work = tmp_path / "_irtune_work"
+    work.mkdir()
+    (work / "state.json").write_text(json.dumps(OLD_STATE))
+    state = TrainingState.load(tmp_path, resume=True)
+    assert state.completed_epochs == 1 and state.steps_done == 5 and state.wall_s == 12.5
+    assert state.curve[0].dev is not None and state.curve[0].dev["ndcg@10"] == 0.61
+    assert state.loss[1].loss == 2.25 and state.interpolation[0].alpha == 0.0
+    assert state.to_json() == OLD_STATE
+    state.save(tmp_path)
+    assert json.loads((work / "state.json").read_text()) == OLD_STATE
+    # a fresh run's state: absent optional fields stay absent, as in the old file
+    assert TrainingState().to_json() == {
+        "completed_epochs": 0,
+        "curve": [],
+        "loss": [],
+        "steps_done": 0,
+        "wall_s": 0.0,
+        "interpolation": [],
+    }
+
+
+def test_a_state_file_that_is_not_a_state_is_one_line(tmp_path):
+    work = tmp_path / "_irtune_work"
+    work.mkdir()
+    (work / "state.json").write_text(json.dumps({**OLD_STATE, "completed_epochs": "one"}))
+    with pytest.raises(IrtuneError, match=r"state.json: not a training state .*completed_epochs") as exc:
+        TrainingState.load(tmp_path, resume=True)
+    assert "\n" not in str(exc.value)
+    with pytest.raises(IrtuneError, match="pass --resume"):
+        TrainingState.load(tmp_path, resume=False)
+
+
+def test_a_run_interrupted_under_the_old_state_format_resumes(
+    tiny_model, scifact_slice, cache_dir, tmp_path, monkeypatch
+):
+    real_score = dev_module.score_dev
+    calls: list[str] = []
+
+    def interrupt_in_epoch_two(*args, **kwargs):
+        calls.append("dev")
+        if len(calls) == 3:  # base dev, epoch 1, then: interrupted during epoch 2
+            raise KeyboardInterrupt
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(dev_module, "score_dev", interrupt_in_epoch_two)
+    config = TrainConfig(
+        epochs=2, batch_size=8, learning_rate=5e-4, warmup_steps=2, interpolation_alphas=[0.0, 0.5, 1.0]
+    )
+    out = tmp_path / "tuned"
+    with pytest.raises(KeyboardInterrupt):
+        train_model(str(tiny_model), [str(scifact_slice)], out, config, cache_dir=cache_dir)
+    path = out / "_irtune_work" / "state.json"
+    written = json.loads(path.read_text())
+    # the same file as the dict-based trainer wrote: its keys in its order, and no
+    # "interpolation" key before selection began
+    old_keys = ("completed_epochs", "curve", "loss", "selection_key", "base_dev")
+    old = {k: written[k] for k in (*old_keys, "effective_warmup_steps", "steps_done", "wall_s")}
+    path.write_text(json.dumps(old, indent=2))
+    assert old["completed_epochs"] == 1 and "dev" in old["curve"][0]
+
+    calls.clear()
+    monkeypatch.setattr(dev_module, "score_dev", lambda *a, **k: calls.append("dev") or real_score(*a, **k))
+    train_model(str(tiny_model), [str(scifact_slice)], out, config, cache_dir=cache_dir, resume=True)
+    meta = json.loads((out / TRAINING_METADATA).read_text())
+    assert [p["epoch"] for p in meta["curve"]] == [1, 2]
+    assert meta["curve"][0] == old["curve"][0]  # epoch 1 was not trained again
+    assert meta["selected"]["base_dev"] == old["base_dev"]
+    assert calls == ["dev", "dev"]  # epoch 2 and alpha 0.5 scored; the base was not scored again
+    assert meta["loss"][: len(old["loss"])] == old["loss"]
