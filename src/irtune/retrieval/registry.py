@@ -28,6 +28,12 @@ class Registered:
 RETRIEVERS: dict[str, Registered] = {
     "dense": Registered("irtune.retrieval.dense:dense_retriever", True, "the model's embeddings"),
     "bm25": Registered("irtune.retrieval.bm25:bm25_retriever", False, "BM25 (bm25s, Lucene variant)"),
+    "hybrid": Registered(
+        "irtune.retrieval.hybrid:hybrid_retriever", True, "dense + BM25, convex fusion tuned on dev queries"
+    ),
+    "hybrid-rrf": Registered(
+        "irtune.retrieval.hybrid:rrf_retriever", True, "dense + BM25, reciprocal rank fusion"
+    ),
 }
 
 

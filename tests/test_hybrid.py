@@ -1,0 +1,118 @@
+"""Hybrid retrieval: fusions checked by hand, the weight tuned on dev queries only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from irtune.cli import app
+from irtune.comparison import compare
+from irtune.data.beir import BeirDataset
+from irtune.data.splits import make_plan
+from irtune.errors import IrtuneError
+from irtune.evaluation import EvalSettings, evaluate_dataset
+from irtune.models import load_model
+from irtune.results import read_results
+from irtune.retrieval import dense as dense_module
+from irtune.retrieval.base import LabelledQueries
+from irtune.retrieval.hybrid import choose_weight, convex_fusion, reciprocal_rank_fusion
+from irtune.retrieval.registry import make_retriever
+from irtune.training.pairs import training_queries
+
+runner = CliRunner()
+
+
+def test_reciprocal_rank_fusion_by_hand():
+    dense = {"q": {"a": 0.9, "b": 0.8, "c": 0.1}}
+    lexical = {"q": {"c": 9.0, "a": 5.0, "d": 1.0}}
+    fused = reciprocal_rank_fusion([dense, lexical], top_k=10)["q"]
+    assert fused == pytest.approx({"a": 1 / 61 + 1 / 62, "c": 1 / 63 + 1 / 61, "b": 1 / 62, "d": 1 / 63})
+    assert list(fused) == ["a", "c", "b", "d"]  # best first
+    assert list(reciprocal_rank_fusion([dense, lexical], top_k=2)["q"]) == ["a", "c"]
+
+
+def test_convex_fusion_at_the_ends_is_either_run_alone():
+    dense = {"q": {"a": 0.9, "b": 0.5, "c": 0.1}}
+    lexical = {"q": {"c": 12.0, "d": 7.0, "a": 2.0}}
+    only_dense = convex_fusion(dense, lexical, 1.0, 10)["q"]
+    assert list(only_dense)[:2] == ["a", "b"] and only_dense["c"] == only_dense["d"] == 0.0
+    only_bm25 = convex_fusion(dense, lexical, 0.0, 10)["q"]  # min-max: a list's last scores 0
+    assert list(only_bm25)[:2] == ["c", "d"] and only_bm25["a"] == only_bm25["b"] == 0.0
+    half = convex_fusion(dense, lexical, 0.5, 10)["q"]  # min-max: a = .5*1 + .5*0, c = .5*0 + .5*1
+    assert half["a"] == pytest.approx(0.5) and half["c"] == pytest.approx(0.5)
+    assert half["d"] == pytest.approx(0.5 * 0.5)  # d: absent from dense, (7-2)/(12-2) in BM25
+
+
+def test_the_weight_is_the_best_on_dev_and_ties_go_to_the_most_even_mix():
+    # dense ranks the relevant r first, BM25 ranks it last: r wins once w > 2/3
+    dense = {"q": {"r": 0.9, "x": 0.5, "y": 0.1}}
+    lexical = {"q": {"x": 10.0, "y": 5.0, "r": 1.0}}
+    dev = LabelledQueries({"q": "text"}, {"q": {"r": 1}}, "test")
+    weight, curve = choose_weight(dense, lexical, dev, top_k=10)
+    assert weight == 0.7  # 0.70 ... 1.00 all reach NDCG@10 = 1; 0.70 is nearest an even mix
+    assert curve["0.70"] == curve["1.00"] == pytest.approx(1.0) and curve["0.65"] < 1.0
+
+
+def test_hybrid_eval_tunes_on_the_plans_dev_queries_only(tiny_model, scifact_slice, cache_dir, monkeypatch):
+    """The component searches see the dev part of the honest plan (train queries held out
+    for selection) and the evaluated test queries, never one query in both roles."""
+    searched: list[set[str]] = []
+    original = dense_module.DenseIndex.search
+
+    def spy(self, queries, top_k):
+        searched.append(set(queries))
+        return original(self, queries, top_k)
+
+    monkeypatch.setattr(dense_module.DenseIndex, "search", spy)
+    out = cache_dir.parent / "hybrid"
+    args = ["eval", "-m", str(tiny_model), "-d", str(scifact_slice), "--retriever", "hybrid"]
+    result = runner.invoke(app, [*args, "--out", str(out), "--cache-dir", str(cache_dir)])
+    assert result.exit_code == 0, result.output
+    dataset = BeirDataset(scifact_slice)
+    dev = set(training_queries(dataset, make_plan(dataset).dev))
+    test = set(dataset.relevant_queries("test"))
+    assert dev and dev <= set(dataset.relevant_queries("train")) and not dev & test
+    assert sorted(searched, key=len) == sorted([dev, test], key=len)
+    written = read_results(out)
+    entry = written.datasets[0]
+    assert set(entry.per_query) == test
+    assert 0.0 <= entry.retrieval["dense_weight"] <= 1.0
+    assert entry.retrieval["dev"]["queries"] == len(dev)
+    assert entry.retrieval["dev"]["source"] == "dev part (train) of the default split plan"
+    assert written.retriever.name == "hybrid" and [c.name for c in written.retriever.components] == [
+        "dense",
+        "bm25",
+    ]
+    assert "dense_weight" in result.output  # the terminal table says what was chosen
+
+
+def test_hybrid_refuses_dev_queries_that_are_evaluated(tiny_model, scifact_slice, cache_dir):
+    dataset = BeirDataset(scifact_slice)
+    test = dataset.relevant_queries("test")
+    settings = EvalSettings(retriever="hybrid", cache_dir=cache_dir)
+    model = load_model(str(tiny_model), device="cpu")
+    leaky = LabelledQueries({q: dataset.queries[q] for q in test[:5]}, dataset.qrels("test"), "test")
+    with pytest.raises(IrtuneError, match="5 of the dev queries a retriever tunes on are evaluated"):
+        evaluate_dataset(dataset, settings, model, dev=leaky)
+    retriever = make_retriever("hybrid", settings, model)
+    with pytest.raises(IrtuneError, match="tuned on dev queries, and none were given"):
+        evaluate_dataset(dataset, settings, model, retriever=retriever)
+
+
+def test_hybrid_runs_compare_with_dense_without_refusal(tiny_model, scifact_slice, cache_dir, tmp_path):
+    common = ["-m", str(tiny_model), "-d", str(scifact_slice), "--cache-dir", str(cache_dir)]
+    for name in ("dense", "hybrid-rrf", "bm25"):
+        result = runner.invoke(app, ["eval", *common, "--retriever", name, "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+    dense, rrf, bm25 = (read_results(tmp_path / n) for n in ("dense", "hybrid-rrf", "bm25"))
+    assert rrf.retriever.params == {"fusion": "rrf", "k": 60}
+    for other in (rrf, bm25):
+        comparison = compare(dense, other)
+        assert comparison.caveats == [] and comparison.datasets[0].queries == 30
+    assert compare(dense, rrf).candidate_setup.precision == "fp32"  # the fusion's dense part
+    result = runner.invoke(app, ["compare", str(tmp_path / "dense"), str(tmp_path / "hybrid-rrf")])
+    assert result.exit_code == 0 and "hybrid-rrf (rrf) of [dense · fp32" in result.output
+    saved = json.loads((tmp_path / "hybrid-rrf" / "results.json").read_text())
+    assert saved["retriever"]["components"][1]["name"] == "bm25"
