@@ -134,7 +134,12 @@ def leaky_model(tiny_model, scifact_slice, tmp_path) -> tuple[Path, int]:
     trained = TrainingQueries.from_queries("scifact", "test", {q: dataset.queries[q] for q in test_ids})
     record = {
         "format": "irtune-training-v1",
-        "base_model": {"name": str(tiny_model)},
+        "base_model": {"name": str(tiny_model), "weights_sha256": "ab" * 32},
+        "weights_sha256": "cd" * 32,
+        "train_sets": [],
+        "protocol": "honest",
+        "config": {},
+        "selected": {},
         "contaminated": True,
         "leakage": [{"dataset": "scifact", "split": "test", "queries": len(test_ids)}],
         "train_queries": [trained.to_json()],
@@ -194,3 +199,15 @@ def test_hub_repo_id_follows_sentence_transformers():
     assert hub_repo_id("all-mpnet-base-v2") == "sentence-transformers/all-mpnet-base-v2"
     assert hub_repo_id("bert-base-uncased") == "bert-base-uncased"
     assert hub_repo_id("acme/tuned") == "acme/tuned"
+
+
+def test_a_damaged_training_record_is_one_line_naming_the_field(leaky_model):
+    folder, _ = leaky_model
+    record = json.loads((folder / TRAINING_METADATA).read_text())
+    assert load_model(str(folder), device="cpu").training.contaminated  # the intact record loads
+    del record["contaminated"]
+    (folder / TRAINING_METADATA).write_text(json.dumps(record))
+    with pytest.raises(
+        IrtuneError, match=r"irtune_training.json: invalid training record \(contaminated: Field"
+    ):
+        load_model(str(folder), device="cpu")

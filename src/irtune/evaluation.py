@@ -181,7 +181,7 @@ def _contamination(model: LoadedModel | None, dataset: BeirDataset, qids: Sequen
         return Contamination()
     evaluated = {q: dataset.queries[q] for q in qids}
     overlaps = []
-    for data in model.training.get("train_queries", []):
+    for data in model.training.train_queries:
         training = TrainingQueries.from_json(data)
         overlap = find_overlap(training, dataset.name, evaluated)
         if overlap.count:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.util import ORIGINAL_TRANSFORMER_MODELS
 
 from irtune.errors import IrtuneError
+from irtune.training.metadata import TrainingRecord
 
 BUNDLED_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
 TRAINING_METADATA = "irtune_training.json"
@@ -132,7 +132,7 @@ class LoadedModel:
     model: SentenceTransformer
     prompts: Prompts
     weights_sha256: str
-    training: dict[str, Any] | None = field(default=None)
+    training: TrainingRecord | None = field(default=None)
     # where the model was loaded from, and so where its training record and split plans are:
     # the folder itself, or a hub id's cache snapshot (`location` keeps the id)
     folder: Path | None = None
@@ -148,7 +148,7 @@ class LoadedModel:
 
     @property
     def contaminated(self) -> bool:
-        return bool(self.training and self.training.get("contaminated"))
+        return bool(self.training and self.training.contaminated)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -160,18 +160,11 @@ class LoadedModel:
             "max_seq_length": self.max_seq_length,
             "similarity": self.model.similarity_fn_name,
             "contaminated": self.contaminated,
-            "training": _training_summary(self.training),
+            "training": self.training.summary() if self.training else None,
         }
 
     def refresh_hash(self) -> None:
         self.weights_sha256 = weights_sha256(self.model)
-
-
-def _training_summary(training: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not training:
-        return None
-    keys = ("base_model", "train_sets", "contaminated", "leakage", "protocol", "selected", "config")
-    return {k: training[k] for k in keys if k in training}
 
 
 @dataclass(frozen=True)
@@ -211,8 +204,8 @@ def load_model(
     training = None
     metadata = folder / TRAINING_METADATA
     if metadata.is_file():
-        training = json.loads(metadata.read_text(encoding="utf-8"))
-    base_name = (training or {}).get("base_model", {}).get("name", spec)
+        training = TrainingRecord.read(metadata)
+    base_name = training.base_model.name if training else spec
     prompts = resolve_prompts(base_name, dict(model.prompts), query_prompt, document_prompt)
     return LoadedModel(
         name=spec,

@@ -14,29 +14,31 @@ from irtune.data.splits import save_plan
 from irtune.fileio import sha256_file, write_json_atomic, write_text_atomic
 from irtune.models import SPLITS_DIR, TRAINING_METADATA, LoadedModel
 from irtune.provenance import environment
+from irtune.results import ModelRecord
 from irtune.training.card import model_card
 from irtune.training.config import TrainConfig
+from irtune.training.metadata import TrainingRecord, TrainSetRecord
 from irtune.training.plan import TrainSet
 from irtune.training.state import WORK, TrainingState
 
 
-def _train_set_record(t: TrainSet) -> dict[str, Any]:
-    return {
-        "spec": t.label,
-        "dataset": t.dataset.name,
-        "split": t.part.split,
-        "queries": len(t.queries()),
-        "subset_of_split": t.part.query_ids is not None,
-        "dropped_duplicates_of_evaluated": list(t.dropped_duplicates),
-        "positives_left_out_as_evaluated_queries": sorted(t.excluded_positives),
-        "data_files_sha256": t.dataset.file_hashes(t.part.split),
-        "plan": {
+def _train_set_record(t: TrainSet) -> TrainSetRecord:
+    return TrainSetRecord(
+        spec=t.label,
+        dataset=t.dataset.name,
+        split=t.part.split,
+        queries=len(t.queries()),
+        subset_of_split=t.part.query_ids is not None,
+        dropped_duplicates_of_evaluated=list(t.dropped_duplicates),
+        positives_left_out_as_evaluated_queries=sorted(t.excluded_positives),
+        data_files_sha256=t.dataset.file_hashes(t.part.split),
+        plan={
             "method": t.plan.method,
             "seed": t.plan.seed,
             "dev": t.plan.dev.split,
             "eval": t.plan.eval.split,
         },
-    }
+    )
 
 
 def write_model(
@@ -59,23 +61,22 @@ def write_model(
     shutil.rmtree(staging, ignore_errors=True)
     model.save(str(staging))
     base.refresh_hash()
-    metadata = {
-        "format": "irtune-training-v1",
-        "base_model": base_description,
-        "weights_sha256": base.weights_sha256,
-        "train_sets": [_train_set_record(t) for t in train_sets],
-        "train_queries": [t.remembered().to_json() for t in train_sets],
-        "protocol": config.protocol,
-        "contaminated": contaminated,
-        "leakage": leakage,
-        "config": config.model_dump(),
-        "selected": selected,
-        "curve": [point.to_json() for point in state.curve],
-        "loss": [point.to_json() for point in state.loss],
-        "wall_time_s": round(wall_s, 1),
-        "environment": environment(),
-    }
-    write_text_atomic(staging / "README.md", model_card(metadata))
+    record = TrainingRecord(
+        base_model=ModelRecord.model_validate(base_description),
+        weights_sha256=base.weights_sha256,
+        train_sets=[_train_set_record(t) for t in train_sets],
+        train_queries=[t.remembered().to_json() for t in train_sets],
+        protocol=config.protocol,
+        contaminated=contaminated,
+        leakage=leakage,
+        config=config.model_dump(),
+        selected=selected,
+        curve=[point.to_json() for point in state.curve],
+        loss=[point.to_json() for point in state.loss],
+        wall_time_s=round(wall_s, 1),
+        environment=environment(),
+    )
+    write_text_atomic(staging / "README.md", model_card(record.to_json()))
     for t in train_sets:  # the plans travel with the model: `irtune eval` applies them
         save_plan(t.plan, staging / SPLITS_DIR / f"{t.dataset.name}.split.json")
     for item in staging.iterdir():
@@ -83,5 +84,5 @@ def write_model(
         if target.is_dir():
             shutil.rmtree(target)
         item.replace(target)
-    metadata["files_sha256"] = {p.name: sha256_file(p) for p in sorted(out_dir.glob("*.safetensors"))}
-    write_json_atomic(out_dir / TRAINING_METADATA, metadata)  # written last: marks completion
+    record.files_sha256 = {p.name: sha256_file(p) for p in sorted(out_dir.glob("*.safetensors"))}
+    write_json_atomic(out_dir / TRAINING_METADATA, record.to_json())  # written last: marks completion

@@ -1,0 +1,79 @@
+"""`irtune_training.json`, typed: how a fine-tuned model was made.
+
+Written last into the model folder by `irtune train` (its presence marks a finished run)
+and read whenever the model is loaded: evaluation uses it to mark contamination and to
+find the model's held-out queries. Reading it validates it, so a damaged record is one
+line naming the field rather than a KeyError deep in an evaluation. This module imports
+only pydantic: loading a model's record needs nothing from the training stack.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from irtune.errors import DataError
+from irtune.results import ModelRecord
+
+TRAINING_FORMAT = "irtune-training-v1"
+SUMMARY_KEYS = ("base_model", "train_sets", "contaminated", "leakage", "protocol", "selected", "config")
+
+
+class TrainSetRecord(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    spec: str
+    dataset: str
+    split: str
+    queries: int
+    subset_of_split: bool
+    dropped_duplicates_of_evaluated: list[str] = Field(default_factory=list)
+    positives_left_out_as_evaluated_queries: list[str] = Field(default_factory=list)
+    data_files_sha256: dict[str, str] = Field(default_factory=dict)
+    plan: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainingRecord(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    format: str = TRAINING_FORMAT
+    base_model: ModelRecord
+    weights_sha256: str
+    train_sets: list[TrainSetRecord]
+    train_queries: list[dict[str, Any]]  # irtune.leakage.TrainingQueries, as JSON
+    protocol: str
+    contaminated: bool
+    leakage: list[dict[str, Any]] = Field(default_factory=list)
+    config: dict[str, Any]
+    selected: dict[str, Any]
+    curve: list[dict[str, Any]] = Field(default_factory=list)
+    loss: list[dict[str, Any]] = Field(default_factory=list)
+    wall_time_s: float | None = None
+    environment: dict[str, Any] = Field(default_factory=dict)
+    files_sha256: dict[str, str] = Field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def summary(self) -> dict[str, Any]:
+        """What a results file repeats about the model's training."""
+        data = self.to_json()
+        return {k: data[k] for k in SUMMARY_KEYS if k in data}
+
+    @classmethod
+    def read(cls, path: Path) -> TrainingRecord:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"malformed JSON ({exc.msg})", exc.lineno) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(path, f"cannot read the training record ({exc})") from None
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"])
+            raise DataError(path, f"invalid training record ({where}: {error['msg']})") from None
