@@ -116,3 +116,15 @@ def test_hybrid_runs_compare_with_dense_without_refusal(tiny_model, scifact_slic
     assert result.exit_code == 0 and "hybrid-rrf (rrf) of [dense · fp32" in result.output
     saved = json.loads((tmp_path / "hybrid-rrf" / "results.json").read_text())
     assert saved["retriever"]["components"][1]["name"] == "bm25"
+
+
+def test_zero_score_bm25_padding_and_self_matches_are_not_fused():
+    """bm25s pads a query that matches nothing with zero-score documents: min-max made them
+    all 1.0 and they pushed the dense results out; a self-match set the dense range."""
+    from irtune.retrieval.hybrid import fusable
+
+    dense = fusable({"q": {"q": 0.99, "d9": 0.9, "d8": 0.8, "d7": 0.5}}, drop_self=True, positive_only=False)
+    lexical = fusable({"q": {"a1": 0.0, "a2": 0.0, "a3": 0.0}}, drop_self=True, positive_only=True)
+    assert lexical == {"q": {}} and "q" not in dense["q"]
+    assert list(convex_fusion(dense, lexical, 0.5, 3)["q"]) == ["d9", "d8", "d7"]
+    assert list(reciprocal_rank_fusion([dense, lexical], 3)["q"]) == ["d9", "d8", "d7"]

@@ -345,7 +345,7 @@ def _key_values(items: list[str]) -> dict[str, float | int]:
             params[key.strip()] = float(value) if "." in value else int(value)
         except ValueError:
             raise IrtuneError(f"--index-param {item!r}: expected KEY=NUMBER") from None
-        if not sep:
+        if not sep or not key.strip():
             raise IrtuneError(f"--index-param {item!r}: expected KEY=NUMBER")
     return params
 

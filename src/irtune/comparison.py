@@ -247,6 +247,10 @@ class Comparison(BaseModel):
         }
 
 
+def key_name(entry: DatasetResult) -> str:
+    return f"{entry.dataset}:{entry.split}"
+
+
 def _check_alignment(base: DatasetResult, cand: DatasetResult, base_path: str, cand_path: str) -> None:
     where = f"{cand.dataset}:{cand.split}"
     if base.queries.ids_sha256 != cand.queries.ids_sha256:
@@ -254,6 +258,10 @@ def _check_alignment(base: DatasetResult, cand: DatasetResult, base_path: str, c
             f"cannot compare {where}: {base_path} evaluated {base.queries.count} queries "
             f"({base.queries.selection}), {cand_path} evaluated {cand.queries.count} "
             f"({cand.queries.selection}); evaluate both on the same query set"
+        )
+    if set(base.per_query) != set(cand.per_query):
+        raise IrtuneError(
+            f"cannot compare {where}: {base_path} and {cand_path} score different queries per query"
         )
     if base.data_files_sha256 != cand.data_files_sha256:
         raise IrtuneError(
@@ -311,6 +319,8 @@ def compare_all(
     baseline: ResultsFile, candidates: Sequence[ResultsFile], metrics: tuple[str, ...] = HEADLINE_METRICS
 ) -> list[Comparison]:
     """Each candidate against the baseline, all p-values corrected as one family."""
+    if not candidates:
+        raise IrtuneError("nothing to compare: give at least one candidate besides the baseline")
     comparisons = [_uncorrected(baseline, c, metrics) for c in candidates]
     holm_over_family(comparisons)
     return comparisons
@@ -326,6 +336,9 @@ def _uncorrected(baseline: ResultsFile, candidate: ResultsFile, metrics: tuple[s
         if base is None:
             continue
         _check_alignment(base, entry, baseline.name, candidate.name)
+        for run, path in ((base, baseline.name), (entry, candidate.name)):
+            if missing := [m for m in metrics if any(m not in v for v in run.per_query.values())]:
+                raise IrtuneError(f"cannot compare {key_name(entry)}: {path} has no per-query {missing[0]}")
         qids = sorted(entry.per_query)
         comparisons = [_metric_comparison(name, base, entry, qids) for name in metrics]
         rows.append(

@@ -166,7 +166,7 @@ def read_results(path: Path) -> ResultsFile:
         raise DataError(path, f'not an irtune results file (format must be "{RESULTS_FORMAT}")')
     try:
         results = ResultsFile.model_validate(upgrade_v1(data) if kind == V1_FORMAT else data)
-    except (ValidationError, KeyError, TypeError, AttributeError) as exc:
+    except (ValidationError, KeyError, TypeError, AttributeError, ValueError) as exc:
         raise DataError(path, f"invalid results file ({_first_problem(exc)})") from None
     return results.model_copy(update={"path": str(path)})
 

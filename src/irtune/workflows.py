@@ -62,7 +62,10 @@ def dev_queries(
         if q not in ids and text_fingerprint(dataset.queries[q]) not in texts
     ]
     if not qids:
-        raise IrtuneError(f"{dataset.name}: no dev query left to tune the retriever on ({origin})")
+        raise IrtuneError(
+            f"{dataset.name}: no dev query left to tune the retriever on ({origin}); cut the split with "
+            f"`irtune split -d {dataset.name} --out DIR` and pass --split-file DIR/{dataset.name}.split.json"
+        )
     qrels = dataset.qrels(plan.dev.split)
     return LabelledQueries(
         {q: dataset.queries[q] for q in qids},

@@ -1,7 +1,9 @@
 """Hybrid retrieval: a BM25 run and a dense run fused into one.
 
 Two fusions, both over each retriever's own top-k list (a document missing from a list
-gets nothing from it):
+gets nothing from it). Before fusing, BM25 documents scoring 0 (no query term: bm25s pads
+its top-k with them) and, as in evaluation, a document whose id is the query's own are
+dropped, so neither can take a place or set a normalisation range.
 
 - `hybrid-rrf`, reciprocal rank fusion (Cormack, Clarke & Büttcher, SIGIR 2009):
   score(d) = sum over runs of 1 / (k + rank(d)), k = 60. Nothing is tuned.
@@ -9,8 +11,9 @@ gets nothing from it):
   Functions for Hybrid Retrieval", TOIS 2023, found it at least as good as RRF once its
   weight is tuned): w * dense + (1 - w) * bm25, each min-max normalised per query over its
   list. The weight w is chosen on judged dev queries only, by NDCG@10 (trec_eval
-  semantics) over a grid of 0, 0.05, ..., 1; w = 0 (BM25 alone) and w = 1 (dense alone)
-  are candidates, so tuning can fall back to either. The evaluation refuses dev queries
+  semantics) over a grid of 0, 0.05, ..., 1; w = 0 ranks by BM25 and w = 1 by the dense
+  score first (documents only the other run found follow, tied at 0), so tuning can fall
+  back to either. The evaluation refuses dev queries
   that are evaluated; the chosen weight and the dev queries' hash land in the results.
 """
 
@@ -71,8 +74,17 @@ def _top(scores: Mapping[str, float], top_k: int) -> dict[str, float]:
     return {d: scores[d] for d in rank_documents(scores)[:top_k]}
 
 
+def fusable(run: Run, *, drop_self: bool, positive_only: bool) -> Run:
+    """A component run as fused: without self-matches (when evaluation drops them) and,
+    for BM25, without the zero-score padding."""
+    return {
+        qid: {d: s for d, s in hits.items() if not (drop_self and d == qid) and (s > 0 or not positive_only)}
+        for qid, hits in run.items()
+    }
+
+
 def choose_weight(
-    dense: Run, lexical: Run, dev: LabelledQueries, top_k: int
+    dense: Run, lexical: Run, dev: LabelledQueries, top_k: int, *, ignore_identical_ids: bool = True
 ) -> tuple[float, dict[str, float]]:
     """The dense weight with the best mean dev NDCG@10, and every weight's score; ties go
     to the weight nearest an even mix (then the smaller), so the choice is deterministic."""
@@ -80,7 +92,7 @@ def choose_weight(
     curve: dict[str, float] = {}
     for weight in WEIGHTS:
         run = convex_fusion(dense, lexical, weight, top_k)
-        per_query = evaluate_run(qrels, run, (TUNING_METRIC,), ignore_identical_ids=True)
+        per_query = evaluate_run(qrels, run, (TUNING_METRIC,), ignore_identical_ids=ignore_identical_ids)
         values = [v[TUNING_METRIC] for v in per_query.values()]
         curve[f"{weight:.2f}"] = math.fsum(values) / len(values) if values else 0.0
     best = max(WEIGHTS, key=lambda w: (round(curve[f"{w:.2f}"], 12), -abs(w - 0.5), -w))
@@ -93,6 +105,7 @@ class HybridRetriever:
     lexical: Retriever
     fusion: str  # "rrf" or "convex"
     name: str
+    ignore_identical_ids: bool = True  # as the evaluation: self-matches are not fused
 
     @property
     def uses_dev(self) -> bool:
@@ -130,34 +143,49 @@ class HybridIndex:
     dev: LabelledQueries | None
     tuned: dict[int, tuple[float, dict[str, float]]] = field(default_factory=dict)  # by list depth
 
+    def _fusable(self, dense: Retrieval, lexical: Retrieval) -> tuple[Run, Run]:
+        drop_self = self.retriever.ignore_identical_ids
+        return (
+            fusable(dense.run, drop_self=drop_self, positive_only=False),
+            fusable(lexical.run, drop_self=drop_self, positive_only=True),
+        )
+
     def search(self, queries: Mapping[str, str], top_k: int) -> Retrieval:
+        if self.retriever.fusion == "convex" and top_k < 10:
+            raise IrtuneError(f"{self.retriever.name}: --top-k {top_k} is below its tuning depth (10)")
         dense, lexical = self.dense.search(queries, top_k), self.lexical.search(queries, top_k)
+        dense_run, lexical_run = self._fusable(dense, lexical)
         timings = {f"dense_{k}": v for k, v in dense.timings_s.items()}
         timings |= {f"bm25_{k}": v for k, v in lexical.timings_s.items()}
         details: dict[str, Any] = {f"dense_{k}": v for k, v in dense.details.items()}
         if self.retriever.fusion == "rrf":
-            return Retrieval(reciprocal_rank_fusion([dense.run, lexical.run], top_k), timings, details)
+            return Retrieval(reciprocal_rank_fusion([dense_run, lexical_run], top_k), timings, details)
         weight, curve = self._weight(top_k)
         details |= {
             "dense_weight": weight,
             "dev": self.dev.describe() if self.dev else None,
             "dev_curve": curve,
         }
-        return Retrieval(convex_fusion(dense.run, lexical.run, weight, top_k), timings, details)
+        return Retrieval(convex_fusion(dense_run, lexical_run, weight, top_k), timings, details)
 
     def _weight(self, top_k: int) -> tuple[float, dict[str, float]]:
         """Tuned once per list depth, on dev runs as deep as the runs it will fuse."""
         if top_k not in self.tuned:
             assert self.dev is not None  # checked by HybridRetriever.index
-            dense = self.dense.search(self.dev.queries, top_k).run
-            lexical = self.lexical.search(self.dev.queries, top_k).run
-            self.tuned[top_k] = choose_weight(dense, lexical, self.dev, top_k)
+            dense, lexical = self._fusable(
+                self.dense.search(self.dev.queries, top_k), self.lexical.search(self.dev.queries, top_k)
+            )
+            self.tuned[top_k] = choose_weight(
+                dense, lexical, self.dev, top_k, ignore_identical_ids=self.retriever.ignore_identical_ids
+            )
         return self.tuned[top_k]
 
 
 def hybrid_retriever(settings: EvalSettings, model: LoadedModel | None) -> HybridRetriever:
-    return HybridRetriever(dense_retriever(settings, model), BM25Retriever(), "convex", "hybrid")
+    dense = dense_retriever(settings, model)
+    return HybridRetriever(dense, BM25Retriever(), "convex", "hybrid", settings.ignore_identical_ids)
 
 
 def rrf_retriever(settings: EvalSettings, model: LoadedModel | None) -> HybridRetriever:
-    return HybridRetriever(dense_retriever(settings, model), BM25Retriever(), "rrf", "hybrid-rrf")
+    dense = dense_retriever(settings, model)
+    return HybridRetriever(dense, BM25Retriever(), "rrf", "hybrid-rrf", settings.ignore_identical_ids)
