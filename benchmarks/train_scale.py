@@ -130,7 +130,8 @@ def main() -> None:
         {
             "docs": DOCS,
             "train_queries": PARTS["train"],
-            "steps": args.steps,
+            "max_steps": args.steps,
+            "steps_trained": record["curve"][-1]["steps"],  # one epoch of the training queries at most
             "loss": args.loss,
             "peak_rss_mb": round(peak_mb, 1),
             "target_peak_rss_mb": 4096,
