@@ -147,6 +147,9 @@ def test_ctrl_c_during_eval_says_what_was_kept_and_exits_130(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a runner started in the background (`cmd &`) ignores SIGINT, and the child would inherit
+        # that; a terminal's Ctrl-C reaches a process with the default disposition
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300  # a cold start on a busy machine can take minutes
     while not list(tmp_path.glob("embeddings/*")) and time.monotonic() < deadline:  # encoding has begun
