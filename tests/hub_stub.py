@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,10 +53,11 @@ def tree_entries(files: dict[str, bytes]) -> list[dict]:
 
 @dataclass
 class HubRepo:
-    """One model repo at one commit; `main` is its only branch."""
+    """One model (or dataset) repo at one commit; `main` is its only branch."""
 
     repo_id: str
     files: dict[str, bytes]
+    kind: str = "models"  # or "datasets"
     sha: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,11 +85,16 @@ def error_reply(code: str, headers: dict[str, str] | None = None) -> Reply:
 
 def route(repos: dict[str, HubRepo], path: str) -> Reply | None:
     """The reply to a GET or HEAD of `path`; None for a path this stub does not implement."""
-    if path.startswith("/api/models/"):
-        return _api_route(repos, path.removeprefix("/api/models/"))
-    for repo_id, repo in repos.items():
-        if path.startswith(f"/{repo_id}/resolve/"):
-            return _file_route(repo, path.removeprefix(f"/{repo_id}/resolve/"))
+    for kind in ("models", "datasets"):
+        if path.startswith(f"/api/{kind}/"):
+            of_kind = {k: r for k, r in repos.items() if r.kind == kind}
+            return _api_route(of_kind, path.removeprefix(f"/api/{kind}/"))
+    for repo in repos.values():
+        url_prefix = (
+            f"/{repo.repo_id}/resolve/" if repo.kind == "models" else f"/datasets/{repo.repo_id}/resolve/"
+        )
+        if path.startswith(url_prefix):
+            return _file_route(repo, path.removeprefix(url_prefix))
     return None
 
 
@@ -178,10 +185,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve_repos(folders: dict[str, Path]) -> Iterator[HubStub]:
-    """Serve each folder as the model repo named by its key, on 127.0.0.1 (a free port), until
-    the block ends."""
-    server = HubStub({repo_id: HubRepo(repo_id, folder_files(f)) for repo_id, f in folders.items()})
+def serve_repos(folders: dict[str, Path], datasets: dict[str, Path] | None = None) -> Iterator[HubStub]:
+    """Serve each folder as the model repo named by its key (and each of `datasets` as a
+    dataset repo), on 127.0.0.1 (a free port), until the block ends."""
+    repos = {repo_id: HubRepo(repo_id, folder_files(f)) for repo_id, f in folders.items()}
+    for repo_id, folder in (datasets or {}).items():
+        repos[f"datasets/{repo_id}"] = HubRepo(repo_id, folder_files(folder), kind="datasets")
+    server = HubStub(repos)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -190,3 +200,20 @@ def serve_repos(folders: dict[str, Path]) -> Iterator[HubStub]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=REQUEST_TIMEOUT_S)
+
+
+def hub_env(endpoint: str, hf_home: Path, offline: bool) -> dict[str, str]:
+    """The child's environment: huggingface_hub reads these once, at import time."""
+    hub_vars = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_OFFLINE", "SENTENCE_TRANSFORMERS_HOME")
+    env = {
+        k: v for k, v in os.environ.items() if not k.upper().startswith(hub_vars) and "proxy" not in k.lower()
+    }
+    env.update(
+        HF_ENDPOINT=endpoint,
+        HF_HOME=str(hf_home),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        HF_HUB_OFFLINE="1" if offline else "0",
+        NO_PROXY="127.0.0.1,localhost",
+    )
+    return env

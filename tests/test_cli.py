@@ -11,24 +11,10 @@ from typer.testing import CliRunner
 
 from irtune.cli import app
 
-from conftest import shared_dataset, write_beir
+from conftest import assert_one_line_error, irtune, shared_dataset, write_beir
 from test_download import GOOD
 
 runner = CliRunner()
-
-
-def irtune(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "irtune", *args], capture_output=True, text=True, env=env, timeout=300
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, expected: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert expected in lines[0]
 
 
 def test_malformed_corpus_line_is_reported_by_eval(tmp_path):

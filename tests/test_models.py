@@ -4,14 +4,13 @@ the training record and split plans of a model loaded by hub id."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from hub_stub import serve_repos
+from hub_stub import hub_env, serve_repos
 
 from irtune.data.beir import BeirDataset
 from irtune.data.splits import SplitPart, SplitPlan, save_plan
@@ -98,23 +97,6 @@ print(json.dumps(report))
 """
 
 
-def _hub_env(endpoint: str, hf_home: Path, offline: bool) -> dict[str, str]:
-    """The child's environment: huggingface_hub reads these once, at import time."""
-    hub_vars = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_OFFLINE", "SENTENCE_TRANSFORMERS_HOME")
-    env = {
-        k: v for k, v in os.environ.items() if not k.upper().startswith(hub_vars) and "proxy" not in k.lower()
-    }
-    env.update(
-        HF_ENDPOINT=endpoint,
-        HF_HOME=str(hf_home),
-        HF_HUB_DISABLE_TELEMETRY="1",
-        HF_HUB_DISABLE_PROGRESS_BARS="1",
-        HF_HUB_OFFLINE="1" if offline else "0",
-        NO_PROXY="127.0.0.1,localhost",
-    )
-    return env
-
-
 def _run_hub_check(env: dict[str, str], *args: str) -> dict:
     done = subprocess.run(
         [sys.executable, "-c", HUB_CHECK, *args], env=env, capture_output=True, text=True, timeout=300
@@ -169,7 +151,7 @@ def test_a_model_loaded_by_hub_id_keeps_its_training_record_and_split_plans(
     hf_home, cache = tmp_path / "hf-home", tmp_path / "emb-cache"
     args = ("acme/tuned", "acme/plain", str(scifact_slice), str(cache))
     with serve_repos({"acme/tuned": folder, "acme/plain": tiny_model}) as hub:
-        online = _run_hub_check(_hub_env(hub.url, hf_home, offline=False), *args)
+        online = _run_hub_check(hub_env(hub.url, hf_home, offline=False), *args)
     sha = hub.repos["acme/tuned"].sha
     snapshot = hf_home / "hub" / "models--acme--tuned" / "snapshots" / sha
     expected = {
@@ -189,7 +171,7 @@ def test_a_model_loaded_by_hub_id_keeps_its_training_record_and_split_plans(
     assert online["plain"]["training"] is None  # a repo without irtune's files is a plain model
     assert Path(online["plain"]["folder"]).parent == plain_snapshot
     # offline, with the hub gone: the record and the plan come from the cache snapshot
-    offline = _run_hub_check(_hub_env(hub.url, hf_home, offline=True), *args[:1], "", *args[2:])
+    offline = _run_hub_check(hub_env(hub.url, hf_home, offline=True), *args[:1], "", *args[2:])
     assert {k: offline[k] for k in expected} == expected
 
 

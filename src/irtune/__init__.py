@@ -1,7 +1,8 @@
 """irtune: evaluate and honestly fine-tune text-embedding models for retrieval.
 
-The Python API (see `irtune.api`): `load_dataset`, `load_model`, `evaluate`, `train`,
-`compare`, `report`. They are imported on first use, so `import irtune` stays light.
+The Python API (see `irtune.api`): `load_dataset`, `import_data`, `load_model`,
+`generate_queries`, `evaluate`, `train`, `compare`, `report`. They are imported on first
+use, so `import irtune` stays light.
 """
 
 from __future__ import annotations
@@ -14,10 +15,29 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "compare", "evaluate", "load_dataset", "load_model", "report", "train"]
+__all__ = [
+    "__version__",
+    "compare",
+    "evaluate",
+    "generate_queries",
+    "import_data",
+    "load_dataset",
+    "load_model",
+    "report",
+    "train",
+]
 
 if TYPE_CHECKING:
-    from irtune.api import compare, evaluate, load_dataset, load_model, report, train
+    from irtune.api import (
+        compare,
+        evaluate,
+        generate_queries,
+        import_data,
+        load_dataset,
+        load_model,
+        report,
+        train,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -179,3 +179,95 @@ def report(results: Sequence[Path], *, out: Path, baseline: Path | None = None) 
 
     html_path, _, _ = write_report(results, out, baseline)
     return html_path
+
+
+def import_data(
+    name: str,
+    *,
+    corpus: Path | None = None,
+    queries: Path | None = None,
+    qrels: Mapping[str, Path] | None = None,
+    pairs: Mapping[str, Path] | None = None,
+    columns: Mapping[str, str] | None = None,
+    ir_datasets: Mapping[str, str] | None = None,
+    data_dir: Path | None = None,
+    out: Path | None = None,
+    force: bool = False,
+) -> BeirDataset:
+    """Import CSV, TSV, JSONL, JSON, parquet or saved Hugging Face datasets into a validated
+    BEIR folder (`out`, else `data_dir/name`) with an import manifest; returns the dataset.
+
+    >>> docs = irtune.import_data("mydocs", corpus=Path("docs.csv"), columns={"text": "body"})
+    >>> faq = irtune.import_data("faq", pairs={"test": Path("faq_pairs.parquet")})
+    >>> nfc = irtune.import_data("nfc", ir_datasets={"test": "beir/nfcorpus/test"})
+    """
+    from irtune.data.beir import BeirDataset
+    from irtune.data.importer import ImportRequest, import_dataset
+    from irtune.data.registry import default_data_dir
+
+    request = ImportRequest(
+        name,
+        corpus,
+        queries,
+        dict(qrels or {}),
+        dict(pairs or {}),
+        dict(columns or {}),
+        dict(ir_datasets or {}),
+    )
+    target = out or (data_dir or default_data_dir()) / name
+    import_dataset(request, target, force=force)
+    return BeirDataset(target, name=name)
+
+
+def generate_queries(
+    dataset: str | BeirDataset,
+    generator: str,
+    *,
+    generator_model: str | None = None,
+    base_model: str | LoadedModel | None = "minilm",
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    precision: str = "fp32",
+    openai_settings: Mapping[str, Any] | None = None,
+    hf_settings: Mapping[str, Any] | None = None,
+    **request: Any,
+) -> Any:
+    """Write the `synthetic` split of a dataset: a query per (sampled) document from
+    `generator` (`openai:URL` with `generator_model`, or `hf:ID_OR_PATH`, `hf:gemma3-270m`),
+    filtered (length, copies, duplicates, real-query texts, and the round trip through
+    `base_model`: its top `round_trip_k` over the corpus must hold the source document).
+    `request`: the fields of `irtune.generation.synthetic.GenerationRequest` (sample, seed,
+    few_shot, domain, prompt_file, round_trip_k, filters). Returns the split's manifest.
+
+    >>> irtune.generate_queries("mydocs", "hf:gemma3-270m", sample=1000)
+    >>> irtune.train("minilm", ["mydocs:synthetic"], out_dir=Path("runs/synthetic"))
+    """
+    from irtune.data.beir import BeirDataset
+    from irtune.generation.backends import make_generator
+    from irtune.generation.synthetic import GenerationRequest, generate_synthetic
+
+    found = dataset if isinstance(dataset, BeirDataset) else load_dataset(dataset, data_dir=data_dir)
+    settings = GenerationRequest(**request)
+    hf = {"cache_dir": cache_dir, **(hf_settings or {})}
+    backend = make_generator(
+        generator, model=generator_model, openai_settings=dict(openai_settings or {}), hf_settings=hf
+    )
+    round_trip = None
+    model_name = None
+    if settings.round_trip_k and base_model is not None:
+        model = base_model if not isinstance(base_model, str) else load_model(base_model)
+        round_trip = _dense_top_k(model, found, precision=precision, cache_dir=cache_dir)
+        model_name = model.name
+    return generate_synthetic(found, backend, settings, round_trip=round_trip, round_trip_model=model_name)
+
+
+def _dense_top_k(model: LoadedModel, dataset: BeirDataset, *, precision: str, cache_dir: Path | None) -> Any:
+    """queries, k -> each query's top-k document ids over the whole corpus (cached embeddings)."""
+    from irtune.retrieval.base import Corpus
+    from irtune.retrieval.dense import DenseRetriever
+
+    def top_k(queries: dict[str, str], k: int) -> dict[str, list[str]]:
+        index = DenseRetriever(model, precision=precision, cache_dir=cache_dir).index(Corpus.of(dataset))
+        return {q: list(docs) for q, docs in index.search(queries, k).run.items()}
+
+    return top_k

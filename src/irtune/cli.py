@@ -90,7 +90,7 @@ def data_info(
     for split, s in info["splits"].items():
         grades = ", ".join(f"{g}: {n:,}" for g, n in s["grades"].items())
         table.add_row(
-            split,
+            f"{split} (generated: train/select only)" if s["synthetic"] else split,
             f"{s['queries']:,}",
             f"{s['pairs']:,}",
             f"{s['relevant_pairs']:,}",
@@ -98,6 +98,84 @@ def data_info(
             grades,
         )
     out.print(table)
+
+
+@data_app.command("import")
+def data_import(
+    name: Annotated[str, typer.Argument(help="Name of the new dataset (a folder under --data-dir).")],
+    corpus: Annotated[
+        Path | None, typer.Option(help="Documents: CSV, TSV, JSONL, JSON, parquet or a saved dataset.")
+    ] = None,
+    queries: Annotated[
+        Path | None, typer.Option(help="Queries (id and text), any of the same formats.")
+    ] = None,
+    qrels: Annotated[
+        list[str] | None,
+        typer.Option(help="SPLIT=FILE judgements (repeat): BEIR TSV, TREC qrels or a table of ids + grade."),
+    ] = None,
+    pairs: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="[SPLIT=]FILE of (query, positive[, negative][, score]) texts without ids (default "
+            "split: test, which the honest plan cuts into train/dev/eval parts)."
+        ),
+    ] = None,
+    col: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="ROLE=COLUMN (repeat). Roles: id, text, title (corpus); query_id, query (queries); "
+            "query_id, doc_id, score (qrels); query, positive, negative, score (pairs)."
+        ),
+    ] = None,
+    ir_datasets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ir-datasets",
+            help="[SPLIT=]ID of an ir_datasets dataset (repeat; default split: the id's last part), "
+            "e.g. beir/scifact/test. Needs irtune[ir-datasets].",
+        ),
+    ] = None,
+    id_col: Annotated[str | None, typer.Option(help="Corpus id column (same as --col id=NAME).")] = None,
+    text_col: Annotated[str | None, typer.Option(help="Corpus text column (--col text=NAME).")] = None,
+    title_col: Annotated[str | None, typer.Option(help="Corpus title column (--col title=NAME).")] = None,
+    data_dir: DataDir = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of --data-dir/NAME.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing dataset folder.")] = False,
+) -> None:
+    """Import your own files as a validated BEIR folder (with an import manifest)."""
+    from irtune.api import import_data
+    from irtune.data.importer import IMPORT_MANIFEST, qrels_summary
+
+    columns = _key_values(col or [], "--col")
+    for role, value in (("id", id_col), ("text", text_col), ("title", title_col)):
+        if value is not None:
+            columns[role] = value
+    qrels_files = {split: Path(path) for split, path in _key_values(qrels or [], "--qrels").items()}
+    pairs_files = {split: Path(path) for split, path in _split_items(pairs or [], "--pairs", "test").items()}
+    ir_ids = _split_items(ir_datasets or [], "--ir-datasets", None)
+    dataset = import_data(
+        name,
+        corpus=corpus,
+        queries=queries,
+        qrels=qrels_files,
+        pairs=pairs_files,
+        columns=columns,
+        ir_datasets=ir_ids,
+        data_dir=data_dir,
+        out=out_dir,
+        force=force,
+    )
+    summary = qrels_summary({s: dataset.qrels(s) for s in dataset.splits()})
+    splits = "; ".join(
+        f"{s}: {v['queries']:,} queries, {v['relevant']:,} relevant" for s, v in summary.items()
+    )
+    out.print(
+        f"{name}: {len(dataset.doc_ids):,} documents, {len(dataset.queries):,} queries"
+        + (f"; {splits}" if splits else "")
+    )
+    out.print(f"wrote {dataset.root} (sources and what was dropped: {IMPORT_MANIFEST})")
 
 
 def _dataset(name: str, data_dir: Path | None, strict: bool = False) -> BeirDataset:
@@ -169,7 +247,7 @@ def eval_command(
         ignore_identical_ids=not keep_identical_ids,
         cache_dir=cache_dir,
         index=index,
-        index_params=_key_values(index_param or []),
+        index_params=_key_numbers(index_param or []),
         store_dtype=store_dtype,
         devices=tuple(d.strip() for d in devices.split(",")) if devices else (),
     )
@@ -178,6 +256,89 @@ def eval_command(
     out.print(results_table(result))
     if out_dir is not None:
         out.print(f"wrote {out_dir / 'results.json'}")
+
+
+@app.command("generate")
+def generate_command(
+    dataset: Annotated[str, typer.Option("-d", "--dataset", help="Dataset name or BEIR folder.")],
+    generator: Annotated[
+        str,
+        typer.Option(
+            help="openai:URL (an OpenAI-compatible endpoint, with --model) or hf:ID_OR_PATH (a model in "
+            "this process; .gguf files too; hf:gemma3-270m is bundled with irtune[gemma])."
+        ),
+    ],
+    model: Annotated[str | None, typer.Option("--model", help="The endpoint's model name (openai:).")] = None,
+    sample: Annotated[int | None, typer.Option(help="Generate for a seeded sample of N documents.")] = None,
+    seed: Annotated[int, typer.Option(help="Sample and few-shot seed.")] = 13,
+    domain: Annotated[
+        str, typer.Option(help="Prompt template without examples: general or scientific.")
+    ] = "general",
+    few_shot: Annotated[int, typer.Option(help="Real training pairs shown as examples, if any.")] = 3,
+    prompt_file: Annotated[
+        Path | None, typer.Option(help="Prompt text with {document} (and optionally {examples}).")
+    ] = None,
+    round_trip_k: Annotated[
+        int, typer.Option(help="Keep a query only if its document is in the base model's top k (0: off).")
+    ] = 10,
+    base_model: Annotated[str, typer.Option(help="Model for the round-trip filter.")] = "minilm",
+    min_words: Annotated[int, typer.Option(help="Shortest query kept.")] = 3,
+    max_words: Annotated[int, typer.Option(help="Longest query kept.")] = 40,
+    batch_size: Annotated[int, typer.Option(help="Prompts per batch (hf:).")] = 8,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens generated per query.")] = 32,
+    device: Annotated[str | None, typer.Option(help="Device of an hf: generator.")] = None,
+    api: Annotated[
+        str, typer.Option(help="chat or completions (openai:; completions for base models).")
+    ] = "chat",
+    concurrency: Annotated[int, typer.Option(help="Parallel requests (openai:).")] = 4,
+    timeout: Annotated[float, typer.Option(help="Seconds per request (openai:).")] = 60.0,
+    retries: Annotated[int, typer.Option(help="Retries per request with backoff (openai:).")] = 5,
+    api_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the API key (never logged).")
+    ] = "OPENAI_API_KEY",
+    precision: Annotated[str, typer.Option(help="Precision of the round-trip encoding.")] = "fp32",
+    data_dir: DataDir = None,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Generate synthetic queries for a corpus (its `synthetic` split: for training and
+    selection, never for reported numbers). Resumes where an interrupted run stopped."""
+    from irtune.api import generate_queries
+    from irtune.generation.filters import FilterSettings
+    from irtune.generation.synthetic import SYNTHETIC_MANIFEST
+
+    ds = _dataset(dataset, data_dir)
+    manifest = generate_queries(
+        ds,
+        generator,
+        generator_model=model,
+        base_model=base_model,
+        cache_dir=cache_dir,
+        precision=precision,
+        openai_settings={
+            "api": api,
+            "concurrency": concurrency,
+            "timeout_s": timeout,
+            "max_retries": retries,
+            "api_key_env": api_key_env,
+            "max_tokens": max_new_tokens,
+        },
+        hf_settings={"batch_size": batch_size, "max_new_tokens": max_new_tokens, "device": device},
+        sample=sample,
+        seed=seed,
+        few_shot=few_shot,
+        domain=domain,
+        prompt_file=prompt_file,
+        round_trip_k=round_trip_k,
+        filters=FilterSettings(min_words, max_words),
+    )
+    reasons = ", ".join(f"{reason}: {n:,}" for reason, n in manifest.dropped.items()) or "none"
+    out.print(
+        f"{ds.name}: kept {manifest.kept:,} of {manifest.documents:,} generated queries "
+        f"({manifest.keep_rate:.0%}); dropped: {reasons}"
+    )
+    out.print(
+        f"wrote the synthetic split: train with --train {ds.name}:synthetic ({ds.root / SYNTHETIC_MANIFEST})"
+    )
 
 
 @app.command("split")
@@ -337,17 +498,45 @@ def run_command(
     out.print(f"report: {report} (Markdown: {report.with_suffix('.md')})")
 
 
-def _key_values(items: list[str]) -> dict[str, float | int]:
+def _split_items(items: list[str], option: str, default: str | None) -> dict[str, str]:
+    """[SPLIT=]VALUE items -> {split: value}; without a split: `default`, else the value's
+    last '/' part (an ir_datasets id such as beir/scifact/test)."""
+    found: dict[str, str] = {}
+    for item in items:
+        split, sep, value = item.partition("=")
+        if not sep:
+            value = item
+            split = default or item.rstrip("/").rsplit("/", 1)[-1]
+        if not split.strip() or not value.strip():
+            raise IrtuneError(f"{option} {item!r}: expected [SPLIT=]VALUE")
+        if split in found:
+            raise IrtuneError(f"{option}: split {split!r} is given twice")
+        found[split.strip()] = value.strip()
+    return found
+
+
+def _key_numbers(items: list[str]) -> dict[str, float | int]:
     params: dict[str, float | int] = {}
+    for key, value in _key_values(items, "--index-param").items():
+        try:
+            params[key] = float(value) if "." in value else int(value)
+        except ValueError:
+            raise IrtuneError(f"--index-param {key}={value}: expected KEY=NUMBER") from None
+    return params
+
+
+def _key_values(items: list[str], option: str) -> dict[str, str]:
+    """KEY=VALUE items -> {key: value}; a missing `=`, an empty key or a repeated key is an error."""
+    found: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        try:
-            params[key.strip()] = float(value) if "." in value else int(value)
-        except ValueError:
-            raise IrtuneError(f"--index-param {item!r}: expected KEY=NUMBER") from None
-        if not sep or not key.strip():
-            raise IrtuneError(f"--index-param {item!r}: expected KEY=NUMBER")
-    return params
+        key = key.strip()
+        if not sep or not key or not value.strip():
+            raise IrtuneError(f"{option} {item!r}: expected KEY=VALUE")
+        if key in found:
+            raise IrtuneError(f"{option}: {key!r} is given twice")
+        found[key] = value.strip()
+    return found
 
 
 def _toml(path: Path) -> dict:

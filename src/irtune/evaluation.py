@@ -134,6 +134,11 @@ def evaluate_dataset(
     """Search the dataset's selected queries with `retriever` (default: the one the
     settings name) and score the run; `dev` are the judged queries a retriever that tunes
     itself may fit on (never the evaluated ones: refused if they overlap)."""
+    if dataset.is_synthetic(settings.split):
+        raise IrtuneError(
+            f"{dataset.name}: the {settings.split!r} split holds generated queries; they may train and "
+            "select a model but never measure it: evaluate on real queries (e.g. --split test)"
+        )
     selection = selection or QuerySelection()
     retriever = retriever or make_retriever(settings.retriever, settings, model)
     started = time.perf_counter()

@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 
 Qrels = dict[str, dict[str, int]]
 
+# Generated queries live apart from the real ones (`synthetic/queries.jsonl`, judged in
+# `qrels/synthetic.tsv`): they may train and select, never be reported.
+SYNTHETIC_SPLIT = "synthetic"
+SYNTHETIC_QUERIES = Path("synthetic") / "queries.jsonl"
+
 
 @dataclass(frozen=True, slots=True)
 class Document:
@@ -56,7 +61,7 @@ def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise DataError(path, f"cannot read file ({exc})") from None
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, str, dict]]:
+def _iter_jsonl(path: Path, allow_empty: bool = False) -> Iterator[tuple[int, str, dict]]:
     """Yield (line, id, record); checks JSON, `_id` and `text` and duplicate ids."""
     seen: dict[str, int] = {}
     any_line = False
@@ -83,7 +88,7 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, str, dict]]:
             raise DataError(path, f'duplicate id "{doc_id}" (first at line {seen[doc_id]})', number)
         seen[doc_id] = number
         yield number, doc_id, record
-    if not any_line:
+    if not any_line and not allow_empty:
         raise DataError(path, "empty file")
 
 
@@ -100,8 +105,8 @@ def load_corpus(path: Path) -> dict[str, Document]:
     return dict(iter_corpus(path))
 
 
-def load_queries(path: Path) -> dict[str, str]:
-    return {qid: record["text"] for _, qid, record in _iter_jsonl(path)}
+def load_queries(path: Path, allow_empty: bool = False) -> dict[str, str]:
+    return {qid: record["text"] for _, qid, record in _iter_jsonl(path, allow_empty)}
 
 
 def _parse_grade(value: str, path: Path, number: int) -> int:
@@ -114,14 +119,11 @@ def _parse_grade(value: str, path: Path, number: int) -> int:
     return int(grade)
 
 
-def load_qrels(path: Path) -> Qrels:
-    """Read `query-id corpus-id score` TSV (header optional, LF or CRLF).
-
-    Also accepts 4-column TREC qrels (`qid iter docid rel`, whitespace-separated).
-    """
+def iter_qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
+    """(line, query id, document id, grade) of `query-id corpus-id score` TSV (header
+    optional, LF or CRLF) or 4-column TREC qrels (`qid iter docid rel`, whitespace-separated)."""
     if not path.is_file():
         raise DataError(path, "file not found")
-    qrels: Qrels = {}
     any_line = False
     for number, line in _read_lines(path):
         line = line.rstrip("\r\n")
@@ -141,14 +143,19 @@ def load_qrels(path: Path) -> Qrels:
                 number,
             )
         any_line = True
-        grade = _parse_grade(value.strip(), path, number)
-        judged = qrels.setdefault(qid.strip(), {})
-        doc_id = doc_id.strip()
+        yield number, qid.strip(), doc_id.strip(), _parse_grade(value.strip(), path, number)
+    if not any_line:
+        raise DataError(path, "empty file (no judgements)")
+
+
+def load_qrels(path: Path) -> Qrels:
+    """Qrels as {query id: {document id: grade}} (see `iter_qrels` for the formats)."""
+    qrels: Qrels = {}
+    for number, qid, doc_id, grade in iter_qrels(path):
+        judged = qrels.setdefault(qid, {})
         if doc_id in judged and judged[doc_id] != grade:
             raise DataError(path, f'conflicting scores for query "{qid}" and document "{doc_id}"', number)
         judged[doc_id] = grade
-    if not any_line:
-        raise DataError(path, "empty file (no judgements)")
     return qrels
 
 
@@ -204,7 +211,24 @@ class BeirDataset:
 
     @cached_property
     def queries(self) -> dict[str, str]:
-        return load_queries(self.queries_path)
+        """Real queries (the file may be empty: a corpus imported without queries), then
+        generated ones when the folder has them."""
+        queries = load_queries(self.queries_path, allow_empty=True)
+        synthetic_path = self.root / SYNTHETIC_QUERIES
+        if synthetic_path.is_file():
+            for number, qid, record in _iter_jsonl(synthetic_path):
+                if qid in queries:
+                    raise DataError(synthetic_path, f'id "{qid}" is also a real query id', number)
+                queries[qid] = record["text"]
+        return queries
+
+    @staticmethod
+    def is_synthetic(split: str) -> bool:
+        return split == SYNTHETIC_SPLIT
+
+    def real_queries(self) -> dict[str, str]:
+        """The queries people wrote (queries.jsonl), without the generated ones."""
+        return load_queries(self.queries_path, allow_empty=True)
 
     def splits(self) -> list[str]:
         qrels_dir = self.root / "qrels"
@@ -250,6 +274,8 @@ class BeirDataset:
         files = [self.corpus_path, self.queries_path]
         if split is not None:
             files.append(self.qrels_path(split))
+        if split is not None and self.is_synthetic(split):
+            files.append(self.root / SYNTHETIC_QUERIES)
         return {str(p.relative_to(self.root)): sha256_file(p) for p in files}
 
     def corpus_hash(self) -> str:

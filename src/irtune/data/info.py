@@ -28,6 +28,7 @@ def dataset_info(dataset: BeirDataset) -> dict[str, Any]:
             "relevant_pairs": relevant,
             "relevant_per_query": relevant / with_relevant if with_relevant else 0.0,
             "grades": dict(sorted(grades.items())),
+            "synthetic": dataset.is_synthetic(split),
         }
     return {
         "name": dataset.name,
@@ -39,7 +40,7 @@ def dataset_info(dataset: BeirDataset) -> dict[str, Any]:
         },
         "queries": {
             "count": len(query_lengths),
-            "mean_words": sum(query_lengths) / len(query_lengths),
+            "mean_words": sum(query_lengths) / len(query_lengths) if query_lengths else 0.0,
         },
         "splits": splits,
     }

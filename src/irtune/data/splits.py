@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from irtune.data.beir import BeirDataset
+from irtune.data.beir import SYNTHETIC_SPLIT, BeirDataset
 from irtune.errors import DataError, IrtuneError
 from irtune.fileio import write_json_atomic
 from irtune.leakage import text_fingerprint
@@ -228,6 +228,41 @@ def make_plan(
         SplitPart("test", train),
         SplitPart("test", dev),
         SplitPart("test", evaluated),
+    )
+    return _with_stats(dataset, plan)
+
+
+def synthetic_plan(
+    dataset: BeirDataset, seed: int = 13, dev_fraction: float = 0.2, eval_fraction: float = 0.5
+) -> SplitPlan:
+    """Train on the generated queries. Select on real judged queries when the dataset has
+    any (its honest plan's dev part; or a whole real dev/train split when nothing is
+    evaluated here), else on a held-out slice of the generated ones. Report real queries
+    only: the honest plan's eval part, or nothing when the dataset has no test split."""
+    train = SplitPart(SYNTHETIC_SPLIT, None)
+    if dataset.has_split("test"):
+        real = make_plan(dataset, seed, dev_fraction, eval_fraction)
+        method = f"synthetic queries train; dev and eval are real queries ({real.method})"
+        plan = SplitPlan(dataset.name, method, seed, train, real.dev, real.eval)
+        return _with_stats(dataset, plan)
+    nothing = SplitPart(SYNTHETIC_SPLIT, frozenset())  # no real queries to report here
+    real_split = next((s for s in ("dev", "train") if dataset.has_split(s)), None)
+    if real_split is not None:
+        method = f"synthetic queries train; dev is the real {real_split} split; no test split to report"
+        plan = SplitPlan(dataset.name, method, seed, train, SplitPart(real_split, None), nothing)
+        return _with_stats(dataset, plan)
+    qrels = _relevant_only(dataset.qrels(SYNTHETIC_SPLIT))
+    rest, held = _partition_split(
+        dataset, qrels, dev_fraction, seed, f"{dataset.name}:{SYNTHETIC_SPLIT} dev slice", False
+    )
+    method = "synthetic queries only: dev is a held-out slice of them (no real queries); no test split"
+    plan = SplitPlan(
+        dataset.name,
+        method,
+        seed,
+        SplitPart(SYNTHETIC_SPLIT, rest),
+        SplitPart(SYNTHETIC_SPLIT, held),
+        nothing,
     )
     return _with_stats(dataset, plan)
 

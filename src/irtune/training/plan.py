@@ -15,6 +15,7 @@ from irtune.data.splits import (
     make_plan,
     plan_overlaps,
     queries_are_documents,
+    synthetic_plan,
 )
 from irtune.errors import IrtuneError, LeakageError
 from irtune.leakage import TrainingQueries, find_overlap, text_fingerprint
@@ -70,9 +71,14 @@ def resolve_train_sets(
     for spec in specs:
         name, _, split = spec.partition(":")
         dataset = resolve_dataset(name, data_dir)
-        plan = plans.get(dataset.name) or make_plan(
+        planner = synthetic_plan if dataset.is_synthetic(split) else make_plan
+        plan = plans.get(dataset.name) or planner(
             dataset, config.split_seed, config.dev_fraction, config.eval_fraction
         )
+        if dataset.is_synthetic(split) and config.protocol == "seed":
+            raise IrtuneError(
+                f"{spec}: the seed protocol reports all of test; it cannot train on generated queries"
+            )
         if config.protocol == "seed":
             split = split or next(s for s in SEED_PROTOCOL_ORDER if dataset.has_split(s))
             part = SplitPart(split, None)

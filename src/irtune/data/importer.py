@@ -1,0 +1,516 @@
+"""Import a user's own files into a validated BEIR folder with an import manifest.
+
+Sources: a corpus, queries and qrels in any table format (`irtune.data.tables`), qrels also
+as BEIR TSV or 4-column TREC files, and a *pairs* file (query text, positive text[, negative
+text][, grade]) without ids. Pairs get stable ids from their normalised text, so the same
+text is the same document or query however often it appears (or if it is also in the
+corpus file), and a query with several positives becomes one query with several judgements.
+
+Every problem is a one-line `DataError` naming file and line (or row), checked before
+anything is written; the folder appears whole (built beside the target, then renamed) or
+not at all. The manifest says which files went in (sha256), which column played which
+role, and what was dropped and why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from irtune.data.beir import Document, Qrels, iter_qrels
+from irtune.data.tables import Table, Where, open_table
+from irtune.errors import DataError, IrtuneError
+from irtune.fileio import sha256_file, sha256_text, write_json_atomic
+from irtune.leakage import text_fingerprint
+
+IMPORT_MANIFEST = "irtune-import.json"
+IMPORT_FORMAT = "irtune-import-v1"
+
+# role -> column names tried in order when the user names none
+DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "id": ("_id", "id", "doc_id", "docid", "corpus_id", "corpus-id", "pid"),
+    "text": ("text", "body", "content", "contents", "passage", "document"),
+    "title": ("title",),
+    "query_id": ("query_id", "query-id", "qid", "_id", "id"),
+    "query": ("query", "question", "text", "anchor"),
+    "doc_id": ("corpus_id", "corpus-id", "doc_id", "docid", "pid"),
+    "score": ("score", "relevance", "grade", "label"),
+    "positive": ("positive", "pos", "answer", "document", "passage"),
+    "negative": ("negative", "neg", "hard_negative"),
+}
+OPTIONAL_ROLES = frozenset({"title", "score", "negative"})
+QRELS_TEXT_SUFFIXES = (".tsv", ".txt", ".qrels", ".trec")
+
+
+def check_column_roles(columns: Mapping[str, str]) -> None:
+    unknown = sorted(set(columns) - set(DEFAULT_COLUMNS))
+    if unknown:
+        roles = ", ".join(DEFAULT_COLUMNS)
+        raise IrtuneError(f"unknown column role {unknown[0]!r} (roles: {roles})")
+
+
+def pick_columns(table: Table, roles: Sequence[str], explicit: Mapping[str, str]) -> dict[str, str]:
+    """role -> column of `table`: the user's choice (which must exist), else the first default
+    present; a required role with no column is an error naming what was looked for."""
+    chosen: dict[str, str] = {}
+    for role in roles:
+        if role in explicit:
+            if explicit[role] not in table.columns:
+                raise DataError(
+                    table.path, f'no column "{explicit[role]}" (columns: {", ".join(table.columns)})'
+                )
+            chosen[role] = explicit[role]
+            continue
+        found = next(
+            (c for c in DEFAULT_COLUMNS[role] if c in table.columns and c not in chosen.values()), None
+        )
+        if found is not None:
+            chosen[role] = found
+        elif role not in OPTIONAL_ROLES:
+            raise DataError(
+                table.path,
+                f"no {role} column (looked for {', '.join(DEFAULT_COLUMNS[role])}; columns: "
+                f"{', '.join(table.columns) or 'none'}): name it with --col {role}=NAME",
+            )
+    return chosen
+
+
+def _id(value: Any, where: Where, path: Path, column: str) -> str:
+    if isinstance(value, bool) or value is None:
+        raise where.error(
+            path, f'"{column}" is empty' if value is None else f'"{column}" must be an id, not {value}'
+        )
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        if value.strip() != value or any(c in value for c in "\t\r\n"):
+            raise where.error(path, f'"{column}" {value!r} has surrounding spaces, tabs or line breaks')
+        return value
+    raise where.error(path, f'"{column}" must be a non-empty string or integer, not {value!r}')
+
+
+def _text(value: Any, where: Where, path: Path, column: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise where.error(path, f'"{column}" must be text, not {type(value).__name__} {value!r}')
+    return value
+
+
+def _grade(value: Any, where: Where, path: Path, column: str) -> int:
+    if isinstance(value, bool) or value is None or value == "":
+        raise where.error(path, f'"{column}" is empty; give an integer relevance grade')
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise where.error(path, f'"{column}" {value!r} is not a number') from None
+    if number != int(number) or number < 0:
+        raise where.error(path, f'"{column}" {value!r} must be a non-negative integer relevance grade')
+    return int(number)
+
+
+@dataclass
+class SourceReport:
+    """What one input file contributed (recorded in the manifest)."""
+
+    role: str
+    path: Path
+    format: str
+    columns: dict[str, str]
+    rows: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    origin: str | None = None  # hf:OWNER/NAME/FILE@commit for a file from the Hub
+
+    def to_manifest(self) -> ImportedFile:
+        return ImportedFile(
+            role=self.role,
+            path=str(self.path.resolve()),
+            origin=self.origin,
+            sha256=_content_hash(self.path),
+            format=self.format,
+            columns=self.columns,
+            rows=self.rows,
+            dropped=dict(self.dropped),
+        )
+
+
+def _content_hash(path: Path) -> str:
+    if path.is_file():
+        return sha256_file(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    return sha256_text(*(f"{p.relative_to(path)}:{sha256_file(p)}" for p in files))
+
+
+class ImportedFile(BaseModel):
+    role: str
+    path: str
+    origin: str | None = Field(None, description="hf:OWNER/NAME/FILE@commit when it came from the Hub")
+    sha256: str = Field(description="of the file (of its files' hashes for a saved dataset folder)")
+    format: str
+    columns: dict[str, str] = Field(description="role -> column name")
+    rows: int
+    dropped: dict[str, int] = Field(description="reason -> rows left out")
+
+
+class ImportManifest(BaseModel):
+    format: str = IMPORT_FORMAT
+    dataset: str
+    created: str
+    irtune_version: str
+    sources: list[ImportedFile]
+    corpus: int
+    queries: int
+    qrels: dict[str, dict[str, int]] = Field(description="split -> queries, judgements, relevant")
+
+
+@dataclass
+class Imported:
+    """The data being assembled, with the id each normalised text already has."""
+
+    corpus: dict[str, Document] = field(default_factory=dict)
+    queries: dict[str, str] = field(default_factory=dict)
+    qrels: dict[str, Qrels] = field(default_factory=dict)
+    doc_by_text: dict[str, str] = field(default_factory=dict)
+    query_by_text: dict[str, str] = field(default_factory=dict)
+    reports: list[SourceReport] = field(default_factory=list)
+    dropped_docs: set[str] = field(default_factory=set)
+    dropped_queries: set[str] = field(default_factory=set)
+
+
+def read_corpus(path: Path, columns: Mapping[str, str], into: Imported) -> None:
+    table = open_table(path)
+    chosen = pick_columns(table, ("id", "text", "title"), columns)
+    report = SourceReport("corpus", path, table.format, chosen)
+    first: dict[str, Where] = {}
+    for where, row in table.rows():
+        report.rows += 1
+        doc_id = _id(row.get(chosen["id"]), where, path, chosen["id"])
+        text = _text(row.get(chosen["text"]), where, path, chosen["text"])
+        title = _text(row.get(chosen["title"]), where, path, chosen["title"]) if "title" in chosen else ""
+        if doc_id in first:
+            raise where.error(path, f'duplicate id "{doc_id}" (first at {_describe(first[doc_id])})')
+        first[doc_id] = where
+        document = Document(title=title, text=text)
+        if not document.full_text():
+            report.dropped["empty title and text"] += 1
+            into.dropped_docs.add(doc_id)
+            continue
+        into.corpus[doc_id] = document
+        into.doc_by_text.setdefault(text_fingerprint(document.full_text()), doc_id)
+    if not report.rows:
+        raise DataError(path, "no rows")
+    if not into.corpus:
+        raise DataError(path, "every document is empty")
+    into.reports.append(report)
+
+
+def read_queries(path: Path, columns: Mapping[str, str], into: Imported) -> None:
+    table = open_table(path)
+    chosen = pick_columns(table, ("query_id", "query"), columns)
+    report = SourceReport("queries", path, table.format, chosen)
+    first: dict[str, Where] = {}
+    for where, row in table.rows():
+        report.rows += 1
+        qid = _id(row.get(chosen["query_id"]), where, path, chosen["query_id"])
+        text = _text(row.get(chosen["query"]), where, path, chosen["query"]).strip()
+        if qid in first:
+            raise where.error(path, f'duplicate id "{qid}" (first at {_describe(first[qid])})')
+        first[qid] = where
+        if not text:
+            report.dropped["empty text"] += 1
+            into.dropped_queries.add(qid)
+            continue
+        into.queries[qid] = text
+        into.query_by_text.setdefault(text_fingerprint(text), qid)
+    if not report.rows:
+        raise DataError(path, "no rows")
+    into.reports.append(report)
+
+
+def _describe(where: Where) -> str:
+    return f"line {where.line}" if where.line is not None else f"row {where.row}"
+
+
+def read_qrels(path: Path, split: str, columns: Mapping[str, str], into: Imported) -> None:
+    """BEIR TSV / TREC qrels (by suffix .tsv, .txt, .qrels, .trec), or any table with query
+    id, document id and (optional, default 1) grade columns. Judgements naming unknown ids
+    are errors, except for ids dropped as empty (those rows are dropped and counted)."""
+    report: SourceReport
+    judged: Qrels = into.qrels.setdefault(split, {})
+    located: list[tuple[str, str, int, Where]] = []
+    if path.is_file() and path.name.lower().removesuffix(".gz").endswith(QRELS_TEXT_SUFFIXES):
+        report = SourceReport(f"qrels:{split}", path, "qrels-tsv", {})
+        located.extend((qid, doc, grade, Where(0, line)) for line, qid, doc, grade in iter_qrels(path))
+    else:
+        table = open_table(path)
+        chosen = pick_columns(table, ("query_id", "doc_id", "score"), columns)
+        report = SourceReport(f"qrels:{split}", path, table.format, chosen)
+        for where, row in table.rows():
+            qid = _id(row.get(chosen["query_id"]), where, path, chosen["query_id"])
+            doc = _id(row.get(chosen["doc_id"]), where, path, chosen["doc_id"])
+            grade = _grade(row.get(chosen["score"]), where, path, chosen["score"]) if "score" in chosen else 1
+            located.append((qid, doc, grade, where))
+    for qid, doc, grade, where in located:
+        report.rows += 1
+        if qid in into.dropped_queries or doc in into.dropped_docs:
+            report.dropped["names an empty query or document"] += 1
+            continue
+        for known, kind, value in ((into.queries, "query", qid), (into.corpus, "document", doc)):
+            if value not in known:
+                raise where.error(path, f'unknown {kind} id "{value}"')
+        previous = judged.setdefault(qid, {}).get(doc)
+        if previous is not None and previous != grade:
+            problem = f'conflicting grades for query "{qid}" and document "{doc}" ({previous} and {grade})'
+            raise where.error(path, problem)
+        judged[qid][doc] = grade
+    into.reports.append(report)
+
+
+def read_pairs(path: Path, split: str, columns: Mapping[str, str], into: Imported) -> None:
+    """(query, positive[, negative][, grade]) rows -> queries, documents and `split` qrels.
+    A negative is judged grade 0 (seen and not relevant); a grade of 0 makes the pair one."""
+    table = open_table(path)
+    chosen = pick_columns(table, ("query", "positive", "negative", "score"), columns)
+    report = SourceReport(f"pairs:{split}", path, table.format, chosen)
+    judged: Qrels = into.qrels.setdefault(split, {})
+    for where, row in table.rows():
+        report.rows += 1
+        query = _text(row.get(chosen["query"]), where, path, chosen["query"]).strip()
+        positive = _text(row.get(chosen["positive"]), where, path, chosen["positive"]).strip()
+        negative = (
+            _text(row.get(chosen["negative"]), where, path, chosen["negative"]).strip()
+            if "negative" in chosen
+            else ""
+        )
+        grade = _grade(row.get(chosen["score"]), where, path, chosen["score"]) if "score" in chosen else 1
+        if not query or not positive:
+            raise where.error(path, f"empty {'query' if not query else 'positive'} text")
+        qid = _query_id(query, into)
+        for text, value in ((positive, grade), (negative, 0)):
+            if not text:
+                continue
+            doc = _doc_id(text, into)
+            previous = judged.setdefault(qid, {}).get(doc)
+            if previous is not None and previous != value:
+                raise where.error(
+                    path, f"the same query and document were judged {previous} and {value} in earlier rows"
+                )
+            if previous is not None:
+                report.dropped["repeated judgement (merged)"] += 1
+            judged[qid][doc] = value
+    if not report.rows:
+        raise DataError(path, "no rows")
+    into.reports.append(report)
+
+
+def _query_id(text: str, into: Imported) -> str:
+    key = text_fingerprint(text)
+    if key not in into.query_by_text:
+        qid = f"q-{key}"
+        into.query_by_text[key] = qid
+        into.queries[qid] = text
+    return into.query_by_text[key]
+
+
+def _doc_id(text: str, into: Imported) -> str:
+    key = text_fingerprint(text)
+    if key not in into.doc_by_text:
+        doc_id = f"d-{key}"
+        into.doc_by_text[key] = doc_id
+        into.corpus[doc_id] = Document(title="", text=text)
+    return into.doc_by_text[key]
+
+
+def read_ir_datasets(dataset_id: str, split: str, into: Imported) -> None:
+    """Documents (from the first id that has them), queries and qrels of an `ir_datasets`
+    dataset, e.g. `beir/scifact/test`. Negative grades (some TREC collections use -1 for
+    junk) are stored as 0: judged, not relevant."""
+    try:
+        import ir_datasets
+    except ImportError:
+        raise IrtuneError("--ir-datasets needs its package: pip install 'irtune[ir-datasets]'") from None
+    try:
+        source = ir_datasets.load(dataset_id)
+    except KeyError:
+        raise IrtuneError(f"ir_datasets knows no dataset {dataset_id!r}") from None
+    report = SourceReport(f"ir_datasets:{split}", Path(dataset_id), "ir_datasets", {})
+    if source.has_docs() and not into.corpus:
+        for doc in source.docs_iter():
+            text = getattr(doc, "text", None)
+            document = Document(
+                title=getattr(doc, "title", "") or "", text=text if text is not None else doc.default_text()
+            )
+            if not document.full_text():
+                report.dropped["empty document"] += 1
+                into.dropped_docs.add(doc.doc_id)
+                continue
+            into.corpus[doc.doc_id] = document
+    elif source.has_docs() and source.docs_count() not in (None, len(into.corpus) + len(into.dropped_docs)):
+        raise IrtuneError(f"{dataset_id}: its documents are not those imported before (another corpus)")
+    if source.has_queries():
+        for query in source.queries_iter():
+            text = getattr(query, "text", None)
+            into.queries.setdefault(query.query_id, text if text is not None else query.default_text())
+    if source.has_qrels():
+        judged: Qrels = into.qrels.setdefault(split, {})
+        for row in source.qrels_iter():
+            report.rows += 1
+            if row.doc_id in into.dropped_docs:
+                report.dropped["names an empty document"] += 1
+                continue
+            if row.relevance < 0:
+                report.dropped["negative grade stored as 0"] += 1
+            judged.setdefault(row.query_id, {})[row.doc_id] = max(0, int(row.relevance))
+    into.reports.append(report)
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    name: str
+    corpus: Path | None = None
+    queries: Path | None = None
+    qrels: Mapping[str, Path] = field(default_factory=dict)  # split -> file
+    pairs: Mapping[str, Path] = field(default_factory=dict)  # split -> file
+    columns: Mapping[str, str] = field(default_factory=dict)  # role -> column name
+    ir_datasets: Mapping[str, str] = field(default_factory=dict)  # split -> ir_datasets id
+
+
+HUB_PREFIX = "hf:"
+
+
+def fetch_hub_file(spec: str) -> tuple[Path, str]:
+    """`hf:OWNER/NAME/PATH/IN/REPO` -> (the file in the Hugging Face cache, its origin with the
+    commit it was read at). Offline, a file cached before is used."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    parts = spec.removeprefix(HUB_PREFIX).strip("/").split("/")
+    if len(parts) < 3:
+        raise IrtuneError(f"{spec!r}: expected hf:OWNER/NAME/FILE (a file of a Hub dataset repo)")
+    repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    try:
+        local = Path(hf_hub_download(repo_id, filename, repo_type="dataset"))
+    except EntryNotFoundError:
+        raise IrtuneError(f"{spec}: no file {filename!r} in the dataset repo {repo_id}") from None
+    except LocalEntryNotFoundError:
+        raise IrtuneError(f"{spec}: not in the local cache and the Hub cannot be reached") from None
+    except HfHubHTTPError as exc:
+        raise IrtuneError(f"{spec}: {' '.join(str(exc).split())[:200]}") from None
+    commit = local.parent.name if local.parent.parent.name == "snapshots" else None
+    if commit is None:  # a file in a subfolder of the repo
+        commit = next((p.name for p in local.parents if p.parent.name == "snapshots"), "unknown")
+    return local, f"{spec}@{commit}"
+
+
+def _local(path: Path | None) -> tuple[Path | None, str | None]:
+    if path is not None and str(path).startswith(HUB_PREFIX):
+        return fetch_hub_file(str(path))
+    return path, None
+
+
+def assemble(request: ImportRequest) -> Imported:
+    """Read and validate every source (files from the Hub fetched first); nothing is written."""
+    check_column_roles(request.columns)
+    if request.corpus is None and not request.pairs and not request.ir_datasets:
+        raise IrtuneError("nothing to import: give --corpus FILE, --pairs FILE or --ir-datasets ID")
+    if request.qrels and request.queries is None:
+        raise IrtuneError("qrels need --queries FILE (the query texts their ids name)")
+    into = Imported()
+
+    def read(source: Path | None, reader: Any, *args: Any) -> None:
+        local, origin = _local(source)
+        if local is not None:
+            reader(local, *args, request.columns, into)
+            into.reports[-1].origin = origin
+
+    for split, dataset_id in request.ir_datasets.items():
+        read_ir_datasets(dataset_id, split, into)
+    read(request.corpus, read_corpus)
+    read(request.queries, read_queries)
+    for split, path in request.qrels.items():
+        read(path, read_qrels, split)
+    for split, path in request.pairs.items():
+        if split in into.qrels:
+            raise IrtuneError(f"split {split!r} is given twice (as qrels and as pairs)")
+        read(path, read_pairs, split)
+    for split, judged in into.qrels.items():
+        if not any(g > 0 for docs in judged.values() for g in docs.values()):
+            raise IrtuneError(f"split {split!r}: no query has a relevant document (grade > 0)")
+    return into
+
+
+def qrels_summary(qrels: Mapping[str, Qrels]) -> dict[str, dict[str, int]]:
+    return {
+        split: {
+            "queries": len(judged),
+            "judgements": sum(len(d) for d in judged.values()),
+            "relevant": sum(1 for d in judged.values() for g in d.values() if g > 0),
+        }
+        for split, judged in qrels.items()
+    }
+
+
+def write_beir_folder(target: Path, data: Imported, *, name: str, force: bool = False) -> ImportManifest:
+    """Write `data` as a BEIR folder at `target`, whole or not at all."""
+    from irtune import __version__
+
+    if target.exists() and not force:
+        raise IrtuneError(f"{target} already exists (pass --force to replace it)")
+    if target.exists() and not target.is_dir():
+        raise IrtuneError(f"{target} exists and is not a folder")
+    manifest = ImportManifest(
+        dataset=name,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        irtune_version=__version__,
+        sources=[r.to_manifest() for r in data.reports],
+        corpus=len(data.corpus),
+        queries=len(data.queries),
+        qrels=qrels_summary(data.qrels),
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".importing", dir=target.parent))
+    try:
+        with open(building / "corpus.jsonl", "w", encoding="utf-8") as handle:
+            for doc_id, doc in data.corpus.items():
+                record = {"_id": doc_id, "title": doc.title, "text": doc.text}
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        with open(building / "queries.jsonl", "w", encoding="utf-8") as handle:
+            for qid, text in data.queries.items():
+                handle.write(json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n")
+        (building / "qrels").mkdir()
+        for split, judged in data.qrels.items():
+            with open(building / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as handle:
+                handle.write("query-id\tcorpus-id\tscore\n")
+                for qid, docs in judged.items():
+                    for doc_id, grade in docs.items():
+                        handle.write(f"{qid}\t{doc_id}\t{grade}\n")
+        write_json_atomic(building / IMPORT_MANIFEST, manifest.model_dump())
+        os.chmod(building, 0o755)
+        if target.exists():
+            retired = target.with_name(f".{target.name}.replaced")
+            shutil.rmtree(retired, ignore_errors=True)
+            os.replace(target, retired)
+            os.replace(building, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(building, target)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return manifest
+
+
+def import_dataset(request: ImportRequest, target: Path, *, force: bool = False) -> ImportManifest:
+    """Validate every source, then write the BEIR folder and its manifest."""
+    if "/" in request.name or request.name in ("", ".", ".."):
+        raise IrtuneError(f"dataset name {request.name!r} must be a plain name, not a path")
+    return write_beir_folder(target, assemble(request), name=request.name, force=force)

@@ -1,0 +1,289 @@
+"""Generate the `synthetic` split of a dataset: one query per sampled document, filtered,
+written beside the real queries (`synthetic/queries.jsonl`, `qrels/synthetic.tsv`,
+`synthetic/manifest.json`).
+
+Resumable: every raw generation is appended (and fsynced) to a journal under
+`synthetic/work/`, keyed by generator, prompt and corpus, before the next batch starts; a
+rerun skips the documents the journal holds, so an interrupted run continues where it
+stopped and a rerun with a larger sample only generates the new documents.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from irtune.data.beir import SYNTHETIC_QUERIES, SYNTHETIC_SPLIT, BeirDataset
+from irtune.data.splits import make_plan
+from irtune.errors import DataError, IrtuneError
+from irtune.fileio import atomic_path, sha256_text, write_json_atomic, write_text_atomic
+from irtune.generation.backends import Generator
+from irtune.generation.filters import FilterSettings, QueryFilter, clean_generation
+from irtune.generation.prompts import Example, PromptBuilder, build_prompt
+from irtune.leakage import text_fingerprint
+from irtune.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC_MANIFEST = Path("synthetic") / "manifest.json"
+JOURNALS = Path("synthetic") / "work"
+SYNTHETIC_FORMAT = "irtune-synthetic-v1"
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    sample: int | None = None  # documents to generate for (seeded sample); None: all
+    seed: int = 13
+    few_shot: int = 3  # real training pairs shown as examples, when the dataset has any
+    domain: str = "general"
+    prompt_file: Path | None = None
+    round_trip_k: int = 10  # keep a query only if its document is in the base model's top k; 0: off
+    filters: FilterSettings = field(default_factory=FilterSettings)
+
+    def __post_init__(self) -> None:
+        if self.sample is not None and self.sample < 1:
+            raise IrtuneError(f"--sample must be >= 1, not {self.sample}")
+        if self.few_shot < 0 or self.round_trip_k < 0:
+            raise IrtuneError("--few-shot and --round-trip-k must be >= 0")
+        if not 1 <= self.filters.min_words <= self.filters.max_words:
+            raise IrtuneError("--min-words must be >= 1 and <= --max-words")
+
+
+class SyntheticManifest(BaseModel):
+    format: str = SYNTHETIC_FORMAT
+    dataset: str
+    created: str
+    irtune_version: str
+    corpus_sha256: str
+    generator: dict[str, Any]
+    prompt: dict[str, Any]
+    sample: int | None
+    seed: int
+    documents: int = Field(description="documents a query was generated for")
+    kept: int
+    keep_rate: float
+    dropped: dict[str, int] = Field(description="reason -> generations left out")
+    filters: dict[str, Any]
+    round_trip: dict[str, Any] | None
+    generation: dict[str, float] = Field(description="seconds and documents/s of the generation itself")
+
+
+def sample_documents(dataset: BeirDataset, sample: int | None, seed: int) -> list[str]:
+    """Document ids to generate for, in corpus order: all, or the `sample` with the smallest
+    seeded hash, so a larger sample holds a smaller one (a rerun generates only the new ones)."""
+    ids = [d for d, doc in dataset.corpus.items() if doc.full_text()]
+    if sample is None or sample >= len(ids):
+        return ids
+    chosen = set(sorted(ids, key=lambda d: sha256_text(str(seed), d))[:sample])
+    return [d for d in ids if d in chosen]
+
+
+def few_shot_examples(dataset: BeirDataset, count: int, seed: int) -> list[Example]:
+    """Real (query, relevant document) pairs the model may see: from the training part of the
+    dataset's honest plan, never from a query that is evaluated or selects a model."""
+    if count == 0:
+        return []
+    if dataset.has_split("test"):
+        part = make_plan(dataset).train
+        split, allowed = part.split, part.query_ids
+    else:
+        split = next((s for s in ("train", "dev") if dataset.has_split(s)), "")
+        allowed = None
+    if not split:
+        return []
+    real = dataset.real_queries()
+    qrels = dataset.qrels(split)
+    candidates = sorted(
+        q
+        for q, judged in qrels.items()
+        if q in real
+        and (allowed is None or q in allowed)
+        and any(g > 0 and d in dataset.corpus for d, g in judged.items())
+    )
+    chosen = random.Random(seed).sample(candidates, min(count, len(candidates)))
+    examples = []
+    for qid in chosen:
+        doc = next(d for d, g in qrels[qid].items() if g > 0 and d in dataset.corpus)
+        examples.append(Example(qid, real[qid], dataset.corpus[doc].full_text()))
+    return examples
+
+
+def _journal_key(dataset: BeirDataset, generator: Generator, prompt: PromptBuilder) -> str:
+    return sha256_text(
+        dataset.corpus_hash(), json.dumps(generator.describe(), sort_keys=True), json.dumps(prompt.describe())
+    )[:16]
+
+
+def read_journal(path: Path) -> dict[str, str]:
+    """document id -> raw generation. A last line cut short by a kill is cut off the file (so
+    the next append starts on a line of its own) and its document generated again."""
+    done: dict[str, str] = {}
+    if not path.is_file():
+        return done
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                record = json.loads(line)
+                done[str(record["doc"])] = str(record["raw"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                log.warning("%s:%d: unreadable journal line skipped (an interrupted write)", path, number)
+    return done
+
+
+def _append(path: Path, records: Sequence[dict[str, str]]) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def run_generation(
+    dataset: BeirDataset,
+    generator: Generator,
+    prompt: PromptBuilder,
+    doc_ids: Sequence[str],
+) -> tuple[dict[str, str], dict[str, float]]:
+    """Raw generations for `doc_ids`, resuming from the journal; (doc -> raw, timing)."""
+    journal = dataset.root / JOURNALS / f"{_journal_key(dataset, generator, prompt)}.jsonl"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    done = read_journal(journal)
+    todo = [d for d in doc_ids if d not in done]
+    if done:
+        log.info(
+            "%s: %d of %d documents already generated (journal %s)",
+            dataset.name,
+            len(doc_ids) - len(todo),
+            len(doc_ids),
+            journal.name,
+        )
+    started = time.perf_counter()
+    generated = 0
+    with progress_bar(f"generate queries for {dataset.name}", len(todo)) as advance:
+        for start in range(0, len(todo), generator.batch_size):
+            batch = todo[start : start + generator.batch_size]
+            texts = generator.generate([prompt.render(dataset.corpus[d].full_text()) for d in batch])
+            if len(texts) != len(batch):
+                raise IrtuneError(f"the generator returned {len(texts)} texts for {len(batch)} prompts")
+            _append(journal, [{"doc": d, "raw": t} for d, t in zip(batch, texts, strict=True)])
+            done.update(zip(batch, texts, strict=True))
+            generated += len(batch)
+            advance(len(batch))
+            elapsed = time.perf_counter() - started
+            if start // generator.batch_size % 10 == 9:
+                log.info("%d/%d documents, %.2f documents/s", generated, len(todo), generated / elapsed)
+    elapsed = time.perf_counter() - started
+    timing = {"seconds": round(elapsed, 2), "generated_now": generated}
+    if generated:
+        timing["documents_per_s"] = round(generated / elapsed, 3)
+        log.info(
+            "%s: generated %d queries in %.0f s (%.2f documents/s)",
+            dataset.name,
+            generated,
+            elapsed,
+            generated / elapsed,
+        )
+    return {d: done[d] for d in doc_ids}, timing
+
+
+RoundTrip = Callable[[dict[str, str], int], dict[str, list[str]]]  # queries, k -> top-k doc ids
+
+
+def generate_synthetic(
+    dataset: BeirDataset,
+    generator: Generator,
+    request: GenerationRequest,
+    *,
+    round_trip: RoundTrip | None = None,
+    round_trip_model: str | None = None,
+) -> SyntheticManifest:
+    """Generate, filter and write the synthetic split; returns its manifest."""
+    from irtune import __version__
+
+    if request.round_trip_k and round_trip is None:
+        raise IrtuneError("the round-trip filter needs a base model (or --round-trip-k 0 to skip it)")
+    examples = few_shot_examples(dataset, request.few_shot, request.seed)
+    prompt = build_prompt(domain=request.domain, examples=examples, prompt_file=request.prompt_file)
+    doc_ids = sample_documents(dataset, request.sample, request.seed)
+    if not doc_ids:
+        raise DataError(dataset.corpus_path, "no non-empty document to generate queries for")
+    log.info("%s: %d documents, prompt: %s", dataset.name, len(doc_ids), prompt.source)
+    raw, timing = run_generation(dataset, generator, prompt, doc_ids)
+
+    query_filter = QueryFilter(request.filters, prompt.fixed_texts(), dataset.real_queries().values())
+    dropped: Counter[str] = Counter()
+    candidates: dict[str, tuple[str, str]] = {}  # query id -> (text, source document)
+    for doc_id in doc_ids:
+        text = clean_generation(raw[doc_id])
+        reason = query_filter.reason_to_drop(text, dataset.corpus[doc_id].full_text())
+        if reason:
+            dropped[reason] += 1
+        else:
+            candidates[f"syn-{text_fingerprint(text)}"] = (text, doc_id)
+    round_trip_info = None
+    if request.round_trip_k and round_trip is not None and candidates:
+        started = time.perf_counter()
+        top = round_trip({q: t for q, (t, _) in candidates.items()}, request.round_trip_k)
+        missed = [q for q, (_, d) in candidates.items() if d not in top.get(q, [])]
+        for qid in missed:
+            del candidates[qid]
+        dropped[f"source document not in the base model's top {request.round_trip_k}"] += len(missed)
+        round_trip_info = {
+            "model": round_trip_model,
+            "k": request.round_trip_k,
+            "checked": len(missed) + len(candidates),
+            "kept": len(candidates),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    if not candidates:
+        reasons = ", ".join(f"{r}: {n}" for r, n in dropped.most_common())
+        raise IrtuneError(f"{dataset.name}: every generated query was filtered out ({reasons})")
+    manifest = SyntheticManifest(
+        dataset=dataset.name,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        irtune_version=__version__,
+        corpus_sha256=dataset.corpus_hash(),
+        generator=generator.describe(),
+        prompt=prompt.describe(),
+        sample=request.sample,
+        seed=request.seed,
+        documents=len(doc_ids),
+        kept=len(candidates),
+        keep_rate=round(len(candidates) / len(doc_ids), 4),
+        dropped=dict(dropped.most_common()),
+        filters={"min_words": request.filters.min_words, "max_words": request.filters.max_words},
+        round_trip=round_trip_info,
+        generation=timing,
+    )
+    write_synthetic_split(dataset, candidates, manifest)
+    return manifest
+
+
+def write_synthetic_split(
+    dataset: BeirDataset, queries: dict[str, tuple[str, str]], manifest: SyntheticManifest
+) -> None:
+    """Queries, then qrels, then the manifest, each file atomically."""
+    with atomic_path(dataset.root / SYNTHETIC_QUERIES) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        for qid, (text, doc_id) in queries.items():
+            record = {"_id": qid, "text": text, "metadata": {"source_document": doc_id}}
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    rows = "".join(f"{qid}\t{doc_id}\t1\n" for qid, (_, doc_id) in queries.items())
+    write_text_atomic(
+        dataset.root / "qrels" / f"{SYNTHETIC_SPLIT}.tsv", "query-id\tcorpus-id\tscore\n" + rows
+    )
+    write_json_atomic(dataset.root / SYNTHETIC_MANIFEST, manifest.model_dump())

@@ -1,0 +1,336 @@
+"""Synthetic queries: the OpenAI-compatible backend against a local server (faults included),
+the in-process backend on a tiny model, filters, resumption, and the honest use of the
+`synthetic` split (train and select: yes; evaluate: refused)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openai_stub import Fault, answer_for, serve_openai
+
+from irtune.data.beir import BeirDataset
+from irtune.errors import IrtuneError
+from irtune.generation.backends import (
+    HFGenerator,
+    HFSettings,
+    OpenAIGenerator,
+    OpenAISettings,
+    make_generator,
+)
+from irtune.generation.filters import FilterSettings, QueryFilter, clean_generation
+from irtune.generation.prompts import TEMPLATES, build_prompt
+from irtune.generation.synthetic import (
+    JOURNALS,
+    SYNTHETIC_MANIFEST,
+    GenerationRequest,
+    few_shot_examples,
+    generate_synthetic,
+)
+
+from conftest import assert_one_line_error, irtune
+
+PROMPT = "Below is a passage.\n\nPassage: Vitamin D deficiency causes rickets in children\n\nQuestion:"
+
+
+def _openai(server, **settings: Any) -> OpenAIGenerator:
+    options = {"timeout_s": 1.0, "max_retries": 3, "concurrency": 2, **settings}
+    return OpenAIGenerator(OpenAISettings(server.url, "stub-model", **options))
+
+
+def test_openai_backend_answers_in_prompt_order_with_the_key_from_the_environment(monkeypatch):
+    monkeypatch.setenv("MY_KEY", "sk-secret-123")
+    prompts = [f"Passage: topic{i} alpha beta gamma" for i in range(9)]
+    with serve_openai() as server:
+        generator = _openai(server, api_key_env="MY_KEY", concurrency=4)
+        assert generator.generate(prompts) == [answer_for(p) for p in prompts]
+        completions = _openai(server, api="completions", api_key_env="MY_KEY").generate(prompts[:2])
+    assert completions == [answer_for(p) for p in prompts[:2]]
+    assert {r["headers"]["authorization"] for r in server.requests} == {"Bearer sk-secret-123"}
+    assert [r["path"] for r in server.requests][-2:] == ["/v1/completions"] * 2
+    assert server.requests[0]["body"]["model"] == "stub-model"
+    assert server.requests[0]["body"]["temperature"] == 0.0
+    assert "sk-secret" not in json.dumps(generator.describe())
+
+
+@pytest.mark.parametrize(
+    ("faults", "requests"),
+    [
+        ([Fault(500, b'{"error": "boom"}')], 2),
+        ([Fault(503, b"{}"), Fault(502, b"{}")], 3),
+        ([Fault(429, b'{"error": "slow down"}', {"Retry-After": "1"})], 2),
+        ([Fault(200, b'{"choices": [{"mess')], 2),  # malformed JSON
+        ([Fault(200, b'{"choices": []}')], 2),  # valid JSON, no answer in it
+        ([Fault(delay_s=2.5)], 2),  # a timeout
+    ],
+)
+def test_openai_backend_retries_faults_then_succeeds(faults, requests):
+    with serve_openai(faults) as server:
+        assert _openai(server, concurrency=1).generate([PROMPT]) == [answer_for(PROMPT)]
+    assert len(server.requests) == requests
+
+
+def test_openai_backend_honours_retry_after():
+    with serve_openai([Fault(429, b"{}", {"Retry-After": "2"})]) as server:
+        import time
+
+        started = time.perf_counter()
+        _openai(server, concurrency=1).generate([PROMPT])
+        assert time.perf_counter() - started >= 1.9
+
+
+def test_openai_backend_gives_up_with_one_line():
+    with serve_openai([Fault(500, b"{}")] * 10) as server:
+        with pytest.raises(IrtuneError, match=r"HTTP 500 .*after 4 attempts"):
+            _openai(server, concurrency=1).generate([PROMPT])
+        assert len(server.requests) == 4
+    with serve_openai([Fault(401, b'{"error": {"message": "bad key"}}')]) as server:
+        with pytest.raises(IrtuneError, match="HTTP 401") as caught:
+            _openai(server).generate([PROMPT])
+        assert len(server.requests) == 1 and "\n" not in str(caught.value)
+
+
+def test_generator_specs_are_checked():
+    with pytest.raises(IrtuneError, match="needs --model"):
+        make_generator("openai:http://127.0.0.1:9/v1")
+    with pytest.raises(IrtuneError, match="use openai:URL"):
+        make_generator("gpt4")
+
+
+@pytest.fixture(scope="module")
+def tiny_causal_lm(tmp_path_factory) -> Path:
+    """A 2-layer random Llama (Gemma's family) with MiniLM's WordPiece tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from irtune.models import bundled_model_path
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_path()))
+    config = LlamaConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+    )
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_in_process_backend_batches_with_left_padding(tiny_causal_lm):
+    generator = HFGenerator(HFSettings(str(tiny_causal_lm), batch_size=4, max_new_tokens=6, device="cpu"))
+    prompts = ["a short prompt", "a much longer prompt about vitamin d and the bones of children", "x"]
+    batched = generator.generate(prompts)
+    alone = [generator.generate([p])[0] for p in prompts]
+    assert batched == alone  # padding on the left: every row continues its own last token
+    assert all(isinstance(t, str) and t for t in batched)
+    described = generator.describe()
+    assert described["backend"] == "hf" and described["weights"].startswith("folder weights sha256")
+
+
+def test_clean_generation_and_filters():
+    assert (
+        clean_generation('\n\n  Question: "What causes rickets?"\nAbstract: more') == "What causes rickets?"
+    )
+    assert clean_generation("1. Relevant query: vitamin d and bones") == "vitamin d and bones"
+    assert clean_generation("   \n") == ""
+    document = "Vitamin D deficiency causes rickets in young children across the world."
+    keep = QueryFilter(
+        FilterSettings(3, 12), [TEMPLATES["scientific"], "an example query here"], ["A real query?"]
+    )
+    assert keep.reason_to_drop("does vitamin d prevent rickets", document) is None
+    assert keep.reason_to_drop("Does vitamin D prevent rickets?", document) == "duplicate"
+    assert keep.reason_to_drop("rickets", document) == "shorter than 3 words"
+    assert keep.reason_to_drop(" ".join(["word"] * 13), document) == "longer than 12 words"
+    assert (
+        keep.reason_to_drop("a scientific abstract followed by a question", document) == "repeats the prompt"
+    )
+    assert keep.reason_to_drop("An example query here", document) == "repeats the prompt"
+    assert (
+        keep.reason_to_drop("deficiency causes rickets in young children", document) == "copies the document"
+    )
+    assert keep.reason_to_drop("a real query", document) == "equals a real query"
+
+
+class ScriptedGenerator:
+    """Answers with `answer_for(prompt)`; fails after `fail_after` prompts (an interruption)."""
+
+    def __init__(self, batch_size: int = 4, fail_after: int | None = None) -> None:
+        self.batch_size = batch_size
+        self.fail_after = fail_after
+        self.prompts: list[str] = []
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "scripted"}
+
+    def generate(self, prompts: Sequence[str]) -> list[str]:
+        if self.fail_after is not None and len(self.prompts) + len(prompts) > self.fail_after:
+            raise KeyboardInterrupt
+        self.prompts.extend(prompts)
+        return [answer_for(p) for p in prompts]
+
+
+@pytest.fixture()
+def scifact_copy(scifact_slice, tmp_path) -> Path:
+    return Path(shutil.copytree(scifact_slice, tmp_path / "scifact"))
+
+
+def test_generation_resumes_where_it_stopped(scifact_copy):
+    request = GenerationRequest(sample=30, round_trip_k=0, few_shot=0)
+    with pytest.raises(KeyboardInterrupt):
+        generate_synthetic(BeirDataset(scifact_copy), ScriptedGenerator(fail_after=10), request)
+    journal = next((scifact_copy / JOURNALS).glob("*.jsonl"))
+    assert len(journal.read_text().splitlines()) == 8  # two whole batches of 4 were kept
+    with open(journal, "a") as handle:
+        handle.write('{"doc": "cut short by a ki')  # a kill during a write
+    assert not (scifact_copy / SYNTHETIC_MANIFEST).exists()
+    rerun = ScriptedGenerator()
+    manifest = generate_synthetic(BeirDataset(scifact_copy), rerun, request)
+    assert len(rerun.prompts) == 22  # only the documents not yet generated
+    assert manifest.documents == 30 and manifest.generation["generated_now"] == 22
+    bigger = ScriptedGenerator()
+    generate_synthetic(
+        BeirDataset(scifact_copy), bigger, GenerationRequest(sample=40, round_trip_k=0, few_shot=0)
+    )
+    assert len(bigger.prompts) == 10  # the 30 of the seeded sample are reused
+
+
+def test_synthetic_split_is_written_filtered_and_recorded(scifact_copy):
+    dataset = BeirDataset(scifact_copy)
+    real = dataset.real_queries()
+    checked: dict[str, str] = {}
+
+    def round_trip(queries: dict[str, str], k: int) -> dict[str, list[str]]:
+        checked.update(queries)  # every second query "misses" its document
+        return {q: (list(dataset.corpus)[:k] if i % 2 else []) for i, q in enumerate(queries)}
+
+    request = GenerationRequest(sample=40, round_trip_k=len(dataset.corpus), few_shot=2, seed=3)
+    manifest = generate_synthetic(
+        dataset, ScriptedGenerator(), request, round_trip=round_trip, round_trip_model="m"
+    )
+    fresh = BeirDataset(scifact_copy)
+    synthetic = fresh.qrels("synthetic")
+    assert len(synthetic) == manifest.kept == len(checked) // 2
+    assert manifest.round_trip is not None and manifest.round_trip["checked"] == len(checked)
+    assert sum(manifest.dropped.values()) + manifest.kept == manifest.documents == 40
+    assert manifest.keep_rate == round(manifest.kept / 40, 4)
+    assert fresh.real_queries() == real  # real queries untouched
+    for qid, judged in synthetic.items():
+        assert qid.startswith("syn-") and list(judged.values()) == [1]
+        (doc,) = judged
+        assert fresh.queries[qid] == clean_generation(
+            answer_for("Document: " + fresh.corpus[doc].full_text())
+        )
+    # few-shot examples are real training queries of the honest plan, never evaluated ones
+    assert manifest.prompt["source"] == "few-shot (2 real training pairs)"
+    test_queries = set(dataset.qrels("test"))
+    assert not set(manifest.prompt["example_query_ids"]) & test_queries
+    assert set(manifest.prompt["example_query_ids"]) <= set(dataset.qrels("train"))
+
+
+def test_few_shot_examples_come_from_the_plan_train_part_only(scifact_slice):
+    from irtune.data.splits import make_plan
+
+    dataset = BeirDataset(scifact_slice)
+    plan = make_plan(dataset)
+    examples = few_shot_examples(dataset, 100, seed=0)
+    assert {e.query_id for e in examples} == set(plan.train.query_ids or ())
+
+
+def test_prompt_file_needs_a_document_slot(tmp_path):
+    bad = tmp_path / "prompt.txt"
+    bad.write_text("Write a question.")
+    with pytest.raises(IrtuneError, match=r"prompt.txt: the prompt must contain \{document\}"):
+        build_prompt(domain="general", prompt_file=bad)
+    good = tmp_path / "good.txt"
+    good.write_text("Doc {with braces}: {document}\nQ:")
+    assert build_prompt(domain="general", prompt_file=good).render("x y") == "Doc {with braces}: x y\nQ:"
+
+
+def test_evaluating_a_synthetic_split_is_refused(scifact_copy):
+    generate_synthetic(
+        BeirDataset(scifact_copy), ScriptedGenerator(), GenerationRequest(sample=20, round_trip_k=0)
+    )
+    result = irtune("eval", "-d", str(scifact_copy), "--retriever", "bm25", "--split", "synthetic")
+    assert_one_line_error(result, "holds generated queries")
+
+
+def test_train_on_synthetic_selects_on_real_dev_queries(scifact_copy, tiny_model, tmp_path, caplog):
+    from irtune.training.config import TrainConfig
+    from irtune.training.plan import resolve_train_sets
+
+    generate_synthetic(
+        BeirDataset(scifact_copy), ScriptedGenerator(), GenerationRequest(sample=60, round_trip_k=0)
+    )
+    (train,) = resolve_train_sets([f"{scifact_copy}:synthetic"], TrainConfig())
+    assert train.part.split == "synthetic" and train.part.query_ids is None
+    assert train.plan.dev.split == "train" and train.plan.eval.split == "test"  # real queries select, report
+    assert "synthetic queries train" in train.plan.method
+
+
+def test_unlabelled_corpus_trains_on_synthetic_and_selects_on_a_synthetic_slice(
+    scifact_slice, tiny_model, tmp_path
+):
+    from irtune.api import import_data, train
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text((scifact_slice / "corpus.jsonl").read_text())
+    dataset = import_data("docs", corpus=docs, data_dir=tmp_path / "data")
+    assert dataset.queries == {}
+    with serve_openai() as server:
+        result = irtune(
+            "generate", "-d", "docs", "--generator", f"openai:{server.url}", "--model", "stub",
+            "--sample", "80", "--base-model", str(tiny_model), "--round-trip-k", "200",
+            "--data-dir", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "cache"),
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "kept" in result.stdout and "--train docs:synthetic" in result.stdout
+    manifest = json.loads((tmp_path / "data" / "docs" / SYNTHETIC_MANIFEST).read_text())
+    assert manifest["generator"]["backend"] == "openai" and manifest["round_trip"]["k"] == 200
+    model_dir = train(
+        str(tiny_model),
+        ["docs:synthetic"],
+        out_dir=tmp_path / "model",
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "cache",
+        config={"epochs": 1, "batch_size": 8, "interpolation_alphas": [1.0]},
+    )
+    record = json.loads((Path(model_dir) / "irtune_training.json").read_text())
+    (train_set,) = record["train_sets"]
+    assert train_set["spec"].startswith("docs:synthetic") and train_set["split"] == "synthetic"
+    assert "dev is a held-out slice of them" in train_set["plan"]["method"]
+    assert train_set["plan"]["dev"] == "synthetic"
+    assert "synthetic/queries.jsonl" in train_set["data_files_sha256"]
+    plan = json.loads((Path(model_dir) / "irtune_splits" / "docs.split.json").read_text())
+    dev, trained = set(plan["dev"]["query_ids"]), set(plan["train"]["query_ids"])
+    assert dev and trained and not dev & trained and plan["eval"]["query_ids"] == []
+
+
+def test_data_info_marks_the_generated_split(scifact_copy, tmp_path):
+    from typer.testing import CliRunner
+
+    from irtune.cli import app
+
+    generate_synthetic(
+        BeirDataset(scifact_copy), ScriptedGenerator(), GenerationRequest(sample=12, round_trip_k=0)
+    )
+    result = CliRunner().invoke(app, ["data", "info", str(scifact_copy)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "synthetic (generated: train/select only)" in result.output
+    corpus_only = tmp_path / "docs"
+    corpus_only.mkdir()
+    (corpus_only / "corpus.jsonl").write_text('{"_id": "1", "text": "a"}\n')
+    (corpus_only / "queries.jsonl").write_text("")
+    result = CliRunner().invoke(app, ["data", "info", str(corpus_only)])
+    assert result.exit_code == 0 and "queries: 0" in result.output, result.output

@@ -1,0 +1,372 @@
+"""`irtune data import`: every format round-trips to the same BEIR folder, pairs files get
+content ids, and bad rows give one line naming file and line (or row) with nothing written."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from irtune.cli import app
+from irtune.data.beir import BeirDataset
+from irtune.data.importer import IMPORT_MANIFEST, ImportRequest, import_dataset
+from irtune.errors import DataError, IrtuneError
+from irtune.leakage import text_fingerprint
+
+from conftest import assert_one_line_error, irtune
+
+
+def _rows(dataset: BeirDataset) -> tuple[list[dict], list[dict], list[dict]]:
+    corpus = [{"_id": d, "title": doc.title, "text": doc.text} for d, doc in dataset.corpus.items()]
+    queries = [{"_id": q, "text": t} for q, t in dataset.queries.items()]
+    qrels = [
+        {"query-id": q, "corpus-id": d, "score": g}
+        for q, judged in dataset.qrels("test").items()
+        for d, g in judged.items()
+    ]
+    return corpus, queries, qrels
+
+
+def write_table(path: Path, rows: list[dict]) -> Path:
+    """Write rows in the format the suffix names, with pyarrow/datasets (not by hand)."""
+    name = path.name.removesuffix(".gz")
+    if name.endswith(".parquet"):
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    elif path.suffix == "" or name.endswith(".hf"):
+        from datasets import Dataset
+
+        Dataset.from_list(rows).save_to_disk(str(path))
+    elif name.endswith(".jsonl"):
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        path.write_bytes(gzip.compress(text.encode()) if path.suffix == ".gz" else text.encode())
+    elif name.endswith(".json"):
+        path.write_text(json.dumps(rows))
+    else:
+        delimiter = "\t" if name.endswith(".tsv") else ","
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter=delimiter)
+            writer.writeheader()
+            writer.writerows(rows)
+    return path
+
+
+def _same_dataset(imported: BeirDataset, original: BeirDataset) -> None:
+    assert imported.corpus == original.corpus
+    assert imported.queries == original.queries
+    assert imported.qrels("test") == original.qrels("test")
+    assert list(imported.corpus) == list(original.corpus)  # corpus order kept (cache keys, ties)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".jsonl.gz", ".json", ".parquet", ".hf"])
+def test_every_format_round_trips_to_the_same_beir_folder(scifact_slice, tmp_path, suffix):
+    original = BeirDataset(scifact_slice)
+    corpus, queries, qrels = _rows(original)
+    # a document with quotes, commas, tabs-free newlines and non-ASCII survives every format
+    assert any("," in r["text"] for r in corpus)
+    corpus[0]["text"] = 'He said "p < 0.05",\nthen left — café'
+    request = ImportRequest(
+        "mine",
+        corpus=write_table(tmp_path / f"corpus{suffix}", corpus),
+        queries=write_table(tmp_path / f"queries{suffix}", queries),
+        qrels={"test": write_table(tmp_path / f"qrels{suffix}", qrels)},
+    )
+    manifest = import_dataset(request, tmp_path / "out" / "mine")
+    imported = BeirDataset(tmp_path / "out" / "mine")
+    expected = BeirDataset(scifact_slice)
+    expected.corpus[next(iter(expected.corpus))] = type(expected.corpus[corpus[0]["_id"]])(
+        corpus[0]["title"], corpus[0]["text"]
+    )
+    _same_dataset(imported, expected)
+    assert manifest.corpus == len(corpus) and manifest.qrels["test"]["judgements"] == len(qrels)
+    written = json.loads((tmp_path / "out" / "mine" / IMPORT_MANIFEST).read_text())
+    assert [s["role"] for s in written["sources"]] == ["corpus", "queries", "qrels:test"]
+    assert written["sources"][0]["columns"] == {"id": "_id", "text": "text", "title": "title"}
+    assert all(len(s["sha256"]) == 64 for s in written["sources"])
+
+
+def test_beir_and_trec_qrels_files_import(scifact_slice, tmp_path):
+    original = BeirDataset(scifact_slice)
+    corpus, queries, qrels = _rows(original)
+    trec = tmp_path / "test.qrels"
+    trec.write_text("".join(f"{r['query-id']} 0 {r['corpus-id']} {r['score']}\n" for r in qrels))
+    request = ImportRequest(
+        "trec",
+        corpus=write_table(tmp_path / "c.parquet", corpus),
+        queries=write_table(tmp_path / "q.jsonl", queries),
+        qrels={"test": trec, "train": scifact_slice / "qrels" / "train.tsv"},
+    )
+    import_dataset(request, tmp_path / "trec")
+    imported = BeirDataset(tmp_path / "trec")
+    assert imported.qrels("test") == original.qrels("test")
+    assert imported.qrels("train") == original.qrels("train")
+
+
+def test_column_mapping_and_defaults(tmp_path):
+    docs = write_table(
+        tmp_path / "docs.csv",
+        [
+            {"doc_no": "7", "body": "alpha text", "heading": "A"},
+            {"doc_no": "8", "body": "beta", "heading": ""},
+        ],
+    )
+    import_dataset(
+        ImportRequest("m", corpus=docs, columns={"id": "doc_no", "title": "heading"}), tmp_path / "m"
+    )
+    imported = BeirDataset(tmp_path / "m")
+    assert imported.corpus["7"].full_text() == "A alpha text"  # "body" found by default, ids stay strings
+    assert imported.queries == {} and imported.splits() == []
+    with pytest.raises(DataError, match=r"docs.csv: no column \"nope\""):
+        import_dataset(ImportRequest("x", corpus=docs, columns={"id": "nope"}), tmp_path / "x")
+    no_text = write_table(tmp_path / "t.csv", [{"id": "1", "words": "a"}])
+    with pytest.raises(DataError, match=r"t.csv: no text column .*--col text=NAME"):
+        import_dataset(ImportRequest("x", corpus=no_text), tmp_path / "x")
+
+
+def test_pairs_file_dedups_documents_and_merges_multi_positive_queries(tmp_path):
+    rows = [
+        {"query": "What is BM25?", "positive": "BM25 is a ranking function.", "negative": "Cats purr."},
+        {"query": "what is  bm25", "positive": "Okapi BM25 ranks documents.", "negative": ""},
+        {"query": "Why do cats purr?", "positive": "Cats purr.", "negative": "BM25 is a ranking function"},
+        {"query": "What is BM25?", "positive": "BM25 is a ranking function.", "negative": ""},
+    ]
+    pairs = write_table(tmp_path / "pairs.jsonl", rows)
+    manifest = import_dataset(ImportRequest("p", pairs={"test": pairs}), tmp_path / "p")
+    dataset = BeirDataset(tmp_path / "p")
+    # 3 distinct document texts: "BM25 is a ranking function" == its dotted twin once normalised
+    assert len(dataset.corpus) == 3
+    assert len(dataset.queries) == 2  # "What is BM25?" and "what is  bm25" are one query
+    bm25 = f"q-{text_fingerprint('What is BM25?')}"
+    ranking = f"d-{text_fingerprint('BM25 is a ranking function.')}"
+    okapi = f"d-{text_fingerprint('Okapi BM25 ranks documents.')}"
+    cats_doc = f"d-{text_fingerprint('Cats purr.')}"
+    assert dataset.qrels("test")[bm25] == {ranking: 1, cats_doc: 0, okapi: 1}
+    cats = f"q-{text_fingerprint('Why do cats purr?')}"
+    assert dataset.qrels("test")[cats] == {cats_doc: 1, ranking: 0}
+    assert manifest.sources[0].dropped == {"repeated judgement (merged)": 1}
+    # ids are stable: a second import of the same rows gives the same ids
+    import_dataset(ImportRequest("p2", pairs={"test": pairs}), tmp_path / "p2")
+    assert BeirDataset(tmp_path / "p2").qrels("test") == dataset.qrels("test")
+
+
+def test_pairs_reuse_corpus_ids_for_the_same_text(tmp_path):
+    corpus = write_table(tmp_path / "c.csv", [{"id": "doc-1", "text": "BM25 is a ranking function."}])
+    pairs = write_table(
+        tmp_path / "p.csv", [{"question": "what is bm25", "answer": "bm25 is a ranking function"}]
+    )
+    import_dataset(ImportRequest("c", corpus=corpus, pairs={"test": pairs}), tmp_path / "c")
+    dataset = BeirDataset(tmp_path / "c")
+    assert list(dataset.corpus) == ["doc-1"]
+    assert list(dataset.qrels("test").values()) == [{"doc-1": 1}]
+
+
+BAD_ROWS = [
+    # (file name, content, expected message)
+    ("c.csv", "_id,text\n1,fine\n2,bad,extra\n", r"c.csv:3: expected 2 fields \(as in the header\), found 3"),
+    ("c.csv", '_id,text\n1,"unclosed\n', r"c.csv:2: malformed CSV"),
+    ("c.csv", "_id,text\n1,a\n1,b\n", r'c.csv:3: duplicate id "1" \(first at line 2\)'),
+    ("c.csv", "_id,text\n,a\n", r'c.csv:2: "_id" must be a non-empty'),
+    ("c.tsv", "_id\ttext\n1\ta\tb\n", r"c.tsv:2: expected 2 fields"),
+    ("c.csv", "_id,_id\n1,2\n", r'c.csv:1: header names column "_id" twice'),
+    ("c.csv", "", r"c.csv: empty file"),
+    ("c.jsonl", '{"_id": "1", "text": "a"}\n{"_id": "2", "text": \n', r"c.jsonl:2: malformed JSON"),
+    ("c.jsonl", '{"_id": "1", "text": "a"}\n[1, 2]\n', r"c.jsonl:2: expected a JSON object"),
+    ("c.jsonl", '{"_id": "1", "text": 5}\n', r'c.jsonl:1: "text" must be text, not int'),
+    ("c.jsonl", '{"_id": true, "text": "a"}\n', r'c.jsonl:1: "_id" must be an id'),
+    ("c.json", '{"_id": "1"}', r"c.json: expected a JSON array of objects"),
+    ("c.json", '[{"_id": "1", "text": "a"}, 3]', r"c.json: row 2: expected a JSON object"),
+    ("c.json", '[{"_id": "1", "text": "a"},', r"c.json:1: malformed JSON"),
+    ("c.parquet", b"PAR1 not really", r"c.parquet: not a readable parquet file"),
+    ("c.xlsx", "x", r"c.xlsx: unknown file type"),
+    ("c.csv", b"_id,text\n1,caf\xe9\n", r"c.csv:2: not valid UTF-8"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), BAD_ROWS)
+def test_malformed_rows_give_one_line_and_write_nothing(tmp_path, name, content, message):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(DataError, match=message) as caught:
+        import_dataset(ImportRequest("bad", corpus=path), tmp_path / "data" / "bad")
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "data").exists() or list((tmp_path / "data").iterdir()) == []
+
+
+def test_bad_parquet_and_saved_dataset_rows_are_named_by_row(tmp_path):
+    rows = [{"_id": 1, "text": "a"}, {"_id": 1, "text": "b"}]
+    with pytest.raises(DataError, match=r"c2.parquet: row 2: duplicate id \"1\" \(first at row 1\)"):
+        import_dataset(ImportRequest("b", corpus=write_table(tmp_path / "c2.parquet", rows)), tmp_path / "b")
+    rows = [{"id": "1", "text": "a"}, {"id": "2", "text": "b"}]
+    saved = write_table(tmp_path / "saved.hf", rows)
+    queries = write_table(tmp_path / "q.csv", [{"qid": "q1", "query": "a?"}])
+    qrels = write_table(
+        tmp_path / "qrels.parquet", [{"qid": "q1", "doc_id": "1"}, {"qid": "q1", "doc_id": "9"}]
+    )
+    with pytest.raises(DataError, match=r"qrels.parquet: row 2: unknown document id \"9\""):
+        import_dataset(
+            ImportRequest("b", corpus=saved, queries=queries, qrels={"test": qrels}), tmp_path / "b"
+        )
+    assert not (tmp_path / "b").exists()
+
+
+def test_empty_documents_are_dropped_and_recorded_with_their_judgements(tmp_path):
+    corpus = write_table(
+        tmp_path / "c.csv", [{"id": "1", "text": "a"}, {"id": "2", "text": "  "}, {"id": "3", "text": "c"}]
+    )
+    queries = write_table(tmp_path / "q.csv", [{"id": "q1", "text": "what?"}])
+    qrels = tmp_path / "test.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\t1\t1\nq1\t2\t1\n")
+    manifest = import_dataset(
+        ImportRequest("e", corpus=corpus, queries=queries, qrels={"test": qrels}), tmp_path / "e"
+    )
+    assert manifest.sources[0].dropped == {"empty title and text": 1}
+    assert manifest.sources[2].dropped == {"names an empty query or document": 1}
+    assert BeirDataset(tmp_path / "e").qrels("test") == {"q1": {"1": 1}}
+
+
+def test_trec_qrels_with_an_unknown_id_names_the_line(tmp_path):
+    corpus = write_table(tmp_path / "c.csv", [{"id": "1", "text": "a"}])
+    queries = write_table(tmp_path / "q.csv", [{"id": "q1", "text": "what?"}])
+    qrels = tmp_path / "run.qrels"
+    qrels.write_text("q1 0 1 1\nq2 0 1 1\n")
+    with pytest.raises(DataError, match=r"run.qrels:2: unknown query id \"q2\""):
+        import_dataset(
+            ImportRequest("t", corpus=corpus, queries=queries, qrels={"test": qrels}), tmp_path / "t"
+        )
+
+
+def test_an_existing_dataset_is_kept_unless_forced(tmp_path):
+    corpus = write_table(tmp_path / "c.csv", [{"id": "1", "text": "a"}])
+    import_dataset(ImportRequest("d", corpus=corpus), tmp_path / "d")
+    with pytest.raises(IrtuneError, match="already exists"):
+        import_dataset(ImportRequest("d", corpus=corpus), tmp_path / "d")
+    write_table(corpus, [{"id": "1", "text": "a"}, {"id": "2", "text": "b"}])
+    import_dataset(ImportRequest("d", corpus=corpus), tmp_path / "d", force=True)
+    assert list(BeirDataset(tmp_path / "d").corpus) == ["1", "2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv", "d"]  # no temp folders left
+
+
+def test_cli_import_and_its_errors(tmp_path):
+    runner = CliRunner()  # in-process for the good run; errors go through `main` in a subprocess
+    docs = write_table(
+        tmp_path / "docs.csv", [{"doc_no": "1", "body": "alpha"}, {"doc_no": "2", "body": "beta"}]
+    )
+    pairs = write_table(tmp_path / "pairs.csv", [{"query": "alpha?", "positive": "alpha"}])
+    result = runner.invoke(
+        app,
+        [
+            "data",
+            "import",
+            "own",
+            "--corpus",
+            str(docs),
+            "--id-col",
+            "doc_no",
+            "--pairs",
+            str(pairs),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "own: 2 documents, 1 queries; test: 1 queries, 1 relevant" in result.output
+    assert BeirDataset(tmp_path / "data" / "own").qrels("test") == {
+        f"q-{text_fingerprint('alpha?')}": {"1": 1}
+    }
+    bad = tmp_path / "bad.csv"
+    bad.write_text("doc_no,body\n1,a\n2,b,c\n")
+    for args, message in (
+        (["--corpus", str(bad), "--id-col", "doc_no"], "bad.csv:3: expected 2 fields"),
+        (["--corpus", str(docs), "--col", "bogus=x"], "unknown column role 'bogus'"),
+        (["--corpus", str(docs), "--col", "id"], "--col 'id': expected KEY=VALUE"),
+        (["--queries", str(docs)], "nothing to import"),
+    ):
+        result = irtune("data", "import", "x", *args, "--data-dir", str(tmp_path / "data"))
+        assert_one_line_error(result, message)
+        assert not (tmp_path / "data" / "x").exists()
+
+
+def test_an_ir_datasets_dataset_built_from_local_files_imports(tmp_path, monkeypatch):
+    import ir_datasets  # the [ir-datasets] extra, part of [dev]
+    from ir_datasets.formats import TrecQrels, TsvDocs, TsvQueries
+    from ir_datasets.util import LocalDownload
+
+    monkeypatch.setenv("IR_DATASETS_HOME", str(tmp_path / "home"))
+    (tmp_path / "docs.tsv").write_text("d1\tVitamin D and bones\nd2\tCats purr\nd3\tBM25 ranks text\n")
+    (tmp_path / "queries.tsv").write_text("q1\twhat about vitamin d\nq2\twhy do cats purr\n")
+    (tmp_path / "qrels").write_text("q1 0 d1 1\nq1 0 d3 0\nq2 0 d2 2\nq2 0 d3 -1\n")
+    name = f"irtune-test/local-{tmp_path.name}/test"
+    ir_datasets.registry.register(
+        name,
+        ir_datasets.Dataset(
+            TsvDocs(LocalDownload(tmp_path / "docs.tsv")),
+            TsvQueries(LocalDownload(tmp_path / "queries.tsv")),
+            TrecQrels(LocalDownload(tmp_path / "qrels"), {0: "not", 1: "relevant", 2: "very"}),
+        ),
+    )
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["data", "import", "local", "--ir-datasets", name, "--data-dir", str(tmp_path / "data")]
+    )
+    assert result.exit_code == 0, result.output
+    dataset = BeirDataset(tmp_path / "data" / "local")
+    assert {d: doc.text for d, doc in dataset.corpus.items()} == {
+        "d1": "Vitamin D and bones",
+        "d2": "Cats purr",
+        "d3": "BM25 ranks text",
+    }
+    assert dataset.queries == {"q1": "what about vitamin d", "q2": "why do cats purr"}
+    assert dataset.qrels("test") == {"q1": {"d1": 1, "d3": 0}, "q2": {"d2": 2, "d3": 0}}
+    manifest = json.loads((tmp_path / "data" / "local" / IMPORT_MANIFEST).read_text())
+    assert manifest["sources"][0]["dropped"] == {"negative grade stored as 0": 1}
+    with pytest.raises(IrtuneError, match="knows no dataset 'no/such/thing'"):
+        import_dataset(ImportRequest("x", ir_datasets={"test": "no/such/thing"}), tmp_path / "x")
+
+
+def test_files_of_a_hub_dataset_repo_import_and_are_recorded_with_their_commit(scifact_slice, tmp_path):
+    """`hf:OWNER/NAME/FILE` through the real huggingface_hub client, against a local stub Hub."""
+    from hub_stub import hub_env, serve_repos
+
+    corpus_repo, qrels_repo = tmp_path / "repo-corpus", tmp_path / "repo-qrels"
+    corpus_repo.mkdir()
+    (qrels_repo / "data").mkdir(parents=True)
+    (corpus_repo / "corpus.jsonl.gz").write_bytes(
+        gzip.compress((scifact_slice / "corpus.jsonl").read_bytes())
+    )
+    shutil.copy(scifact_slice / "queries.jsonl", corpus_repo / "queries.jsonl")
+    shutil.copy(scifact_slice / "qrels" / "test.tsv", qrels_repo / "data" / "test.tsv")
+    hf_home, data = tmp_path / "hf-home", tmp_path / "data"
+    args = [
+        "data", "import", "hubbed", "--data-dir", str(data),
+        "--corpus", "hf:acme/scifact/corpus.jsonl.gz",
+        "--queries", "hf:acme/scifact/queries.jsonl",
+        "--qrels", "test=hf:acme/scifact-qrels/data/test.tsv",
+    ]  # fmt: skip
+    with serve_repos({}, datasets={"acme/scifact": corpus_repo, "acme/scifact-qrels": qrels_repo}) as hub:
+        result = irtune(*args, env=hub_env(hub.url, hf_home, offline=False))
+        missing = irtune(
+            "data", "import", "x", "--data-dir", str(data), "--corpus", "hf:acme/scifact/nope.csv",
+            env=hub_env(hub.url, hf_home, offline=False),
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert not hub.unexpected, "the stub hub was asked for something it does not implement"
+    _same_dataset(BeirDataset(data / "hubbed"), BeirDataset(scifact_slice))
+    sources = json.loads((data / "hubbed" / IMPORT_MANIFEST).read_text())["sources"]
+    commit = hub.repos["datasets/acme/scifact"].sha
+    assert sources[0]["origin"] == f"hf:acme/scifact/corpus.jsonl.gz@{commit}"
+    assert sources[2]["origin"].startswith("hf:acme/scifact-qrels/data/test.tsv@")
+    assert_one_line_error(missing, "no file 'nope.csv' in the dataset repo acme/scifact")
+    # offline, the files come from the cache
+    offline = irtune(
+        *args[:4], "hubbed2", *args[5:], env=hub_env("http://127.0.0.1:9", hf_home, offline=True)
+    )
+    assert offline.returncode == 0, offline.stderr
