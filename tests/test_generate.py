@@ -14,7 +14,7 @@ import pytest
 from openai_stub import Fault, answer_for, serve_openai
 
 from irtune.data.beir import BeirDataset
-from irtune.errors import IrtuneError
+from irtune.errors import DataError, IrtuneError
 from irtune.generation.backends import (
     HFGenerator,
     HFSettings,
@@ -208,7 +208,7 @@ def test_generation_resumes_where_it_stopped(scifact_copy):
 
 def test_synthetic_split_is_written_filtered_and_recorded(scifact_copy):
     dataset = BeirDataset(scifact_copy)
-    real = dataset.real_queries()
+    real = dataset.real_queries
     checked: dict[str, str] = {}
 
     def round_trip(queries: dict[str, str], k: int) -> dict[str, list[str]]:
@@ -225,7 +225,7 @@ def test_synthetic_split_is_written_filtered_and_recorded(scifact_copy):
     assert manifest.round_trip is not None and manifest.round_trip["checked"] == len(checked)
     assert sum(manifest.dropped.values()) + manifest.kept == manifest.documents == 40
     assert manifest.keep_rate == round(manifest.kept / 40, 4)
-    assert fresh.real_queries() == real  # real queries untouched
+    assert fresh.real_queries == real  # real queries untouched
     for qid, judged in synthetic.items():
         assert qid.startswith("syn-") and list(judged.values()) == [1]
         (doc,) = judged
@@ -282,6 +282,7 @@ def test_train_on_synthetic_selects_on_real_dev_queries(scifact_copy, tiny_model
 def test_unlabelled_corpus_trains_on_synthetic_and_selects_on_a_synthetic_slice(
     scifact_slice, tiny_model, tmp_path
 ):
+    import irtune as irtune_api
     from irtune.api import import_data, train
 
     docs = tmp_path / "docs.jsonl"
@@ -312,6 +313,8 @@ def test_unlabelled_corpus_trains_on_synthetic_and_selects_on_a_synthetic_slice(
     assert "dev is a held-out slice of them" in train_set["plan"]["method"]
     assert train_set["plan"]["dev"] == "synthetic"
     assert "synthetic/queries.jsonl" in train_set["data_files_sha256"]
+    with pytest.raises(IrtuneError, match="reports no real queries"):  # nothing real to evaluate it on
+        irtune_api.evaluate(str(model_dir), [str(tmp_path / "data" / "docs")], cache_dir=tmp_path / "cache")
     plan = json.loads((Path(model_dir) / "irtune_splits" / "docs.split.json").read_text())
     dev, trained = set(plan["dev"]["query_ids"]), set(plan["train"]["query_ids"])
     assert dev and trained and not dev & trained and plan["eval"]["query_ids"] == []
@@ -334,3 +337,74 @@ def test_data_info_marks_the_generated_split(scifact_copy, tmp_path):
     (corpus_only / "queries.jsonl").write_text("")
     result = CliRunner().invoke(app, ["data", "info", str(corpus_only)])
     assert result.exit_code == 0 and "queries: 0" in result.output, result.output
+
+
+def test_real_and_generated_queries_are_judged_apart(scifact_copy):
+    generate_synthetic(
+        BeirDataset(scifact_copy), ScriptedGenerator(), GenerationRequest(sample=8, round_trip_k=0)
+    )
+    generated = next(iter(BeirDataset(scifact_copy).synthetic_queries))
+    real_test = next(iter(BeirDataset(scifact_copy).qrels("test")))
+    with open(scifact_copy / "qrels" / "test.tsv", "a") as handle:
+        handle.write(f"{generated}\t{next(iter(BeirDataset(scifact_copy).corpus))}\t1\n")
+    with pytest.raises(DataError, match=f'test.tsv: judges the generated query "{generated}"'):
+        BeirDataset(scifact_copy).qrels("test")
+    with open(scifact_copy / "synthetic" / "qrels.tsv", "a") as handle:
+        handle.write(f"{real_test}\t{next(iter(BeirDataset(scifact_copy).corpus))}\t1\n")
+    with pytest.raises(DataError, match=f'qrels.tsv: judges the real query "{real_test}"'):
+        BeirDataset(scifact_copy).qrels("synthetic")
+
+
+def test_generated_queries_do_not_change_whether_queries_are_documents(tmp_path):
+    from irtune.data.splits import queries_are_documents
+
+    from conftest import write_beir
+
+    words = [a + b for a in "abcdefgh" for b in "xyz"]  # answer_for keeps letters only: distinct words
+    corpus = {f"{i}": {"text": f"{words[i]} question about things"} for i in range(24)}
+    queries = {f"{i}": f"{words[i]} question about things" for i in range(12)}
+    root = write_beir(
+        tmp_path / "quoraish", corpus, queries, {"test": {q: {str(int(q) + 12): 1} for q in queries}}
+    )
+    assert queries_are_documents(BeirDataset(root))
+    generate_synthetic(
+        BeirDataset(root),
+        ScriptedGenerator(),
+        GenerationRequest(round_trip_k=0, filters=FilterSettings(min_words=1)),
+    )
+    assert len(BeirDataset(root).synthetic_queries) > len(queries)
+    assert queries_are_documents(BeirDataset(root))
+
+
+def test_few_shot_examples_count_as_seen_by_training(scifact_copy, tmp_path):
+    from irtune.data.splits import SplitPart, make_plan, save_plan
+    from irtune.training.config import TrainConfig
+    from irtune.training.plan import guard_leakage, resolve_train_sets
+
+    request = GenerationRequest(sample=20, round_trip_k=0, few_shot=2)
+    manifest = generate_synthetic(BeirDataset(scifact_copy), ScriptedGenerator(), request)
+    examples = set(manifest.prompt["example_query_ids"])
+    dataset = BeirDataset(scifact_copy)
+    (train,) = resolve_train_sets([f"{scifact_copy}:synthetic"], TrainConfig())
+    assert examples <= train.remembered().ids  # recorded with the model as seen
+    assert guard_leakage([train], allow=False) == []  # the default plan never evaluates them
+    # a plan that evaluates an example query is refused
+    plan = make_plan(dataset)
+    leaky = type(plan)(
+        plan.dataset, "hand-made", plan.seed, plan.train, plan.dev, SplitPart("train", frozenset(examples))
+    )
+    save_plan(leaky, tmp_path / "leaky.split.json")
+    (train,) = resolve_train_sets(
+        [f"{scifact_copy}:synthetic"], TrainConfig(), split_files=[tmp_path / "leaky.split.json"]
+    )
+    with pytest.raises(IrtuneError, match="refusing to train"):
+        guard_leakage([train], allow=False)
+
+
+def test_endpoint_urls_are_recorded_without_credentials():
+    from irtune.generation.backends import redacted
+
+    assert (
+        redacted("https://user:secret@api.example.com:8443/v1?key=abc") == "https://api.example.com:8443/v1"
+    )
+    assert redacted("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"

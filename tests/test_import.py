@@ -16,9 +16,8 @@ from typer.testing import CliRunner
 
 from irtune.cli import app
 from irtune.data.beir import BeirDataset
-from irtune.data.importer import IMPORT_MANIFEST, ImportRequest, import_dataset
+from irtune.data.importer import IMPORT_MANIFEST, ImportRequest, content_id, import_dataset
 from irtune.errors import DataError, IrtuneError
-from irtune.leakage import text_fingerprint
 
 from conftest import assert_one_line_error, irtune
 
@@ -48,10 +47,12 @@ def write_table(path: Path, rows: list[dict]) -> Path:
         path.write_bytes(gzip.compress(text.encode()) if path.suffix == ".gz" else text.encode())
     elif name.endswith(".json"):
         path.write_text(json.dumps(rows))
+    elif name.endswith(".tsv"):  # TSV as IR collections write it: no quoting, no tabs or newlines in fields
+        lines = ["\t".join(rows[0])] + ["\t".join(str(r[k]) for k in rows[0]) for r in rows]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     else:
-        delimiter = "\t" if name.endswith(".tsv") else ","
         with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter=delimiter)
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
     return path
@@ -68,9 +69,9 @@ def _same_dataset(imported: BeirDataset, original: BeirDataset) -> None:
 def test_every_format_round_trips_to_the_same_beir_folder(scifact_slice, tmp_path, suffix):
     original = BeirDataset(scifact_slice)
     corpus, queries, qrels = _rows(original)
-    # a document with quotes, commas, tabs-free newlines and non-ASCII survives every format
+    # a document with quotes, commas, newlines (not in TSV) and non-ASCII survives every format
     assert any("," in r["text"] for r in corpus)
-    corpus[0]["text"] = 'He said "p < 0.05",\nthen left — café'
+    corpus[0]["text"] = 'He said "p < 0.05",' + (" " if suffix == ".tsv" else "\n") + "then left — café"
     request = ImportRequest(
         "mine",
         corpus=write_table(tmp_path / f"corpus{suffix}", corpus),
@@ -132,38 +133,71 @@ def test_column_mapping_and_defaults(tmp_path):
 def test_pairs_file_dedups_documents_and_merges_multi_positive_queries(tmp_path):
     rows = [
         {"query": "What is BM25?", "positive": "BM25 is a ranking function.", "negative": "Cats purr."},
-        {"query": "what is  bm25", "positive": "Okapi BM25 ranks documents.", "negative": ""},
-        {"query": "Why do cats purr?", "positive": "Cats purr.", "negative": "BM25 is a ranking function"},
+        {"query": "what is  bm25?", "positive": "Okapi BM25 ranks documents.", "negative": ""},
+        {"query": "Why do cats purr?", "positive": "Cats purr.", "negative": "bm25 is a ranking  function."},
         {"query": "What is BM25?", "positive": "BM25 is a ranking function.", "negative": ""},
+        {"query": "C++ tutorial", "positive": "Learn C++ here.", "negative": "Learn C here."},
+        {"query": "C tutorial", "positive": "Learn C here.", "negative": ""},
     ]
     pairs = write_table(tmp_path / "pairs.jsonl", rows)
     manifest = import_dataset(ImportRequest("p", pairs={"test": pairs}), tmp_path / "p")
     dataset = BeirDataset(tmp_path / "p")
-    # 3 distinct document texts: "BM25 is a ranking function" == its dotted twin once normalised
-    assert len(dataset.corpus) == 3
-    assert len(dataset.queries) == 2  # "What is BM25?" and "what is  bm25" are one query
-    bm25 = f"q-{text_fingerprint('What is BM25?')}"
-    ranking = f"d-{text_fingerprint('BM25 is a ranking function.')}"
-    okapi = f"d-{text_fingerprint('Okapi BM25 ranks documents.')}"
-    cats_doc = f"d-{text_fingerprint('Cats purr.')}"
+    # texts equal but for case and spacing are one; punctuation counts ("C++" is not "C")
+    assert len(dataset.corpus) == 5 and len(dataset.queries) == 4
+    bm25, cats = content_id("q", "What is BM25?"), content_id("q", "Why do cats purr?")
+    ranking, okapi = (
+        content_id("d", "BM25 is a ranking function."),
+        content_id("d", "Okapi BM25 ranks documents."),
+    )
+    cats_doc = content_id("d", "Cats purr.")
     assert dataset.qrels("test")[bm25] == {ranking: 1, cats_doc: 0, okapi: 1}
-    cats = f"q-{text_fingerprint('Why do cats purr?')}"
     assert dataset.qrels("test")[cats] == {cats_doc: 1, ranking: 0}
-    assert manifest.sources[0].dropped == {"repeated judgement (merged)": 1}
+    assert dataset.qrels("test")[content_id("q", "C tutorial")] == {content_id("d", "Learn C here."): 1}
+    assert dataset.queries[bm25] == "What is BM25?"  # the first spelling is kept
+    assert manifest.sources[0].merged == {
+        "query texts equal but for case or spacing": 1,
+        "document texts equal but for case or spacing": 1,
+        "repeated (query, document) judgement": 1,
+    }
     # ids are stable: a second import of the same rows gives the same ids
     import_dataset(ImportRequest("p2", pairs={"test": pairs}), tmp_path / "p2")
     assert BeirDataset(tmp_path / "p2").qrels("test") == dataset.qrels("test")
 
 
+def test_a_query_in_two_splits_is_refused(tmp_path):
+    train = write_table(tmp_path / "train.csv", [{"query": "what is bm25", "positive": "a ranking function"}])
+    test = write_table(tmp_path / "test.csv", [{"query": "What is BM25", "positive": "Okapi"}])
+    with pytest.raises(DataError, match=r"test.csv:2: the query is also judged in split 'train'"):
+        import_dataset(ImportRequest("x", pairs={"train": train, "test": test}), tmp_path / "x")
+
+
+@pytest.mark.parametrize("split", ["synthetic", "../up", "a b", ""])
+def test_split_names_are_checked(tmp_path, split):
+    pairs = write_table(tmp_path / "p.csv", [{"query": "q", "positive": "d"}])
+    with pytest.raises(IrtuneError, match="split name"):
+        import_dataset(ImportRequest("x", pairs={split: pairs}), tmp_path / "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]
+
+
 def test_pairs_reuse_corpus_ids_for_the_same_text(tmp_path):
-    corpus = write_table(tmp_path / "c.csv", [{"id": "doc-1", "text": "BM25 is a ranking function."}])
+    corpus = write_table(
+        tmp_path / "c.csv",
+        [
+            {"id": "doc-1", "title": "", "text": "BM25 is a ranking function."},
+            {"id": "doc-2", "title": "Cats", "text": "Cats purr when content."},
+        ],
+    )
     pairs = write_table(
-        tmp_path / "p.csv", [{"question": "what is bm25", "answer": "bm25 is a ranking function"}]
+        tmp_path / "p.csv",
+        [
+            {"question": "what is bm25", "answer": "bm25 is a  ranking function."},
+            {"question": "why do cats purr", "answer": "Cats purr when content."},  # the body of doc-2
+        ],
     )
     import_dataset(ImportRequest("c", corpus=corpus, pairs={"test": pairs}), tmp_path / "c")
     dataset = BeirDataset(tmp_path / "c")
-    assert list(dataset.corpus) == ["doc-1"]
-    assert list(dataset.qrels("test").values()) == [{"doc-1": 1}]
+    assert list(dataset.corpus) == ["doc-1", "doc-2"]
+    assert list(dataset.qrels("test").values()) == [{"doc-1": 1}, {"doc-2": 1}]
 
 
 BAD_ROWS = [
@@ -185,6 +219,7 @@ BAD_ROWS = [
     ("c.parquet", b"PAR1 not really", r"c.parquet: not a readable parquet file"),
     ("c.xlsx", "x", r"c.xlsx: unknown file type"),
     ("c.csv", b"_id,text\n1,caf\xe9\n", r"c.csv:2: not valid UTF-8"),
+    ("c.csv", b"_id,text\n1,a\n2,b\n3,caf\xe9\n", r"c.csv:4: not valid UTF-8"),
 ]
 
 
@@ -244,6 +279,26 @@ def test_trec_qrels_with_an_unknown_id_names_the_line(tmp_path):
         )
 
 
+@pytest.mark.parametrize("grade", ["nan", "inf", "-1", "1.5", "x"])
+def test_bad_grades_name_the_line(tmp_path, grade):
+    corpus = write_table(tmp_path / "c.csv", [{"id": "1", "text": "a"}])
+    queries = write_table(tmp_path / "q.csv", [{"id": "q1", "text": "what?"}])
+    qrels = tmp_path / "qrels.csv"
+    qrels.write_text(f"query_id,doc_id,score\nq1,1,{grade}\n")
+    with pytest.raises(DataError, match=r"qrels.csv:2: \"score\""):
+        import_dataset(
+            ImportRequest("g", corpus=corpus, queries=queries, qrels={"test": qrels}), tmp_path / "g"
+        )
+
+
+def test_tsv_fields_are_not_quoted(tmp_path):
+    path = tmp_path / "c.tsv"
+    path.write_text('_id\ttext\n1\t"quoted" at the start\n2\t"x"\n')
+    import_dataset(ImportRequest("t", corpus=path), tmp_path / "t")
+    corpus = BeirDataset(tmp_path / "t").corpus
+    assert [corpus["1"].text, corpus["2"].text] == ['"quoted" at the start', '"x"']
+
+
 def test_an_existing_dataset_is_kept_unless_forced(tmp_path):
     corpus = write_table(tmp_path / "c.csv", [{"id": "1", "text": "a"}])
     import_dataset(ImportRequest("d", corpus=corpus), tmp_path / "d")
@@ -253,6 +308,11 @@ def test_an_existing_dataset_is_kept_unless_forced(tmp_path):
     import_dataset(ImportRequest("d", corpus=corpus), tmp_path / "d", force=True)
     assert list(BeirDataset(tmp_path / "d").corpus) == ["1", "2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv", "d"]  # no temp folders left
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(IrtuneError, match="is not a dataset irtune imported: refusing to replace it"):
+        import_dataset(ImportRequest("mine", corpus=corpus), tmp_path / "mine", force=True)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
 def test_cli_import_and_its_errors(tmp_path):
@@ -279,9 +339,7 @@ def test_cli_import_and_its_errors(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "own: 2 documents, 1 queries; test: 1 queries, 1 relevant" in result.output
-    assert BeirDataset(tmp_path / "data" / "own").qrels("test") == {
-        f"q-{text_fingerprint('alpha?')}": {"1": 1}
-    }
+    assert BeirDataset(tmp_path / "data" / "own").qrels("test") == {content_id("q", "alpha?"): {"1": 1}}
     bad = tmp_path / "bad.csv"
     bad.write_text("doc_no,body\n1,a\n2,b,c\n")
     for args, message in (
@@ -327,7 +385,11 @@ def test_an_ir_datasets_dataset_built_from_local_files_imports(tmp_path, monkeyp
     assert dataset.queries == {"q1": "what about vitamin d", "q2": "why do cats purr"}
     assert dataset.qrels("test") == {"q1": {"d1": 1, "d3": 0}, "q2": {"d2": 2, "d3": 0}}
     manifest = json.loads((tmp_path / "data" / "local" / IMPORT_MANIFEST).read_text())
-    assert manifest["sources"][0]["dropped"] == {"negative grade stored as 0": 1}
+    assert manifest["sources"][0]["changed"] == {"negative grade stored as 0": 1}
+    assert (
+        manifest["sources"][0]["origin"] == f"ir_datasets:{name}"
+        and len(manifest["sources"][0]["sha256"]) == 64
+    )
     with pytest.raises(IrtuneError, match="knows no dataset 'no/such/thing'"):
         import_dataset(ImportRequest("x", ir_datasets={"test": "no/such/thing"}), tmp_path / "x")
 
@@ -366,7 +428,7 @@ def test_files_of_a_hub_dataset_repo_import_and_are_recorded_with_their_commit(s
     assert sources[2]["origin"].startswith("hf:acme/scifact-qrels/data/test.tsv@")
     assert_one_line_error(missing, "no file 'nope.csv' in the dataset repo acme/scifact")
     # offline, the files come from the cache
-    offline = irtune(
-        *args[:4], "hubbed2", *args[5:], env=hub_env("http://127.0.0.1:9", hf_home, offline=True)
-    )
+    again = [*args[:2], "again", *args[3:]]
+    offline = irtune(*again, env=hub_env("http://127.0.0.1:9", hf_home, offline=True))
     assert offline.returncode == 0, offline.stderr
+    assert BeirDataset(data / "again").corpus == BeirDataset(data / "hubbed").corpus

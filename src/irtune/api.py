@@ -207,12 +207,12 @@ def import_data(
 
     request = ImportRequest(
         name,
-        corpus,
-        queries,
-        dict(qrels or {}),
-        dict(pairs or {}),
-        dict(columns or {}),
-        dict(ir_datasets or {}),
+        corpus=corpus,
+        queries=queries,
+        qrels=dict(qrels or {}),
+        pairs=dict(pairs or {}),
+        columns=dict(columns or {}),
+        ir_datasets=dict(ir_datasets or {}),
     )
     target = out or (data_dir or default_data_dir()) / name
     import_dataset(request, target, force=force)

@@ -303,8 +303,8 @@ def generate_command(
     """Generate synthetic queries for a corpus (its `synthetic` split: for training and
     selection, never for reported numbers). Resumes where an interrupted run stopped."""
     from irtune.api import generate_queries
+    from irtune.data.beir import SYNTHETIC_MANIFEST
     from irtune.generation.filters import FilterSettings
-    from irtune.generation.synthetic import SYNTHETIC_MANIFEST
 
     ds = _dataset(dataset, data_dir)
     manifest = generate_queries(
@@ -507,11 +507,12 @@ def _split_items(items: list[str], option: str, default: str | None) -> dict[str
         if not sep:
             value = item
             split = default or item.rstrip("/").rsplit("/", 1)[-1]
-        if not split.strip() or not value.strip():
+        split, value = split.strip(), value.strip()
+        if not split or not value:
             raise IrtuneError(f"{option} {item!r}: expected [SPLIT=]VALUE")
         if split in found:
             raise IrtuneError(f"{option}: split {split!r} is given twice")
-        found[split.strip()] = value.strip()
+        found[split] = value
     return found
 
 

@@ -118,6 +118,11 @@ def run_evaluation(
     for name in datasets:
         dataset = resolve_dataset(name, data_dir, strict)
         chosen = held.get(dataset.name)
+        if chosen and dataset.is_synthetic(chosen.plan.eval.split):
+            raise IrtuneError(
+                f"{dataset.name}: {chosen.origin} reports no real queries (trained on generated queries of a "
+                "dataset without a test split): evaluate on another dataset, or pass a --split-file"
+            )
         split = chosen.plan.eval.split if chosen else settings.split
         selection = chosen.selection if chosen else QuerySelection()
         dataset_settings = replace(settings, split=split)

@@ -21,10 +21,14 @@ log = logging.getLogger(__name__)
 
 Qrels = dict[str, dict[str, int]]
 
-# Generated queries live apart from the real ones (`synthetic/queries.jsonl`, judged in
-# `qrels/synthetic.tsv`): they may train and select, never be reported.
+# Generated queries live apart from the real ones, the whole split in one folder
+# (`synthetic/queries.jsonl`, `synthetic/qrels.tsv`, `synthetic/manifest.json`) replaced as
+# a unit: they may train and select, never be reported.
 SYNTHETIC_SPLIT = "synthetic"
-SYNTHETIC_QUERIES = Path("synthetic") / "queries.jsonl"
+SYNTHETIC_DIR = Path("synthetic")
+SYNTHETIC_QUERIES = SYNTHETIC_DIR / "queries.jsonl"
+SYNTHETIC_QRELS = SYNTHETIC_DIR / "qrels.tsv"
+SYNTHETIC_MANIFEST = SYNTHETIC_DIR / "manifest.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +65,7 @@ def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise DataError(path, f"cannot read file ({exc})") from None
 
 
-def _iter_jsonl(path: Path, allow_empty: bool = False) -> Iterator[tuple[int, str, dict]]:
+def _iter_jsonl(path: Path, *, allow_empty: bool = False) -> Iterator[tuple[int, str, dict]]:
     """Yield (line, id, record); checks JSON, `_id` and `text` and duplicate ids."""
     seen: dict[str, int] = {}
     any_line = False
@@ -105,8 +109,8 @@ def load_corpus(path: Path) -> dict[str, Document]:
     return dict(iter_corpus(path))
 
 
-def load_queries(path: Path, allow_empty: bool = False) -> dict[str, str]:
-    return {qid: record["text"] for _, qid, record in _iter_jsonl(path, allow_empty)}
+def load_queries(path: Path, *, allow_empty: bool = False) -> dict[str, str]:
+    return {qid: record["text"] for _, qid, record in _iter_jsonl(path, allow_empty=allow_empty)}
 
 
 def _parse_grade(value: str, path: Path, number: int) -> int:
@@ -210,39 +214,65 @@ class BeirDataset:
         return (doc.full_text() for _, doc in iter_corpus(self.corpus_path))
 
     @cached_property
+    def real_queries(self) -> dict[str, str]:
+        """The queries people wrote (`queries.jsonl`; empty for a corpus imported without any)."""
+        return load_queries(self.queries_path, allow_empty=True)
+
+    @cached_property
+    def synthetic_queries(self) -> dict[str, str]:
+        """Generated queries (`synthetic/queries.jsonl`), if the folder has any."""
+        path = self.root / SYNTHETIC_QUERIES
+        if not path.is_file():
+            return {}
+        found = {}
+        for number, qid, record in _iter_jsonl(path):
+            if qid in self.real_queries:
+                raise DataError(path, f'id "{qid}" is also a real query id', number)
+            found[qid] = record["text"]
+        return found
+
+    @cached_property
     def queries(self) -> dict[str, str]:
-        """Real queries (the file may be empty: a corpus imported without queries), then
-        generated ones when the folder has them."""
-        queries = load_queries(self.queries_path, allow_empty=True)
-        synthetic_path = self.root / SYNTHETIC_QUERIES
-        if synthetic_path.is_file():
-            for number, qid, record in _iter_jsonl(synthetic_path):
-                if qid in queries:
-                    raise DataError(synthetic_path, f'id "{qid}" is also a real query id', number)
-                queries[qid] = record["text"]
-        return queries
+        """Real and generated queries by id; which split judges which is checked on reading qrels."""
+        return {**self.real_queries, **self.synthetic_queries}
+
+    def prompt_example_queries(self) -> dict[str, str]:
+        """Real queries shown to the generator as few-shot examples (the synthetic split's
+        manifest names them): training on the generated queries counts as having seen them."""
+        path = self.root / SYNTHETIC_MANIFEST
+        if not path.is_file():
+            return {}
+        try:
+            ids = json.loads(path.read_text(encoding="utf-8"))["prompt"]["example_query_ids"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise DataError(path, f"unreadable synthetic manifest ({exc})") from None
+        return {str(q): self.real_queries[str(q)] for q in ids if str(q) in self.real_queries}
 
     @staticmethod
     def is_synthetic(split: str) -> bool:
         return split == SYNTHETIC_SPLIT
 
-    def real_queries(self) -> dict[str, str]:
-        """The queries people wrote (queries.jsonl), without the generated ones."""
-        return load_queries(self.queries_path, allow_empty=True)
-
     def splits(self) -> list[str]:
         qrels_dir = self.root / "qrels"
-        return sorted(p.stem for p in qrels_dir.glob("*.tsv")) if qrels_dir.is_dir() else []
+        real = {p.stem for p in qrels_dir.glob("*.tsv")} - {SYNTHETIC_SPLIT} if qrels_dir.is_dir() else set()
+        generated = {SYNTHETIC_SPLIT} if (self.root / SYNTHETIC_QRELS).is_file() else set()
+        return sorted(real | generated)
+
+    def _qrels_file(self, split: str) -> Path:
+        return (
+            self.root / SYNTHETIC_QRELS if self.is_synthetic(split) else self.root / "qrels" / f"{split}.tsv"
+        )
 
     def qrels_path(self, split: str) -> Path:
-        path = self.root / "qrels" / f"{split}.tsv"
+        path = self._qrels_file(split)
         if not path.is_file():
             available = ", ".join(self.splits()) or "none"
-            raise DataError(path, f'split "{split}" not found (available: {available})')
+            hint = " (run `irtune generate`)" if self.is_synthetic(split) else ""
+            raise DataError(path, f'split "{split}" not found (available: {available}){hint}')
         return path
 
     def has_split(self, split: str) -> bool:
-        return (self.root / "qrels" / f"{split}.tsv").is_file()
+        return self._qrels_file(split).is_file()
 
     def qrels(self, split: str) -> Qrels:
         if split not in self._qrels:
@@ -252,6 +282,14 @@ class BeirDataset:
     def _checked_qrels(self, split: str) -> Qrels:
         path = self.qrels_path(split)
         qrels = load_qrels(path)
+        # a generated query judged in a real split would be evaluated; a real one judged in
+        # the generated split would be trained on as if it were generated
+        wrong_kind = self.real_queries if self.is_synthetic(split) else self.synthetic_queries
+        if crossing := next((q for q in qrels if q in wrong_kind), None):
+            kind = "real" if self.is_synthetic(split) else "generated"
+            raise DataError(
+                path, f'judges the {kind} query "{crossing}"; real and generated queries are judged apart'
+            )
         unknown_queries = [qid for qid in qrels if qid not in self.queries]
         known_docs = set(self.doc_ids)
         unknown_docs = sum(1 for judged in qrels.values() for doc_id in judged if doc_id not in known_docs)
@@ -276,6 +314,7 @@ class BeirDataset:
             files.append(self.qrels_path(split))
         if split is not None and self.is_synthetic(split):
             files.append(self.root / SYNTHETIC_QUERIES)
+            files.append(self.root / SYNTHETIC_MANIFEST)
         return {str(p.relative_to(self.root)): sha256_file(p) for p in files}
 
     def corpus_hash(self) -> str:

@@ -15,23 +15,26 @@ role, and what was dropped and why.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import math
 import os
+import re
 import shutil
 import tempfile
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from irtune.data.beir import Document, Qrels, iter_qrels
+from irtune.data.beir import SYNTHETIC_SPLIT, Document, Qrels, iter_qrels
 from irtune.data.tables import Table, Where, open_table
 from irtune.errors import DataError, IrtuneError
 from irtune.fileio import sha256_file, sha256_text, write_json_atomic
-from irtune.leakage import text_fingerprint
 
 IMPORT_MANIFEST = "irtune-import.json"
 IMPORT_FORMAT = "irtune-import-v1"
@@ -50,6 +53,27 @@ DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 OPTIONAL_ROLES = frozenset({"title", "score", "negative"})
 QRELS_TEXT_SUFFIXES = (".tsv", ".txt", ".qrels", ".trec")
+
+
+SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def identity(text: str) -> str:
+    """What makes two texts the same document or query in a pairs file: Unicode-compatible,
+    case-folded, whitespace-collapsed. Punctuation counts ("C++" is not "C"), unlike the
+    looser fingerprint the leakage checks use to catch near-copies."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def content_id(prefix: str, text: str) -> str:
+    return f"{prefix}-{hashlib.sha256(identity(text).encode('utf-8')).hexdigest()[:16]}"
+
+
+def check_split_name(split: str) -> None:
+    if split == SYNTHETIC_SPLIT:
+        raise IrtuneError(f"split name {split!r} is reserved for generated queries (`irtune generate`)")
+    if not SPLIT_NAME.fullmatch(split):
+        raise IrtuneError(f"split name {split!r}: use letters, digits, '_', '.', '-' (e.g. train, dev, test)")
 
 
 def check_column_roles(columns: Mapping[str, str]) -> None:
@@ -114,7 +138,7 @@ def _grade(value: Any, where: Where, path: Path, column: str) -> int:
         number = float(value)
     except (TypeError, ValueError):
         raise where.error(path, f'"{column}" {value!r} is not a number') from None
-    if number != int(number) or number < 0:
+    if not math.isfinite(number) or number != int(number) or number < 0:
         raise where.error(path, f'"{column}" {value!r} must be a non-negative integer relevance grade')
     return int(number)
 
@@ -129,18 +153,23 @@ class SourceReport:
     columns: dict[str, str]
     rows: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
-    origin: str | None = None  # hf:OWNER/NAME/FILE@commit for a file from the Hub
+    merged: Counter[str] = field(default_factory=Counter)
+    changed: Counter[str] = field(default_factory=Counter)
+    origin: str | None = None  # hf:OWNER/NAME/FILE@commit, ir_datasets:ID
+    digest: str | None = None  # of the rows read, for a source that is no file (ir_datasets)
 
     def to_manifest(self) -> ImportedFile:
         return ImportedFile(
             role=self.role,
             path=str(self.path.resolve()),
             origin=self.origin,
-            sha256=_content_hash(self.path),
+            sha256=self.digest or _content_hash(self.path),
             format=self.format,
             columns=self.columns,
             rows=self.rows,
             dropped=dict(self.dropped),
+            merged=dict(self.merged),
+            changed=dict(self.changed),
         )
 
 
@@ -160,6 +189,8 @@ class ImportedFile(BaseModel):
     columns: dict[str, str] = Field(description="role -> column name")
     rows: int
     dropped: dict[str, int] = Field(description="reason -> rows left out")
+    merged: dict[str, int] = Field(default_factory=dict, description="what -> rows merged into another")
+    changed: dict[str, int] = Field(default_factory=dict, description="what -> values changed on import")
 
 
 class ImportManifest(BaseModel):
@@ -199,6 +230,8 @@ def read_corpus(path: Path, columns: Mapping[str, str], into: Imported) -> None:
         title = _text(row.get(chosen["title"]), where, path, chosen["title"]) if "title" in chosen else ""
         if doc_id in first:
             raise where.error(path, f'duplicate id "{doc_id}" (first at {_describe(first[doc_id])})')
+        if doc_id in into.corpus:
+            raise where.error(path, f'id "{doc_id}" is also a document of an --ir-datasets source')
         first[doc_id] = where
         document = Document(title=title, text=text)
         if not document.full_text():
@@ -206,7 +239,10 @@ def read_corpus(path: Path, columns: Mapping[str, str], into: Imported) -> None:
             into.dropped_docs.add(doc_id)
             continue
         into.corpus[doc_id] = document
-        into.doc_by_text.setdefault(text_fingerprint(document.full_text()), doc_id)
+        # a pairs file's positive may be the full text or just the body of a titled document
+        into.doc_by_text.setdefault(identity(document.full_text()), doc_id)
+        if title:
+            into.doc_by_text.setdefault(identity(text), doc_id)
     if not report.rows:
         raise DataError(path, "no rows")
     if not into.corpus:
@@ -222,16 +258,18 @@ def read_queries(path: Path, columns: Mapping[str, str], into: Imported) -> None
     for where, row in table.rows():
         report.rows += 1
         qid = _id(row.get(chosen["query_id"]), where, path, chosen["query_id"])
-        text = _text(row.get(chosen["query"]), where, path, chosen["query"]).strip()
+        text = _text(row.get(chosen["query"]), where, path, chosen["query"])
         if qid in first:
             raise where.error(path, f'duplicate id "{qid}" (first at {_describe(first[qid])})')
+        if qid in into.queries:
+            raise where.error(path, f'id "{qid}" is also a query of an --ir-datasets source')
         first[qid] = where
-        if not text:
+        if not text.strip():
             report.dropped["empty text"] += 1
             into.dropped_queries.add(qid)
             continue
         into.queries[qid] = text
-        into.query_by_text.setdefault(text_fingerprint(text), qid)
+        into.query_by_text.setdefault(identity(text), qid)
     if not report.rows:
         raise DataError(path, "no rows")
     into.reports.append(report)
@@ -248,7 +286,8 @@ def read_qrels(path: Path, split: str, columns: Mapping[str, str], into: Importe
     report: SourceReport
     judged: Qrels = into.qrels.setdefault(split, {})
     located: list[tuple[str, str, int, Where]] = []
-    if path.is_file() and path.name.lower().removesuffix(".gz").endswith(QRELS_TEXT_SUFFIXES):
+    named = {"query_id", "doc_id", "score"} & set(columns)  # then it is a table with a header
+    if not named and path.is_file() and path.name.lower().removesuffix(".gz").endswith(QRELS_TEXT_SUFFIXES):
         report = SourceReport(f"qrels:{split}", path, "qrels-tsv", {})
         located.extend((qid, doc, grade, Where(0, line)) for line, qid, doc, grade in iter_qrels(path))
     else:
@@ -295,46 +334,58 @@ def read_pairs(path: Path, split: str, columns: Mapping[str, str], into: Importe
         grade = _grade(row.get(chosen["score"]), where, path, chosen["score"]) if "score" in chosen else 1
         if not query or not positive:
             raise where.error(path, f"empty {'query' if not query else 'positive'} text")
-        qid = _query_id(query, into)
+        qid = _query_id(query, into, report)
+        if elsewhere := next((s for s, j in into.qrels.items() if s != split and qid in j), None):
+            raise where.error(
+                path, f"the query is also judged in split {elsewhere!r}; one query in two splits leaks"
+            )
         for text, value in ((positive, grade), (negative, 0)):
             if not text:
                 continue
-            doc = _doc_id(text, into)
+            doc = _doc_id(text, into, report)
             previous = judged.setdefault(qid, {}).get(doc)
             if previous is not None and previous != value:
                 raise where.error(
                     path, f"the same query and document were judged {previous} and {value} in earlier rows"
                 )
             if previous is not None:
-                report.dropped["repeated judgement (merged)"] += 1
+                report.merged["repeated (query, document) judgement"] += 1
             judged[qid][doc] = value
     if not report.rows:
         raise DataError(path, "no rows")
     into.reports.append(report)
 
 
-def _query_id(text: str, into: Imported) -> str:
-    key = text_fingerprint(text)
-    if key not in into.query_by_text:
-        qid = f"q-{key}"
-        into.query_by_text[key] = qid
-        into.queries[qid] = text
-    return into.query_by_text[key]
+def _query_id(text: str, into: Imported, report: SourceReport) -> str:
+    key = identity(text)
+    if key in into.query_by_text:
+        if into.queries[into.query_by_text[key]] != text:
+            report.merged["query texts equal but for case or spacing"] += 1
+        return into.query_by_text[key]
+    qid = content_id("q", text)
+    into.query_by_text[key] = qid
+    into.queries[qid] = text
+    return qid
 
 
-def _doc_id(text: str, into: Imported) -> str:
-    key = text_fingerprint(text)
-    if key not in into.doc_by_text:
-        doc_id = f"d-{key}"
-        into.doc_by_text[key] = doc_id
-        into.corpus[doc_id] = Document(title="", text=text)
-    return into.doc_by_text[key]
+def _doc_id(text: str, into: Imported, report: SourceReport) -> str:
+    key = identity(text)
+    if key in into.doc_by_text:
+        known = into.corpus[into.doc_by_text[key]]
+        if text not in (known.text, known.full_text()):
+            report.merged["document texts equal but for case or spacing"] += 1
+        return into.doc_by_text[key]
+    doc_id = content_id("d", text)
+    into.doc_by_text[key] = doc_id
+    into.corpus[doc_id] = Document(title="", text=text)
+    return doc_id
 
 
 def read_ir_datasets(dataset_id: str, split: str, into: Imported) -> None:
     """Documents (from the first id that has them), queries and qrels of an `ir_datasets`
-    dataset, e.g. `beir/scifact/test`. Negative grades (some TREC collections use -1 for
-    junk) are stored as 0: judged, not relevant."""
+    dataset, e.g. `beir/scifact/test`, checked like files; recorded with a hash of what was
+    read. Negative grades (some TREC collections mark junk with -1) become 0: judged, not
+    relevant (counted under `changed`)."""
     try:
         import ir_datasets
     except ImportError:
@@ -344,39 +395,60 @@ def read_ir_datasets(dataset_id: str, split: str, into: Imported) -> None:
     except KeyError:
         raise IrtuneError(f"ir_datasets knows no dataset {dataset_id!r}") from None
     report = SourceReport(f"ir_datasets:{split}", Path(dataset_id), "ir_datasets", {})
+    report.origin = f"ir_datasets:{dataset_id}"
+    digest = hashlib.sha256()
+    where = f"ir_datasets {dataset_id}"
     if source.has_docs() and not into.corpus:
         for doc in source.docs_iter():
             text = getattr(doc, "text", None)
             document = Document(
                 title=getattr(doc, "title", "") or "", text=text if text is not None else doc.default_text()
             )
+            digest.update(f"d\0{doc.doc_id}\0{document.title}\0{document.text}\0".encode())
+            if doc.doc_id in into.corpus or doc.doc_id in into.dropped_docs:
+                raise IrtuneError(f"{where}: duplicate document id {doc.doc_id!r}")
             if not document.full_text():
                 report.dropped["empty document"] += 1
                 into.dropped_docs.add(doc.doc_id)
                 continue
             into.corpus[doc.doc_id] = document
     elif source.has_docs() and source.docs_count() not in (None, len(into.corpus) + len(into.dropped_docs)):
-        raise IrtuneError(f"{dataset_id}: its documents are not those imported before (another corpus)")
+        raise IrtuneError(f"{where}: its documents are not those imported before (another corpus)")
     if source.has_queries():
         for query in source.queries_iter():
             text = getattr(query, "text", None)
-            into.queries.setdefault(query.query_id, text if text is not None else query.default_text())
+            text = (text if text is not None else query.default_text()).strip()
+            digest.update(f"q\0{query.query_id}\0{text}\0".encode())
+            if not text:
+                report.dropped["empty query"] += 1
+                into.dropped_queries.add(query.query_id)
+            elif into.queries.setdefault(query.query_id, text) != text:
+                raise IrtuneError(f"{where}: query {query.query_id!r} has another text than before")
     if source.has_qrels():
         judged: Qrels = into.qrels.setdefault(split, {})
         for row in source.qrels_iter():
             report.rows += 1
-            if row.doc_id in into.dropped_docs:
-                report.dropped["names an empty document"] += 1
+            digest.update(f"r\0{row.query_id}\0{row.doc_id}\0{row.relevance}\0".encode())
+            if row.doc_id in into.dropped_docs or row.query_id in into.dropped_queries:
+                report.dropped["names an empty query or document"] += 1
                 continue
+            for known, kind, value in (
+                (into.queries, "query", row.query_id),
+                (into.corpus, "document", row.doc_id),
+            ):
+                if value not in known:
+                    raise IrtuneError(f"{where}: qrels name an unknown {kind} id {value!r}")
             if row.relevance < 0:
-                report.dropped["negative grade stored as 0"] += 1
+                report.changed["negative grade stored as 0"] += 1
             judged.setdefault(row.query_id, {})[row.doc_id] = max(0, int(row.relevance))
+    report.digest = digest.hexdigest()
     into.reports.append(report)
 
 
 @dataclass(frozen=True)
 class ImportRequest:
     name: str
+    _: KW_ONLY
     corpus: Path | None = None
     queries: Path | None = None
     qrels: Mapping[str, Path] = field(default_factory=dict)  # split -> file
@@ -421,6 +493,8 @@ def _local(path: Path | None) -> tuple[Path | None, str | None]:
 def assemble(request: ImportRequest) -> Imported:
     """Read and validate every source (files from the Hub fetched first); nothing is written."""
     check_column_roles(request.columns)
+    for split in (*request.qrels, *request.pairs, *request.ir_datasets):
+        check_split_name(split)
     if request.corpus is None and not request.pairs and not request.ir_datasets:
         raise IrtuneError("nothing to import: give --corpus FILE, --pairs FILE or --ir-datasets ID")
     if request.qrels and request.queries is None:
@@ -464,10 +538,11 @@ def write_beir_folder(target: Path, data: Imported, *, name: str, force: bool = 
     """Write `data` as a BEIR folder at `target`, whole or not at all."""
     from irtune import __version__
 
+    target = target.resolve()
     if target.exists() and not force:
         raise IrtuneError(f"{target} already exists (pass --force to replace it)")
-    if target.exists() and not target.is_dir():
-        raise IrtuneError(f"{target} exists and is not a folder")
+    if target.exists() and not (target / IMPORT_MANIFEST).is_file():
+        raise IrtuneError(f"{target} exists and is not a dataset irtune imported: refusing to replace it")
     manifest = ImportManifest(
         dataset=name,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

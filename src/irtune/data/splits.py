@@ -149,7 +149,7 @@ def sharing_relevant_documents(qrels: Qrels, queries: Collection[str], others: Q
 def queries_are_documents(dataset: BeirDataset) -> bool:
     """Quora, ArguAna: most query ids are also document ids. Only then is a document id equal
     to a query id taken as the same text."""
-    ids = list(dataset.queries)
+    ids = list(dataset.real_queries)  # generated queries are never documents
     corpus = set(dataset.doc_ids)
     return bool(ids) and sum(q in corpus for q in ids) * 2 > len(ids)
 

@@ -115,7 +115,7 @@ def _open_text(path: Path) -> io.TextIOBase:
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
 
 
-def _decode_guard(path: Path, line: int | None, exc: Exception) -> DataError:
+def _decode_guard(path: Path, exc: Exception) -> DataError:
     if isinstance(exc, UnicodeDecodeError):
         # text is decoded in chunks, ahead of the parser: find the line from the bytes
         return DataError(path, f"not valid UTF-8 ({exc.reason})", _first_bad_utf8_line(path))
@@ -126,8 +126,9 @@ def _decode_guard(path: Path, line: int | None, exc: Exception) -> DataError:
 
 def _csv_reader(table: Table, handle: io.TextIOBase) -> Any:
     csv.field_size_limit(CSV_FIELD_LIMIT)
-    delimiter = "\t" if table.format == "tsv" else ","
-    return csv.reader(handle, delimiter=delimiter, strict=True)
+    if table.format == "tsv":  # tab-separated values carry no quoting: a leading '"' is text
+        return csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE, strict=True)
+    return csv.reader(handle, delimiter=",", strict=True)
 
 
 def _csv_header(table: Table) -> tuple[str, ...]:
@@ -138,7 +139,7 @@ def _csv_header(table: Table) -> tuple[str, ...]:
                 if any(cell.strip() for cell in header):
                     return _checked_header(table.path, [c.strip() for c in header], reader.line_num)
     except (UnicodeDecodeError, OSError, EOFError) as exc:
-        raise _decode_guard(table.path, None, exc) from None
+        raise _decode_guard(table.path, exc) from None
     except csv.Error as exc:
         raise DataError(table.path, f"malformed {table.format.upper()} header ({exc})", 1) from None
     raise DataError(table.path, "empty file (no header row)")
@@ -193,7 +194,7 @@ def _csv_rows(table: Table) -> Iterator[tuple[Where, dict[str, Any]]]:
     except csv.Error as exc:
         raise DataError(table.path, f"malformed {table.format.upper()} ({exc})", line) from None
     except (UnicodeDecodeError, OSError, EOFError) as exc:
-        raise _decode_guard(table.path, line, exc) from None
+        raise _decode_guard(table.path, exc) from None
 
 
 def _jsonl_rows(table: Table) -> Iterator[tuple[Where, dict[str, Any]]]:
@@ -215,7 +216,7 @@ def _jsonl_rows(table: Table) -> Iterator[tuple[Where, dict[str, Any]]]:
                 row += 1
                 yield Where(row, number), record
     except (UnicodeDecodeError, OSError, EOFError) as exc:
-        raise _decode_guard(table.path, number or None, exc) from None
+        raise _decode_guard(table.path, exc) from None
 
 
 def _json_rows(table: Table) -> Iterator[tuple[Where, dict[str, Any]]]:
@@ -225,7 +226,7 @@ def _json_rows(table: Table) -> Iterator[tuple[Where, dict[str, Any]]]:
     except json.JSONDecodeError as exc:
         raise DataError(table.path, f"malformed JSON ({exc.msg} at column {exc.colno})", exc.lineno) from None
     except (UnicodeDecodeError, OSError, EOFError) as exc:
-        raise _decode_guard(table.path, None, exc) from None
+        raise _decode_guard(table.path, exc) from None
     if not isinstance(data, list):
         raise DataError(
             table.path, "expected a JSON array of objects (one per row); for one object per line use .jsonl"
@@ -265,7 +266,7 @@ def _hf_dataset(path: Path) -> Any:
 
     try:
         dataset = load_from_disk(str(path))
-    except (OSError, ValueError, FileNotFoundError) as exc:
+    except (OSError, ValueError) as exc:
         raise DataError(path, f"cannot load the saved dataset ({exc})") from None
     if not isinstance(dataset, Dataset):
         raise DataError(path, "a saved DatasetDict: give one split's folder")

@@ -1,9 +1,9 @@
 """Generate the `synthetic` split of a dataset: one query per sampled document, filtered,
-written beside the real queries (`synthetic/queries.jsonl`, `qrels/synthetic.tsv`,
-`synthetic/manifest.json`).
+written beside the real queries as one folder (`synthetic/queries.jsonl`, `qrels.tsv`,
+`manifest.json`) that replaces the previous one whole.
 
 Resumable: every raw generation is appended (and fsynced) to a journal under
-`synthetic/work/`, keyed by generator, prompt and corpus, before the next batch starts; a
+`.irtune-generate/`, keyed by generator, prompt and corpus, before the next batch starts; a
 rerun skips the documents the journal holds, so an interrupted run continues where it
 stopped and a rerun with a larger sample only generates the new documents.
 """
@@ -15,6 +15,8 @@ import json
 import logging
 import os
 import random
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -24,10 +26,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from irtune.data.beir import SYNTHETIC_QUERIES, SYNTHETIC_SPLIT, BeirDataset
+from irtune.data.beir import (
+    SYNTHETIC_DIR,
+    SYNTHETIC_MANIFEST,
+    SYNTHETIC_QRELS,
+    SYNTHETIC_QUERIES,
+    BeirDataset,
+)
 from irtune.data.splits import make_plan
 from irtune.errors import DataError, IrtuneError
-from irtune.fileio import atomic_path, sha256_text, write_json_atomic, write_text_atomic
+from irtune.fileio import sha256_text
 from irtune.generation.backends import Generator
 from irtune.generation.filters import FilterSettings, QueryFilter, clean_generation
 from irtune.generation.prompts import Example, PromptBuilder, build_prompt
@@ -36,8 +44,7 @@ from irtune.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-SYNTHETIC_MANIFEST = Path("synthetic") / "manifest.json"
-JOURNALS = Path("synthetic") / "work"
+JOURNALS = Path(".irtune-generate")  # beside, not inside, the split folder that is swapped whole
 SYNTHETIC_FORMAT = "irtune-synthetic-v1"
 
 
@@ -91,18 +98,19 @@ def sample_documents(dataset: BeirDataset, sample: int | None, seed: int) -> lis
 
 def few_shot_examples(dataset: BeirDataset, count: int, seed: int) -> list[Example]:
     """Real (query, relevant document) pairs the model may see: from the training part of the
-    dataset's honest plan, never from a query that is evaluated or selects a model."""
+    dataset's default honest plan (or its train split when nothing is evaluated). Training on
+    the generated queries counts these as seen, so a plan that evaluates or selects on one of
+    them is refused or the query left out of selection (`TrainSet.remembered`)."""
     if count == 0:
         return []
     if dataset.has_split("test"):
         part = make_plan(dataset).train
         split, allowed = part.split, part.query_ids
+    elif dataset.has_split("train"):
+        split, allowed = "train", None
     else:
-        split = next((s for s in ("train", "dev") if dataset.has_split(s)), "")
-        allowed = None
-    if not split:
         return []
-    real = dataset.real_queries()
+    real = dataset.real_queries
     qrels = dataset.qrels(split)
     candidates = sorted(
         q
@@ -225,7 +233,7 @@ def generate_synthetic(
     log.info("%s: %d documents, prompt: %s", dataset.name, len(doc_ids), prompt.source)
     raw, timing = run_generation(dataset, generator, prompt, doc_ids)
 
-    query_filter = QueryFilter(request.filters, prompt.fixed_texts(), dataset.real_queries().values())
+    query_filter = QueryFilter(request.filters, prompt.fixed_texts(), dataset.real_queries.values())
     dropped: Counter[str] = Counter()
     candidates: dict[str, tuple[str, str]] = {}  # query id -> (text, source document)
     for doc_id in doc_ids:
@@ -277,13 +285,24 @@ def generate_synthetic(
 def write_synthetic_split(
     dataset: BeirDataset, queries: dict[str, tuple[str, str]], manifest: SyntheticManifest
 ) -> None:
-    """Queries, then qrels, then the manifest, each file atomically."""
-    with atomic_path(dataset.root / SYNTHETIC_QUERIES) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        for qid, (text, doc_id) in queries.items():
-            record = {"_id": qid, "text": text, "metadata": {"source_document": doc_id}}
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    rows = "".join(f"{qid}\t{doc_id}\t1\n" for qid, (_, doc_id) in queries.items())
-    write_text_atomic(
-        dataset.root / "qrels" / f"{SYNTHETIC_SPLIT}.tsv", "query-id\tcorpus-id\tscore\n" + rows
-    )
-    write_json_atomic(dataset.root / SYNTHETIC_MANIFEST, manifest.model_dump())
+    """Queries, qrels and manifest built in a new folder, then swapped in for the old split."""
+    target = dataset.root / SYNTHETIC_DIR
+    building = Path(tempfile.mkdtemp(prefix=".synthetic.", suffix=".new", dir=dataset.root))
+    try:
+        with open(building / SYNTHETIC_QUERIES.name, "w", encoding="utf-8") as handle:
+            for qid, (text, doc_id) in queries.items():
+                record = {"_id": qid, "text": text, "metadata": {"source_document": doc_id}}
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        rows = "".join(f"{qid}\t{doc_id}\t1\n" for qid, (_, doc_id) in queries.items())
+        (building / SYNTHETIC_QRELS.name).write_text("query-id\tcorpus-id\tscore\n" + rows, encoding="utf-8")
+        (building / SYNTHETIC_MANIFEST.name).write_text(
+            manifest.model_dump_json(indent=2) + "\n", encoding="utf-8"
+        )
+        os.chmod(building, 0o755)
+        retired = dataset.root / f".synthetic.{os.getpid()}.old"
+        if target.exists():
+            os.replace(target, retired)  # a crash here leaves no split: rerun `generate` (journaled)
+        os.replace(building, target)
+        shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)

@@ -34,7 +34,7 @@ def dev_sets(sources: Sequence[Source], config: TrainConfig) -> list[DevSet]:
     texts = frozenset(
         text_fingerprint(text)
         for source in sources
-        for text in (*source.train.queries().values(), *evaluated_queries(source.train).values())
+        for text in (*source.train.seen_queries().values(), *evaluated_queries(source.train).values())
     )
     found: dict[str, DevSet] = {}
     for source in sources:

@@ -46,8 +46,15 @@ class TrainSet:
     def queries(self) -> dict[str, str]:
         return {q: self.dataset.queries[q] for q in training_queries(self.dataset, self.part)}
 
+    def seen_queries(self) -> dict[str, str]:
+        """What training shows the model: its queries, and for generated ones also the real
+        queries their prompts held as examples."""
+        if self.dataset.is_synthetic(self.part.split):
+            return {**self.dataset.prompt_example_queries(), **self.queries()}
+        return self.queries()
+
     def remembered(self) -> TrainingQueries:
-        return TrainingQueries.from_queries(self.dataset.name, self.part.split, self.queries())
+        return TrainingQueries.from_queries(self.dataset.name, self.part.split, self.seen_queries())
 
 
 def expand_presets(specs: Sequence[str], groups: Mapping[str, Sequence[str]] | None = None) -> list[str]:
@@ -71,14 +78,14 @@ def resolve_train_sets(
     for spec in specs:
         name, _, split = spec.partition(":")
         dataset = resolve_dataset(name, data_dir)
-        planner = synthetic_plan if dataset.is_synthetic(split) else make_plan
-        plan = plans.get(dataset.name) or planner(
-            dataset, config.split_seed, config.dev_fraction, config.eval_fraction
-        )
         if dataset.is_synthetic(split) and config.protocol == "seed":
             raise IrtuneError(
                 f"{spec}: the seed protocol reports all of test; it cannot train on generated queries"
             )
+        planner = synthetic_plan if dataset.is_synthetic(split) else make_plan
+        plan = plans.get(dataset.name) or planner(
+            dataset, config.split_seed, config.dev_fraction, config.eval_fraction
+        )
         if config.protocol == "seed":
             split = split or next(s for s in SEED_PROTOCOL_ORDER if dataset.has_split(s))
             part = SplitPart(split, None)
