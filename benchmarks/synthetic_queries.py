@@ -65,7 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--generator", default="hf:gemma3-270m")
     parser.add_argument("--model", default=None, help="endpoint model name for openai: generators")
-    parser.add_argument("--sample", type=int, default=1000)
+    parser.add_argument("--sample", type=int, default=1000, help="documents to generate for; 0: all")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--work", type=Path, default=RESULTS / "synthetic_work")
@@ -95,7 +95,7 @@ def main() -> None:
             generator_model=args.model,
             cache_dir=args.cache_dir,
             precision="bf16",
-            sample=args.sample,
+            sample=args.sample or None,
             seed=args.seed,
             domain="scientific",
             round_trip_k=10,
@@ -117,6 +117,8 @@ def main() -> None:
         )
     )
     settings = {"precision": "bf16", "batch_size": 32, "cache_dir": args.cache_dir}
+    kind, _, target = args.generator.partition(":")
+    generator_name = f"{kind}:{args.model or target}"
     if args.supervised is not None:
         baseline = read_results(stage(args.supervised, "baseline"))
         supervised = read_results(stage(args.supervised, "eval-scifact"))
@@ -128,7 +130,7 @@ def main() -> None:
             str(tuned_model),
             ["scifact"],
             data_dir=data_dir(),
-            label="MiniLM + synthetic queries",
+            label=f"MiniLM + synthetic queries ({generator_name})",
             out_dir=work / f"eval-{args.name}",
             **settings,
         )

@@ -325,12 +325,12 @@ def test_data_info_marks_the_generated_split(scifact_copy, tmp_path):
 
     from irtune.cli import app
 
-    generate_synthetic(
-        BeirDataset(scifact_copy), ScriptedGenerator(), GenerationRequest(sample=12, round_trip_k=0)
-    )
+    request = GenerationRequest(sample=12, round_trip_k=0)
+    manifest = generate_synthetic(BeirDataset(scifact_copy), ScriptedGenerator(), request)
     result = CliRunner().invoke(app, ["data", "info", str(scifact_copy)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "synthetic (generated: train/select only)" in result.output
+    assert f"(+ {manifest.kept} generated)" in result.output
     corpus_only = tmp_path / "docs"
     corpus_only.mkdir()
     (corpus_only / "corpus.jsonl").write_text('{"_id": "1", "text": "a"}\n')

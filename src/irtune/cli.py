@@ -85,6 +85,7 @@ def data_info(
         f"corpus: {info['corpus']['count']:,} docs, "
         f"mean {info['corpus']['mean_words']:.1f} words (max {info['corpus']['max_words']:,}); "
         f"queries: {info['queries']['count']:,}, mean {info['queries']['mean_words']:.1f} words"
+        + (f" (+ {info['queries']['generated']:,} generated)" if info["queries"]["generated"] else "")
     )
     table = Table("split", "queries", "judged pairs", "relevant pairs", "rel/query", "grades")
     for split, s in info["splits"].items():

@@ -14,7 +14,7 @@ def _words(text: str) -> int:
 
 def dataset_info(dataset: BeirDataset) -> dict[str, Any]:
     doc_lengths = [_words(doc.full_text()) for doc in dataset.corpus.values()]
-    query_lengths = [_words(text) for text in dataset.queries.values()]
+    query_lengths = [_words(text) for text in dataset.real_queries.values()]
     splits: dict[str, Any] = {}
     for split in dataset.splits():
         qrels = dataset.qrels(split)
@@ -40,6 +40,7 @@ def dataset_info(dataset: BeirDataset) -> dict[str, Any]:
         },
         "queries": {
             "count": len(query_lengths),
+            "generated": len(dataset.synthetic_queries),
             "mean_words": sum(query_lengths) / len(query_lengths) if query_lengths else 0.0,
         },
         "splits": splits,
