@@ -97,6 +97,9 @@ def test_openai_backend_gives_up_with_one_line():
 def test_generator_specs_are_checked():
     with pytest.raises(IrtuneError, match="needs --model"):
         make_generator("openai:http://127.0.0.1:9/v1")
+    for bad in ({"timeout_s": float("nan")}, {"timeout_s": -1.0}, {"max_tokens": 0}, {"concurrency": 0}):
+        with pytest.raises(IrtuneError, match=r"--timeout|--concurrency"):
+            make_generator("openai:http://127.0.0.1:9/v1", model="m", openai_settings=bad)
     with pytest.raises(IrtuneError, match="use openai:URL"):
         make_generator("gpt4")
 
@@ -199,6 +202,13 @@ def test_generation_resumes_where_it_stopped(scifact_copy):
     manifest = generate_synthetic(BeirDataset(scifact_copy), rerun, request)
     assert len(rerun.prompts) == 22  # only the documents not yet generated
     assert manifest.documents == 30 and manifest.generation["generated_now"] == 22
+    again = ScriptedGenerator()
+    generate_synthetic(
+        BeirDataset(scifact_copy),
+        again,
+        GenerationRequest(sample=30, round_trip_k=0, few_shot=0, restart=True),
+    )
+    assert len(again.prompts) == 30  # --restart forgets the journal
     bigger = ScriptedGenerator()
     generate_synthetic(
         BeirDataset(scifact_copy), bigger, GenerationRequest(sample=40, round_trip_k=0, few_shot=0)
@@ -245,7 +255,7 @@ def test_few_shot_examples_come_from_the_plan_train_part_only(scifact_slice):
     dataset = BeirDataset(scifact_slice)
     plan = make_plan(dataset)
     examples = few_shot_examples(dataset, 100, seed=0)
-    assert {e.query_id for e in examples} == set(plan.train.query_ids or ())
+    assert plan.train.query_ids is not None and {e.query_id for e in examples} == set(plan.train.query_ids)
 
 
 def test_prompt_file_needs_a_document_slot(tmp_path):

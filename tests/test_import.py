@@ -212,7 +212,7 @@ BAD_ROWS = [
     ("c.jsonl", '{"_id": "1", "text": "a"}\n{"_id": "2", "text": \n', r"c.jsonl:2: malformed JSON"),
     ("c.jsonl", '{"_id": "1", "text": "a"}\n[1, 2]\n', r"c.jsonl:2: expected a JSON object"),
     ("c.jsonl", '{"_id": "1", "text": 5}\n', r'c.jsonl:1: "text" must be text, not int'),
-    ("c.jsonl", '{"_id": true, "text": "a"}\n', r'c.jsonl:1: "_id" must be an id'),
+    ("c.jsonl", '{"_id": true, "text": "a"}\n', r'c.jsonl:1: "_id" must be a non-empty string or int'),
     ("c.json", '{"_id": "1"}', r"c.json: expected a JSON array of objects"),
     ("c.json", '[{"_id": "1", "text": "a"}, 3]', r"c.json: row 2: expected a JSON object"),
     ("c.json", '[{"_id": "1", "text": "a"},', r"c.json:1: malformed JSON"),
@@ -220,6 +220,12 @@ BAD_ROWS = [
     ("c.xlsx", "x", r"c.xlsx: unknown file type"),
     ("c.csv", b"_id,text\n1,caf\xe9\n", r"c.csv:2: not valid UTF-8"),
     ("c.csv", b"_id,text\n1,a\n2,b\n3,caf\xe9\n", r"c.csv:4: not valid UTF-8"),
+    ("c.jsonl", '{"_id": "1", "text": "a\\ud800b"}\n', r'c.jsonl:1: "text" holds an unpaired surrogate'),
+    (
+        "c.jsonl",
+        '{"_id": "' + "x" * 500 + ' ", "text": "a"}\n',
+        r'c.jsonl:1: "_id" \'x{56}\.\.\. has surrounding',
+    ),
 ]
 
 
@@ -233,7 +239,7 @@ def test_malformed_rows_give_one_line_and_write_nothing(tmp_path, name, content,
     with pytest.raises(DataError, match=message) as caught:
         import_dataset(ImportRequest("bad", corpus=path), tmp_path / "data" / "bad")
     assert "\n" not in str(caught.value)
-    assert not (tmp_path / "data").exists() or list((tmp_path / "data").iterdir()) == []
+    assert not (tmp_path / "data").exists()
 
 
 def test_bad_parquet_and_saved_dataset_rows_are_named_by_row(tmp_path):
@@ -279,16 +285,47 @@ def test_trec_qrels_with_an_unknown_id_names_the_line(tmp_path):
         )
 
 
-@pytest.mark.parametrize("grade", ["nan", "inf", "-1", "1.5", "x"])
-def test_bad_grades_name_the_line(tmp_path, grade):
+@pytest.mark.parametrize("grade", ["nan", "inf", "1e400", "1.5", "x", "true"])
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_bad_grades_name_the_line(tmp_path, grade, suffix):
     corpus = write_table(tmp_path / "c.csv", [{"id": "1", "text": "a"}])
     queries = write_table(tmp_path / "q.csv", [{"id": "q1", "text": "what?"}])
-    qrels = tmp_path / "qrels.csv"
-    qrels.write_text(f"query_id,doc_id,score\nq1,1,{grade}\n")
-    with pytest.raises(DataError, match=r"qrels.csv:2: \"score\""):
-        import_dataset(
-            ImportRequest("g", corpus=corpus, queries=queries, qrels={"test": qrels}), tmp_path / "g"
-        )
+    qrels = tmp_path / f"qrels{suffix}"
+    sep = "," if suffix == ".csv" else "\t"
+    qrels.write_text(f"query_id{sep}doc_id{sep}score\nq1{sep}1{sep}{grade}\n")
+    request = ImportRequest("g", corpus=corpus, queries=queries, qrels={"test": qrels})
+    with pytest.raises(DataError, match=rf"qrels{suffix}:2: .*(not an integer|not a number)"):
+        import_dataset(request, tmp_path / "g")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_negative_grades_are_judged_not_relevant_and_counted(tmp_path, suffix):
+    corpus = write_table(tmp_path / "c.csv", [{"id": "1", "text": "a"}, {"id": "2", "text": "b"}])
+    queries = write_table(tmp_path / "q.csv", [{"id": "q1", "text": "what?"}])
+    qrels = tmp_path / f"qrels{suffix}"
+    sep = "," if suffix == ".csv" else "\t"
+    qrels.write_text(f"\ufeffquery-id{sep}corpus-id{sep}score\nq1{sep}1{sep}1\nq1{sep}2{sep}-1\n")
+    request = ImportRequest("n", corpus=corpus, queries=queries, qrels={"test": qrels})
+    manifest = import_dataset(request, tmp_path / "n")
+    assert BeirDataset(tmp_path / "n").qrels("test") == {"q1": {"1": 1, "2": 0}}
+    assert manifest.sources[2].changed == {"negative grade stored as 0": 1}
+
+
+def test_a_query_judged_in_two_qrels_splits_is_refused(tmp_path):
+    corpus = write_table(tmp_path / "c.csv", [{"id": "1", "text": "a"}])
+    queries = write_table(tmp_path / "q.csv", [{"id": "q1", "text": "what?"}])
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("q1\t1\t1\n")
+    request = ImportRequest("x", corpus=corpus, queries=queries, qrels={"test": qrels, "train": qrels})
+    with pytest.raises(IrtuneError, match="splits 'test' and 'train' both judge 1 queries"):
+        import_dataset(request, tmp_path / "x")
+
+
+def test_an_output_folder_that_cannot_be_created_is_one_line(tmp_path):
+    corpus = write_table(tmp_path / "c.csv", [{"id": "1", "text": "a"}])
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(IrtuneError, match="cannot create the dataset folder"):
+        import_dataset(ImportRequest("x", corpus=corpus), tmp_path / "afile" / "sub")
 
 
 def test_tsv_fields_are_not_quoted(tmp_path):
@@ -432,3 +469,8 @@ def test_files_of_a_hub_dataset_repo_import_and_are_recorded_with_their_commit(s
     offline = irtune(*again, env=hub_env("http://127.0.0.1:9", hf_home, offline=True))
     assert offline.returncode == 0, offline.stderr
     assert BeirDataset(data / "again").corpus == BeirDataset(data / "hubbed").corpus
+    offline_missing = irtune(
+        "data", "import", "y", "--data-dir", str(data), "--corpus", "hf:acme/scifact/other.csv",
+        env=hub_env("http://127.0.0.1:9", hf_home, offline=True),
+    )  # fmt: skip
+    assert_one_line_error(offline_missing, "not in the local cache and the Hub cannot be reached")

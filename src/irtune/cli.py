@@ -152,6 +152,8 @@ def data_import(
     columns = _key_values(col or [], "--col")
     for role, value in (("id", id_col), ("text", text_col), ("title", title_col)):
         if value is not None:
+            if role in columns:
+                raise IrtuneError(f"--{role}-col and --col {role}=... both name the {role} column")
             columns[role] = value
     qrels_files = {split: Path(path) for split, path in _key_values(qrels or [], "--qrels").items()}
     pairs_files = {split: Path(path) for split, path in _split_items(pairs or [], "--pairs", "test").items()}
@@ -298,6 +300,9 @@ def generate_command(
         str, typer.Option(help="Environment variable holding the API key (never logged).")
     ] = "OPENAI_API_KEY",
     precision: Annotated[str, typer.Option(help="Precision of the round-trip encoding.")] = "fp32",
+    restart: Annotated[
+        bool, typer.Option(help="Generate every document again instead of resuming from the journal.")
+    ] = False,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
 ) -> None:
@@ -331,6 +336,7 @@ def generate_command(
         prompt_file=prompt_file,
         round_trip_k=round_trip_k,
         filters=FilterSettings(min_words, max_words),
+        restart=restart,
     )
     reasons = ", ".join(f"{reason}: {n:,}" for reason, n in manifest.dropped.items()) or "none"
     out.print(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -55,8 +56,8 @@ def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
         with opener(path, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
-                try:
-                    yield number, raw.decode("utf-8")
+                try:  # utf-8-sig on the first line: editors on Windows start files with a BOM
+                    yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
                 except UnicodeDecodeError as exc:
                     raise DataError(path, f"not valid UTF-8 ({exc.reason})", number) from None
     except (OSError, EOFError) as exc:
@@ -118,7 +119,7 @@ def _parse_grade(value: str, path: Path, number: int) -> int:
         grade = float(value)
     except ValueError:
         raise DataError(path, f'relevance score "{value}" is not a number', number) from None
-    if grade != int(grade):
+    if not math.isfinite(grade) or grade != int(grade):
         raise DataError(path, f'relevance score "{value}" is not an integer', number)
     return int(grade)
 

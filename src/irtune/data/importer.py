@@ -109,38 +109,58 @@ def pick_columns(table: Table, roles: Sequence[str], explicit: Mapping[str, str]
     return chosen
 
 
+def _shown(value: Any) -> str:
+    """A value as an error message shows it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _encodable(value: str, where: Where, path: Path, column: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise where.error(path, f'"{column}" holds an unpaired surrogate (not valid Unicode)') from None
+    return value
+
+
 def _id(value: Any, where: Where, path: Path, column: str) -> str:
-    if isinstance(value, bool) or value is None:
-        raise where.error(
-            path, f'"{column}" is empty' if value is None else f'"{column}" must be an id, not {value}'
-        )
-    if isinstance(value, int):
+    if value is None:
+        raise where.error(path, f'"{column}" is empty')
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, str) and value.strip():
         if value.strip() != value or any(c in value for c in "\t\r\n"):
-            raise where.error(path, f'"{column}" {value!r} has surrounding spaces, tabs or line breaks')
-        return value
-    raise where.error(path, f'"{column}" must be a non-empty string or integer, not {value!r}')
+            raise where.error(path, f'"{column}" {_shown(value)} has surrounding spaces, tabs or line breaks')
+        return _encodable(value, where, path, column)
+    raise where.error(path, f'"{column}" must be a non-empty string or integer, not {_shown(value)}')
 
 
 def _text(value: Any, where: Where, path: Path, column: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise where.error(path, f'"{column}" must be text, not {type(value).__name__} {value!r}')
-    return value
+        raise where.error(path, f'"{column}" must be text, not {type(value).__name__} {_shown(value)}')
+    return _encodable(value, where, path, column)
 
 
-def _grade(value: Any, where: Where, path: Path, column: str) -> int:
-    if isinstance(value, bool) or value is None or value == "":
+def _grade(value: Any, where: Where, path: Path, column: str, report: SourceReport) -> int:
+    """An integer grade; a negative one (TREC's junk marks) is judged not relevant: 0, counted."""
+    if value is None or value == "":
         raise where.error(path, f'"{column}" is empty; give an integer relevance grade')
     try:
-        number = float(value)
+        number = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):
-        raise where.error(path, f'"{column}" {value!r} is not a number') from None
-    if not math.isfinite(number) or number != int(number) or number < 0:
-        raise where.error(path, f'"{column}" {value!r} must be a non-negative integer relevance grade')
-    return int(number)
+        number = math.nan
+    if not math.isfinite(number) or number != int(number):
+        raise where.error(path, f'"{column}" {_shown(value)} is not an integer relevance grade')
+    return _not_negative(int(number), report)
+
+
+def _not_negative(grade: int, report: SourceReport) -> int:
+    if grade < 0:
+        report.changed["negative grade stored as 0"] += 1
+        return 0
+    return grade
 
 
 @dataclass
@@ -289,7 +309,10 @@ def read_qrels(path: Path, split: str, columns: Mapping[str, str], into: Importe
     named = {"query_id", "doc_id", "score"} & set(columns)  # then it is a table with a header
     if not named and path.is_file() and path.name.lower().removesuffix(".gz").endswith(QRELS_TEXT_SUFFIXES):
         report = SourceReport(f"qrels:{split}", path, "qrels-tsv", {})
-        located.extend((qid, doc, grade, Where(0, line)) for line, qid, doc, grade in iter_qrels(path))
+        located.extend(
+            (qid, doc, _not_negative(grade, report), Where(0, line))
+            for line, qid, doc, grade in iter_qrels(path)
+        )
     else:
         table = open_table(path)
         chosen = pick_columns(table, ("query_id", "doc_id", "score"), columns)
@@ -297,7 +320,11 @@ def read_qrels(path: Path, split: str, columns: Mapping[str, str], into: Importe
         for where, row in table.rows():
             qid = _id(row.get(chosen["query_id"]), where, path, chosen["query_id"])
             doc = _id(row.get(chosen["doc_id"]), where, path, chosen["doc_id"])
-            grade = _grade(row.get(chosen["score"]), where, path, chosen["score"]) if "score" in chosen else 1
+            grade = (
+                _grade(row.get(chosen["score"]), where, path, chosen["score"], report)
+                if "score" in chosen
+                else 1
+            )
             located.append((qid, doc, grade, where))
     for qid, doc, grade, where in located:
         report.rows += 1
@@ -331,7 +358,9 @@ def read_pairs(path: Path, split: str, columns: Mapping[str, str], into: Importe
             if "negative" in chosen
             else ""
         )
-        grade = _grade(row.get(chosen["score"]), where, path, chosen["score"]) if "score" in chosen else 1
+        grade = (
+            _grade(row.get(chosen["score"]), where, path, chosen["score"], report) if "score" in chosen else 1
+        )
         if not query or not positive:
             raise where.error(path, f"empty {'query' if not query else 'positive'} text")
         qid = _query_id(query, into, report)
@@ -438,9 +467,7 @@ def read_ir_datasets(dataset_id: str, split: str, into: Imported) -> None:
             ):
                 if value not in known:
                     raise IrtuneError(f"{where}: qrels name an unknown {kind} id {value!r}")
-            if row.relevance < 0:
-                report.changed["negative grade stored as 0"] += 1
-            judged.setdefault(row.query_id, {})[row.doc_id] = max(0, int(row.relevance))
+            judged.setdefault(row.query_id, {})[row.doc_id] = _not_negative(int(row.relevance), report)
     report.digest = digest.hexdigest()
     into.reports.append(report)
 
@@ -472,10 +499,10 @@ def fetch_hub_file(spec: str) -> tuple[Path, str]:
     repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
     try:
         local = Path(hf_hub_download(repo_id, filename, repo_type="dataset"))
+    except LocalEntryNotFoundError:  # a subclass of EntryNotFoundError: caught first
+        raise IrtuneError(f"{spec}: not in the local cache and the Hub cannot be reached") from None
     except EntryNotFoundError:
         raise IrtuneError(f"{spec}: no file {filename!r} in the dataset repo {repo_id}") from None
-    except LocalEntryNotFoundError:
-        raise IrtuneError(f"{spec}: not in the local cache and the Hub cannot be reached") from None
     except HfHubHTTPError as exc:
         raise IrtuneError(f"{spec}: {' '.join(str(exc).split())[:200]}") from None
     commit = local.parent.name if local.parent.parent.name == "snapshots" else None
@@ -517,9 +544,17 @@ def assemble(request: ImportRequest) -> Imported:
         if split in into.qrels:
             raise IrtuneError(f"split {split!r} is given twice (as qrels and as pairs)")
         read(path, read_pairs, split)
-    for split, judged in into.qrels.items():
+    splits = list(into.qrels)
+    for index, split in enumerate(splits):
+        judged = into.qrels[split]
         if not any(g > 0 for docs in judged.values() for g in docs.values()):
             raise IrtuneError(f"split {split!r}: no query has a relevant document (grade > 0)")
+        for other in splits[index + 1 :]:
+            if shared := sorted(set(judged) & set(into.qrels[other])):
+                raise IrtuneError(
+                    f"splits {split!r} and {other!r} both judge {len(shared)} queries (e.g. {shared[0]!r}): "
+                    "one query in two splits leaks"
+                )
     return into
 
 
@@ -552,8 +587,11 @@ def write_beir_folder(target: Path, data: Imported, *, name: str, force: bool = 
         queries=len(data.queries),
         qrels=qrels_summary(data.qrels),
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".importing", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".importing", dir=target.parent))
+    except OSError as exc:
+        raise IrtuneError(f"{target}: cannot create the dataset folder ({exc.strerror or exc})") from None
     try:
         with open(building / "corpus.jsonl", "w", encoding="utf-8") as handle:
             for doc_id, doc in data.corpus.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import random
 import shutil
@@ -66,8 +67,10 @@ class OpenAIGenerator:
 
         if settings.api not in ("chat", "completions"):
             raise IrtuneError(f"--api must be chat or completions, not {settings.api!r}")
-        if settings.concurrency < 1 or settings.max_retries < 0 or settings.timeout_s <= 0:
-            raise IrtuneError("--concurrency must be >= 1, --retries >= 0 and --timeout > 0")
+        if settings.concurrency < 1 or settings.max_retries < 0 or settings.max_tokens < 1:
+            raise IrtuneError("--concurrency and --max-new-tokens must be >= 1, --retries >= 0")
+        if not (math.isfinite(settings.timeout_s) and settings.timeout_s > 0):
+            raise IrtuneError(f"--timeout must be a positive number of seconds, not {settings.timeout_s}")
         self.settings = settings
         self.batch_size = settings.concurrency * 4
         # local servers accept any key; the client refuses to start without one

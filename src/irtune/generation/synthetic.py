@@ -57,6 +57,7 @@ class GenerationRequest:
     prompt_file: Path | None = None
     round_trip_k: int = 10  # keep a query only if its document is in the base model's top k; 0: off
     filters: FilterSettings = field(default_factory=FilterSettings)
+    restart: bool = False  # forget the journal: generate every document again
 
     def __post_init__(self) -> None:
         if self.sample is not None and self.sample < 1:
@@ -166,10 +167,14 @@ def run_generation(
     generator: Generator,
     prompt: PromptBuilder,
     doc_ids: Sequence[str],
+    *,
+    restart: bool = False,
 ) -> tuple[dict[str, str], dict[str, float]]:
     """Raw generations for `doc_ids`, resuming from the journal; (doc -> raw, timing)."""
     journal = dataset.root / JOURNALS / f"{_journal_key(dataset, generator, prompt)}.jsonl"
     journal.parent.mkdir(parents=True, exist_ok=True)
+    if restart:
+        journal.unlink(missing_ok=True)
     done = read_journal(journal)
     todo = [d for d in doc_ids if d not in done]
     if done:
@@ -230,10 +235,11 @@ def generate_synthetic(
     doc_ids = sample_documents(dataset, request.sample, request.seed)
     if not doc_ids:
         raise DataError(dataset.corpus_path, "no non-empty document to generate queries for")
-    log.info("%s: %d documents, prompt: %s", dataset.name, len(doc_ids), prompt.source)
-    raw, timing = run_generation(dataset, generator, prompt, doc_ids)
-
+    # read (and check) the real queries before paying for any generation
     query_filter = QueryFilter(request.filters, prompt.fixed_texts(), dataset.real_queries.values())
+    log.info("%s: %d documents, prompt: %s", dataset.name, len(doc_ids), prompt.source)
+    raw, timing = run_generation(dataset, generator, prompt, doc_ids, restart=request.restart)
+
     dropped: Counter[str] = Counter()
     candidates: dict[str, tuple[str, str]] = {}  # query id -> (text, source document)
     for doc_id in doc_ids:
@@ -260,7 +266,10 @@ def generate_synthetic(
         }
     if not candidates:
         reasons = ", ".join(f"{r}: {n}" for r, n in dropped.most_common())
-        raise IrtuneError(f"{dataset.name}: every generated query was filtered out ({reasons})")
+        raise IrtuneError(
+            f"{dataset.name}: every generated query was filtered out ({reasons}); the raw generations are "
+            f"kept in {dataset.root / JOURNALS} (--restart generates them again)"
+        )
     manifest = SyntheticManifest(
         dataset=dataset.name,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
