@@ -80,15 +80,7 @@ def _model_split_files(model: LoadedModel | None, explicit: Sequence[Path]) -> l
     if model is None or model.training is None or model.folder is None:
         return []
     folder = model.folder / SPLITS_DIR  # for a hub id, its cache snapshot (not the id as a path)
-    found = sorted(folder.glob("*.split.json")) if folder.is_dir() else []
-    if found:
-        log.warning(
-            "%s: evaluating on the held-out queries of its split plans in %s "
-            "(evaluate the baseline with the same --split-file)",
-            model.name,
-            folder,
-        )
-    return found
+    return sorted(folder.glob("*.split.json")) if folder.is_dir() else []
 
 
 def run_evaluation(
@@ -113,11 +105,24 @@ def run_evaluation(
             )
         model = (model_options or ModelOptions()).load(str(model_spec))
     retriever = make_retriever(settings.retriever, settings, model)
-    held = held_out_from_files([*_model_split_files(model, split_files), *split_files])
+    from_model = _model_split_files(model, split_files)
+    held = held_out_from_files([*from_model, *split_files])
     evaluations = []
     for name in datasets:
         dataset = resolve_dataset(name, data_dir, strict)
         chosen = held.get(dataset.name)
+        if (
+            chosen
+            and model is not None
+            and chosen.origin in {p.name for p in from_model} - {p.name for p in split_files}
+        ):
+            log.warning(
+                "%s: evaluating %s on the held-out queries of the model's split plan %s "
+                "(evaluate the baseline with the same --split-file)",
+                model.name,
+                dataset.name,
+                chosen.origin,
+            )
         if chosen and dataset.is_synthetic(chosen.plan.eval.split):
             raise IrtuneError(
                 f"{dataset.name}: {chosen.origin} reports no real queries (trained on generated queries of a "
