@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import pytrec_eval
 from typer.testing import CliRunner
@@ -106,6 +107,59 @@ def test_cached_rerun_does_not_encode_and_resume_encodes_only_missing_chunks(
     # another prompt is another cache entry
     other = encode.cache_key(model, "passage: ", "fp32", "key")
     assert other != first.folder.name
+
+
+def _garbage(chunk):  # same shape and dtype, other numbers: loads fine, ranks nonsense
+    np.save(chunk, np.random.default_rng(0).standard_normal(np.load(chunk).shape).astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _garbage,
+        lambda chunk: chunk.write_bytes(b""),  # zero bytes
+        lambda chunk: chunk.write_bytes(chunk.read_bytes()[:-100]),  # truncated
+        lambda chunk: np.save(chunk, np.zeros((3, 32), np.float32)),  # another shape
+    ],
+    ids=["same-shape-garbage", "zero-bytes", "truncated", "wrong-shape"],
+)
+def test_a_damaged_cache_chunk_is_reported_dropped_and_encoded_again(
+    tiny_model, scifact_slice, cache_dir, monkeypatch, caplog, damage
+):
+    model = load_model(str(tiny_model), device="cpu")
+    texts = [d.full_text() for d in BeirDataset(scifact_slice).corpus.values()]
+    shards = encode.encode_corpus_cached(model, texts, "key", cache_dir, chunk_size=64)
+    first = shards.to_array()
+    chunk = sorted(shards.folder.glob("chunk_*.npy"))[1]
+    assert (chunk.parent / (chunk.name + ".sha256")).is_file()
+    damage(chunk)
+    encode._verified.clear()  # a new process: nothing verified yet
+    calls = []
+    real = encode.encode_texts
+    monkeypatch.setattr(
+        encode, "encode_texts", lambda m, t, *a, **k: calls.append(len(t)) or real(m, t, *a, **k)
+    )
+    with caplog.at_level("WARNING", logger="irtune.retrieval.encode"):
+        again = encode.encode_corpus_cached(
+            model, iter(texts), "key", cache_dir, chunk_size=64, count=len(texts)
+        ).to_array()
+    assert calls == [64]  # only the damaged chunk, its texts found further along the stream
+    assert abs(again - first).max() < 1e-5
+    assert any(chunk.name in r.getMessage() and "encoding it again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_chunk_cached_before_checksums_is_trusted_once_and_recorded(tiny_model, scifact_slice, cache_dir):
+    model = load_model(str(tiny_model), device="cpu")
+    texts = [d.full_text() for d in BeirDataset(scifact_slice).corpus.values()]
+    first = encode.encode_corpus_cached(model, texts, "key", cache_dir, chunk_size=64)
+    sidecars = sorted(first.folder.glob("*.sha256"))
+    recorded = [p.read_text() for p in sidecars]
+    for sidecar in sidecars:
+        sidecar.unlink()
+    encode._verified.clear()
+    again = encode.encode_corpus_cached(model, texts, "key", cache_dir, chunk_size=64)
+    assert np.array_equal(first.to_array(), again.to_array())
+    assert [p.read_text() for p in sorted(first.folder.glob("*.sha256"))] == recorded
 
 
 def _split_file(path, dataset: str, split: str, eval_ids: list[str]):

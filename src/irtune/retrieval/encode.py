@@ -5,12 +5,19 @@ atomically, under a folder keyed by everything that changes the vectors: weights
 prompt, max length, precision, normalisation and the corpus content. A second run of
 the same model on the same corpus reads them back (memory-mapped) instead of encoding;
 an interrupted run re-encodes only the missing chunks.
+
+The cache verifies itself: each chunk has a sha256 beside it (`.npy.sha256`), checked once per
+process before the chunk is used. A chunk that is truncated, empty, of the wrong shape, or whose
+bytes no longer match its checksum (same-shape garbage would otherwise pass silently and wreck
+every metric) is reported with its file name, dropped and encoded again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +30,8 @@ from platformdirs import user_cache_dir
 
 from irtune.fileio import atomic_path, sha256_text, write_json_atomic
 from irtune.models import LoadedModel
+
+log = logging.getLogger(__name__)
 
 CACHE_DIR_ENV = "IRTUNE_CACHE_DIR"
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -146,22 +155,22 @@ def encode_corpus_cached(
         if devices:
             pool = model.model.start_multi_process_pool(list(devices))
             stack.callback(model.model.stop_multi_process_pool, pool)
-        # texts are read only up to the last chunk missing from the cache: a cached re-run
-        # does not read the corpus texts at all
-        missing = [i for i in range(n_chunks) if not _chunk_path(folder, i, chunk_size).is_file()]
-        last_needed = max(missing, default=-1)
+        # a damaged chunk is dropped here, so it counts as missing; texts are read only up to
+        # the last missing chunk: a cached re-run does not read the corpus texts at all
+        rows = [min(chunk_size, count - i * chunk_size) for i in range(n_chunks)]
+        missing = [
+            i for i in range(n_chunks) if not _usable_chunk(_chunk_path(folder, i, chunk_size), rows[i])
+        ]
+        consumed = 0
         for index in range(n_chunks):
             batch: list[str] = []
-            if index <= last_needed:
-                batch = list(itertools.islice(stream, chunk_size))
-                if len(batch) != min(chunk_size, count - index * chunk_size):
+            if index in missing:
+                skipped = sum(1 for _ in itertools.islice(stream, index * chunk_size - consumed))
+                batch = list(itertools.islice(stream, rows[index]))
+                consumed += skipped + len(batch)
+                if consumed != index * chunk_size + rows[index]:
                     raise ValueError(f"encode_corpus_cached: the text stream ended before {count} texts")
             chunk = _chunk(model, batch, index, chunk_size, folder, batch_size, precision, store_dtype, pool)
-            expected = min(chunk_size, count - index * chunk_size)
-            if len(chunk) != expected:  # a foreign or truncated file: never trust it
-                path = _chunk_path(folder, index, chunk_size)
-                path.unlink()
-                raise RuntimeError(f"{path}: cached chunk has {len(chunk)} rows, expected {expected}")
             chunks.append(chunk)
             if on_progress is not None:
                 on_progress(len(chunks[-1]))
@@ -201,7 +210,63 @@ def _chunk(
         vectors = encode_texts(model, texts, model.prompts.document, batch_size, precision, pool)
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.save(handle, vectors.astype(store_dtype))
+        _record_checksum(path)
     return np.load(path, mmap_mode="r")
+
+
+_verified: dict[Path, tuple[int, int]] = {}  # chunk -> (size, mtime) checked in this process
+
+
+def _checksum_path(chunk: Path) -> Path:
+    return chunk.with_name(chunk.name + ".sha256")
+
+
+def _record_checksum(chunk: Path) -> None:
+    with open(chunk, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    with atomic_path(_checksum_path(chunk)) as tmp:
+        tmp.write_text(digest + "\n", encoding="ascii")
+    stat = chunk.stat()
+    _verified[chunk] = (stat.st_size, stat.st_mtime_ns)
+
+
+def _usable_chunk(chunk: Path, rows: int) -> bool:
+    """True for a cached chunk that can be trusted; a damaged one is dropped (with a warning)
+    and False returned, so that it is encoded again."""
+    if not chunk.is_file():
+        return False
+    stat = chunk.stat()
+    if _verified.get(chunk) == (stat.st_size, stat.st_mtime_ns):
+        return True
+    problem = _chunk_problem(chunk, rows)
+    if problem is None:
+        return True
+    log.warning("%s: %s; dropping it and encoding it again", chunk, problem)
+    chunk.unlink(missing_ok=True)
+    _checksum_path(chunk).unlink(missing_ok=True)
+    _verified.pop(chunk, None)
+    return False
+
+
+def _chunk_problem(chunk: Path, rows: int) -> str | None:
+    sidecar = _checksum_path(chunk)
+    if sidecar.is_file():
+        with open(chunk, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        if sidecar.read_text(encoding="ascii", errors="replace").strip() != digest:
+            return "its bytes do not match its checksum (a damaged or replaced file)"
+    try:
+        array = np.load(chunk, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as exc:
+        return f"unreadable ({' '.join(str(exc).split())[:100]})"
+    if array.ndim != 2 or len(array) != rows:
+        return f"shape {array.shape}, expected {rows} rows"
+    if not sidecar.is_file():  # written before chunks had checksums: trusted once, then recorded
+        _record_checksum(chunk)
+    else:
+        stat = chunk.stat()
+        _verified[chunk] = (stat.st_size, stat.st_mtime_ns)
+    return None
 
 
 def _chunk_path(folder: Path, index: int, chunk_size: int) -> Path:
