@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -105,3 +111,42 @@ def test_a_run_interrupted_under_the_old_state_format_resumes(
     assert meta["selected"]["base_dev"] == old["base_dev"]
     assert calls == ["dev", "dev"]  # epoch 2 and alpha 0.5 scored; the base was not scored again
     assert meta["loss"][: len(old["loss"])] == old["loss"]
+
+
+def test_a_kill_while_saving_a_checkpoint_resumes_from_the_one_before(tiny_model, scifact_slice, tmp_path):
+    """kill -9 of a real training process, its newest step checkpoint left as a kill during its
+    writing leaves it (weights and trainer_state.json missing): the rerun with --resume must
+    skip it, continue from the complete one before, and finish."""
+    out, cache = tmp_path / "tuned", tmp_path / "cache"
+    command = [
+        sys.executable, "-m", "irtune", "train", "-m", str(tiny_model), "--train", str(scifact_slice),
+        "--out", str(out), "--cache-dir", str(cache), "--epochs", "3", "--batch-size", "4",
+        "--save-steps", "1", "--warmup-steps", "0", "--interpolation-alphas", "1",
+    ]  # fmt: skip
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    epoch_dir = out / "_irtune_work" / "epoch-1"
+    while time.monotonic() < deadline and child.poll() is None:
+        if len([c for c in epoch_dir.glob("checkpoint-*") if (c / "trainer_state.json").is_file()]) >= 1:
+            break
+        time.sleep(0.02)
+    assert child.poll() is None, f"training ended before a checkpoint was seen: {child.stderr.read()}"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+    complete = sorted(
+        (c for c in out.glob("_irtune_work/epoch-*/checkpoint-*") if (c / "trainer_state.json").is_file()),
+        key=lambda c: int(c.name.split("-")[1]),
+    )
+    assert complete
+    newest = complete[-1]
+    half = newest.with_name(f"checkpoint-{int(newest.name.split('-')[1]) + 1}")
+    shutil.rmtree(half, ignore_errors=True)
+    shutil.copytree(newest, half)
+    for name in ("trainer_state.json", "model.safetensors"):
+        for found in half.rglob(name):
+            found.unlink()
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "incomplete (interrupted while saving)" in resumed.stderr
+    meta = json.loads((out / TRAINING_METADATA).read_text())
+    assert [p["epoch"] for p in meta["curve"]] == [1, 2, 3]

@@ -6,6 +6,7 @@ last checkpoint within the epoch)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -54,8 +55,25 @@ def steps_per_epoch(sizes: Sequence[int], config: TrainConfig) -> int:
 
 
 def latest_checkpoint(folder: Path) -> str | None:
-    checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    return str(checkpoints[-1]) if checkpoints else None
+    """The newest *complete* step checkpoint of an epoch. The Trainer writes a checkpoint's
+    files one by one and `trainer_state.json` last, so a process killed while saving leaves a
+    folder without it (or with it cut short); such a folder is removed, with a warning, and the
+    one before it used (resuming from it crashed every rerun)."""
+    checkpoints = sorted(
+        (p for p in folder.glob("checkpoint-*") if p.name.split("-")[1].isdigit()),
+        key=lambda p: int(p.name.split("-")[1]),
+        reverse=True,
+    )
+    for checkpoint in checkpoints:
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+            return str(checkpoint)
+        except (OSError, ValueError):
+            log.warning(
+                "%s: incomplete (interrupted while saving); removed, resuming from the one before", checkpoint
+            )
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    return None
 
 
 def fit(
