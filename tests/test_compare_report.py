@@ -100,6 +100,28 @@ def test_a_results_file_with_a_missing_field_is_one_line_naming_it(tmp_path):
         load_results(path)
 
 
+def test_a_results_file_whose_per_query_scores_miss_a_query_is_refused(tmp_path):
+    """compare pairs per-query scores: a file holding 19 of the 20 queries it claims (an edit, a
+    damaged copy) would be compared on 19 silently."""
+    doc = results_doc("base", LEVELS)
+    dropped = sorted(doc["datasets"][0]["per_query"])[0]
+    del doc["datasets"][0]["per_query"][dropped]
+    path = write(tmp_path / "edited" / "results.json", doc)
+    held = len(doc["datasets"][0]["per_query"])
+    with pytest.raises(
+        IrtuneError, match=rf"results.json: datasets.0 \(scifact\): per_query holds {held} queries"
+    ):
+        load_results(path)
+    doc = results_doc("base", LEVELS)
+    (first, scores), *_ = doc["datasets"][0]["per_query"].items()
+    doc["datasets"][0]["per_query"] = {
+        "other": scores,
+        **{k: v for k, v in doc["datasets"][0]["per_query"].items() if k != first},
+    }
+    with pytest.raises(IrtuneError, match="per_query holds"):  # same count, another query
+        load_results(write(tmp_path / "swapped" / "results.json", doc))
+
+
 def test_compare_cli_marks_contamination_and_writes_json(files, tmp_path):
     base, _, _, dirty = files
     result = runner.invoke(app, ["compare", str(base), str(dirty), "--json", str(tmp_path / "c.json")])

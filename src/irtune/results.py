@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from irtune.errors import DataError
+from irtune.fileio import sha256_text
 
 RESULTS_FORMAT = "irtune-results-v2"
 V1_FORMAT = "irtune-results-v1"
@@ -168,6 +169,16 @@ def read_results(path: Path) -> ResultsFile:
         results = ResultsFile.model_validate(upgrade_v1(data) if kind == V1_FORMAT else data)
     except (ValidationError, KeyError, TypeError, AttributeError, ValueError) as exc:
         raise DataError(path, f"invalid results file ({_first_problem(exc)})") from None
+    for index, entry in enumerate(results.datasets):
+        # per-query scores are what compare pairs: they must be the queries the file says it evaluated
+        if len(entry.per_query) != entry.queries.count or sha256_text(*sorted(entry.per_query)) != (
+            entry.queries.ids_sha256
+        ):
+            raise DataError(
+                path,
+                f"datasets.{index} ({entry.dataset}): per_query holds {len(entry.per_query)} queries, "
+                f"not the {entry.queries.count} evaluated queries the file records (edited or damaged)",
+            )
     return results.model_copy(update={"path": str(path)})
 
 
