@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -150,3 +151,18 @@ def test_a_kill_while_saving_a_checkpoint_resumes_from_the_one_before(tiny_model
     assert "incomplete (interrupted while saving)" in resumed.stderr
     meta = json.loads((out / TRAINING_METADATA).read_text())
     assert [p["epoch"] for p in meta["curve"]] == [1, 2, 3]
+
+
+def test_training_shows_the_loss_on_its_progress_bar_not_raw_log_dicts(tiny_model, scifact_slice, tmp_path):
+    command = [
+        sys.executable, "-m", "irtune", "train", "-m", str(tiny_model), "--train", str(scifact_slice),
+        "--out", str(tmp_path / "tuned"), "--cache-dir", str(tmp_path / "cache"), "--epochs", "1",
+        "--batch-size", "4", "--warmup-steps", "0", "--interpolation-alphas", "1",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    shown = result.stdout + result.stderr
+    assert "{'loss'" not in shown and "'grad_norm'" not in shown
+    assert re.search(r"step \d+/\d+: loss \d|loss=\d", shown), shown
+    meta = json.loads((tmp_path / "tuned" / TRAINING_METADATA).read_text())
+    assert meta["loss"]  # the losses are still recorded

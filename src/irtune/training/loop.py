@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from datasets import DatasetDict
 from sentence_transformers import SentenceTransformerTrainer
-from transformers import TrainerCallback, get_linear_schedule_with_warmup
+from transformers import PrinterCallback, ProgressCallback, TrainerCallback, get_linear_schedule_with_warmup
 
 from irtune.fileio import atomic_path
 from irtune.models import LoadedModel
@@ -45,6 +45,31 @@ class LossLog(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
             self.entries.append(LossPoint(epoch=self.epoch, step=state.global_step, loss=logs["loss"]))
+
+
+class LossOnTheBar(ProgressCallback):
+    """The Trainer's progress bar, with the latest loss on it instead of a raw log dict
+    (`{'loss': '0.61', 'grad_norm': ...}`) printed under the bar at every logging step."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.training_bar is not None and logs and "loss" in logs:
+            self.training_bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
+
+
+class LossInTheLog(TrainerCallback):
+    """Without a bar (the Trainer's printer): one log line per logging step, not a raw dict."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs and "loss" in logs:
+            log.info("step %d/%d: loss %.4f", state.global_step, state.max_steps, float(logs["loss"]))
+
+
+def readable_progress(trainer: SentenceTransformerTrainer) -> None:
+    """Swap the Trainer's raw log printing for a loss on its bar, or in irtune's log."""
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(LossOnTheBar())
+    elif trainer.pop_callback(PrinterCallback) is not None:
+        trainer.add_callback(LossInTheLog())
 
 
 def steps_per_epoch(sizes: Sequence[int], config: TrainConfig) -> int:
@@ -147,6 +172,7 @@ def fit(
                 optimizers=(optimizer, scheduler),
                 callbacks=[loss_log],
             )
+            readable_progress(trainer)
             trainer.train(resume_from_checkpoint=latest_checkpoint(epoch_dir))
             state.steps_done += trainer.state.global_step
             state.completed_epochs = epoch
