@@ -101,3 +101,13 @@ def test_local_folder_mirror(tmp_path):
     target = fetch_dataset("tiny", tmp_path / "data", mirror=str(mirror), md5=md5(GOOD), show_progress=False)
     assert (target / "corpus.jsonl").read_bytes().startswith(b'{"_id": "d1"')
     assert Path(target / "qrels" / "test.tsv").is_file()
+
+
+def test_a_zip_missing_from_a_mirror_folder_is_named(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    with pytest.raises(IrtuneError, match=r"tiny.zip: not found in the mirror folder"):
+        fetch_dataset("tiny", tmp_path / "data", mirror=str(mirror), md5=md5(GOOD), show_progress=False)
+    with pytest.raises(IrtuneError, match="neither a folder nor a URL"):
+        fetch_dataset("tiny", tmp_path / "data", mirror=str(tmp_path / "nowhere"), md5=md5(GOOD))
+    assert not (tmp_path / "data" / "tiny").exists()

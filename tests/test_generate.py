@@ -347,6 +347,7 @@ def test_data_info_marks_the_generated_split(scifact_copy, tmp_path):
     (corpus_only / "queries.jsonl").write_text("")
     result = CliRunner().invoke(app, ["data", "info", str(corpus_only)])
     assert result.exit_code == 0 and "queries: 0" in result.output, result.output
+    assert "no qrels: nothing is judged yet" in result.output and "split" not in result.output
 
 
 def test_real_and_generated_queries_are_judged_apart(scifact_copy):

@@ -87,6 +87,11 @@ def data_info(
         f"queries: {info['queries']['count']:,}, mean {info['queries']['mean_words']:.1f} words"
         + (f" (+ {info['queries']['generated']:,} generated)" if info["queries"]["generated"] else "")
     )
+    if not info["splits"]:
+        out.print(
+            "no qrels: nothing is judged yet (`irtune data import --qrels/--pairs`, or `irtune generate`)"
+        )
+        return
     table = Table("split", "queries", "judged pairs", "relevant pairs", "rel/query", "grades")
     for split, s in info["splits"].items():
         grades = ", ".join(f"{g}: {n:,}" for g, n in s["grades"].items())

@@ -23,7 +23,12 @@ def source_for(name: str, mirror: str | None) -> str:
     if mirror is None:
         return f"{BEIR_BASE_URL}/{name}.zip"
     if Path(mirror).is_dir():
-        return str(Path(mirror) / f"{name}.zip")
+        local = Path(mirror) / f"{name}.zip"
+        if not local.is_file():  # else urllib reports "unknown url type" for the path
+            raise IrtuneError(f"{local}: not found in the mirror folder {mirror}")
+        return str(local)
+    if "://" not in mirror:
+        raise IrtuneError(f"--mirror {mirror!r}: neither a folder nor a URL (http://, https://, file://)")
     return f"{mirror.rstrip('/')}/{name}.zip"
 
 
