@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 REQUEST_TIMEOUT_S = 10  # a stuck client connection cannot hold a handler thread for longer
@@ -191,7 +192,16 @@ def serve_repos(folders: dict[str, Path], datasets: dict[str, Path] | None = Non
     repos = {repo_id: HubRepo(repo_id, folder_files(f)) for repo_id, f in folders.items()}
     for repo_id, folder in (datasets or {}).items():
         repos[f"datasets/{repo_id}"] = HubRepo(repo_id, folder_files(folder), kind="datasets")
-    server = HubStub(repos)
+    with serving(HubStub(repos)) as server:
+        yield server
+
+
+S = TypeVar("S", bound=ThreadingHTTPServer)
+
+
+@contextmanager
+def serving(server: S) -> Iterator[S]:
+    """Run a local test server in a thread until the block ends (shared by the test stubs)."""
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from hub_stub import serving
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -98,12 +100,5 @@ class _Handler(BaseHTTPRequestHandler):
 
 @contextmanager
 def serve_openai(faults: list[Fault] | None = None) -> Iterator[OpenAIStub]:
-    server = OpenAIStub(faults or [])
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(OpenAIStub(faults or [])) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)

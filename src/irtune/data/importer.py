@@ -245,14 +245,9 @@ def read_corpus(path: Path, columns: Mapping[str, str], into: Imported) -> None:
     first: dict[str, Where] = {}
     for where, row in table.rows():
         report.rows += 1
-        doc_id = _id(row.get(chosen["id"]), where, path, chosen["id"])
+        doc_id = _new_id(row.get(chosen["id"]), where, path, chosen["id"], first, into.corpus)
         text = _text(row.get(chosen["text"]), where, path, chosen["text"])
         title = _text(row.get(chosen["title"]), where, path, chosen["title"]) if "title" in chosen else ""
-        if doc_id in first:
-            raise where.error(path, f'duplicate id "{doc_id}" (first at {_describe(first[doc_id])})')
-        if doc_id in into.corpus:
-            raise where.error(path, f'id "{doc_id}" is also a document of an --ir-datasets source')
-        first[doc_id] = where
         document = Document(title=title, text=text)
         if not document.full_text():
             report.dropped["empty title and text"] += 1
@@ -277,13 +272,8 @@ def read_queries(path: Path, columns: Mapping[str, str], into: Imported) -> None
     first: dict[str, Where] = {}
     for where, row in table.rows():
         report.rows += 1
-        qid = _id(row.get(chosen["query_id"]), where, path, chosen["query_id"])
+        qid = _new_id(row.get(chosen["query_id"]), where, path, chosen["query_id"], first, into.queries)
         text = _text(row.get(chosen["query"]), where, path, chosen["query"])
-        if qid in first:
-            raise where.error(path, f'duplicate id "{qid}" (first at {_describe(first[qid])})')
-        if qid in into.queries:
-            raise where.error(path, f'id "{qid}" is also a query of an --ir-datasets source')
-        first[qid] = where
         if not text.strip():
             report.dropped["empty text"] += 1
             into.dropped_queries.add(qid)
@@ -297,6 +287,19 @@ def read_queries(path: Path, columns: Mapping[str, str], into: Imported) -> None
 
 def _describe(where: Where) -> str:
     return f"line {where.line}" if where.line is not None else f"row {where.row}"
+
+
+def _new_id(
+    value: Any, where: Where, path: Path, column: str, first: dict[str, Where], known: Mapping[str, object]
+) -> str:
+    """An id not seen before in this file (`first`, filled here) nor from an earlier source."""
+    new = _id(value, where, path, column)
+    if new in first:
+        raise where.error(path, f'duplicate id "{new}" (first at {_describe(first[new])})')
+    if new in known:
+        raise where.error(path, f'id "{new}" also comes from an --ir-datasets source')
+    first[new] = where
+    return new
 
 
 def read_qrels(path: Path, split: str, columns: Mapping[str, str], into: Imported) -> None:
