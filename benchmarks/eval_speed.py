@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 
 from irtune.data.registry import resolve_dataset
-from irtune.evaluation import EvalSettings, evaluate_dataset
+from irtune.evaluation import evaluate_dataset
 from irtune.models import bundled_model_path, load_model
+from irtune.settings import EvalSettings
 
 from _common import data_dir, timed, write_results
 

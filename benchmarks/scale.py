@@ -64,6 +64,7 @@ def worker(args: argparse.Namespace) -> dict:
     from irtune.retrieval.base import Corpus
     from irtune.retrieval.dense import DenseRetriever, exact_search
     from irtune.retrieval.encode import encode_texts
+    from irtune.settings import DEFAULT_INDEX_PARAMS
 
     model = load_model("minilm")
     dataset = BeirDataset(WORK / "beir", name="synthetic-quora-size")
@@ -96,7 +97,7 @@ def worker(args: argparse.Namespace) -> dict:
     return {
         **result,
         "index": args.worker,
-        "params": ann.DEFAULT_PARAMS[args.worker],
+        "params": DEFAULT_INDEX_PARAMS[args.worker],
         "build_s": build_s,
         "search_s": search_s,
         "peak_rss_mb": peak_rss_mb(),

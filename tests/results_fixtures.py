@@ -6,10 +6,10 @@ import json
 import random
 from pathlib import Path
 
-from irtune.evaluation import EvalSettings
 from irtune.fileio import sha256_text
 from irtune.metrics import HEADLINE_METRICS
 from irtune.results import RESULTS_FORMAT
+from irtune.settings import EvalSettings
 
 
 def results_doc(

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 
 import pytest
 from typer.testing import CliRunner
 
 from irtune.cli import app
 
-from conftest import assert_one_line_error, irtune, shared_dataset, write_beir
+from conftest import assert_one_line_error, irtune, write_beir
 from test_download import GOOD
 
 runner = CliRunner()
@@ -109,43 +107,6 @@ def test_usage_errors_print_usage_and_one_error_line_and_exit_2(args, expected):
     assert result.stderr.lstrip().startswith("Usage: ")
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1 and expected in errors[0], result.stderr
-
-
-def test_ctrl_c_during_eval_says_what_was_kept_and_exits_130(tmp_path):
-    """A real process: SIGINT while the corpus is being encoded."""
-    import signal
-    import time
-
-    dataset = shared_dataset("scifact")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "irtune",
-            "eval",
-            "-m",
-            "minilm",
-            "-d",
-            str(dataset),
-            "--cache-dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # a runner started in the background (`cmd &`) ignores SIGINT, and the child would inherit
-        # that; a terminal's Ctrl-C reaches a process with the default disposition
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.monotonic() + 300  # a cold start on a busy machine can take minutes
-    while not list(tmp_path.glob("embeddings/*")) and time.monotonic() < deadline:  # encoding has begun
-        time.sleep(0.2)
-    time.sleep(1.0)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    assert "interrupted" in stderr.strip().splitlines()[-1]
 
 
 def test_every_training_option_is_a_flag_validated_by_the_config(tmp_path, monkeypatch):

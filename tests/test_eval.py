@@ -13,12 +13,13 @@ from irtune.cli import app
 from irtune.data.beir import BeirDataset
 from irtune.data.splits import SPLIT_FORMAT
 from irtune.errors import IrtuneError
-from irtune.evaluation import EvalSettings, evaluate_dataset, write_run_file
+from irtune.evaluation import evaluate_dataset, write_run_file
 from irtune.fileio import sha256_text
 from irtune.metrics import DEFAULT_METRICS, HEADLINE_METRICS, evaluate_run, mean_metrics, rank_documents
 from irtune.models import load_model
 from irtune.retrieval import encode
 from irtune.retrieval.registry import make_retriever
+from irtune.settings import EvalSettings
 from irtune.workflows import run_evaluation
 
 from conftest import shared_dataset, slice_dataset
@@ -251,3 +252,24 @@ def test_run_file_scores_round_trip_in_order_and_value(tmp_path):
     back = read_run(path)
     assert back == run  # exact values
     assert rank_documents(back["q1"]) == rank_documents(run["q1"])
+
+
+def test_a_reused_out_folder_holds_only_the_run_files_of_its_results(tmp_path):
+    """Evaluating fewer datasets into the same --out must not leave the other datasets' run
+    files beside a results.json that no longer mentions them."""
+    from conftest import write_beir
+
+    docs = {"d1": {"text": "aspirin heart"}, "d2": {"text": "vitamin bones"}}
+    queries = {"q1": "aspirin", "q2": "vitamin"}
+    judged = {"test": {"q1": {"d1": 1}, "q2": {"d2": 1}}}
+    first, second = (
+        write_beir(tmp_path / "a", docs, queries, judged),
+        write_beir(tmp_path / "b", docs, queries, judged),
+    )
+    out = tmp_path / "out"
+    settings = EvalSettings(retriever="bm25")
+    run_evaluation(None, [str(first), str(second)], settings, out_dir=out)
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["a.test.trec", "b.test.trec"]
+    run_evaluation(None, [str(first)], settings, out_dir=out)
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["a.test.trec"]
+    assert [d["dataset"] for d in json.loads((out / "results.json").read_text())["datasets"]] == ["a"]

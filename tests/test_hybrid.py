@@ -12,13 +12,14 @@ from irtune.comparison import compare
 from irtune.data.beir import BeirDataset
 from irtune.data.splits import make_plan
 from irtune.errors import IrtuneError
-from irtune.evaluation import EvalSettings, evaluate_dataset
+from irtune.evaluation import evaluate_dataset
 from irtune.models import load_model
 from irtune.results import read_results
 from irtune.retrieval import dense as dense_module
 from irtune.retrieval.base import LabelledQueries
 from irtune.retrieval.hybrid import choose_weight, convex_fusion, reciprocal_rank_fusion
 from irtune.retrieval.registry import make_retriever
+from irtune.settings import EvalSettings
 from irtune.training.pairs import training_queries
 
 runner = CliRunner()

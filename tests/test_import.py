@@ -324,7 +324,7 @@ def test_a_query_judged_in_two_qrels_splits_is_refused(tmp_path):
 def test_an_output_folder_that_cannot_be_created_is_one_line(tmp_path):
     corpus = write_table(tmp_path / "c.csv", [{"id": "1", "text": "a"}])
     (tmp_path / "afile").write_text("x")
-    with pytest.raises(IrtuneError, match="cannot create the dataset folder"):
+    with pytest.raises(IrtuneError, match="afile is a file, not a folder"):
         import_dataset(ImportRequest("x", corpus=corpus), tmp_path / "afile" / "sub")
 
 

@@ -42,9 +42,24 @@ def test_compare_and_report_do_not_import_the_ml_stack(tmp_path: Path):
     assert (tmp_path / "report.html").is_file()
 
 
+def test_bad_eval_and_train_flags_fail_before_the_ml_stack_loads(tmp_path: Path):
+    """Every check that needs no model runs first: a typo costs half a second, not a model load."""
+    from conftest import write_beir
+
+    data = write_beir(tmp_path / "ds", {"d1": {"text": "x"}}, {"q1": "y"}, {"test": {"q1": {"d1": 1}}})
+    for args in (
+        ["eval", "-m", "minilm", "-d", str(data), "--top-k", "0"],
+        ["eval", "-m", "minilm", "-d", str(data), "--index", "ivf", "--index-param", "nlist=-1"],
+        ["eval", "-m", "minilm", "-d", str(data), "--split", "dev"],
+        ["eval", "-m", "minilm", "-d", str(data), "--out", str(data / "corpus.jsonl")],
+        ["split", "-d", str(data), "--out", str(tmp_path / "s"), "--dev-fraction", "0"],
+    ):
+        assert _run_cli(*args) == {"code": 2, "heavy": []}, args
+
+
 def test_the_probe_sees_a_heavy_import_when_there_is_one(tmp_path: Path):
     """The check above can fail: the probe does see torch once something imports it."""
-    probe = PROBE.replace("main()", "import irtune.evaluation; main()")
+    probe = PROBE.replace("main()", "import irtune.models; main()")
     done = subprocess.run(
         [sys.executable, "-c", probe, "--help"], capture_output=True, text=True, check=False, timeout=300
     )

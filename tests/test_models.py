@@ -18,14 +18,13 @@ from irtune.errors import IrtuneError
 from irtune.leakage import TrainingQueries
 from irtune.models import (
     BGE_QUERY,
-    SPLITS_DIR,
-    TRAINING_METADATA,
     bundled_model_path,
     hub_repo_id,
     load_model,
     resolve_model_location,
     resolve_prompts,
 )
+from irtune.training.metadata import SPLITS_DIR, TRAINING_METADATA
 
 
 def test_bundled_aliases_resolve_to_the_installed_package():
@@ -70,8 +69,9 @@ def test_local_folder_and_errors(tiny_model, tmp_path):
 HUB_CHECK = """
 import json, sys
 from pathlib import Path
-from irtune.evaluation import EvalSettings
-from irtune.models import ModelOptions, load_model
+from irtune.settings import EvalSettings
+from irtune.models import load_model
+from irtune.settings import ModelOptions
 from irtune.workflows import run_evaluation
 
 tuned, plain, dataset, cache = sys.argv[1:5]

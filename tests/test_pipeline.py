@@ -22,6 +22,7 @@ def study_file(tmp_path: Path, model: Path, dataset: Path, extra: str = "") -> P
     path.write_text(f"""
 name = "tiny"
 out_dir = "{tmp_path / "run"}"
+data_dir = "{dataset.parent}"
 
 [model]
 base = "{model}"

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from irtune.data.beir import BeirDataset
-from irtune.evaluation import EvalSettings, evaluate_dataset
+from irtune.evaluation import evaluate_dataset
 from irtune.models import load_model
 from irtune.retrieval import ann
 from irtune.retrieval.dense import exact_search
 from irtune.retrieval.encode import encode_corpus_cached, encode_texts
 from irtune.retrieval.registry import make_retriever
+from irtune.settings import EvalSettings
 
 
 def unit(rows: int, dim: int, seed: int) -> np.ndarray:

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 import pytest
 
 import irtune.training.loop as loop_module
-from irtune.models import TRAINING_METADATA
 from irtune.training.config import TrainConfig
 from irtune.training.memory import activation_checkpointing
+from irtune.training.metadata import TRAINING_METADATA
 from irtune.training.trainer import train_model
 
 

@@ -52,7 +52,7 @@ def load_model(
     >>> model.prompts.query
     'query: '
     """
-    from irtune.models import ModelOptions
+    from irtune.settings import ModelOptions
 
     return ModelOptions(device, max_seq_length, query_prompt, doc_prompt).load(spec)
 
@@ -75,7 +75,7 @@ def evaluate(
     """Evaluate a model (or a model-free retriever: `model=None, retriever="bm25"`) on
     datasets; returns the results and, with `out_dir`, writes results.json and run files.
 
-    `settings` are those of `irtune.evaluation.EvalSettings`: retriever ("dense", "bm25",
+    `settings` are those of `irtune.settings.EvalSettings`: retriever ("dense", "bm25",
     ...), split, precision, batch_size, top_k, metrics, cache_dir, index, ... `device`,
     `max_seq_length` and the prompts apply when `model` is given by name. A fine-tuned
     model is evaluated on the held-out queries of the split plans saved with it.
@@ -84,14 +84,13 @@ def evaluate(
     >>> round(results.datasets[0].metrics["ndcg@10"], 4)
     0.6451
     """
-    from irtune.evaluation import EvalSettings
-    from irtune.models import ModelOptions
+    from irtune.settings import EvalSettings, ModelOptions
     from irtune.workflows import run_evaluation
 
     try:
         chosen = EvalSettings(**settings)
     except TypeError as exc:
-        raise TypeError(f"evaluate(): {exc} (see irtune.evaluation.EvalSettings)") from None
+        raise TypeError(f"evaluate(): {exc} (see irtune.settings.EvalSettings)") from None
     names = [datasets] if isinstance(datasets, str) else list(datasets)
     return run_evaluation(
         model,
@@ -131,7 +130,7 @@ def train(
     >>> tuned = irtune.evaluate(str(folder), "scifact")  # on its held-out queries
     """
     from irtune.config_errors import validated
-    from irtune.models import ModelOptions
+    from irtune.settings import ModelOptions
     from irtune.training.config import TrainConfig
     from irtune.training.plan import expand_presets
     from irtune.training.trainer import train_model
@@ -242,11 +241,13 @@ def generate_queries(
     >>> irtune.generate_queries("mydocs", "hf:gemma3-270m", sample=1000)
     >>> irtune.train("minilm", ["mydocs:synthetic"], out_dir=Path("runs/synthetic"))
     """
+    from irtune import checks
     from irtune.data.beir import BeirDataset
     from irtune.generation.backends import make_generator
     from irtune.generation.synthetic import GenerationRequest, generate_synthetic
 
     found = dataset if isinstance(dataset, BeirDataset) else load_dataset(dataset, data_dir=data_dir)
+    checks.output_folder("--dataset", found.root)  # the synthetic split is written into it
     settings = GenerationRequest(**request)
     hf = {"cache_dir": cache_dir, **(hf_settings or {})}
     backend = make_generator(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import inspect
 import logging
 import os
@@ -367,8 +368,12 @@ def split_command(
     ] = 0.5,
 ) -> None:
     """Write deterministic, query-level train/dev/eval splits (JSON of query ids)."""
+    from irtune import checks
     from irtune.data.splits import make_plan, save_plan
 
+    checks.output_folder("--out", out_dir)
+    checks.fraction("--dev-fraction", dev_fraction)
+    checks.fraction("--eval-fraction", eval_fraction)
     for name in dataset:
         ds = _dataset(name, data_dir)
         plan = make_plan(ds, seed, dev_fraction, eval_fraction)
@@ -418,9 +423,9 @@ def train_command(
     """Fine-tune on honest splits, select on dev, interpolate, save the model. Every
     training option is a flag (--epochs 3, --loss gist, --hard-negatives, ...)."""
     from irtune.api import train as train_model
-    from irtune.config_errors import validated
+    from irtune.config_errors import read_toml, validated
 
-    values = _toml(config_file) if config_file else {}
+    values = read_toml(config_file) if config_file else {}
     values.update(config_overrides(TrainConfig, options))
     config = validated(TrainConfig, values, str(config_file or "options"))
     path = train_model(
@@ -461,10 +466,12 @@ def compare_command(
     ] = None,
 ) -> None:
     """Baseline vs candidates per dataset: change, 95% CI, paired test (Holm), W/T/L."""
+    from irtune import checks
     from irtune.comparison import load_comparisons
     from irtune.fileio import write_json_atomic
     from irtune.reporting.tables import comparison_table
 
+    checks.output_file("--json", json_out)
     comparisons, _ = load_comparisons(results, baseline)
     for comparison in comparisons:
         out.print(comparison_table(comparison))
@@ -503,7 +510,7 @@ def run_command(
     from irtune.pipeline import load_study, run_study
     from irtune.reporting.tables import comparison_table
 
-    study = load_study(config_file)
+    study = load_study(config_file, data_dir)
     report, comparisons = run_study(study, data_dir=data_dir, cache_dir=cache_dir, force=force or [])
     for comparison in comparisons:
         out.print(comparison_table(comparison))
@@ -552,23 +559,19 @@ def _key_values(items: list[str], option: str) -> dict[str, str]:
     return found
 
 
-def _toml(path: Path) -> dict:
-    import tomllib
-
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise IrtuneError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise IrtuneError(f"{path}: invalid TOML ({exc})") from None
-
-
 def _click_errors() -> tuple[type[click.ClickException], ...]:
     """Usage-error classes: typer raises those of its bundled click (`typer._click`, pinned
     in pyproject), commands built on plain click raise click's own. Both have `show()` and
     `exit_code`; the bundled one is typed here as click's."""
     bundled = getattr(typer, "_click", click)
     return tuple({click.ClickException, bundled.ClickException})
+
+
+# failures of the machine, not of irtune: disk full, quota, file size limit, read-only or
+# forbidden paths. One line naming the path, exit 1; other OS errors are bugs and show a traceback.
+ENVIRONMENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+)
 
 
 def main() -> None:
@@ -597,6 +600,17 @@ def main() -> None:
     except _click_errors() as exc:
         exc.show()  # the usage line and one "Error:" line
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        stderr.print(
+            f"[bold red]error:[/] {where}{exc.strerror}; nothing half-written was kept: free space "
+            "(or fix the permissions) and re-run to resume",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
     if code == 130:
         stderr.print(interrupted, highlight=False, soft_wrap=True)
     if isinstance(code, int) and code:

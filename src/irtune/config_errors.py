@@ -1,7 +1,10 @@
-"""Turn pydantic validation errors into one-line messages naming the offending key."""
+"""Read TOML configs and turn pydantic validation errors into one-line messages naming
+the offending file and key."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -20,3 +23,19 @@ def validated(model_cls: type[M], data: dict[str, Any], source: str) -> M:
         message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise IrtuneError(f"{source}: {key}: {message}{more}") from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict; a missing, unreadable, binary or malformed file is one line."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IrtuneError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise IrtuneError(f"{path}: is a folder, not a TOML file") from None
+    except PermissionError:
+        raise IrtuneError(f"{path}: cannot read (permission denied)") from None
+    except UnicodeDecodeError as exc:
+        raise IrtuneError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise IrtuneError(f"{path}: invalid TOML ({exc})") from None

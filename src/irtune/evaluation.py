@@ -6,81 +6,27 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from irtune.data.beir import BeirDataset
 from irtune.errors import IrtuneError
 from irtune.fileio import atomic_path, sha256_text, write_json_atomic
 from irtune.leakage import TrainingQueries, find_overlap
-from irtune.metrics import DEFAULT_METRICS, evaluate_run, mean_metrics, parse_metric, rank_documents
-from irtune.models import LoadedModel
+from irtune.metrics import evaluate_run, mean_metrics, rank_documents
 from irtune.provenance import environment
 from irtune.results import (
     Contamination,
     DatasetResult,
-    EvaluationSettings,
     ModelRecord,
     QuerySet,
     ResultsFile,
 )
-from irtune.retrieval import ann
 from irtune.retrieval.base import Corpus, LabelledQueries, Retriever, Run
-from irtune.retrieval.encode import PRECISIONS
-from irtune.retrieval.registry import check_retriever, make_retriever
+from irtune.retrieval.registry import make_retriever
+from irtune.settings import EvalSettings
 
-
-@dataclass
-class EvalSettings:
-    split: str = "test"
-    retriever: str = "dense"  # a name in irtune.retrieval.registry
-    batch_size: int = 32
-    precision: str = "fp32"
-    top_k: int = 1000
-    metrics: tuple[str, ...] = DEFAULT_METRICS
-    ignore_identical_ids: bool = True
-    cache_dir: Path | None = None
-    index: str = "exact"
-    index_params: dict[str, Any] = field(default_factory=dict)
-    store_dtype: str = "float32"
-    devices: tuple[str, ...] = ()  # several: a multi-process encoding pool (GPUs or CPU workers)
-
-    def __post_init__(self) -> None:
-        check_retriever(self.retriever)
-        checks = {
-            "precision": (self.precision, PRECISIONS),
-            "index": (self.index, ann.INDEX_TYPES),
-            "store-dtype": (self.store_dtype, ("float32", "float16")),
-        }
-        for option, (value, allowed) in checks.items():
-            if value not in allowed:
-                raise IrtuneError(f"--{option} must be one of {', '.join(allowed)}, not {value!r}")
-        _check_top_k(self.top_k, self.metrics)
-
-    def describe(self) -> EvaluationSettings:
-        """What the results file records of these settings (the retriever describes itself)."""
-        return EvaluationSettings(
-            split=self.split,
-            top_k=self.top_k,
-            metrics=list(self.metrics),
-            ignore_identical_ids=self.ignore_identical_ids,
-            batch_size=self.batch_size,
-            cache_dir=str(self.cache_dir) if self.cache_dir else None,
-            devices=list(self.devices),
-        )
-
-
-def _check_top_k(top_k: int, metrics: Sequence[str]) -> None:
-    """A metric cut deeper than the kept ranking would be computed on a truncated list
-    (Recall@1000 of a top-100 run is Recall@100 under another name), so refuse it."""
-    try:
-        deepest = max((parse_metric(m) for m in metrics), key=lambda spec: spec.k, default=None)
-    except ValueError as exc:
-        raise IrtuneError(str(exc)) from None
-    if deepest is not None and top_k < deepest.k:
-        raise IrtuneError(
-            f"--top-k {top_k} is below the deepest metric cutoff: {deepest.name} would be "
-            f"computed on a truncated ranking; use --top-k {deepest.k} or more"
-        )
+if TYPE_CHECKING:
+    from irtune.models import LoadedModel
 
 
 @dataclass
@@ -227,8 +173,11 @@ def results_file(
 
 
 def write_results(out_dir: Path, results: ResultsFile, runs: Sequence[Run]) -> Path:
-    """results.json plus one TREC run file per dataset (`runs/<dataset>.<split>.trec`)."""
+    """results.json plus one TREC run file per dataset (`runs/<dataset>.<split>.trec`). Run
+    files of an earlier results.json in the same folder are removed once it is replaced: a
+    reused --out holds only the files of the results it holds."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    stale = set((out_dir / "runs").glob("*.trec"))
     entries = []
     for entry, run in zip(results.datasets, runs, strict=True):
         run_path = out_dir / "runs" / f"{entry.dataset}.{entry.split}.trec"
@@ -236,4 +185,6 @@ def write_results(out_dir: Path, results: ResultsFile, runs: Sequence[Run]) -> P
         entries.append(entry.model_copy(update={"run_file": str(run_path.relative_to(out_dir))}))
     path = out_dir / "results.json"
     write_json_atomic(path, results.model_copy(update={"datasets": entries}).to_json())
+    for old in stale - {out_dir / entry.run_file for entry in entries if entry.run_file}:
+        old.unlink(missing_ok=True)
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +22,12 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        try:
+            yield tmp_path
+        except OSError as exc:
+            if exc.filename is None:  # a failed write (disk full) says which file it was writing
+                raise OSError(exc.errno, exc.strerror, str(path)) from exc
+            raise
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; give the usual mode
@@ -53,3 +59,26 @@ def sha256_text(*parts: str) -> str:
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+@contextmanager
+def tidy_on_failure(folder: Path | None) -> Iterator[None]:
+    """If the block fails, remove the folders it created under and above `folder` that hold no
+    file: a command that fails leaves no empty folders behind. Files (checkpoints to resume
+    from, finished cache chunks) are kept, and so are the folders holding them."""
+    if folder is None:
+        yield
+        return
+    created_above = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    existing = {Path(d) for d, _, _ in os.walk(folder)}
+    try:
+        yield
+    except BaseException:
+        for current, _, _ in os.walk(folder, topdown=False):
+            if Path(current) not in existing:
+                with contextlib.suppress(OSError):  # not empty: kept
+                    os.rmdir(current)
+        for path in created_above[1:]:
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+        raise

@@ -16,11 +16,9 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.util import ORIGINAL_TRANSFORMER_MODELS
 
 from irtune.errors import IrtuneError
-from irtune.training.metadata import TrainingRecord
+from irtune.training.metadata import SPLITS_DIR, TRAINING_METADATA, TrainingRecord
 
 BUNDLED_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
-TRAINING_METADATA = "irtune_training.json"
-SPLITS_DIR = "irtune_splits"  # the honest split plans a fine-tuned model was trained under
 # What irtune itself fetches of a hub repo: sentence-transformers downloads only the files it
 # needs, never these. modules.json and config.json, which it downloads anyway, are asked for too
 # so that a plain model (no irtune files) does not make huggingface_hub warn that nothing matched.
@@ -165,19 +163,6 @@ class LoadedModel:
 
     def refresh_hash(self) -> None:
         self.weights_sha256 = weights_sha256(self.model)
-
-
-@dataclass(frozen=True)
-class ModelOptions:
-    """How to load a model: device, max length and prompt overrides (None: the model's own)."""
-
-    device: str | None = None
-    max_seq_length: int | None = None
-    query_prompt: str | None = None
-    doc_prompt: str | None = None
-
-    def load(self, spec: str) -> LoadedModel:
-        return load_model(spec, self.device, self.max_seq_length, self.query_prompt, self.doc_prompt)
 
 
 def load_model(

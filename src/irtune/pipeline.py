@@ -12,24 +12,25 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from irtune import checks
 from irtune.comparison import Comparison, load_comparisons
-from irtune.config_errors import validated
+from irtune.config_errors import read_toml, validated
 from irtune.data.registry import resolve_dataset
 from irtune.data.splits import make_plan, save_plan
 from irtune.errors import IrtuneError
-from irtune.evaluation import EvalSettings
-from irtune.fileio import sha256_text, write_json_atomic
-from irtune.models import TRAINING_METADATA, ModelOptions
+from irtune.fileio import sha256_text, tidy_on_failure, write_json_atomic
+from irtune.locks import folder_lock
 from irtune.reporting.files import write_report
 from irtune.retrieval.registry import RETRIEVERS, retriever_names
+from irtune.settings import EvalSettings, ModelOptions
 from irtune.training.config import TrainConfig
+from irtune.training.metadata import TRAINING_METADATA
 from irtune.training.plan import expand_presets
 from irtune.training.trainer import train_model
 from irtune.workflows import run_evaluation
@@ -45,6 +46,15 @@ class ModelSection(BaseModel):
     max_seq_length: int | None = Field(None, ge=8)
     device: str | None = None
 
+    @field_validator("device")
+    @classmethod
+    def _existing_device(cls, device: str | None) -> str | None:
+        try:
+            checks.device("device", device)
+        except IrtuneError as exc:
+            raise ValueError(str(exc)) from None
+        return device
+
     def options(self) -> ModelOptions:
         return ModelOptions(self.device, self.max_seq_length, self.query_prompt, self.doc_prompt)
 
@@ -53,7 +63,7 @@ class EvaluationSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     datasets: list[str] = Field(min_length=1)
     split: str = "test"
-    precision: str = "fp32"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     batch_size: int = Field(32, ge=1)
     # the base model (or no model) under each retriever; the first is the baseline
     retrievers: list[str] = Field(default_factory=lambda: ["dense", "bm25"], min_length=1)
@@ -106,22 +116,44 @@ class Study(BaseModel):
             raise ValueError("variant names must be unique")
         return variants
 
+    @model_validator(mode="after")
+    def _targets_are_evaluated(self) -> Study:
+        for variant in self.variants:
+            for target in variant.evaluate_on or []:
+                if target not in self.evaluation.datasets:
+                    raise ValueError(
+                        f"variant {variant.name}: evaluate_on names {target!r}, which is not in "
+                        "evaluation.datasets"
+                    )
+        return self
 
-def load_study(path: Path) -> Study:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise IrtuneError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise IrtuneError(f"{path}: invalid TOML ({exc})") from None
-    study = validated(Study, data, str(path))
+
+def load_study(path: Path, data_dir: Path | None = None) -> Study:
+    """The study config, validated, with every dataset, training set and evaluation target
+    resolved now: a typo fails before the first stage, not after an hour of training."""
+    study = validated(Study, read_toml(path), str(path))
     for variant in study.variants:  # validate per-variant overrides now, not mid-run
         validated(
             TrainConfig,
             {**study.training.model_dump(), **variant.training},
             f"{path}: variants.{variant.name}.training",
         )
+    _resolve_inputs(study, path, data_dir or study.data_dir)
     return study
+
+
+def _resolve_inputs(study: Study, path: Path, data_dir: Path | None) -> None:
+    """Every dataset the study evaluates or trains on exists with the files and split it needs."""
+    needed = [("evaluation.datasets", name, study.evaluation.split) for name in study.evaluation.datasets]
+    for variant in study.variants:
+        for spec in expand_presets(variant.train, study.groups):
+            name, _, split = spec.partition(":")
+            needed.append((f"variants.{variant.name}.train", name, split or "test"))
+    for key, name, split in needed:
+        try:
+            resolve_dataset(name, data_dir).check_files(split)
+        except IrtuneError as exc:
+            raise IrtuneError(f"{path}: {key}: {exc}") from None
 
 
 class Stages:
@@ -165,9 +197,15 @@ def run_study(
     study: Study, data_dir: Path | None = None, cache_dir: Path | None = None, force: Sequence[str] = ()
 ) -> tuple[Path, list[Comparison]]:
     """Run (or resume) the study; returns the report path and the comparisons it shows."""
-    data_dir = data_dir or study.data_dir
+    checks.output_folder("out_dir", study.out_dir)
+    with tidy_on_failure(study.out_dir), folder_lock(study.out_dir, what="study"):
+        return _run_stages(study, data_dir or study.data_dir, cache_dir, force)
+
+
+def _run_stages(
+    study: Study, data_dir: Path | None, cache_dir: Path | None, force: Sequence[str]
+) -> tuple[Path, list[Comparison]]:
     out = study.out_dir
-    out.mkdir(parents=True, exist_ok=True)
     ev = study.evaluation
     retriever_stages = {name: _retriever_stage(name) for name in ev.retrievers}
     known = {"splits", "report", *retriever_stages.values()} | {
@@ -267,11 +305,6 @@ def run_study(
         trained = stages.run(f"train:{variant.name}", train_inputs, train)
         trained_names = {s.partition(":")[0] for s in specs}
         targets = variant.evaluate_on or [n for n in ev.datasets if n in trained_names] or ev.datasets
-        if missing := [t for t in targets if t not in datasets]:
-            raise IrtuneError(
-                f"variant {variant.name}: evaluate_on names {missing[0]!r}, "
-                "which is not in evaluation.datasets"
-            )
         results.append(
             stages.run(
                 f"eval:{variant.name}",

@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from irtune import checks
 from irtune.data.beir import BeirDataset
 from irtune.data.registry import resolve_dataset
 from irtune.data.splits import SplitPlan, load_plan, make_plan
 from irtune.errors import IrtuneError
 from irtune.evaluation import (
-    EvalSettings,
+    DatasetEvaluation,
     QuerySelection,
     evaluate_dataset,
     results_file,
     selected_queries,
     write_results,
 )
-from irtune.fileio import sha256_file
+from irtune.fileio import sha256_file, tidy_on_failure
 from irtune.leakage import text_fingerprint
-from irtune.models import SPLITS_DIR, LoadedModel, ModelOptions
+from irtune.locks import folder_lock
 from irtune.results import ResultsFile
-from irtune.retrieval.base import LabelledQueries
+from irtune.retrieval.base import LabelledQueries, Retriever
 from irtune.retrieval.registry import check_retriever, make_retriever
+from irtune.settings import EvalSettings, ModelOptions
+from irtune.training.metadata import SPLITS_DIR
 from irtune.training.pairs import training_queries
+
+if TYPE_CHECKING:
+    from irtune.models import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +91,15 @@ def _model_split_files(model: LoadedModel | None, explicit: Sequence[Path]) -> l
     return sorted(folder.glob("*.split.json")) if folder.is_dir() else []
 
 
+def _planned_by_model_folder(model_spec: str | LoadedModel | None) -> set[str]:
+    """Datasets a local fine-tuned model folder carries split plans for."""
+    if model_spec is None:
+        return set()
+    folder = Path(model_spec).expanduser() if isinstance(model_spec, str) else model_spec.folder
+    plans = folder / SPLITS_DIR if folder is not None else None
+    return {p.name.removesuffix(".split.json") for p in plans.glob("*.split.json")} if plans else set()
+
+
 def run_evaluation(
     model_spec: str | LoadedModel | None,
     datasets: Sequence[str],
@@ -95,21 +112,50 @@ def run_evaluation(
     strict: bool = False,
     label: str | None = None,
 ) -> ResultsFile:
-    """Evaluate on each dataset (its `eval` queries where a split file names them)."""
-    registered = check_retriever(settings.retriever)
-    model = model_spec if isinstance(model_spec, LoadedModel) else None
-    if registered.needs_model and model is None:
-        if model_spec is None:
-            raise IrtuneError(
-                f"{settings.retriever} retrieval needs a model: -m minilm, a hub id or a folder"
-            )
-        model = (model_options or ModelOptions()).load(str(model_spec))
-    retriever = make_retriever(settings.retriever, settings, model)
+    """Evaluate on each dataset (its `eval` queries where a split file names them).
+
+    Everything that can be checked without a model is checked first (datasets, their files
+    and splits, split files, the output folder), so a typo fails before the model loads."""
+    if check_retriever(settings.retriever).needs_model and model_spec is None:
+        raise IrtuneError(f"{settings.retriever} retrieval needs a model: -m minilm, a hub id or a folder")
+    checks.output_folder("--out", out_dir)
+    found = [resolve_dataset(name, data_dir, strict) for name in datasets]
+    explicit = held_out_from_files(split_files)
+    planned = _planned_by_model_folder(model_spec)  # their split is the plan's (checked later)
+    for dataset in found:
+        held = explicit.get(dataset.name)
+        if held or dataset.name not in planned:
+            dataset.check_files(held.plan.eval.split if held else settings.split)
+    with contextlib.ExitStack() as stack:
+        if out_dir is not None:
+            stack.enter_context(tidy_on_failure(out_dir))
+            stack.enter_context(folder_lock(out_dir, what="results folder"))
+        model = None if isinstance(model_spec, str | None) else model_spec
+        if isinstance(model_spec, str) and check_retriever(settings.retriever).needs_model:
+            model = (model_options or ModelOptions()).load(model_spec)
+        retriever = make_retriever(settings.retriever, settings, model)
+        evaluations = _evaluate_all(model, retriever, found, settings, explicit, split_files)
+        default_label = (
+            model.name if model is not None and settings.retriever == "dense" else settings.retriever
+        )
+        results = results_file(evaluations, settings, retriever, model, label or default_label)
+        if out_dir is not None:
+            write_results(out_dir, results, [e.run for e in evaluations])
+        return results
+
+
+def _evaluate_all(
+    model: LoadedModel | None,
+    retriever: Retriever,
+    found: Sequence[BeirDataset],
+    settings: EvalSettings,
+    explicit: dict[str, HeldOut],
+    split_files: Sequence[Path],
+) -> list[DatasetEvaluation]:
     from_model = _model_split_files(model, split_files)
-    held = held_out_from_files([*from_model, *split_files])
+    held = {**held_out_from_files(from_model), **explicit}
     evaluations = []
-    for name in datasets:
-        dataset = resolve_dataset(name, data_dir, strict)
+    for dataset in found:
         chosen = held.get(dataset.name)
         if (
             chosen
@@ -141,8 +187,4 @@ def run_evaluation(
         evaluations.append(
             evaluate_dataset(dataset, dataset_settings, model, selection, retriever=retriever, dev=dev)
         )
-    default_label = model.name if model is not None and settings.retriever == "dense" else settings.retriever
-    results = results_file(evaluations, settings, retriever, model, label or default_label or "run")
-    if out_dir is not None:
-        write_results(out_dir, results, [e.run for e in evaluations])
-    return results
+    return evaluations

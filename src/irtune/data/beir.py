@@ -272,6 +272,11 @@ class BeirDataset:
             raise DataError(path, f'split "{split}" not found (available: {available}){hint}')
         return path
 
+    def check_files(self, split: str) -> None:
+        """Raise now (one line) if the corpus, the queries or the split's qrels are missing,
+        before a command starts work that needs them."""
+        _ = self.corpus_path, self.queries_path, self.qrels_path(split)
+
     def has_split(self, split: str) -> bool:
         return self._qrels_file(split).is_file()
 

@@ -14,8 +14,10 @@ from typing import BinaryIO
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
+from irtune import checks
 from irtune.data.registry import BEIR_BASE_URL, KNOWN_DATASETS
 from irtune.errors import IrtuneError
+from irtune.fileio import tidy_on_failure
 
 
 def source_for(name: str, mirror: str | None) -> str:
@@ -103,6 +105,7 @@ def fetch_dataset(
     Nothing appears at `data_dir/name` unless the checksum matched and the whole
     archive extracted: work happens in a temporary sibling folder renamed at the end.
     """
+    checks.dataset_name(name, nested=False)
     target = data_dir / name
     if target.exists() and not force:
         return target
@@ -111,22 +114,23 @@ def fetch_dataset(
         if known is None:
             raise IrtuneError(f'no checksum known for "{name}": pass --md5 or --sha256')
         md5 = known.md5
-    data_dir.mkdir(parents=True, exist_ok=True)
-    source = source_for(name, mirror)
-    with tempfile.TemporaryDirectory(prefix=f".{name}.", dir=data_dir) as work:
-        archive = Path(work) / f"{name}.zip"
-        got_md5, got_sha256 = _copy_with_hashes(source, archive, show_progress)
-        if md5 is not None and got_md5 != md5.lower():
-            raise IrtuneError(f"{source}: md5 mismatch (expected {md5}, got {got_md5})")
-        if sha256 is not None and got_sha256 != sha256.lower():
-            raise IrtuneError(f"{source}: sha256 mismatch (expected {sha256}, got {got_sha256})")
-        extracted = Path(work) / "extracted"
-        extract_zip_safely(archive, extracted)
-        entries = list(extracted.iterdir())
-        root = entries[0] if len(entries) == 1 and entries[0].is_dir() else extracted
-        if not (root / "qrels").is_dir():
-            raise IrtuneError(f"{source}: archive has no qrels/ folder, not a BEIR dataset")
-        if target.exists():
-            shutil.rmtree(target)
-        root.rename(target)
+    with tidy_on_failure(data_dir):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        source = source_for(name, mirror)
+        with tempfile.TemporaryDirectory(prefix=f".{name}.", dir=data_dir) as work:
+            archive = Path(work) / f"{name}.zip"
+            got_md5, got_sha256 = _copy_with_hashes(source, archive, show_progress)
+            if md5 is not None and got_md5 != md5.lower():
+                raise IrtuneError(f"{source}: md5 mismatch (expected {md5}, got {got_md5})")
+            if sha256 is not None and got_sha256 != sha256.lower():
+                raise IrtuneError(f"{source}: sha256 mismatch (expected {sha256}, got {got_sha256})")
+            extracted = Path(work) / "extracted"
+            extract_zip_safely(archive, extracted)
+            entries = list(extracted.iterdir())
+            root = entries[0] if len(entries) == 1 and entries[0].is_dir() else extracted
+            if not (root / "qrels").is_dir():
+                raise IrtuneError(f"{source}: archive has no qrels/ folder, not a BEIR dataset")
+            if target.exists():
+                shutil.rmtree(target)
+            root.rename(target)
     return target

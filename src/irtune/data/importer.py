@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from irtune import checks
 from irtune.data.beir import SYNTHETIC_SPLIT, Document, Qrels, iter_qrels
 from irtune.data.tables import Table, Where, open_table
 from irtune.errors import DataError, IrtuneError
@@ -627,6 +628,6 @@ def write_beir_folder(target: Path, data: Imported, *, name: str, force: bool = 
 
 def import_dataset(request: ImportRequest, target: Path, *, force: bool = False) -> ImportManifest:
     """Validate every source, then write the BEIR folder and its manifest."""
-    if "/" in request.name or request.name in ("", ".", ".."):
-        raise IrtuneError(f"dataset name {request.name!r} must be a plain name, not a path")
+    checks.dataset_name(request.name, nested=False)
+    checks.output_folder("--out", target)
     return write_beir_folder(target, assemble(request), name=request.name, force=force)

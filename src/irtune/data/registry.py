@@ -8,6 +8,7 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
+from irtune import checks
 from irtune.data.beir import BeirDataset
 from irtune.errors import IrtuneError
 
@@ -57,6 +58,9 @@ def resolve_dataset(name_or_path: str, data_dir: Path | None = None, strict: boo
     as_path = Path(name_or_path).expanduser()
     if as_path.is_dir():
         return BeirDataset(as_path, strict=strict)
+    if name_or_path.startswith((".", "/", "~")):
+        raise IrtuneError(f"{name_or_path}: dataset folder not found")
+    checks.dataset_name(name_or_path)
     base = data_dir or default_data_dir()
     candidate = base / name_or_path
     if candidate.is_dir():

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from irtune import checks
 from irtune.data.beir import SYNTHETIC_SPLIT, BeirDataset
 from irtune.errors import DataError, IrtuneError
 from irtune.fileio import write_json_atomic
@@ -184,6 +185,8 @@ def _partition_split(
 def make_plan(
     dataset: BeirDataset, seed: int = 13, dev_fraction: float = 0.2, eval_fraction: float = 0.5
 ) -> SplitPlan:
+    checks.fraction("--dev-fraction", dev_fraction)
+    checks.fraction("--eval-fraction", eval_fraction)
     has = {s for s in ("train", "dev", "test") if dataset.has_split(s)}
     if "test" not in has:
         raise IrtuneError(f"{dataset.root}: no qrels/test.tsv, cannot plan an honest evaluation")

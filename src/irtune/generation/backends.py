@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from irtune import checks
 from irtune.errors import IrtuneError
 from irtune.fileio import sha256_file
 
@@ -176,6 +177,7 @@ class HFGenerator:
     def __init__(self, settings: HFSettings) -> None:
         if settings.batch_size < 1 or settings.max_new_tokens < 1:
             raise IrtuneError("--batch-size and --max-new-tokens must be >= 1")
+        checks.device("--device", settings.device)
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 

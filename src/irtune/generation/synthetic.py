@@ -35,11 +35,12 @@ from irtune.data.beir import (
 )
 from irtune.data.splits import make_plan
 from irtune.errors import DataError, IrtuneError
-from irtune.fileio import sha256_text
+from irtune.fileio import sha256_text, tidy_on_failure
 from irtune.generation.backends import Generator
 from irtune.generation.filters import FilterSettings, QueryFilter, clean_generation
 from irtune.generation.prompts import Example, PromptBuilder, build_prompt
 from irtune.leakage import text_fingerprint
+from irtune.locks import folder_lock
 from irtune.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,20 @@ def generate_synthetic(
     round_trip: RoundTrip | None = None,
     round_trip_model: str | None = None,
 ) -> SyntheticManifest:
-    """Generate, filter and write the synthetic split; returns its manifest."""
+    """Generate, filter and write the synthetic split; returns its manifest. One process at a
+    time per dataset: a second one is refused (the journal is appended to as it goes)."""
+    journals = dataset.root / JOURNALS
+    with tidy_on_failure(journals), folder_lock(journals, what="dataset's query generation"):
+        return _generate_synthetic(dataset, generator, request, round_trip, round_trip_model)
+
+
+def _generate_synthetic(
+    dataset: BeirDataset,
+    generator: Generator,
+    request: GenerationRequest,
+    round_trip: RoundTrip | None,
+    round_trip_model: str | None,
+) -> SyntheticManifest:
     from irtune import __version__
 
     if request.round_trip_k and round_trip is None:

@@ -13,18 +13,13 @@ from typing import Any
 import faiss
 import numpy as np
 
-INDEX_TYPES = ("exact", "flat", "ivf", "hnsw")
-DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
-    "flat": {},
-    "ivf": {"nlist": 1024, "nprobe": 32, "train_size": 100_000},
-    "hnsw": {"m": 32, "ef_construction": 80, "ef_search": 128},
-}
+from irtune.settings import DEFAULT_INDEX_PARAMS, INDEX_TYPES
 
 
 def build_index(
     shards: Iterable[tuple[int, np.ndarray]], dim: int, kind: str, params: dict[str, Any] | None = None
 ) -> faiss.Index:
-    p = {**DEFAULT_PARAMS[kind], **(params or {})}
+    p = {**DEFAULT_INDEX_PARAMS[kind], **(params or {})}
     index: faiss.Index
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)

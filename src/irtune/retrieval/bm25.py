@@ -20,8 +20,8 @@ from irtune.results import RetrieverInfo
 from irtune.retrieval.base import Corpus, LabelledQueries, Retrieval, run_from_arrays
 
 if TYPE_CHECKING:
-    from irtune.evaluation import EvalSettings
     from irtune.models import LoadedModel
+    from irtune.settings import EvalSettings
 
 
 @dataclass(frozen=True)

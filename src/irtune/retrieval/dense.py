@@ -22,9 +22,10 @@ from irtune.results import RetrieverInfo
 from irtune.retrieval import ann
 from irtune.retrieval.base import Corpus, LabelledQueries, Retrieval, run_from_arrays
 from irtune.retrieval.encode import EmbeddingShards, encode_corpus_cached, encode_texts
+from irtune.settings import DEFAULT_INDEX_PARAMS
 
 if TYPE_CHECKING:
-    from irtune.evaluation import EvalSettings
+    from irtune.settings import EvalSettings
 
 
 def exact_search(
@@ -79,7 +80,7 @@ class DenseRetriever:
     uses_dev: bool = False
 
     def describe(self) -> RetrieverInfo:
-        params = {**ann.DEFAULT_PARAMS.get(self.index_kind, {}), **self.index_params}
+        params = {**DEFAULT_INDEX_PARAMS[self.index_kind], **self.index_params}
         return RetrieverInfo(
             name=self.name,
             description="dense (inner product over cached embeddings)",
@@ -158,7 +159,7 @@ class DenseIndex:
             timings["index_search_s"] = time.perf_counter() - started
             details["index"] = {
                 "type": self.retriever.index_kind,
-                "params": {**ann.DEFAULT_PARAMS[self.retriever.index_kind], **self.retriever.index_params},
+                "params": {**DEFAULT_INDEX_PARAMS[self.retriever.index_kind], **self.retriever.index_params},
                 "recall@100_vs_exact": ann.ann_recall(indices, exact_indices, 100),
                 "recall@10_vs_exact": ann.ann_recall(indices, exact_indices, 10),
             }

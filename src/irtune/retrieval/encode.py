@@ -28,13 +28,13 @@ import numpy as np
 import torch
 from platformdirs import user_cache_dir
 
-from irtune.fileio import atomic_path, sha256_text, write_json_atomic
+from irtune.fileio import atomic_path, sha256_text, tidy_on_failure, write_json_atomic
+from irtune.locks import folder_lock
 from irtune.models import LoadedModel
 
 log = logging.getLogger(__name__)
 
 CACHE_DIR_ENV = "IRTUNE_CACHE_DIR"
-PRECISIONS = ("fp32", "bf16", "fp16")
 CACHE_FORMAT = "irtune-embeddings-v1"
 
 Progress = Callable[[int], None]
@@ -146,11 +146,13 @@ def encode_corpus_cached(
         count = len(texts)
     key = cache_key(model, model.prompts.document, precision, content_key, store_dtype)
     folder = (cache_dir or default_cache_dir()) / "embeddings" / key
-    folder.mkdir(parents=True, exist_ok=True)
     n_chunks = (count + chunk_size - 1) // chunk_size
     stream = iter(texts)
     chunks: list[np.ndarray] = []
     with contextlib.ExitStack() as stack:
+        # a second process encoding the same entry waits, then finds the chunks written
+        stack.enter_context(tidy_on_failure(folder))
+        stack.enter_context(folder_lock(folder, what="embedding cache entry", wait=True))
         pool = None
         if devices:
             pool = model.model.start_multi_process_pool(list(devices))
@@ -174,22 +176,22 @@ def encode_corpus_cached(
             chunks.append(chunk)
             if on_progress is not None:
                 on_progress(len(chunks[-1]))
-    manifest = folder / "manifest.json"
-    if not manifest.is_file():
-        write_json_atomic(
-            manifest,
-            {
-                "format": CACHE_FORMAT,
-                "model_weights_sha256": model.weights_sha256,
-                "prompt": model.prompts.document,
-                "max_seq_length": model.max_seq_length,
-                "precision": precision,
-                "content_key": content_key,
-                "count": count,
-                "chunk_size": chunk_size,
-                "store_dtype": store_dtype,
-            },
-        )
+        manifest = folder / "manifest.json"
+        if not manifest.is_file():
+            write_json_atomic(
+                manifest,
+                {
+                    "format": CACHE_FORMAT,
+                    "model_weights_sha256": model.weights_sha256,
+                    "prompt": model.prompts.document,
+                    "max_seq_length": model.max_seq_length,
+                    "precision": precision,
+                    "content_key": content_key,
+                    "count": count,
+                    "chunk_size": chunk_size,
+                    "store_dtype": store_dtype,
+                },
+            )
     return EmbeddingShards(folder=folder, chunks=chunks)
 
 

@@ -32,8 +32,8 @@ from irtune.retrieval.bm25 import BM25Retriever
 from irtune.retrieval.dense import dense_retriever
 
 if TYPE_CHECKING:
-    from irtune.evaluation import EvalSettings
     from irtune.models import LoadedModel
+    from irtune.settings import EvalSettings
 
 RRF_K = 60
 WEIGHTS = tuple(round(i * 0.05, 2) for i in range(21))  # dense weight; 1 - w goes to BM25

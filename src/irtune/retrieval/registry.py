@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from irtune.errors import IrtuneError
 
 if TYPE_CHECKING:
-    from irtune.evaluation import EvalSettings
     from irtune.models import LoadedModel
     from irtune.retrieval.base import Retriever
+    from irtune.settings import EvalSettings
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ TRAINING_FORMAT = "irtune-training-v1"
 SUMMARY_KEYS = ("base_model", "train_sets", "contaminated", "leakage", "protocol", "selected", "config")
 
 
+TRAINING_METADATA = "irtune_training.json"
+SPLITS_DIR = "irtune_splits"  # the honest split plans a fine-tuned model was trained under
+
+
 class TrainSetRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
 

@@ -82,6 +82,8 @@ def resolve_train_sets(
             raise IrtuneError(
                 f"{spec}: the seed protocol reports all of test; it cannot train on generated queries"
             )
+        if split:
+            dataset.qrels_path(split)  # a missing split fails clearly, before any planning
         planner = synthetic_plan if dataset.is_synthetic(split) else make_plan
         plan = plans.get(dataset.name) or planner(
             dataset, config.split_seed, config.dev_fraction, config.eval_fraction
@@ -93,7 +95,6 @@ def resolve_train_sets(
         elif not split or split == plan.train.split:
             part = plan.train
         else:
-            dataset.qrels_path(split)  # fails clearly on a missing split
             part = SplitPart(split, None)
         train_set = TrainSet(dataset, part, plan)
         if train_set.key in sets:

@@ -12,12 +12,12 @@ from typing import Any
 
 from irtune.data.splits import save_plan
 from irtune.fileio import sha256_file, write_json_atomic, write_text_atomic
-from irtune.models import SPLITS_DIR, TRAINING_METADATA, LoadedModel
+from irtune.models import LoadedModel
 from irtune.provenance import environment
 from irtune.results import ModelRecord
 from irtune.training.card import model_card
 from irtune.training.config import TrainConfig
-from irtune.training.metadata import TrainingRecord, TrainSetRecord
+from irtune.training.metadata import SPLITS_DIR, TRAINING_METADATA, TrainingRecord, TrainSetRecord
 from irtune.training.plan import TrainSet
 from irtune.training.state import WORK, TrainingState
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from irtune.errors import IrtuneError
 from irtune.fileio import write_json_atomic
-from irtune.models import TRAINING_METADATA
+from irtune.training.metadata import TRAINING_METADATA
 
 WORK = "_irtune_work"
 STATE = "state.json"

@@ -9,6 +9,7 @@ interrupted run has done.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
@@ -17,7 +18,10 @@ from pathlib import Path
 
 import torch
 
-from irtune.models import ModelOptions
+from irtune import checks
+from irtune.fileio import tidy_on_failure
+from irtune.locks import folder_lock
+from irtune.settings import ModelOptions
 from irtune.training import dev
 from irtune.training.choose import BASE_WEIGHTS_SHIPPED, select_and_interpolate
 from irtune.training.config import TrainConfig
@@ -56,8 +60,39 @@ def train_model(
     Under torchrun every rank trains (DDP; MNRL gathers in-batch negatives across
     ranks) and rank 0 alone scores dev queries and writes files.
     """
-    started = time.perf_counter()
+    checks.output_folder("--out", out_dir)
     dist = Distributed()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(tidy_on_failure(out_dir))
+        if dist.main:  # under torchrun the other ranks share rank 0's folder
+            stack.enter_context(folder_lock(out_dir, what="training run"))
+        return _train(
+            base_spec,
+            train_specs,
+            out_dir,
+            config,
+            data_dir,
+            cache_dir,
+            split_files,
+            resume,
+            model_options,
+            dist,
+        )
+
+
+def _train(
+    base_spec: str,
+    train_specs: Sequence[str],
+    out_dir: Path,
+    config: TrainConfig,
+    data_dir: Path | None,
+    cache_dir: Path | None,
+    split_files: Sequence[Path],
+    resume: bool,
+    model_options: ModelOptions | None,
+    dist: Distributed,
+) -> Path:
+    started = time.perf_counter()
     state = TrainingState.load(out_dir, resume)
     wall_before = state.wall_s
     (out_dir / WORK).mkdir(parents=True, exist_ok=True)

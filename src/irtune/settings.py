@@ -1,0 +1,119 @@
+"""What an evaluation and a model load are asked to do, checked when they are made.
+
+These objects are light (no torch, faiss or bm25s): `irtune eval --top-k 0` or
+`--device banana` fails before a model or a corpus is touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from irtune import checks
+from irtune.errors import IrtuneError
+from irtune.metrics import DEFAULT_METRICS, parse_metric
+from irtune.results import EvaluationSettings
+from irtune.retrieval.registry import check_retriever
+
+if TYPE_CHECKING:
+    from irtune.models import LoadedModel
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+INDEX_TYPES = ("exact", "flat", "ivf", "hnsw")
+# FAISS parameters per index type (all positive whole numbers), with their defaults
+DEFAULT_INDEX_PARAMS: dict[str, dict[str, int]] = {
+    "exact": {},
+    "flat": {},
+    "ivf": {"nlist": 1024, "nprobe": 32, "train_size": 100_000},
+    "hnsw": {"m": 32, "ef_construction": 80, "ef_search": 128},
+}
+
+
+@dataclass
+class EvalSettings:
+    split: str = "test"
+    retriever: str = "dense"  # a name in irtune.retrieval.registry
+    batch_size: int = 32
+    precision: str = "fp32"
+    top_k: int = 1000
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    ignore_identical_ids: bool = True
+    cache_dir: Path | None = None
+    index: str = "exact"
+    index_params: dict[str, Any] = field(default_factory=dict)
+    store_dtype: str = "float32"
+    devices: tuple[str, ...] = ()  # several: a multi-process encoding pool (GPUs or CPU workers)
+
+    def __post_init__(self) -> None:
+        check_retriever(self.retriever)
+        choices = {
+            "precision": (self.precision, PRECISIONS),
+            "index": (self.index, INDEX_TYPES),
+            "store-dtype": (self.store_dtype, ("float32", "float16")),
+        }
+        for option, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise IrtuneError(f"--{option} must be one of {', '.join(allowed)}, not {value!r}")
+        checks.at_least("--batch-size", self.batch_size, 1)
+        checks.at_least("--top-k", self.top_k, 1)
+        _check_top_k(self.top_k, self.metrics)
+        _check_index_params(self.index, self.index_params)
+        for name in self.devices:
+            checks.device("--devices", name)
+
+    def describe(self) -> EvaluationSettings:
+        """What the results file records of these settings (the retriever describes itself)."""
+        return EvaluationSettings(
+            split=self.split,
+            top_k=self.top_k,
+            metrics=list(self.metrics),
+            ignore_identical_ids=self.ignore_identical_ids,
+            batch_size=self.batch_size,
+            cache_dir=str(self.cache_dir) if self.cache_dir else None,
+            devices=list(self.devices),
+        )
+
+
+def _check_top_k(top_k: int, metrics: Sequence[str]) -> None:
+    """A metric cut deeper than the kept ranking would be computed on a truncated list
+    (Recall@1000 of a top-100 run is Recall@100 under another name), so refuse it."""
+    try:
+        deepest = max((parse_metric(m) for m in metrics), key=lambda spec: spec.k, default=None)
+    except ValueError as exc:
+        raise IrtuneError(str(exc)) from None
+    if deepest is not None and top_k < deepest.k:
+        raise IrtuneError(
+            f"--top-k {top_k} is below the deepest metric cutoff: {deepest.name} would be "
+            f"computed on a truncated ranking; use --top-k {deepest.k} or more"
+        )
+
+
+def _check_index_params(index: str, params: dict[str, Any]) -> None:
+    known = DEFAULT_INDEX_PARAMS[index]
+    for key, value in params.items():
+        if key not in known:
+            allowed = f"one of {', '.join(known)}" if known else "none"
+            raise IrtuneError(f"--index-param {key}: not a parameter of --index {index} ({allowed})")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise IrtuneError(f"--index-param {key}={value}: must be a whole number of at least 1")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How to load a model: device, max length and prompt overrides (None: the model's own)."""
+
+    device: str | None = None
+    max_seq_length: int | None = None
+    query_prompt: str | None = None
+    doc_prompt: str | None = None
+
+    def __post_init__(self) -> None:
+        checks.device("--device", self.device)
+        checks.at_least("--max-seq-length", self.max_seq_length, 1)
+
+    def load(self, spec: str) -> LoadedModel:
+        from irtune.models import load_model
+
+        return load_model(spec, self.device, self.max_seq_length, self.query_prompt, self.doc_prompt)

@@ -1,0 +1,732 @@
+"""Hostile-but-fair input across every command, as a new user would try it.
+
+Each case of the table runs the real command line in a child process against a small
+workspace (a dataset, results files, configs) and asserts the exit code, one message line
+without a traceback (or click's usage line plus one `Error:` line), and that nothing in the
+workspace was written, changed or left behind (no empty output folders, no cache entries).
+After the table: real processes that are interrupted (Ctrl-C), run twice at once, or run
+out of disk space.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import shared_dataset, write_beir
+from results_fixtures import LEVELS, results_doc, write
+
+CORPUS = {
+    "d1": {"title": "Aspirin", "text": "Aspirin lowers the risk of heart attacks in adults."},
+    "d2": {"title": "Statins", "text": "Statins reduce cholesterol and cardiovascular events."},
+    "d3": {"title": "Vitamin D", "text": "Vitamin D supplements do not prevent fractures."},
+    "d4": {"title": "Exercise", "text": "Regular exercise improves sleep quality in older people."},
+}
+QUERIES = {"q1": "does aspirin prevent heart attacks", "q2": "vitamin d and bone fractures"}
+STUDY = """
+name = "hostile"
+out_dir = "{tmp}/study"
+
+[model]
+base = "minilm"
+{model}
+
+[evaluation]
+datasets = [{datasets}]
+{evaluation}
+
+[[variants]]
+name = "v"
+train = [{train}]
+{variant}
+"""
+
+
+def _study(tmp: Path, name: str = "study.toml", **parts: str) -> None:
+    fields = {"model": "", "datasets": '"ds"', "evaluation": "", "train": '"ds"', "variant": "", **parts}
+    (tmp / name).write_text(STUDY.format(tmp=tmp, **fields), encoding="utf-8")
+
+
+def _results(tmp: Path, edit: Callable[[dict], object]) -> None:
+    doc = results_doc("edited", LEVELS)
+    replaced = edit(doc)
+    write(tmp / "edited.json", doc if replaced is None else replaced)
+
+
+def _corrupt(relative: str, text: str) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        (tmp / "data" / "ds" / relative).write_text(text, encoding="utf-8")
+
+    return setup
+
+
+def _without_key(doc: dict) -> None:
+    del doc["datasets"][0]["metrics"]
+
+
+def _null_label(doc: dict) -> None:
+    doc["label"] = None
+
+
+def _drop_one_query(doc: dict) -> None:
+    per_query = doc["datasets"][0]["per_query"]
+    del per_query[sorted(per_query)[0]]
+
+
+@dataclass(frozen=True)
+class Case:
+    command: str  # the table is grouped by command for the per-command counts
+    args: tuple[str, ...]  # {tmp}: the workspace, {ds}: the dataset folder
+    message: str  # expected in the message line (or in click's `Error:` line)
+    code: int = 2
+    setup: Callable[[Path], None] | None = None
+    usage: bool = False  # a click usage error: usage line + one `Error:` line
+
+
+def case(command: str, *args: str, message: str, **kw) -> Case:
+    return Case(command, args, message, **kw)
+
+
+EVAL = ("eval", "-d", "ds", "-m", "minilm")
+CASES = [
+    # --- eval: flags checked before the model or the corpus is touched
+    case("eval", "eval", message="Missing option '-d'", usage=True),
+    case("eval", *EVAL, "--batch-size", "abc", message="Invalid value for '--batch-size'", usage=True),
+    case("eval", *EVAL, "--batch-size", "0", message="--batch-size must be at least 1"),
+    case("eval", *EVAL, "--batch-size", "-5", message="--batch-size must be at least 1"),
+    case("eval", *EVAL, "--top-k", "0", message="--top-k must be at least 1"),
+    case("eval", *EVAL, "--top-k", "-3", message="--top-k must be at least 1"),
+    case("eval", *EVAL, "--top-k", "10", message="--top-k 10 is below the deepest metric cutoff"),
+    case("eval", *EVAL, "--max-seq-length", "0", message="--max-seq-length must be at least 1"),
+    case("eval", *EVAL, "--device", "banana", message="--device 'banana': not a device"),
+    case("eval", *EVAL, "--device", "cuda:99", message="--device cuda:99:"),
+    case("eval", *EVAL, "--devices", "cpu,banana", message="--devices 'banana': not a device"),
+    case("eval", *EVAL, "--retriever", "sparse", message="--retriever must be one of dense, bm25"),
+    case("eval", *EVAL, "--precision", "fp8", message="--precision must be one of fp32, bf16, fp16"),
+    case("eval", *EVAL, "--store-dtype", "int8", message="--store-dtype must be one of"),
+    case("eval", *EVAL, "--index", "annoy", message="--index must be one of exact, flat, ivf, hnsw"),
+    case("eval", *EVAL, "--index", "ivf", "--index-param", "bogus=3", message="bogus: not a parameter"),
+    case("eval", *EVAL, "--index", "ivf", "--index-param", "nlist=-1", message="at least 1"),
+    case("eval", *EVAL, "--index", "ivf", "--index-param", "nlist=abc", message="expected KEY=NUMBER"),
+    case("eval", *EVAL, "--index", "hnsw", "--index-param", "m=2.5", message="m=2.5: must be a whole"),
+    case("eval", *EVAL, "--index-param", "nprobe=3", message="not a parameter of --index exact (none)"),
+    case("eval", *EVAL, "--index-param", "nprobe", message="expected KEY=VALUE"),
+    case("eval", *EVAL, "--out", "{tmp}/file.txt", message="file.txt: is a file, not a folder"),
+    case("eval", *EVAL, "--out", "{tmp}/file.txt/sub", message="file.txt is a file, not a folder"),
+    case("eval", "eval", "-m", "minilm", "-d", "nosuch", message='dataset "nosuch" not found'),
+    case("eval", "eval", "-m", "minilm", "-d", "../ds", message="../ds: dataset folder not found"),
+    case("eval", "eval", "-m", "minilm", "-d", "x/../../ds", message="must be a name inside the data"),
+    case("eval", *EVAL, "--split", "dev", message='split "dev" not found (available: test)'),
+    case("eval", *EVAL, "--split-file", "{tmp}/nosuch.json", message="nosuch.json"),
+    case("eval", *EVAL, "--split-file", "{tmp}/file.txt", message="file.txt"),
+    case("eval", "eval", "-d", "ds", message="dense retrieval needs a model"),
+    case("eval", "eval", "-d", "ds", "-m", "{tmp}/nosuch-model", message="model folder not found"),
+    case(
+        "eval",
+        "eval",
+        "--retriever",
+        "bm25",
+        "-d",
+        "ds",
+        "--out",
+        "{tmp}/out",
+        message="corpus.jsonl:2: malformed JSON",
+        setup=_corrupt("corpus.jsonl", '{"_id": "d1", "text": "x"}\n{"_id": "d2", "text": \n'),
+    ),
+    case(
+        "eval",
+        "eval",
+        "--retriever",
+        "bm25",
+        "-d",
+        "ds",
+        "--out",
+        "{tmp}/out",
+        message="test.tsv:2: ",
+        setup=_corrupt("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\n"),
+    ),
+    # --- split
+    case("split", "split", "-d", "ds", message="Missing option '--out'", usage=True),
+    case("split", "split", "-d", "ds", "--out", "{tmp}/s", "--dev-fraction", "1.5", message="between 0"),
+    case("split", "split", "-d", "ds", "--out", "{tmp}/s", "--dev-fraction", "0", message="between 0"),
+    case("split", "split", "-d", "ds", "--out", "{tmp}/s", "--eval-fraction", "-0.5", message="between 0"),
+    case("split", "split", "-d", "ds", "--out", "{tmp}/s", "--eval-fraction", "1.0", message="between 0"),
+    case("split", "split", "-d", "ds", "--out", "{tmp}/file.txt", message="is a file, not a folder"),
+    case("split", "split", "-d", "nosuch", "--out", "{tmp}/s", message='dataset "nosuch" not found'),
+    # --- train
+    case("train", "train", "-m", "minilm", "--train", "ds", message="Missing option '--out'", usage=True),
+    case(
+        "train",
+        "train",
+        "-m",
+        "minilm",
+        "--train",
+        "ds",
+        "--out",
+        "{tmp}/t",
+        "--epochs",
+        "0",
+        message="epochs",
+    ),
+    case(
+        "train",
+        "train",
+        "-m",
+        "minilm",
+        "--train",
+        "ds",
+        "--out",
+        "{tmp}/t",
+        "--batch-size",
+        "1",
+        message="batch_size: Input should be greater than or equal to 2",
+    ),
+    case(
+        "train",
+        "train",
+        "-m",
+        "minilm",
+        "--train",
+        "ds",
+        "--out",
+        "{tmp}/t",
+        "--learning-rate",
+        "-1",
+        message="learning_rate",
+    ),
+    case(
+        "train",
+        "train",
+        "-m",
+        "minilm",
+        "--train",
+        "ds",
+        "--out",
+        "{tmp}/t",
+        "--loss",
+        "triplet",
+        message="loss",
+    ),
+    case(
+        "train",
+        "train",
+        "-m",
+        "minilm",
+        "--train",
+        "ds",
+        "--out",
+        "{tmp}/t",
+        "--config",
+        "{tmp}/configdir",
+        message="is a folder, not a TOML file",
+    ),
+    case(
+        "train",
+        "train",
+        "-m",
+        "minilm",
+        "--train",
+        "ds",
+        "--out",
+        "{tmp}/t",
+        "--config",
+        "{tmp}/binary.toml",
+        message="not a text file",
+    ),
+    case(
+        "train",
+        "train",
+        "-m",
+        "minilm",
+        "--train",
+        "ds",
+        "--out",
+        "{tmp}/t",
+        "--config",
+        "{tmp}/syntax.toml",
+        message="invalid TOML",
+    ),
+    case(
+        "train",
+        "train",
+        "-m",
+        "minilm",
+        "--train",
+        "ds",
+        "--out",
+        "{tmp}/t",
+        "--config",
+        "{tmp}/typo.toml",
+        message="learning_rat: unknown key",
+    ),
+    case(
+        "train",
+        "train",
+        "-m",
+        "minilm",
+        "--train",
+        "ds",
+        "--out",
+        "{tmp}/file.txt",
+        message="is a file, not a folder",
+    ),
+    case(
+        "train",
+        "train",
+        "-m",
+        "minilm",
+        "--train",
+        "nosuch",
+        "--out",
+        "{tmp}/t",
+        message='dataset "nosuch" not found',
+    ),
+    case(
+        "train",
+        "train",
+        "-m",
+        "minilm",
+        "--train",
+        "ds:dev",
+        "--out",
+        "{tmp}/t",
+        message='split "dev" not found',
+    ),
+    case(
+        "train",
+        "train",
+        "-m",
+        "minilm",
+        "--train",
+        "ds",
+        "--out",
+        "{tmp}/t",
+        "--device",
+        "banana",
+        message="not a device",
+    ),
+    case("train", "train", "-m", "minilm", "--out", "{tmp}/t", message="no training data"),
+    # --- run: everything the config names is resolved when it is read
+    case("run", "run", "{tmp}/nosuch.toml", message="nosuch.toml: file not found"),
+    case("run", "run", "{tmp}/configdir", message="is a folder, not a TOML file"),
+    case("run", "run", "{tmp}/binary.toml", message="not a text file"),
+    case("run", "run", "{tmp}/syntax.toml", message="invalid TOML"),
+    case(
+        "run",
+        "run",
+        "{tmp}/study.toml",
+        message='evaluation.datasets: dataset "nosuch" not found',
+        setup=lambda t: _study(t, datasets='"nosuch"'),
+    ),
+    case(
+        "run",
+        "run",
+        "{tmp}/study.toml",
+        message='variants.v.train: dataset "other" not found',
+        setup=lambda t: _study(t, train='"other"'),
+    ),
+    case(
+        "run",
+        "run",
+        "{tmp}/study.toml",
+        message="variants.v.train: ",
+        setup=lambda t: _study(t, train='"ds:dev"'),
+    ),
+    case(
+        "run",
+        "run",
+        "{tmp}/study.toml",
+        message="evaluate_on names 'other'",
+        setup=lambda t: _study(t, variant='evaluate_on = ["other"]'),
+    ),
+    case(
+        "run",
+        "run",
+        "{tmp}/study.toml",
+        message="evaluation.precision",
+        setup=lambda t: _study(t, evaluation='precision = "fp8"'),
+    ),
+    case(
+        "run",
+        "run",
+        "{tmp}/study.toml",
+        message="model.device",
+        setup=lambda t: _study(t, model='device = "banana"'),
+    ),
+    case(
+        "run",
+        "run",
+        "{tmp}/study.toml",
+        message="training.epochs",
+        setup=lambda t: _study(t, evaluation="\n[training]\nepochs = 0"),
+    ),
+    case(
+        "run",
+        "run",
+        "{tmp}/study.toml",
+        message="variants.v.training: batch_size",
+        setup=lambda t: _study(t, variant="training = { batch_size = 0 }"),
+    ),
+    case(
+        "run",
+        "run",
+        "{tmp}/study.toml",
+        "--force",
+        "nosuchstage",
+        message="--force: unknown stage",
+        setup=lambda t: _study(t),
+    ),
+    case(
+        "run",
+        "run",
+        "{tmp}/study.toml",
+        message="study: is a file, not a folder",
+        setup=lambda t: (_study(t), (t / "study").write_text("a file")),
+    ),
+    # --- compare and report: results files are input too
+    case("compare", "compare", "{tmp}/nosuch.json", message="results file not found"),
+    case("compare", "compare", "{tmp}/file.txt", "{tmp}/base.json", message="file.txt:1: malformed JSON"),
+    case(
+        "compare",
+        "compare",
+        "{tmp}/base.json",
+        "{tmp}/edited.json",
+        message="metrics",
+        setup=lambda t: _results(t, _without_key),
+    ),
+    case(
+        "compare",
+        "compare",
+        "{tmp}/base.json",
+        "{tmp}/edited.json",
+        message="label",
+        setup=lambda t: _results(t, _null_label),
+    ),
+    case(
+        "compare",
+        "compare",
+        "{tmp}/base.json",
+        "{tmp}/edited.json",
+        message="not an irtune results file",
+        setup=lambda t: _results(t, lambda doc: [doc]),
+    ),
+    case(
+        "compare",
+        "compare",
+        "{tmp}/base.json",
+        "{tmp}/edited.json",
+        message="per_query holds",
+        setup=lambda t: _results(t, _drop_one_query),
+    ),
+    case(
+        "compare",
+        "compare",
+        "{tmp}/base.json",
+        "{tmp}/base.json",
+        "--json",
+        "{tmp}/configdir",
+        message="--json",
+    ),
+    case(
+        "report",
+        "report",
+        "{tmp}/base.json",
+        "{tmp}/base.json",
+        "--out",
+        "{tmp}/configdir",
+        message="is a folder, not a file",
+    ),
+    case("report", "report", "{tmp}/base.json", "--out", "{tmp}/r.md", message="another name"),
+    case("report", "report", "{tmp}/nosuch.json", "--out", "{tmp}/r.html", message="results file not found"),
+    # --- data
+    case("data", "data", "info", "nosuch", message='dataset "nosuch" not found'),
+    case(
+        "data",
+        "data",
+        "info",
+        "ds",
+        message="test.tsv:3: ",
+        setup=_corrupt("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\tmany\n"),
+    ),
+    case("data", "data", "fetch", "../x", "--md5", "0" * 32, message='dataset name "../x": must be a folder'),
+    case("data", "data", "fetch", "mystery", message='no checksum known for "mystery"'),
+    case("data", "data", "fetch", "scifact", "--mirror", "{tmp}/configdir", "--force", message="scifact.zip"),
+    case("data", "data", "import", "../x", "--corpus", "{tmp}/docs.csv", message="must be a folder name"),
+    case("data", "data", "import", "new", "--corpus", "{tmp}/nosuch.csv", message="nosuch.csv"),
+    case(
+        "data",
+        "data",
+        "import",
+        "new",
+        "--corpus",
+        "{tmp}/docs.csv",
+        "--out",
+        "{tmp}/file.txt",
+        message="is a file, not a folder",
+    ),
+    case("data", "data", "import", "new", "--corpus", "{tmp}/bad.csv", message="bad.csv:3"),
+    # --- generate
+    case("generate", "generate", "-d", "ds", "--generator", "bogus:x", message="--generator"),
+    case("generate", "generate", "-d", "ds", "--generator", "openai:http://127.0.0.1:9", message="--model"),
+    case("generate", "generate", "-d", "ds", "--generator", "hf:x", "--sample", "0", message="--sample"),
+    case(
+        "generate", "generate", "-d", "ds", "--generator", "hf:x", "--min-words", "0", message="--min-words"
+    ),
+    case("generate", "generate", "-d", "nosuch", "--generator", "hf:x", message='dataset "nosuch" not found'),
+    # --- the command line itself
+    case("cli", "nosuchcmd", message="No such command 'nosuchcmd'", usage=True),
+    case("cli", "--bogus", message="No such option: --bogus", usage=True),
+]
+
+
+def _workspace(tmp: Path) -> dict[str, str]:
+    write_beir(tmp / "data" / "ds", CORPUS, QUERIES, {"test": {"q1": {"d1": 1}, "q2": {"d3": 2}}})
+    write(tmp / "base.json", results_doc("base", LEVELS))
+    (tmp / "file.txt").write_text("not a folder\n")
+    (tmp / "configdir").mkdir()
+    (tmp / "binary.toml").write_bytes(b"\xff\xfe\x00binary\x00")
+    (tmp / "syntax.toml").write_text("epochs = = 2\n")
+    (tmp / "typo.toml").write_text("epochs = 1\nlearning_rat = 1e-5\n")
+    (tmp / "docs.csv").write_text("id,text\nd1,one\nd2,two\n")
+    (tmp / "bad.csv").write_text('id,text\nd1,one\nd2,"unterminated\n')
+    env = dict(os.environ)
+    env.update(
+        IRTUNE_DATA_DIR=str(tmp / "data"),
+        IRTUNE_CACHE_DIR=str(tmp / "cache"),
+        HF_HUB_OFFLINE="1",
+        NO_COLOR="1",
+    )
+    return env
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    """Every file and folder under `root` with a digest of its bytes."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        key = str(path.relative_to(root))
+        found[key] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def _case_id(c: Case) -> str:
+    return f"{c.command}:{' '.join(c.args)[:60]}"
+
+
+@pytest.mark.parametrize("hostile", CASES, ids=[_case_id(c) for c in CASES])
+def test_hostile_input_is_one_line_and_leaves_nothing_behind(hostile: Case, tmp_path: Path):
+    env = _workspace(tmp_path)
+    if hostile.setup:
+        hostile.setup(tmp_path)
+    before = _snapshot(tmp_path)
+    args = [a.format(tmp=tmp_path, ds=tmp_path / "data" / "ds") for a in hostile.args]
+    done = subprocess.run(
+        [sys.executable, "-m", "irtune", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == hostile.code, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    if hostile.usage:
+        assert lines[0].lstrip().startswith("Usage: "), done.stderr
+        errors = [line for line in lines if line.startswith("Error: ")]
+        assert len(errors) == 1 and hostile.message in errors[0], done.stderr
+    else:
+        assert len(lines) == 1, done.stderr
+        assert lines[0].startswith("error: ") and hostile.message in lines[0], done.stderr
+    assert _snapshot(tmp_path) == before
+
+
+def test_the_table_covers_every_command_with_sixty_cases():
+    commands = {c.command for c in CASES}
+    assert {"eval", "split", "train", "run", "compare", "report", "data", "generate", "cli"} <= commands
+    assert len(CASES) >= 60
+
+
+# --- real processes: interrupted, run twice at once, out of disk space
+
+
+def _sigint_when(args: list[str], started: Callable[[], bool], env: dict | None = None) -> tuple[int, str]:
+    """Run irtune, send SIGINT (a terminal's Ctrl-C) once `started()` holds; (exit code, stderr)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "irtune", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        # a runner started in the background (`cmd &`) ignores SIGINT, and the child would inherit
+        # that; a terminal's Ctrl-C reaches a process with the default disposition
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 300  # a cold start on a busy machine can take minutes
+    while not started() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    return process.returncode, stderr
+
+
+def test_ctrl_c_during_eval_says_what_was_kept_and_exits_130(tmp_path):
+    """SIGINT while the corpus is being encoded."""
+    dataset = shared_dataset("scifact")
+    args = ["eval", "-m", "minilm", "-d", str(dataset), "--cache-dir", str(tmp_path)]
+    code, stderr = _sigint_when(args, lambda: bool(list(tmp_path.glob("embeddings/*/*"))))
+    assert code == 130, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted" in stderr.strip().splitlines()[-1]
+
+
+def test_ctrl_c_during_a_study_keeps_finished_stages_and_exits_130(tmp_path):
+    """SIGINT in `irtune run` while the baseline encodes: one line, exit 130, the stage is not
+    marked done (a re-run redoes it) and the splits stage that finished is."""
+    dataset = shared_dataset("scifact")
+    study = tmp_path / "study.toml"
+    study.write_text(
+        f'name = "ctrl-c"\nout_dir = "{tmp_path / "run"}"\n[evaluation]\ndatasets = ["{dataset.name}"]\n',
+        encoding="utf-8",
+    )
+    env = {**os.environ, "IRTUNE_DATA_DIR": str(dataset.parent), "IRTUNE_CACHE_DIR": str(tmp_path / "cache")}
+    code, stderr = _sigint_when(
+        ["run", str(study)], lambda: bool(list(tmp_path.glob("cache/embeddings/*/*"))), env
+    )
+    assert code == 130, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted" in stderr.strip().splitlines()[-1]
+    stages = {p.parent.name.split("-")[0] for p in (tmp_path / "run" / "stages").glob("*/done.json")}
+    assert stages == {"splits"}
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from irtune.locks import folder_lock
+with folder_lock(Path(sys.argv[1]), what="test"):
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+    Path(sys.argv[1], "released").write_text("")  # the last thing before the lock goes
+"""
+
+
+def _holder(folder: Path, seconds: float) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(folder), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_second_process_on_a_busy_folder_is_refused_and_the_lock_dies_with_its_holder(tmp_path):
+    """Another process writing the same --out (or study): the second says so in one line and
+    writes nothing; a holder killed with -9 leaves no stale lock."""
+    env = _workspace(tmp_path)
+    out = tmp_path / "out"
+    holder = _holder(out, 600)
+    try:
+        args = ["eval", "--retriever", "bm25", "-d", "ds", "--out", str(out)]
+        busy = subprocess.run(
+            [sys.executable, "-m", "irtune", *args], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert busy.returncode == 2 and "Traceback" not in busy.stderr
+        [line] = [line for line in busy.stderr.splitlines() if line.strip()]
+        assert "another irtune process is writing this results folder" in line
+        assert list(out.iterdir()) == []
+        _study(tmp_path, variant="")
+        (tmp_path / "study").mkdir()
+        study_holder = _holder(tmp_path / "study", 600)
+        try:
+            second = subprocess.run(
+                [sys.executable, "-m", "irtune", "run", str(tmp_path / "study.toml")],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=300,
+            )
+            assert second.returncode == 2 and "another irtune process is writing this study" in second.stderr
+        finally:
+            study_holder.kill()
+        generating = _holder(tmp_path / "data" / "ds" / ".irtune-generate", 600)
+        try:
+            endpoint = ["--generator", "openai:http://127.0.0.1:9/v1", "--model", "m", "--round-trip-k", "0"]
+            third = subprocess.run(
+                [sys.executable, "-m", "irtune", "generate", "-d", "ds", *endpoint],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=300,
+            )
+            assert third.returncode == 2, third.stderr
+            assert "another irtune process is writing this dataset's query generation" in third.stderr
+        finally:
+            generating.kill()
+    finally:
+        holder.kill()
+        holder.wait()
+    after = subprocess.run(
+        [sys.executable, "-m", "irtune", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert after.returncode == 0, after.stderr
+    assert (out / "results.json").is_file()
+
+
+def test_a_second_process_encoding_the_same_cache_entry_waits_for_the_first(tmp_path):
+    from irtune.locks import folder_lock
+
+    entry = tmp_path / "embeddings" / "key"
+    holder = _holder(entry, 1.5)
+    with folder_lock(entry, what="embedding cache entry", wait=True):
+        assert (entry / "released").is_file()  # got the lock only once the holder let go
+    holder.wait(timeout=60)
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_nothing_half_written(tmp_path):
+    """The file-size limit makes writes fail like a full disk (EFBIG instead of ENOSPC)."""
+    env = _workspace(tmp_path)
+    out = tmp_path / "out"
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "irtune", "eval", "--retriever", "bm25", "-d", "ds", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        preexec_fn=small_files,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    [line] = [line for line in done.stderr.splitlines() if line.strip()]
+    assert f"{out / 'results.json'}: File too large" in line and "re-run" in line
+    assert not (out / "results.json").exists()
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]  # no partial file kept
+
+
+def test_a_failed_block_removes_only_the_empty_folders_it_created(tmp_path):
+    from irtune.fileio import tidy_on_failure
+
+    out = tmp_path / "out"
+    (out / "mine-before").mkdir(parents=True)
+    with pytest.raises(RuntimeError), tidy_on_failure(out):
+        (out / "_work" / "empty").mkdir(parents=True)
+        (out / "checkpoint").mkdir()
+        (out / "checkpoint" / "weights").write_text("kept: a run resumes from it")
+        raise RuntimeError("failed")
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint", "mine-before"]
+    fresh = tmp_path / "a" / "b" / "c"
+    with pytest.raises(RuntimeError), tidy_on_failure(fresh):
+        fresh.mkdir(parents=True)
+        raise RuntimeError("failed")
+    assert list(tmp_path.iterdir()) == [out]
+    with tidy_on_failure(fresh):  # success: nothing removed
+        fresh.mkdir(parents=True)
+    assert fresh.is_dir()
