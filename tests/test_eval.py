@@ -270,6 +270,7 @@ def test_a_reused_out_folder_holds_only_the_run_files_of_its_results(tmp_path):
     settings = EvalSettings(retriever="bm25")
     run_evaluation(None, [str(first), str(second)], settings, out_dir=out)
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["a.test.trec", "b.test.trec"]
+    (out / "runs" / "mine.trec").write_text("a run file irtune did not write\n")
     run_evaluation(None, [str(first)], settings, out_dir=out)
-    assert sorted(p.name for p in (out / "runs").iterdir()) == ["a.test.trec"]
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["a.test.trec", "mine.trec"]
     assert [d["dataset"] for d in json.loads((out / "results.json").read_text())["datasets"]] == ["a"]

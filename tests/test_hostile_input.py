@@ -87,7 +87,7 @@ def _drop_one_query(doc: dict) -> None:
 class Case:
     command: str  # the table is grouped by command for the per-command counts
     args: tuple[str, ...]  # {tmp}: the workspace, {ds}: the dataset folder
-    message: str  # expected in the message line (or in click's `Error:` line)
+    message: str | tuple[str, ...]  # expected in the message line (or click's `Error:` line), in order
     code: int = 2
     setup: Callable[[Path], None] | None = None
     usage: bool = False  # a click usage error: usage line + one `Error:` line
@@ -117,18 +117,27 @@ CASES = [
     case("eval", *EVAL, "--index", "annoy", message="--index must be one of exact, flat, ivf, hnsw"),
     case("eval", *EVAL, "--index", "ivf", "--index-param", "bogus=3", message="bogus: not a parameter"),
     case("eval", *EVAL, "--index", "ivf", "--index-param", "nlist=-1", message="at least 1"),
-    case("eval", *EVAL, "--index", "ivf", "--index-param", "nlist=abc", message="expected KEY=NUMBER"),
+    case(
+        "eval",
+        *EVAL,
+        "--index",
+        "ivf",
+        "--index-param",
+        "nlist=abc",
+        message="nlist=abc: must be a whole number",
+    ),
     case("eval", *EVAL, "--index", "hnsw", "--index-param", "m=2.5", message="m=2.5: must be a whole"),
     case("eval", *EVAL, "--index-param", "nprobe=3", message="not a parameter of --index exact (none)"),
     case("eval", *EVAL, "--index-param", "nprobe", message="expected KEY=VALUE"),
     case("eval", *EVAL, "--out", "{tmp}/file.txt", message="file.txt: is a file, not a folder"),
     case("eval", *EVAL, "--out", "{tmp}/file.txt/sub", message="file.txt is a file, not a folder"),
     case("eval", "eval", "-m", "minilm", "-d", "nosuch", message='dataset "nosuch" not found'),
+    case("eval", *EVAL, "--cache-dir", "{tmp}/file.txt", message="--cache-dir {tmp}/file.txt: is a file"),
     case("eval", "eval", "-m", "minilm", "-d", "../ds", message="../ds: dataset folder not found"),
     case("eval", "eval", "-m", "minilm", "-d", "x/../../ds", message="must be a name inside the data"),
     case("eval", *EVAL, "--split", "dev", message='split "dev" not found (available: test)'),
-    case("eval", *EVAL, "--split-file", "{tmp}/nosuch.json", message="nosuch.json"),
-    case("eval", *EVAL, "--split-file", "{tmp}/file.txt", message="file.txt"),
+    case("eval", *EVAL, "--split-file", "{tmp}/nosuch.json", message="nosuch.json: cannot read split file"),
+    case("eval", *EVAL, "--split-file", "{tmp}/file.txt", message="file.txt: cannot read split file"),
     case("eval", "eval", "-d", "ds", message="dense retrieval needs a model"),
     case("eval", "eval", "-d", "ds", "-m", "{tmp}/nosuch-model", message="model folder not found"),
     case(
@@ -176,7 +185,7 @@ CASES = [
         "{tmp}/t",
         "--epochs",
         "0",
-        message="epochs",
+        message="epochs: Input should be greater than or equal to 1",
     ),
     case(
         "train",
@@ -215,7 +224,7 @@ CASES = [
         "{tmp}/t",
         "--loss",
         "triplet",
-        message="loss",
+        message="unknown loss 'triplet'",
     ),
     case(
         "train",
@@ -316,6 +325,11 @@ CASES = [
         message="not a device",
     ),
     case("train", "train", "-m", "minilm", "--out", "{tmp}/t", message="no training data"),
+    case(
+        "train",
+        *("train", "-m", "minilm", "--train", "ds", "--out", "{tmp}/t", "--cache-dir", "{tmp}/file.txt"),
+        message="--cache-dir {tmp}/file.txt: is a file",
+    ),
     # --- run: everything the config names is resolved when it is read
     case("run", "run", "{tmp}/nosuch.toml", message="nosuch.toml: file not found"),
     case("run", "run", "{tmp}/configdir", message="is a folder, not a TOML file"),
@@ -339,7 +353,7 @@ CASES = [
         "run",
         "run",
         "{tmp}/study.toml",
-        message="variants.v.train: ",
+        message=("variants.v.train: ", 'split "dev" not found'),
         setup=lambda t: _study(t, train='"ds:dev"'),
     ),
     case(
@@ -435,7 +449,7 @@ CASES = [
         "{tmp}/base.json",
         "--json",
         "{tmp}/configdir",
-        message="--json",
+        message="--json {tmp}/configdir: is a folder, not a file",
     ),
     case(
         "report",
@@ -460,6 +474,15 @@ CASES = [
     ),
     case("data", "data", "fetch", "../x", "--md5", "0" * 32, message='dataset name "../x": must be a folder'),
     case("data", "data", "fetch", "mystery", message='no checksum known for "mystery"'),
+    case(
+        "data",
+        "data",
+        "fetch",
+        "scifact",
+        "--data-dir",
+        "{tmp}/file.txt",
+        message="--data-dir {tmp}/file.txt",
+    ),
     case("data", "data", "fetch", "scifact", "--mirror", "{tmp}/configdir", "--force", message="scifact.zip"),
     case("data", "data", "import", "../x", "--corpus", "{tmp}/docs.csv", message="must be a folder name"),
     case("data", "data", "import", "new", "--corpus", "{tmp}/nosuch.csv", message="nosuch.csv"),
@@ -483,6 +506,11 @@ CASES = [
         "generate", "generate", "-d", "ds", "--generator", "hf:x", "--min-words", "0", message="--min-words"
     ),
     case("generate", "generate", "-d", "nosuch", "--generator", "hf:x", message='dataset "nosuch" not found'),
+    case(
+        "generate",
+        *("generate", "-d", "ds", "--generator", "hf:x", "--cache-dir", "{tmp}/file.txt"),
+        message="--cache-dir {tmp}/file.txt: is a file",
+    ),
     # --- the command line itself
     case("cli", "nosuchcmd", message="No such command 'nosuchcmd'", usage=True),
     case("cli", "--bogus", message="No such option: --bogus", usage=True),
@@ -518,6 +546,16 @@ def _snapshot(root: Path) -> dict[str, str]:
     return found
 
 
+def _says(line: str, expected: str | tuple[str, ...], tmp: Path) -> bool:
+    """Every expected part is in the line, in order ({tmp}: the workspace)."""
+    position = 0
+    for part in (expected,) if isinstance(expected, str) else expected:
+        position = line.find(part.format(tmp=tmp), position)
+        if position < 0:
+            return False
+    return True
+
+
 def _case_id(c: Case) -> str:
     return f"{c.command}:{' '.join(c.args)[:60]}"
 
@@ -538,10 +576,10 @@ def test_hostile_input_is_one_line_and_leaves_nothing_behind(hostile: Case, tmp_
     if hostile.usage:
         assert lines[0].lstrip().startswith("Usage: "), done.stderr
         errors = [line for line in lines if line.startswith("Error: ")]
-        assert len(errors) == 1 and hostile.message in errors[0], done.stderr
+        assert len(errors) == 1 and _says(errors[0], hostile.message, tmp_path), done.stderr
     else:
         assert len(lines) == 1, done.stderr
-        assert lines[0].startswith("error: ") and hostile.message in lines[0], done.stderr
+        assert lines[0].startswith("error: ") and _says(lines[0], hostile.message, tmp_path), done.stderr
     assert _snapshot(tmp_path) == before
 
 
@@ -609,16 +647,22 @@ HOLD_LOCK = """
 import sys, time
 from pathlib import Path
 from irtune.locks import folder_lock
-with folder_lock(Path(sys.argv[1]), what="test"):
-    print("locked", flush=True)
-    time.sleep(float(sys.argv[2]))
-    Path(sys.argv[1], "released").write_text("")  # the last thing before the lock goes
+folder = Path(sys.argv[1])
+try:
+    with folder_lock(folder, what="test"):
+        print("locked", flush=True)
+        time.sleep(float(sys.argv[2]))
+        if sys.argv[3] == "fail":  # like a command that fails: its empty folder goes
+            raise RuntimeError("failed")
+        (folder / "released").write_text("")  # the last thing before the lock goes
+except RuntimeError:
+    pass
 """
 
 
-def _holder(folder: Path, seconds: float) -> subprocess.Popen:
+def _holder(folder: Path, seconds: float, end: str = "release") -> subprocess.Popen:
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(folder), str(seconds)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD_LOCK, str(folder), str(seconds), end], stdout=subprocess.PIPE, text=True
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     return holder
@@ -687,6 +731,37 @@ def test_a_second_process_encoding_the_same_cache_entry_waits_for_the_first(tmp_
     holder.wait(timeout=60)
 
 
+def test_a_waiter_whose_holder_failed_and_removed_the_folder_locks_the_new_one(tmp_path):
+    """The holder fails, so it removes the empty folder it created: the waiter must not end up
+    holding a lock on the removed folder while a third process locks the recreated one."""
+    from irtune.locks import folder_lock
+
+    entry = tmp_path / "embeddings" / "key"
+    holder = _holder(entry, 1.5, end="fail")
+    with folder_lock(entry, what="embedding cache entry", wait=True):
+        holder.wait(timeout=60)
+        assert entry.is_dir() and not (entry / "released").exists()
+        third = subprocess.run(
+            [sys.executable, "-c", HOLD_LOCK, str(entry), "0", "release"], capture_output=True, text=True
+        )
+        assert third.returncode != 0 and "another irtune process is writing this test" in third.stderr
+
+
+def test_a_file_system_without_locks_runs_unlocked_with_a_warning(tmp_path, monkeypatch, caplog):
+    import errno
+    import fcntl
+
+    from irtune.locks import folder_lock
+
+    def no_locks(fd, operation):
+        raise OSError(errno.EBADF, "Bad file descriptor")  # what NFS says to flock on a folder
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with folder_lock(tmp_path / "out", what="results folder"):
+        (tmp_path / "out" / "results.json").write_text("{}")
+    assert "this file system has no locks" in caplog.text
+
+
 def test_a_full_disk_is_one_line_naming_the_file_and_nothing_half_written(tmp_path):
     """The file-size limit makes writes fail like a full disk (EFBIG instead of ENOSPC)."""
     env = _workspace(tmp_path)
@@ -712,21 +787,34 @@ def test_a_full_disk_is_one_line_naming_the_file_and_nothing_half_written(tmp_pa
 
 
 def test_a_failed_block_removes_only_the_empty_folders_it_created(tmp_path):
+    """Inside a held lock, every empty folder the block created goes (nothing else writes there);
+    files and the folders holding them stay, and so does what existed before."""
     from irtune.fileio import tidy_on_failure
+    from irtune.locks import folder_lock
 
     out = tmp_path / "out"
     (out / "mine-before").mkdir(parents=True)
-    with pytest.raises(RuntimeError), tidy_on_failure(out):
+    with pytest.raises(RuntimeError), folder_lock(out, what="results folder"):
         (out / "_work" / "empty").mkdir(parents=True)
         (out / "checkpoint").mkdir()
         (out / "checkpoint" / "weights").write_text("kept: a run resumes from it")
         raise RuntimeError("failed")
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint", "mine-before"]
     fresh = tmp_path / "a" / "b" / "c"
+    with pytest.raises(RuntimeError), folder_lock(fresh, what="results folder"):
+        (fresh / "runs").mkdir()
+        raise RuntimeError("failed")
+    assert list(tmp_path.iterdir()) == [out]
+    # unlocked: only the folder and the parents it created, never anything inside a folder
+    # that existed (another process may be working there)
     with pytest.raises(RuntimeError), tidy_on_failure(fresh):
         fresh.mkdir(parents=True)
         raise RuntimeError("failed")
     assert list(tmp_path.iterdir()) == [out]
+    with pytest.raises(RuntimeError), tidy_on_failure(out):
+        (out / "made-meanwhile").mkdir()
+        raise RuntimeError("failed")
+    assert (out / "made-meanwhile").is_dir()
     with tidy_on_failure(fresh):  # success: nothing removed
         fresh.mkdir(parents=True)
     assert fresh.is_dir()

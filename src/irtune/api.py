@@ -248,6 +248,7 @@ def generate_queries(
 
     found = dataset if isinstance(dataset, BeirDataset) else load_dataset(dataset, data_dir=data_dir)
     checks.output_folder("--dataset", found.root)  # the synthetic split is written into it
+    checks.output_folder("--cache-dir", cache_dir)
     settings = GenerationRequest(**request)
     hf = {"cache_dir": cache_dir, **(hf_settings or {})}
     backend = make_generator(

@@ -372,8 +372,6 @@ def split_command(
     from irtune.data.splits import make_plan, save_plan
 
     checks.output_folder("--out", out_dir)
-    checks.fraction("--dev-fraction", dev_fraction)
-    checks.fraction("--eval-fraction", eval_fraction)
     for name in dataset:
         ds = _dataset(name, data_dir)
         plan = make_plan(ds, seed, dev_fraction, eval_fraction)
@@ -535,13 +533,13 @@ def _split_items(items: list[str], option: str, default: str | None) -> dict[str
     return found
 
 
-def _key_numbers(items: list[str]) -> dict[str, float | int]:
-    params: dict[str, float | int] = {}
+def _key_numbers(items: list[str]) -> dict[str, int]:
+    params: dict[str, int] = {}
     for key, value in _key_values(items, "--index-param").items():
         try:
-            params[key] = float(value) if "." in value else int(value)
+            params[key] = int(value)
         except ValueError:
-            raise IrtuneError(f"--index-param {key}={value}: expected KEY=NUMBER") from None
+            raise IrtuneError(f"--index-param {key}={value}: must be a whole number") from None
     return params
 
 

@@ -19,10 +19,11 @@ def validated(model_cls: type[M], data: dict[str, Any], source: str) -> M:
         return model_cls.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        key = ".".join(str(p) for p in first["loc"])
         message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        message = message.removeprefix("Value error, ")  # a validator's own message
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise IrtuneError(f"{source}: {key}: {message}{more}") from None
+        raise IrtuneError(f"{source}: {key + ': ' if key else ''}{message}{more}") from None
 
 
 def read_toml(path: Path) -> dict[str, Any]:

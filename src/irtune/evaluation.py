@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -173,11 +174,11 @@ def results_file(
 
 
 def write_results(out_dir: Path, results: ResultsFile, runs: Sequence[Run]) -> Path:
-    """results.json plus one TREC run file per dataset (`runs/<dataset>.<split>.trec`). Run
-    files of an earlier results.json in the same folder are removed once it is replaced: a
-    reused --out holds only the files of the results it holds."""
+    """results.json plus one TREC run file per dataset (`runs/<dataset>.<split>.trec`). The run
+    files an earlier results.json in the same folder listed are removed once it is replaced (a
+    reused --out holds only the files of the results it holds); other files are left alone."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    stale = set((out_dir / "runs").glob("*.trec"))
+    listed_before = _listed_run_files(out_dir)
     entries = []
     for entry, run in zip(results.datasets, runs, strict=True):
         run_path = out_dir / "runs" / f"{entry.dataset}.{entry.split}.trec"
@@ -185,6 +186,20 @@ def write_results(out_dir: Path, results: ResultsFile, runs: Sequence[Run]) -> P
         entries.append(entry.model_copy(update={"run_file": str(run_path.relative_to(out_dir))}))
     path = out_dir / "results.json"
     write_json_atomic(path, results.model_copy(update={"datasets": entries}).to_json())
-    for old in stale - {out_dir / entry.run_file for entry in entries if entry.run_file}:
-        old.unlink(missing_ok=True)
+    written = [out_dir / entry.run_file for entry in entries if entry.run_file]
+    for old in listed_before:
+        if old.is_file() and not any(old.samefile(new) for new in written):  # samefile: case-blind disks
+            old.unlink()
     return path
+
+
+def _listed_run_files(out_dir: Path) -> list[Path]:
+    """The run files the results.json in `out_dir` lists (inside `out_dir` only; none if it is
+    missing or unreadable: then nothing is removed)."""
+    try:
+        data = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
+        names = [entry["run_file"] for entry in data["datasets"] if isinstance(entry.get("run_file"), str)]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+    root = out_dir.resolve()
+    return [out_dir / name for name in names if (out_dir / name).resolve().is_relative_to(root)]

@@ -63,22 +63,27 @@ def sha256_text(*parts: str) -> str:
 
 @contextmanager
 def tidy_on_failure(folder: Path | None) -> Iterator[None]:
-    """If the block fails, remove the folders it created under and above `folder` that hold no
-    file: a command that fails leaves no empty folders behind. Files (checkpoints to resume
-    from, finished cache chunks) are kept, and so are the folders holding them."""
-    if folder is None:
-        yield
-        return
-    created_above = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
-    existing = {Path(d) for d, _, _ in os.walk(folder)}
+    """If the block fails, remove `folder` and the parents it created when they are empty: a
+    command that fails leaves no empty folder behind. Nothing under a folder that existed is
+    touched (another process may be working there); `irtune.locks.folder_lock` also removes
+    the empty folders created inside the folder it holds."""
+    created = [] if folder is None else [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         yield
     except BaseException:
-        for current, _, _ in os.walk(folder, topdown=False):
-            if Path(current) not in existing:
-                with contextlib.suppress(OSError):  # not empty: kept
-                    os.rmdir(current)
-        for path in created_above[1:]:
+        for path in created:  # deepest first; a folder that holds anything stays
             with contextlib.suppress(OSError):
                 os.rmdir(path)
         raise
+
+
+def remove_created_folders(root: Path, existing: set[Path], created: list[Path]) -> None:
+    """Empty folders under `root` that are not in `existing`, then the empty ones of `created`
+    (deepest first). Files are never removed, nor the folders holding them."""
+    for current, _, _ in os.walk(root, topdown=False):
+        if Path(current) not in existing:
+            with contextlib.suppress(OSError):  # not empty: kept
+                os.rmdir(current)
+    for path in created:
+        with contextlib.suppress(OSError):
+            os.rmdir(path)

@@ -14,7 +14,7 @@ import logging
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -24,11 +24,11 @@ from irtune.config_errors import read_toml, validated
 from irtune.data.registry import resolve_dataset
 from irtune.data.splits import make_plan, save_plan
 from irtune.errors import IrtuneError
-from irtune.fileio import sha256_text, tidy_on_failure, write_json_atomic
+from irtune.fileio import sha256_text, write_json_atomic
 from irtune.locks import folder_lock
 from irtune.reporting.files import write_report
 from irtune.retrieval.registry import RETRIEVERS, retriever_names
-from irtune.settings import EvalSettings, ModelOptions
+from irtune.settings import PRECISIONS, EvalSettings, ModelOptions
 from irtune.training.config import TrainConfig
 from irtune.training.metadata import TRAINING_METADATA
 from irtune.training.plan import expand_presets
@@ -63,7 +63,7 @@ class EvaluationSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     datasets: list[str] = Field(min_length=1)
     split: str = "test"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: str = "fp32"
     batch_size: int = Field(32, ge=1)
     # the base model (or no model) under each retriever; the first is the baseline
     retrievers: list[str] = Field(default_factory=lambda: ["dense", "bm25"], min_length=1)
@@ -77,6 +77,13 @@ class EvaluationSection(BaseModel):
                 f'"bm25"]; choices: {", ".join(retriever_names())})'
             )
         return data
+
+    @field_validator("precision")
+    @classmethod
+    def _known_precision(cls, precision: str) -> str:
+        if precision not in PRECISIONS:
+            raise ValueError(f"must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        return precision
 
     @field_validator("retrievers")
     @classmethod
@@ -198,7 +205,7 @@ def run_study(
 ) -> tuple[Path, list[Comparison]]:
     """Run (or resume) the study; returns the report path and the comparisons it shows."""
     checks.output_folder("out_dir", study.out_dir)
-    with tidy_on_failure(study.out_dir), folder_lock(study.out_dir, what="study"):
+    with folder_lock(study.out_dir, what="study"):
         return _run_stages(study, data_dir or study.data_dir, cache_dir, force)
 
 

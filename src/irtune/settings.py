@@ -62,6 +62,7 @@ class EvalSettings:
         _check_index_params(self.index, self.index_params)
         for name in self.devices:
             checks.device("--devices", name)
+        checks.output_folder("--cache-dir", self.cache_dir)
 
     def describe(self) -> EvaluationSettings:
         """What the results file records of these settings (the retriever describes itself)."""

@@ -22,7 +22,7 @@ from irtune.evaluation import (
     selected_queries,
     write_results,
 )
-from irtune.fileio import sha256_file, tidy_on_failure
+from irtune.fileio import sha256_file
 from irtune.leakage import text_fingerprint
 from irtune.locks import folder_lock
 from irtune.results import ResultsFile
@@ -82,22 +82,27 @@ def dev_queries(
     )
 
 
-def _model_split_files(model: LoadedModel | None, explicit: Sequence[Path]) -> list[Path]:
+def _plans_in(model_folder: Path | None) -> list[Path]:
+    """The split plans saved in a fine-tuned model's folder (for a hub id: its cache snapshot)."""
+    folder = model_folder / SPLITS_DIR if model_folder is not None else None
+    return sorted(folder.glob("*.split.json")) if folder is not None and folder.is_dir() else []
+
+
+def _model_split_files(model: LoadedModel | None) -> list[Path]:
     """Split plans saved with a fine-tuned model, so that by default it is evaluated on the
     queries it did not train on (explicit --split-file entries take precedence)."""
-    if model is None or model.training is None or model.folder is None:
+    if model is None or model.training is None:
         return []
-    folder = model.folder / SPLITS_DIR  # for a hub id, its cache snapshot (not the id as a path)
-    return sorted(folder.glob("*.split.json")) if folder.is_dir() else []
+    return _plans_in(model.folder)
 
 
-def _planned_by_model_folder(model_spec: str | LoadedModel | None) -> set[str]:
-    """Datasets a local fine-tuned model folder carries split plans for."""
+def _planned_before_loading(model_spec: str | LoadedModel | None) -> set[str]:
+    """Datasets whose evaluated split a model's own plans decide, as far as is known before
+    loading it (a local folder; a hub id's plans are known only once downloaded)."""
     if model_spec is None:
         return set()
     folder = Path(model_spec).expanduser() if isinstance(model_spec, str) else model_spec.folder
-    plans = folder / SPLITS_DIR if folder is not None else None
-    return {p.name.removesuffix(".split.json") for p in plans.glob("*.split.json")} if plans else set()
+    return {p.name.removesuffix(".split.json") for p in _plans_in(folder)}
 
 
 def run_evaluation(
@@ -121,14 +126,13 @@ def run_evaluation(
     checks.output_folder("--out", out_dir)
     found = [resolve_dataset(name, data_dir, strict) for name in datasets]
     explicit = held_out_from_files(split_files)
-    planned = _planned_by_model_folder(model_spec)  # their split is the plan's (checked later)
+    planned = _planned_before_loading(model_spec)  # their split is the plan's (checked later)
     for dataset in found:
         held = explicit.get(dataset.name)
         if held or dataset.name not in planned:
             dataset.check_files(held.plan.eval.split if held else settings.split)
     with contextlib.ExitStack() as stack:
         if out_dir is not None:
-            stack.enter_context(tidy_on_failure(out_dir))
             stack.enter_context(folder_lock(out_dir, what="results folder"))
         model = None if isinstance(model_spec, str | None) else model_spec
         if isinstance(model_spec, str) and check_retriever(settings.retriever).needs_model:
@@ -152,7 +156,7 @@ def _evaluate_all(
     explicit: dict[str, HeldOut],
     split_files: Sequence[Path],
 ) -> list[DatasetEvaluation]:
-    from_model = _model_split_files(model, split_files)
+    from_model = _model_split_files(model)
     held = {**held_out_from_files(from_model), **explicit}
     evaluations = []
     for dataset in found:

@@ -106,6 +106,7 @@ def fetch_dataset(
     archive extracted: work happens in a temporary sibling folder renamed at the end.
     """
     checks.dataset_name(name, nested=False)
+    checks.output_folder("--data-dir", data_dir)
     target = data_dir / name
     if target.exists() and not force:
         return target

@@ -175,8 +175,8 @@ class HFGenerator:
     cache folder keyed by the file's sha256; later runs load that copy in seconds."""
 
     def __init__(self, settings: HFSettings) -> None:
-        if settings.batch_size < 1 or settings.max_new_tokens < 1:
-            raise IrtuneError("--batch-size and --max-new-tokens must be >= 1")
+        checks.at_least("--batch-size", settings.batch_size, 1)
+        checks.at_least("--max-new-tokens", settings.max_new_tokens, 1)
         checks.device("--device", settings.device)
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer

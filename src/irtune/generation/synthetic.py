@@ -35,7 +35,7 @@ from irtune.data.beir import (
 )
 from irtune.data.splits import make_plan
 from irtune.errors import DataError, IrtuneError
-from irtune.fileio import sha256_text, tidy_on_failure
+from irtune.fileio import sha256_text
 from irtune.generation.backends import Generator
 from irtune.generation.filters import FilterSettings, QueryFilter, clean_generation
 from irtune.generation.prompts import Example, PromptBuilder, build_prompt
@@ -229,7 +229,7 @@ def generate_synthetic(
     """Generate, filter and write the synthetic split; returns its manifest. One process at a
     time per dataset: a second one is refused (the journal is appended to as it goes)."""
     journals = dataset.root / JOURNALS
-    with tidy_on_failure(journals), folder_lock(journals, what="dataset's query generation"):
+    with folder_lock(journals, what="dataset's query generation"):
         return _generate_synthetic(dataset, generator, request, round_trip, round_trip_model)
 
 

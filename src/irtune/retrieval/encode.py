@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from platformdirs import user_cache_dir
 
-from irtune.fileio import atomic_path, sha256_text, tidy_on_failure, write_json_atomic
+from irtune.fileio import atomic_path, sha256_text, write_json_atomic
 from irtune.locks import folder_lock
 from irtune.models import LoadedModel
 
@@ -151,7 +151,6 @@ def encode_corpus_cached(
     chunks: list[np.ndarray] = []
     with contextlib.ExitStack() as stack:
         # a second process encoding the same entry waits, then finds the chunks written
-        stack.enter_context(tidy_on_failure(folder))
         stack.enter_context(folder_lock(folder, what="embedding cache entry", wait=True))
         pool = None
         if devices:

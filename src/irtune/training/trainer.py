@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 
 from irtune import checks
-from irtune.fileio import tidy_on_failure
 from irtune.locks import folder_lock
 from irtune.settings import ModelOptions
 from irtune.training import dev
@@ -61,9 +60,9 @@ def train_model(
     ranks) and rank 0 alone scores dev queries and writes files.
     """
     checks.output_folder("--out", out_dir)
+    checks.output_folder("--cache-dir", cache_dir)
     dist = Distributed()
     with contextlib.ExitStack() as stack:
-        stack.enter_context(tidy_on_failure(out_dir))
         if dist.main:  # under torchrun the other ranks share rank 0's folder
             stack.enter_context(folder_lock(out_dir, what="training run"))
         return _train(
