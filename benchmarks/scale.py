@@ -62,8 +62,9 @@ def worker(args: argparse.Namespace) -> dict:
     from irtune.provenance import peak_rss_mb
     from irtune.retrieval import ann
     from irtune.retrieval.base import Corpus
-    from irtune.retrieval.dense import DenseRetriever, exact_search
+    from irtune.retrieval.dense import DenseRetriever
     from irtune.retrieval.encode import encode_texts
+    from irtune.retrieval.exact import exact_search
     from irtune.settings import DEFAULT_INDEX_PARAMS
 
     model = load_model("minilm")

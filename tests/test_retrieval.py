@@ -9,8 +9,8 @@ from irtune.data.beir import BeirDataset
 from irtune.evaluation import evaluate_dataset
 from irtune.models import load_model
 from irtune.retrieval import ann
-from irtune.retrieval.dense import exact_search
 from irtune.retrieval.encode import encode_corpus_cached, encode_texts
+from irtune.retrieval.exact import exact_search
 from irtune.retrieval.registry import make_retriever
 from irtune.settings import EvalSettings
 

@@ -232,6 +232,16 @@ def eval_command(
         str | None,
         typer.Option(help="Encode the corpus with a multi-process pool, e.g. cuda:0,cuda:1 or cpu,cpu."),
     ] = None,
+    dims: Annotated[
+        int | None,
+        typer.Option(help="Keep the first N embedding dimensions, renormalised (from the cache)."),
+    ] = None,
+    quantize: Annotated[
+        str, typer.Option(help="Document vectors as none, int8 or ubinary (from the cache).")
+    ] = "none",
+    rescore: Annotated[
+        int, typer.Option(help="ubinary: rescore the top N x k candidates with the float query.")
+    ] = 1,
 ) -> None:
     """Evaluate a model (or BM25) on datasets and print NDCG@10/100, MAP@100, Recall@100."""
     from irtune.api import evaluate
@@ -259,6 +269,9 @@ def eval_command(
         index_params=_key_numbers(index_param or []),
         store_dtype=store_dtype,
         devices=tuple(d.strip() for d in devices.split(",")) if devices else (),
+        dims=dims,
+        quantize=quantize,
+        rescore=rescore,
     )
     from irtune.reporting.tables import results_table
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 INDEX_TYPES = ("exact", "flat", "ivf", "hnsw")
+QUANTIZATIONS = ("none", "int8", "ubinary")  # of document vectors, made from the float cache
 # FAISS parameters per index type (all positive whole numbers), with their defaults
 DEFAULT_INDEX_PARAMS: dict[str, dict[str, int]] = {
     "exact": {},
@@ -45,6 +46,9 @@ class EvalSettings:
     index_params: dict[str, Any] = field(default_factory=dict)
     store_dtype: str = "float32"
     devices: tuple[str, ...] = ()  # several: a multi-process encoding pool (GPUs or CPU workers)
+    dims: int | None = None  # the first N dimensions, renormalised (None: all)
+    quantize: str = "none"  # none, int8 or ubinary document vectors
+    rescore: int = 1  # ubinary: rescore the top rescore x k by the float query (1: off)
 
     def __post_init__(self) -> None:
         check_retriever(self.retriever)
@@ -52,6 +56,7 @@ class EvalSettings:
             "precision": (self.precision, PRECISIONS),
             "index": (self.index, INDEX_TYPES),
             "store-dtype": (self.store_dtype, ("float32", "float16")),
+            "quantize": (self.quantize, QUANTIZATIONS),
         }
         for option, (value, allowed) in choices.items():
             if value not in allowed:
@@ -63,6 +68,20 @@ class EvalSettings:
         for name in self.devices:
             checks.device("--devices", name)
         checks.output_folder("--cache-dir", self.cache_dir)
+        self._check_compression()
+
+    def _check_compression(self) -> None:
+        checks.at_least("--dims", self.dims, 1)
+        checks.at_least("--rescore", self.rescore, 1)
+        if self.rescore > 1 and self.quantize != "ubinary":
+            raise IrtuneError("--rescore applies to --quantize ubinary (int8 is scored with the float query)")
+        if (self.dims is not None or self.quantize != "none") and (
+            self.retriever != "dense" or self.index != "exact"
+        ):
+            raise IrtuneError(
+                "--dims and --quantize apply to --retriever dense with --index exact "
+                f"(not {self.retriever} with --index {self.index})"
+            )
 
     def describe(self) -> EvaluationSettings:
         """What the results file records of these settings (the retriever describes itself)."""

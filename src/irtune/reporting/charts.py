@@ -13,6 +13,7 @@ import numpy as np
 
 from irtune.comparison import Comparison
 from irtune.reporting.rows import metric_label
+from irtune.results import ResultsFile
 
 COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
@@ -119,4 +120,40 @@ def delta_histogram(comparison: Comparison, dataset: str, metric: str = "ndcg@10
         ylabel="queries",
     )
     ax.legend(fontsize=7)
+    return to_svg(fig)
+
+
+def frontier(results: list[ResultsFile], metric: str = "ndcg@10") -> str | None:
+    """Quality against bytes per document, one panel per dataset and one line per model: the
+    efficiency frontier of runs that search cheaper vectors (fewer dims, int8, binary). None
+    unless some model was run at two sizes or more."""
+    lines: dict[tuple[str, str], list[tuple[float, float, str]]] = {}
+    for result in results:
+        size = result.retriever.params.get("bytes_per_document")
+        if size is None or result.model is None:
+            continue
+        setting = str(result.retriever.params.get("compression", "full")).split(" (")[0]
+        for entry in result.datasets:
+            lines.setdefault((entry.dataset, result.model.name), []).append(
+                (float(size), entry.metrics[metric], setting)
+            )
+    if not any(len({p[0] for p in points}) > 1 for points in lines.values()):
+        return None
+    datasets = sorted({d for d, _ in lines})
+    models = sorted({m for _, m in lines})
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.8 * len(datasets), 3.8), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        for k, model in enumerate(models):
+            points = sorted(lines.get((dataset, model), []))
+            if not points:
+                continue
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            ax.plot(xs, ys, marker=MARKERS[k % len(MARKERS)], color=COLORS[k % len(COLORS)], label=model)
+            for x, y, setting in points:
+                ax.annotate(setting, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log", base=2)
+        ax.set(title=dataset, xlabel="bytes per document (log scale)", ylabel=metric_label(metric))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
     return to_svg(fig)

@@ -148,6 +148,14 @@ def html_report(comparisons: list[Comparison], results: list[ResultsFile]) -> st
         charts.metric_bars(comparisons),
         "</div>",
     ]
+    if frontier := charts.frontier(results):
+        parts += [
+            "<h2>Quality against bytes per document</h2>",
+            "<p>Runs of one model that search cheaper document vectors (fewer dimensions, int8, "
+            "binary): the efficiency frontier. Each point is a results file; its paired test against "
+            "the baseline is in the tables below.</p>",
+            f'<div class="chart" id="chart-frontier">{frontier}</div>',
+        ]
     for i, c in enumerate(comparisons):
         parts += [
             f"<h2>{html.escape(title(c))}</h2>",

@@ -1,64 +1,30 @@
-"""Dense retrieval: exact search over embedding shards with a bounded running top-k.
-
-Memory is O(query_batch x chunk) for scores plus O(queries x k) for the result,
-independent of corpus size: shards are memory-mapped and scored one at a time.
-"""
+"""Dense retrieval: the model's embeddings, cached on disk, searched exactly shard by shard
+(`exact`), through a FAISS index (`ann`), or as cheaper vectors made from them (`compressed`)."""
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
+from irtune.errors import IrtuneError
 from irtune.models import LoadedModel
 from irtune.progress import progress_bar
 from irtune.results import RetrieverInfo
 from irtune.retrieval import ann
 from irtune.retrieval.base import Corpus, LabelledQueries, Retrieval, run_from_arrays
+from irtune.retrieval.compressed import CompressedCorpus, Compression
 from irtune.retrieval.encode import EmbeddingShards, encode_corpus_cached, encode_texts
+from irtune.retrieval.exact import exact_search
 from irtune.settings import DEFAULT_INDEX_PARAMS
 
 if TYPE_CHECKING:
     from irtune.settings import EvalSettings
-
-
-def exact_search(
-    queries: np.ndarray,
-    shards: Iterable[tuple[int, np.ndarray]],
-    top_k: int,
-    query_batch: int = 1024,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k inner products: (scores [Q, k'], corpus indices [Q, k']), best first.
-
-    k' = min(top_k, corpus size). `shards` yields (offset, matrix) pairs.
-    """
-    q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
-    best_scores = torch.full((len(q), 0), float("-inf"))
-    best_index = torch.zeros((len(q), 0), dtype=torch.long)
-    for offset, shard in shards:
-        block = torch.tensor(np.asarray(shard), dtype=torch.float32)  # a copy: mmaps are read-only
-        for start in range(0, len(q), query_batch):
-            stop = start + query_batch
-            scores = q[start:stop] @ block.T
-            k = min(top_k, scores.shape[1])
-            local_scores, local_index = torch.topk(scores, k, dim=1)
-            merged_scores = torch.cat([best_scores[start:stop], local_scores], dim=1)
-            merged_index = torch.cat([best_index[start:stop], local_index + offset], dim=1)
-            keep = min(top_k, merged_scores.shape[1])
-            top_scores, order = torch.topk(merged_scores, keep, dim=1)
-            if start == 0:
-                new_scores = torch.empty((len(q), keep))
-                new_index = torch.empty((len(q), keep), dtype=torch.long)
-            new_scores[start:stop] = top_scores
-            new_index[start:stop] = torch.gather(merged_index, 1, order)
-        best_scores, best_index = new_scores, new_index
-    return best_scores.numpy(), best_index.numpy()
 
 
 @dataclass(frozen=True)
@@ -75,6 +41,7 @@ class DenseRetriever:
     index_kind: str = "exact"
     index_params: Mapping[str, Any] = field(default_factory=dict)
     devices: tuple[str, ...] = ()
+    compression: Compression = field(default_factory=Compression)
     show_progress: bool = True
     name: str = "dense"
     uses_dev: bool = False
@@ -90,7 +57,28 @@ class DenseRetriever:
             store_dtype=self.store_dtype,
             index=self.index_kind,
             index_params=params if self.index_kind != "exact" else {},
+            params=self._compression_params(),
         )
+
+    def _compression_params(self) -> dict[str, Any]:
+        """dims and bytes per document searched (the efficiency frontier's x axis), and the
+        compression when there is one."""
+        c = self.compression
+        full = self.model.model.get_embedding_dimension() or 0
+        if not c.active:
+            per_value = 2 if self.store_dtype == "float16" else 4
+            return {"dims": full, "bytes_per_document": float(per_value * full)}
+        dims = c.dims or full
+        size = c.bytes_per_document(full)
+        rescored = f", top {c.rescore}x k rescored by the float query" if c.rescore > 1 else ""
+        return {
+            "dims": dims,
+            "quantize": c.quantize,
+            "rescore": c.rescore,
+            "bytes_per_document": size,
+            "compression": f"{dims} dims, {'float32' if c.quantize == 'none' else c.quantize}"
+            f"{rescored} ({size:g} bytes/document)",
+        }
 
     def index(self, corpus: Corpus, dev: LabelledQueries | None = None) -> DenseIndex:
         started = time.perf_counter()
@@ -111,6 +99,14 @@ class DenseRetriever:
                 count=len(corpus),
             )
         timings = {"encode_corpus_s": time.perf_counter() - started}
+        compressed = None
+        if self.compression.active:
+            full = shards.chunks[0].shape[1] if shards.chunks else 0
+            if self.compression.dims is not None and self.compression.dims > full:
+                raise IrtuneError(f"--dims {self.compression.dims}: the model's embeddings have {full}")
+            started = time.perf_counter()
+            compressed = CompressedCorpus.build(shards.chunks, self.compression)
+            timings["compress_s"] = time.perf_counter() - started
         faiss_index = None
         if self.index_kind != "exact":
             started = time.perf_counter()
@@ -119,7 +115,7 @@ class DenseRetriever:
                 shards.iter_with_offsets(), dim, self.index_kind, dict(self.index_params)
             )
             timings["index_build_s"] = time.perf_counter() - started
-        return DenseIndex(self, corpus, shards, faiss_index, timings)
+        return DenseIndex(self, corpus, shards, faiss_index, timings, compressed)
 
 
 @dataclass
@@ -129,6 +125,7 @@ class DenseIndex:
     shards: EmbeddingShards
     faiss_index: Any = None
     index_timings: dict[str, float] = field(default_factory=dict)
+    compressed: CompressedCorpus | None = None
     _encoded: tuple[tuple[str, ...], np.ndarray] | None = field(default=None, repr=False)
 
     def encode_queries(self, queries: Mapping[str, str]) -> np.ndarray:
@@ -149,7 +146,10 @@ class DenseIndex:
         vectors = self.encode_queries(queries)
         timings["encode_queries_s"] = time.perf_counter() - started
         started = time.perf_counter()
-        scores, indices = exact_search(vectors, self.shards.iter_with_offsets(), top_k)
+        if self.compressed is not None:
+            scores, indices = self.compressed.search(vectors, top_k)
+        else:
+            scores, indices = exact_search(vectors, self.shards.iter_with_offsets(), top_k)
         timings["search_s"] = time.perf_counter() - started
         details: dict[str, Any] = {}
         if self.faiss_index is not None:
@@ -198,4 +198,5 @@ def dense_retriever(settings: EvalSettings, model: LoadedModel | None) -> DenseR
         index_kind=settings.index,
         index_params=settings.index_params,
         devices=settings.devices,
+        compression=Compression(settings.dims, settings.quantize, settings.rescore),
     )

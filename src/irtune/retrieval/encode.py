@@ -71,7 +71,7 @@ def encode_texts(
     processes) the work is split across its workers.
     """
     if not texts:
-        return np.zeros((0, model.model.get_sentence_embedding_dimension() or 0), np.float32)
+        return np.zeros((0, model.model.get_embedding_dimension() or 0), np.float32)
     with torch.inference_mode(), autocast_for(precision, model.model.device):
         embeddings = model.model.encode(
             list(texts),

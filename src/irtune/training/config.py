@@ -33,7 +33,12 @@ class TrainConfig(BaseModel):
         "mnrl",
         description="Loss: mnrl, cached_mnrl (GradCache: bounded memory, but its dropout masks "
         "differ from mnrl's, so results differ too), gist or cached_gist (a frozen copy of the "
-        "base drops in-batch false negatives)",
+        "base drops in-batch false negatives), mnrl+matryoshka or gist+matryoshka (also on the "
+        "first matryoshka_dims dimensions: evaluate with --dims)",
+    )
+    matryoshka_dims: list[int] | None = Field(
+        None,
+        description="Dimensions a +matryoshka loss trains (default: the model's and 512/256/128/64 below it)",
     )
     mini_batch_size: int = Field(32, ge=1, description="Sequences per forward pass of the cached losses")
     scale: float = Field(20.0, gt=0, description="Similarity scale of the softmax (1 / temperature)")
@@ -119,6 +124,19 @@ class TrainConfig(BaseModel):
         if loss not in LOSSES:
             raise ValueError(unknown_loss(loss))
         return loss
+
+    @field_validator("matryoshka_dims")
+    @classmethod
+    def _positive_dims(cls, dims: list[int] | None) -> list[int] | None:
+        if dims is not None and (not dims or min(dims) < 1):
+            raise ValueError("matryoshka_dims must be a non-empty list of positive sizes")
+        return dims
+
+    @model_validator(mode="after")
+    def _dims_need_matryoshka(self) -> TrainConfig:
+        if self.matryoshka_dims is not None and not self.loss.endswith("+matryoshka"):
+            raise ValueError(f"matryoshka_dims needs a +matryoshka loss (loss is {self.loss})")
+        return self
 
     @field_validator("interpolation_alphas")
     @classmethod

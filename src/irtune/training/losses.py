@@ -73,11 +73,39 @@ def _cached_gist(model: LoadedModel, config: TrainConfig, gather: bool) -> nn.Mo
     )
 
 
+MATRYOSHKA_STEPS = (512, 256, 128, 64)  # trained below the model's own size by default
+
+
+def matryoshka_dims(model: LoadedModel, config: TrainConfig) -> list[int]:
+    """`config.matryoshka_dims`, else the model's size and each of 512/256/128/64 below it."""
+    full = model.model.get_embedding_dimension() or 0
+    dims = config.matryoshka_dims or [full, *(d for d in MATRYOSHKA_STEPS if d < full)]
+    if max(dims) > full:
+        raise IrtuneError(f"matryoshka_dims {dims}: the model's embeddings have {full} dimensions")
+    return sorted(set(dims), reverse=True)
+
+
+def _matryoshka(inner: LossFactory) -> LossFactory:
+    """The inner loss on the first d dimensions, for each configured d, summed
+    (sentence-transformers' MatryoshkaLoss): the leading dimensions then work on their own."""
+
+    def factory(model: LoadedModel, config: TrainConfig, gather: bool) -> nn.Module:
+        from sentence_transformers.sentence_transformer import losses
+
+        return losses.MatryoshkaLoss(
+            model.model, inner(model, config, gather), matryoshka_dims(model, config)
+        )
+
+    return factory
+
+
 LOSSES: dict[str, LossFactory] = {
     "mnrl": _mnrl,
     "cached_mnrl": _cached_mnrl,
     "gist": _gist,
     "cached_gist": _cached_gist,
+    "mnrl+matryoshka": _matryoshka(_mnrl),
+    "gist+matryoshka": _matryoshka(_gist),
 }
 CACHED = frozenset({"cached_mnrl", "cached_gist"})  # losses that hold one mini-batch at a time
 
