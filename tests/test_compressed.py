@@ -53,9 +53,11 @@ def test_int8_ranks_as_the_float_query_against_dequantised_documents(corpus):
     codes = np.clip(np.floor((docs - low) / step), 0, 255)
     dequantised = codes * step + low
     reference = queries @ dequantised.T
-    _, indices = built.search(queries, 15)
+    scores, indices = built.search(queries, 15)
     assert np.array_equal(indices, _top(reference, 15))
-    assert np.concatenate(built.codes).dtype == np.int8 and built.ranges is not None
+    # the scores are query · dequantised document (run files hold real similarities)
+    assert np.allclose(scores, np.take_along_axis(reference, indices, axis=1), atol=1e-4)
+    assert built.codes is not None and built.codes.dtype == np.int8 and built.ranges is not None
     assert np.allclose(built.ranges, np.vstack((low, high)))
     # and int8 is close to, but not exactly, float: the reference is not the float ranking
     assert not np.array_equal(_top(reference, 15), _top(queries @ docs.T, 15))
@@ -72,7 +74,7 @@ def test_ubinary_is_hamming_search_and_rescoring_reorders_by_the_float_query(cor
     assert np.array_equal(-scores, np.sort(hamming, axis=1)[:, :10])
     assert np.array_equal(-scores, np.take_along_axis(hamming, indices, axis=1))
     assert all(len(set(row)) == 10 for row in indices)
-    assert np.concatenate(built.codes).shape == (300, 6)  # 48 bits in 6 bytes
+    assert built.codes is not None and built.codes.shape == (300, 6)  # 48 bits in 6 bytes
     rescored = CompressedCorpus.build(shards, Compression(quantize="ubinary", rescore=4))
     r_scores, r_indices = rescored.search(queries, 10)
     by_float = np.einsum("qd,qcd->qc", queries, bits_d[r_indices].astype(np.float32))
@@ -96,8 +98,25 @@ def test_many_queries_give_the_same_result_as_one_at_a_time(corpus):
 
 def test_bytes_per_document():
     assert Compression().bytes_per_document(384) == 1536
+    assert Compression(dims=128).bytes_per_document(384, float_bytes=2) == 256  # float16 cache
     assert Compression(dims=128, quantize="int8").bytes_per_document(384) == 128
     assert Compression(dims=64, quantize="ubinary").bytes_per_document(384) == 8
+    assert Compression(dims=100, quantize="ubinary").bytes_per_document(384) == 13  # padded bits
+    codes = CompressedCorpus.build(
+        [_unit(np.random.default_rng(1), 5, 384)], Compression(100, "ubinary")
+    ).codes
+    assert codes is not None and codes.shape == (5, 13)
+
+
+def test_a_dot_product_model_is_truncated_without_renormalising(corpus):
+    """Renormalising would turn a dot-product model into a cosine one behind the label."""
+    shards, queries = corpus
+    docs = np.concatenate(shards) * np.linspace(0.5, 2.0, 300, dtype=np.float32)[:, None]  # unequal norms
+    built = CompressedCorpus.build([docs], Compression(dims=16, normalize=False))
+    scores, indices = built.search(queries, 10)
+    reference = queries[:, :16] @ docs[:, :16].T
+    assert np.array_equal(indices, _top(reference, 10))
+    assert np.allclose(scores, np.take_along_axis(reference, indices, axis=1), atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -139,6 +158,9 @@ def test_compressed_runs_come_from_the_cache_and_compare_with_full_precision(
     assert cheap.datasets[0].metrics["ndcg@10"] != full.datasets[0].metrics["ndcg@10"]
     [comparison] = compare(tmp_path / "full" / "results.json", tmp_path / "d16-ubinary" / "results.json")
     assert comparison.datasets[0].queries == full.datasets[0].queries.count
+    # the change comes from the compression, not the model: the comparison says so
+    [caveat] = [c for c in comparison.caveats if c.startswith("compression differs")]
+    assert "baseline full vectors, candidate 16 dims, ubinary" in caveat
     recorded = json.loads((tmp_path / "d16-ubinary" / "results.json").read_text())
     assert recorded["retriever"]["params"]["bytes_per_document"] == 2
     assert full.retriever.params == {"dims": 32, "bytes_per_document": 128.0}

@@ -18,7 +18,8 @@ from irtune.significance import bootstrap_ci, holm, paired_randomization_test
 ALPHA = 0.05
 TIE = 1e-12
 MEANING_SETTINGS = ("top_k", "ignore_identical_ids")  # differ: the metrics measure other things
-DENSE_CAVEATS = ("precision", "max_seq_length", "store_dtype")  # differ: numbers move, meaning holds
+# differ: numbers move, meaning holds (compression: fewer dims, int8, binary; None = full vectors)
+DENSE_CAVEATS = ("precision", "max_seq_length", "store_dtype", "compression")
 
 
 class MetricComparison(BaseModel):
@@ -123,6 +124,7 @@ class RunSetup(BaseModel):
     ignore_identical_ids: bool | None
     max_seq_length: int | None
     store_dtype: str | None
+    compression: str | None = None
     index_params: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
@@ -142,6 +144,7 @@ class RunSetup(BaseModel):
             ignore_identical_ids=result.settings.ignore_identical_ids,
             max_seq_length=part.max_seq_length if part else None,
             store_dtype=part.store_dtype if part else None,
+            compression=part.params.get("compression") if part else None,
             index_params=dict(part.index_params) if part else {},
         )
 
@@ -179,6 +182,8 @@ def check_setups(base: RunSetup, cand: RunSetup) -> list[str]:
     if base.encodes and cand.encodes:
         for name in DENSE_CAVEATS:
             b, c = getattr(base, name), getattr(cand, name)
+            if name == "compression":  # None: the model's full vectors
+                b, c = b or "full vectors", c or "full vectors"
             if b != c:
                 caveats.append(
                     f"{name} differs (baseline {b}, candidate {c}): part of the difference may "

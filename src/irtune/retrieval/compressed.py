@@ -18,9 +18,8 @@ precision on quality alone; `bytes_per_document` is what the codes take in memor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -34,14 +33,19 @@ class Compression:
     dims: int | None = None  # None: all of the model's dimensions
     quantize: str = "none"
     rescore: int = 1  # ubinary: rescore the top rescore x k candidates with the float query (1: off)
+    normalize: bool = True  # the model compares by cosine: truncated vectors are renormalised
 
     @property
     def active(self) -> bool:
         return self.dims is not None or self.quantize != "none"
 
-    def bytes_per_document(self, full_dims: int) -> float:
+    def bytes_per_document(self, full_dims: int, float_bytes: int = 4) -> float:
+        """What one document vector takes: float_bytes per dimension for floats (2 from a
+        float16 cache), 1 for int8, 1/8 for binary (padded to whole bytes)."""
         dims = self.dims or full_dims
-        return {"none": 4.0 * dims, "int8": float(dims), "ubinary": float((dims + 7) // 8)}[self.quantize]
+        return {"none": float(float_bytes * dims), "int8": float(dims), "ubinary": float((dims + 7) // 8)}[
+            self.quantize
+        ]
 
 
 def _quantized(
@@ -50,80 +54,97 @@ def _quantized(
     return np.asarray(quantize_embeddings(vectors, precision=precision, ranges=ranges))
 
 
-def truncated(vectors: np.ndarray, dims: int | None) -> np.ndarray:
-    """The first `dims` dimensions, renormalised to unit length (float32)."""
+def truncated(vectors: np.ndarray, dims: int | None, normalize: bool = True) -> np.ndarray:
+    """The first `dims` dimensions (float32), renormalised to unit length for a cosine model."""
     vectors = np.asarray(vectors, dtype=np.float32)
     if dims is None:
         return vectors
     part = vectors[:, :dims]
+    if not normalize:
+        return part
     norms = np.linalg.norm(part, axis=1, keepdims=True)
     return part / np.where(norms == 0, 1.0, norms)
 
 
 @dataclass
 class CompressedCorpus:
-    """The corpus' codes (int8 or packed bits, or truncated floats) and what scores them."""
+    """What the search reads: the cache's float shards (truncated as they are read), or the
+    int8 / packed-bit codes of the whole corpus (the compressed copy, built shard by shard)."""
 
     compression: Compression
-    codes: list[np.ndarray]  # one array per cache shard, in corpus order
+    floats: list[np.ndarray] | None = None  # quantize none: the (memory-mapped) cache shards
+    codes: np.ndarray | None = None  # int8 (N, dims) or ubinary (N, ceil(dims / 8))
     ranges: np.ndarray | None = None  # int8: (2, dims) per-dimension min and max
+    shard_rows: int = 2048
 
     @classmethod
-    def build(cls, shards: Iterable[np.ndarray], compression: Compression) -> CompressedCorpus:
-        floats = [truncated(shard, compression.dims) for shard in shards]
+    def build(cls, shards: Sequence[np.ndarray], compression: Compression) -> CompressedCorpus:
+        def part(shard: np.ndarray) -> np.ndarray:
+            return truncated(shard, compression.dims, compression.normalize)
+
+        rows = len(shards[0]) if shards else 1
         if compression.quantize == "none":
-            return cls(compression, floats)
+            return cls(compression, floats=list(shards), shard_rows=rows)
         if compression.quantize == "ubinary":
-            return cls(compression, [_quantized(f, "ubinary") for f in floats])
+            return cls(compression, codes=np.concatenate([_quantized(part(s), "ubinary") for s in shards]))
+        # first pass: the exact per-dimension ranges of the whole corpus, a shard at a time
+        lows, highs = zip(*((f.min(axis=0), f.max(axis=0)) for f in map(part, shards)), strict=True)
         ranges = np.vstack(
-            (np.min([f.min(axis=0) for f in floats], axis=0), np.max([f.max(axis=0) for f in floats], axis=0))
-        )
-        return cls(compression, [_quantized(f, "int8", ranges) for f in floats], ranges)
+            (np.min(lows, axis=0), np.max(highs, axis=0))
+        )  # what quantize_embeddings calibrates on the whole corpus
+        codes = np.concatenate([_quantized(part(s), "int8", ranges) for s in shards])
+        return cls(compression, codes=codes, ranges=ranges, shard_rows=rows)
 
     def search(self, queries: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, corpus positions) of each query's top k, best first. Every kind is an inner
-        product over transformed shards, so the same bounded exact search runs them all."""
-        queries = truncated(queries, self.compression.dims)
-        total = sum(len(c) for c in self.codes)
-        rescoring = self.compression.quantize == "ubinary" and self.compression.rescore > 1
-        k = min(top_k * (self.compression.rescore if rescoring else 1), total)
-        kind = self.compression.quantize
-        if kind == "none":
-            return exact_search(queries, self._shards(lambda codes: codes), k)
-        if kind == "int8":
-            # query · (step * (code + 128) + start) ranks as (query * step) · code
-            steps = (self.ranges[1] - self.ranges[0]) / 255 if self.ranges is not None else 1.0
+        product over decoded shards, so the same bounded exact search runs them all."""
+        c = self.compression
+        queries = truncated(queries, c.dims, c.normalize)
+        if self.floats is not None:
+            return exact_search(queries, self._float_shards(), top_k)
+        assert self.codes is not None
+        total = len(self.codes)
+        rescoring = c.quantize == "ubinary" and c.rescore > 1
+        k = min(top_k * (c.rescore if rescoring else 1), total)
+        if c.quantize == "int8":
+            assert self.ranges is not None
+            steps = (self.ranges[1] - self.ranges[0]) / 255
             steps = np.where(steps == 0, 1, steps).astype(np.float32)
-            return exact_search(queries * steps, self._shards(lambda codes: codes.astype(np.float32)), k)
+            # query · dequantised = (query * step) · code + query · (128 * step + start)
+            scores, indices = exact_search(
+                queries * steps, self._code_shards(lambda x: x.astype(np.float32)), k
+            )
+            return scores + (queries @ (128 * steps + self.ranges[0]))[:, None], indices
         dims = queries.shape[1]
         # on ±1 vectors the inner product is dims - 2 x Hamming distance: BLAS does the popcount
         signs = _signs(_quantized(queries, "ubinary"), dims)
-        scores, indices = exact_search(signs, self._shards(lambda codes: _signs(codes, dims)), k)
+        scores, indices = exact_search(signs, self._code_shards(lambda x: _signs(x, dims)), k)
         scores = (scores - dims) / 2  # -Hamming distance
         if rescoring:
             scores, indices = self._rescore(queries, indices, min(top_k, total))
         return scores, indices
 
-    def _shards(self, decode: Callable[[np.ndarray], np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+    def _float_shards(self) -> Iterator[tuple[int, np.ndarray]]:
         offset = 0
-        for codes in self.codes:
-            yield offset, decode(codes)
-            offset += len(codes)
+        for shard in self.floats or []:
+            yield offset, truncated(shard, self.compression.dims, self.compression.normalize)
+            offset += len(shard)
+
+    def _code_shards(self, decode: Callable[[np.ndarray], np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+        assert self.codes is not None
+        for offset in range(0, len(self.codes), self.shard_rows):
+            yield offset, decode(self.codes[offset : offset + self.shard_rows])
 
     def _rescore(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The float query against each candidate's bits (0/1), a query at a time."""
-        packed = self.packed
+        assert self.codes is not None
         dims = queries.shape[1]
         scores = np.empty(candidates.shape, dtype=np.float32)
         for row, (query, ids) in enumerate(zip(queries, candidates, strict=True)):
-            bits = np.unpackbits(packed[ids], axis=-1)[:, :dims].astype(np.float32)
+            bits = np.unpackbits(self.codes[ids], axis=-1)[:, :dims].astype(np.float32)
             scores[row] = bits @ query
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(scores, order, axis=1), np.take_along_axis(candidates, order, axis=1)
-
-    @cached_property
-    def packed(self) -> np.ndarray:
-        return np.concatenate(self.codes)
 
 
 def _signs(packed: np.ndarray, dims: int) -> np.ndarray:

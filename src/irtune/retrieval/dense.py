@@ -65,22 +65,24 @@ class DenseRetriever:
         compression when there is one."""
         c = self.compression
         full = self.model.model.get_embedding_dimension() or 0
+        float_bytes = 2 if self.store_dtype == "float16" else 4
+        dims, size = c.dims or full, c.bytes_per_document(full, float_bytes)
         if not c.active:
-            per_value = 2 if self.store_dtype == "float16" else 4
-            return {"dims": full, "bytes_per_document": float(per_value * full)}
-        dims = c.dims or full
-        size = c.bytes_per_document(full)
+            return {"dims": dims, "bytes_per_document": size}
+        kind = self.store_dtype if c.quantize == "none" else c.quantize
         rescored = f", top {c.rescore}x k rescored by the float query" if c.rescore > 1 else ""
         return {
             "dims": dims,
             "quantize": c.quantize,
             "rescore": c.rescore,
             "bytes_per_document": size,
-            "compression": f"{dims} dims, {'float32' if c.quantize == 'none' else c.quantize}"
-            f"{rescored} ({size:g} bytes/document)",
+            "compression": f"{dims} dims, {kind}{rescored} ({size:g} bytes/document)",
         }
 
     def index(self, corpus: Corpus, dev: LabelledQueries | None = None) -> DenseIndex:
+        full = self.model.model.get_embedding_dimension() or 0
+        if self.compression.dims is not None and self.compression.dims > full:  # before encoding
+            raise IrtuneError(f"--dims {self.compression.dims}: the model's embeddings have {full}")
         started = time.perf_counter()
         with contextlib.ExitStack() as stack:
             advance = None
@@ -101,9 +103,6 @@ class DenseRetriever:
         timings = {"encode_corpus_s": time.perf_counter() - started}
         compressed = None
         if self.compression.active:
-            full = shards.chunks[0].shape[1] if shards.chunks else 0
-            if self.compression.dims is not None and self.compression.dims > full:
-                raise IrtuneError(f"--dims {self.compression.dims}: the model's embeddings have {full}")
             started = time.perf_counter()
             compressed = CompressedCorpus.build(shards.chunks, self.compression)
             timings["compress_s"] = time.perf_counter() - started
@@ -198,5 +197,5 @@ def dense_retriever(settings: EvalSettings, model: LoadedModel | None) -> DenseR
         index_kind=settings.index,
         index_params=settings.index_params,
         devices=settings.devices,
-        compression=Compression(settings.dims, settings.quantize, settings.rescore),
+        compression=Compression(settings.dims, settings.quantize, settings.rescore, model.normalize),
     )
