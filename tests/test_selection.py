@@ -28,7 +28,7 @@ class StubEncoder:
         self.similarity_fn_name = "dot"
         self.max_seq_length = 64
 
-    def get_sentence_embedding_dimension(self) -> int:
+    def get_embedding_dimension(self) -> int:
         return DIM
 
     def encode(self, texts, **_kwargs) -> np.ndarray:

@@ -80,9 +80,9 @@ class DenseRetriever:
         }
 
     def index(self, corpus: Corpus, dev: LabelledQueries | None = None) -> DenseIndex:
-        full = self.model.model.get_embedding_dimension() or 0
-        if self.compression.dims is not None and self.compression.dims > full:  # before encoding
-            raise IrtuneError(f"--dims {self.compression.dims}: the model's embeddings have {full}")
+        dims = self.compression.dims
+        if dims is not None and dims > (full := self.model.model.get_embedding_dimension() or 0):
+            raise IrtuneError(f"--dims {dims}: the model's embeddings have {full}")  # before encoding
         started = time.perf_counter()
         with contextlib.ExitStack() as stack:
             advance = None
