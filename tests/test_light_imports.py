@@ -66,6 +66,17 @@ def test_the_probe_sees_a_heavy_import_when_there_is_one(tmp_path: Path):
     assert "torch" in json.loads(done.stdout.strip().splitlines()[-1])["heavy"]
 
 
+def test_dense_exact_evaluation_loads_neither_faiss_nor_bm25(tmp_path: Path, tiny_model: Path):
+    """A GPU machine's image (benchmarks/gpu_check.py) has no FAISS: exact search must not need it."""
+    from conftest import write_beir
+
+    data = write_beir(tmp_path / "ds", {"d1": {"text": "x"}}, {"q1": "y"}, {"test": {"q1": {"d1": 1}}})
+    args = ["eval", "-m", str(tiny_model), "-d", str(data), "--cache-dir", str(tmp_path / "c")]
+    assert _run_cli(*args) == {"code": 0, "heavy": ["sentence_transformers", "torch", "transformers"]}
+    probe_ann = [*args, "--index", "flat", "--out", str(tmp_path / "flat")]
+    assert "faiss" in _run_cli(*probe_ann)["heavy"]
+
+
 def test_the_api_names_stay_functions_after_their_modules_are_imported():
     """`irtune.train` is the function even once `irtune.training` (a package) is loaded:
     no submodule shares a name with the API."""

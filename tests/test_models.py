@@ -66,6 +66,22 @@ def test_local_folder_and_errors(tiny_model, tmp_path):
         resolve_model_location("./nowhere")
 
 
+def test_a_model_stored_in_half_precision_computes_in_fp32(tiny_model, tmp_path):
+    """Transformers 5 loads weights in their stored dtype: a model saved in fp16 would encode in
+    fp16 under a result that says fp32, and train fp16 master weights into NaN. irtune loads fp32
+    weights; `precision` lowers the computation by autocast, and says so."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    half = tmp_path / "half"
+    SentenceTransformer(str(tiny_model), device="cpu").half().save(str(half))
+    assert next(SentenceTransformer(str(half), device="cpu").parameters()).dtype == torch.float16
+    loaded = load_model(str(half), device="cpu")
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}
+    reference = SentenceTransformer(str(half), device="cpu").float().encode(["a query"])
+    assert loaded.model.encode(["a query"]) == pytest.approx(reference, abs=1e-6)
+
+
 HUB_CHECK = """
 import json, sys
 from pathlib import Path

@@ -180,7 +180,15 @@ def load_model(
             repo = hub_repo_id(location)
             folder = hub_snapshot(repo, cache_dir)
             revision = folder.name
-        model = SentenceTransformer(repo, device=device, cache_folder=cache_dir, revision=revision)
+        # fp32 weights whatever the stored dtype (transformers 5 keeps fp16/bf16 as stored):
+        # `precision` lowers the computation by autocast, and training needs fp32 master weights.
+        model = SentenceTransformer(
+            repo,
+            device=device,
+            cache_folder=cache_dir,
+            revision=revision,
+            model_kwargs={"dtype": torch.float32},
+        )
     except (OSError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise IrtuneError(f"cannot load model {spec!r}: {first_line}") from None

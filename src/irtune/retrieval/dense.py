@@ -16,7 +16,6 @@ from irtune.errors import IrtuneError
 from irtune.models import LoadedModel
 from irtune.progress import progress_bar
 from irtune.results import RetrieverInfo
-from irtune.retrieval import ann
 from irtune.retrieval.base import Corpus, LabelledQueries, Retrieval, run_from_arrays
 from irtune.retrieval.compressed import CompressedCorpus, Compression
 from irtune.retrieval.encode import EmbeddingShards, encode_corpus_cached, encode_texts
@@ -109,6 +108,8 @@ class DenseRetriever:
         faiss_index = None
         if self.index_kind != "exact":
             started = time.perf_counter()
+            from irtune.retrieval import ann  # FAISS loads only for an ANN index
+
             dim = shards.chunks[0].shape[1] if shards.chunks else 0
             faiss_index = ann.build_index(
                 shards.iter_with_offsets(), dim, self.index_kind, dict(self.index_params)
@@ -152,6 +153,8 @@ class DenseIndex:
         timings["search_s"] = time.perf_counter() - started
         details: dict[str, Any] = {}
         if self.faiss_index is not None:
+            from irtune.retrieval import ann
+
             exact_indices = indices
             started = time.perf_counter()
             scores, indices = ann.faiss_search(self.faiss_index, vectors, top_k)
