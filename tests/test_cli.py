@@ -148,3 +148,10 @@ def test_every_training_option_is_a_flag_validated_by_the_config(tmp_path, monke
     bad = irtune(*common, "--epochs", "0")
     assert_one_line_error(bad, "epochs: Input should be greater than or equal to 1")
     assert_one_line_error(irtune(*common, "--loss", "triplet"), "loss:")
+
+
+def test_an_error_message_keeps_its_square_brackets(tmp_path):
+    """Errors print through rich: a path like `runs/[draft]` must not be read as markup."""
+    missing = tmp_path / "[draft]" / "scifact"
+    done = irtune("eval", "-m", "minilm", "-d", str(missing))
+    assert_one_line_error(done, "[draft]")

@@ -15,6 +15,7 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from irtune.cli_config import config_overrides, config_parameters
@@ -242,6 +243,13 @@ def eval_command(
     rescore: Annotated[
         int, typer.Option(help="ubinary: rescore the top N x k candidates with the float query.")
     ] = 1,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="What encodes on the CPU: torch, onnx, onnx-int8 (dynamic), openvino or openvino-int8 "
+            "(static, calibrated on the corpus); exports are cached beside the embedding cache."
+        ),
+    ] = "torch",
 ) -> None:
     """Evaluate a model (or BM25) on datasets and print NDCG@10/100, MAP@100, Recall@100."""
     from irtune.api import evaluate
@@ -272,6 +280,7 @@ def eval_command(
         dims=dims,
         quantize=quantize,
         rescore=rescore,
+        backend=backend,
     )
     from irtune.reporting.tables import results_table
 
@@ -599,7 +608,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)  # typer turns Ctrl-C into the exit code 130
     except IrtuneError as exc:
-        stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         stderr.print(interrupted, highlight=False, soft_wrap=True)
@@ -614,7 +623,7 @@ def main() -> None:
     except OSError as exc:
         if exc.errno not in ENVIRONMENT_ERRNOS:
             raise
-        where = f"{exc.filename}: " if exc.filename else ""
+        where = escape(f"{exc.filename}: ") if exc.filename else ""
         stderr.print(
             f"[bold red]error:[/] {where}{exc.strerror}; nothing half-written was kept: free space "
             "(or fix the permissions) and re-run to resume",

@@ -19,7 +19,7 @@ ALPHA = 0.05
 TIE = 1e-12
 MEANING_SETTINGS = ("top_k", "ignore_identical_ids")  # differ: the metrics measure other things
 # differ: numbers move, meaning holds (compression: fewer dims, int8, binary; None = full vectors)
-DENSE_CAVEATS = ("precision", "max_seq_length", "store_dtype", "compression")
+DENSE_CAVEATS = ("precision", "backend", "max_seq_length", "store_dtype", "compression")
 
 
 class MetricComparison(BaseModel):
@@ -125,6 +125,7 @@ class RunSetup(BaseModel):
     max_seq_length: int | None
     store_dtype: str | None
     compression: str | None = None
+    backend: str | None = None  # None: recorded before backends existed, so torch
     index_params: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
@@ -145,6 +146,7 @@ class RunSetup(BaseModel):
             max_seq_length=part.max_seq_length if part else None,
             store_dtype=part.store_dtype if part else None,
             compression=part.params.get("compression") if part else None,
+            backend=part.params.get("backend") if part else None,
             index_params=dict(part.index_params) if part else {},
         )
 
@@ -184,6 +186,8 @@ def check_setups(base: RunSetup, cand: RunSetup) -> list[str]:
             b, c = getattr(base, name), getattr(cand, name)
             if name == "compression":  # None: the model's full vectors
                 b, c = b or "full vectors", c or "full vectors"
+            if name == "backend":
+                b, c = b or "torch", c or "torch"
             if b != c:
                 caveats.append(
                     f"{name} differs (baseline {b}, candidate {c}): part of the difference may "

@@ -135,6 +135,8 @@ class LoadedModel:
     # the folder itself, or a hub id's cache snapshot (`location` keeps the id)
     folder: Path | None = None
     revision: str | None = None  # the hub commit loaded; None for a local folder
+    backend: str = "torch"  # what runs the transformer (irtune.retrieval.backends)
+    backend_key: str | None = None  # the export's cache key, for other backends
 
     @property
     def max_seq_length(self) -> int | None:

@@ -69,6 +69,8 @@ class RetrieverInfo(Record):
         if self.store_dtype == "float16":
             precision += " (float16 cache)"
         parts = [self.name, precision, search]
+        if self.params.get("backend", "torch") != "torch":  # e.g. "onnx-int8 backend"
+            parts.insert(2, f"{self.params['backend']} backend")
         if "compression" in self.params:  # e.g. "128 dims, int8 (128 bytes/document)"
             parts.append(str(self.params["compression"]))
         if self.max_seq_length is not None:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 INDEX_TYPES = ("exact", "flat", "ivf", "hnsw")
+# what runs the transformer when encoding: torch, or an export run by ONNX Runtime / OpenVINO
+BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 QUANTIZATIONS = ("none", "int8", "ubinary")  # of document vectors, made from the float cache
 # FAISS parameters per index type (all positive whole numbers), with their defaults
 DEFAULT_INDEX_PARAMS: dict[str, dict[str, int]] = {
@@ -49,6 +51,7 @@ class EvalSettings:
     dims: int | None = None  # the first N dimensions, renormalised (None: all)
     quantize: str = "none"  # none, int8 or ubinary document vectors
     rescore: int = 1  # ubinary: rescore the top rescore x k by the float query (1: off)
+    backend: str = "torch"  # irtune.retrieval.backends
 
     def __post_init__(self) -> None:
         check_retriever(self.retriever)
@@ -57,6 +60,7 @@ class EvalSettings:
             "index": (self.index, INDEX_TYPES),
             "store-dtype": (self.store_dtype, ("float32", "float16")),
             "quantize": (self.quantize, QUANTIZATIONS),
+            "backend": (self.backend, BACKENDS),
         }
         for option, (value, allowed) in choices.items():
             if value not in allowed:
@@ -69,6 +73,24 @@ class EvalSettings:
             checks.device("--devices", name)
         checks.output_folder("--cache-dir", self.cache_dir)
         self._check_compression()
+        self._check_backend()
+
+    def _check_backend(self) -> None:
+        if self.backend == "torch":
+            return
+        if not check_retriever(self.retriever).needs_model:
+            raise IrtuneError(
+                f"--backend {self.backend} encodes with a model; --retriever {self.retriever} encodes nothing"
+            )
+        if self.precision != "fp32":
+            raise IrtuneError(
+                f"--precision {self.precision} applies to --backend torch; --backend {self.backend} "
+                "runs the exported graph as it is (fp32, or int8 for the -int8 backends)"
+            )
+        if self.devices:
+            raise IrtuneError(
+                f"--devices applies to --backend torch; --backend {self.backend} runs on the CPU"
+            )
 
     def _check_compression(self) -> None:
         checks.at_least("--dims", self.dims, 1)

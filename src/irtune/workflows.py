@@ -124,6 +124,13 @@ def run_evaluation(
     if check_retriever(settings.retriever).needs_model and model_spec is None:
         raise IrtuneError(f"{settings.retriever} retrieval needs a model: -m minilm, a hub id or a folder")
     checks.output_folder("--out", out_dir)
+    if settings.backend != "torch":
+        from irtune.retrieval.backends import require
+
+        device = (model_options or ModelOptions()).device
+        if device not in (None, "cpu") and not str(device).startswith("cpu:"):
+            raise IrtuneError(f"--backend {settings.backend} runs on the CPU, not {device}; drop --device")
+        require(settings.backend)
     found = [resolve_dataset(name, data_dir, strict) for name in datasets]
     explicit = held_out_from_files(split_files)
     planned = _planned_before_loading(model_spec)  # their split is the plan's (checked later)

@@ -41,6 +41,7 @@ class DenseRetriever:
     index_params: Mapping[str, Any] = field(default_factory=dict)
     devices: tuple[str, ...] = ()
     compression: Compression = field(default_factory=Compression)
+    backend: str = "torch"  # irtune.retrieval.backends: torch, or an ONNX Runtime / OpenVINO export
     show_progress: bool = True
     name: str = "dense"
     uses_dev: bool = False
@@ -51,7 +52,7 @@ class DenseRetriever:
             name=self.name,
             description="dense (inner product over cached embeddings)",
             encodes=True,
-            precision=self.precision,
+            precision="int8" if self.backend.endswith("-int8") else self.precision,
             max_seq_length=self.model.max_seq_length,
             store_dtype=self.store_dtype,
             index=self.index_kind,
@@ -67,10 +68,11 @@ class DenseRetriever:
         float_bytes = 2 if self.store_dtype == "float16" else 4
         dims, size = c.dims or full, c.bytes_per_document(full, float_bytes)
         if not c.active:
-            return {"dims": dims, "bytes_per_document": size}
+            return {"backend": self.backend, "dims": dims, "bytes_per_document": size}
         kind = self.store_dtype if c.quantize == "none" else c.quantize
         rescored = f", top {c.rescore}x k rescored by the float query" if c.rescore > 1 else ""
         return {
+            "backend": self.backend,
             "dims": dims,
             "quantize": c.quantize,
             "rescore": c.rescore,
@@ -83,12 +85,15 @@ class DenseRetriever:
         if dims is not None and dims > (full := self.model.model.get_embedding_dimension() or 0):
             raise IrtuneError(f"--dims {dims}: the model's embeddings have {full}")  # before encoding
         started = time.perf_counter()
+        model = self._encoder(corpus)
+        timings = {"export_s": time.perf_counter() - started} if self.backend != "torch" else {}
+        started = time.perf_counter()
         with contextlib.ExitStack() as stack:
             advance = None
             if self.show_progress:
                 advance = stack.enter_context(progress_bar(f"encode {corpus.name} corpus", len(corpus)))
             shards = encode_corpus_cached(
-                self.model,
+                model,
                 corpus.texts(),
                 corpus.content_key,
                 self.cache_dir,
@@ -99,7 +104,7 @@ class DenseRetriever:
                 devices=self.devices,
                 count=len(corpus),
             )
-        timings = {"encode_corpus_s": time.perf_counter() - started}
+        timings["encode_corpus_s"] = time.perf_counter() - started
         compressed = None
         if self.compression.active:
             started = time.perf_counter()
@@ -115,12 +120,29 @@ class DenseRetriever:
                 shards.iter_with_offsets(), dim, self.index_kind, dict(self.index_params)
             )
             timings["index_build_s"] = time.perf_counter() - started
-        return DenseIndex(self, corpus, shards, faiss_index, timings, compressed)
+        return DenseIndex(self, model, corpus, shards, faiss_index, timings, compressed)
+
+    def _encoder(self, corpus: Corpus) -> LoadedModel:
+        """The model, or its export for another backend (static int8 calibrates on a sample
+        of this corpus's documents, never on queries)."""
+        if self.backend == "torch":
+            return self.model
+        from irtune.retrieval import backends
+        from irtune.retrieval.encode import default_cache_dir
+
+        sample: list[str] = []
+        if self.backend == "openvino-int8":
+            prompt = self.model.prompts.document
+            sample = [prompt + t for t in backends.calibration_sample(corpus.texts(), len(corpus))]
+        return backends.on_backend(
+            self.model, self.backend, cache_dir=self.cache_dir or default_cache_dir(), calibration=sample
+        )
 
 
 @dataclass
 class DenseIndex:
     retriever: DenseRetriever
+    model: LoadedModel  # the retriever's model, or its export (--backend)
     corpus: Corpus
     shards: EmbeddingShards
     faiss_index: Any = None
@@ -133,7 +155,7 @@ class DenseIndex:
         queries (hard-negative mining) does not encode them twice."""
         key = tuple(queries)
         if self._encoded is None or self._encoded[0] != key:
-            model, settings = self.retriever.model, self.retriever
+            model, settings = self.model, self.retriever
             texts = [queries[q] for q in key]
             vectors = encode_texts(model, texts, model.prompts.query, settings.batch_size, settings.precision)
             self._encoded = (key, vectors)
@@ -201,4 +223,5 @@ def dense_retriever(settings: EvalSettings, model: LoadedModel | None) -> DenseR
         index_params=settings.index_params,
         devices=settings.devices,
         compression=Compression(settings.dims, settings.quantize, settings.rescore, model.normalize),
+        backend=settings.backend,
     )

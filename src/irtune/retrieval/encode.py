@@ -118,6 +118,7 @@ def cache_key(
         str(model.normalize),
         content_key,
         *([] if store_dtype == "float32" else [store_dtype]),
+        *([] if model.backend_key is None else [model.backend, model.backend_key]),
     )
 
 

@@ -88,7 +88,7 @@ def mine_candidates(
         base, precision=precision, batch_size=batch_size, cache_dir=cache_dir, show_progress=False
     )
     index = DenseIndex(
-        retriever, Corpus(dataset.name, doc_ids, shards.folder.name, dataset.iter_texts), shards
+        retriever, base, Corpus(dataset.name, doc_ids, shards.folder.name, dataset.iter_texts), shards
     )
     queries = {q: dataset.queries[q] for q in qids}
     run = index.search(queries, range_max).run

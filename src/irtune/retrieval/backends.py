@@ -1,0 +1,279 @@
+"""Encoding backends for the CPU: the model's transformer exported to ONNX and run by ONNX
+Runtime or OpenVINO, in fp32 or int8, exported once and cached beside the embedding cache.
+
+Why not sentence-transformers' own `backend="onnx"|"openvino"`: both go through Optimum, and
+no release of optimum-onnx installs beside transformers 5 (it pins transformers<4.58), while
+optimum-intel pins an older transformers and pulls a CUDA build of torch. So the pieces those
+wrappers call are called here directly: torch's ONNX exporter, onnxruntime's dynamic int8
+quantisation (int8 weights, activations quantised per batch), and NNCF's static int8
+quantisation for OpenVINO (what optimum-intel runs), calibrated on a sample of the corpus being
+encoded. The exported graph stands in for the Hugging Face model inside sentence-transformers'
+Transformer module, so tokenisation, pooling and normalisation stay sentence-transformers' own.
+
+Every export is checked against the torch model on texts of other lengths and batch sizes than
+it was traced with before it is used (a trace that baked in a shape would fail there); an int8
+export is not held to that bound (it changes the numbers by design), its quality is measured.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib
+import importlib.metadata
+import logging
+import os
+import random
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from irtune.errors import IrtuneError
+from irtune.fileio import sha256_text, write_json_atomic
+from irtune.locks import folder_lock
+from irtune.models import LoadedModel
+from irtune.settings import BACKENDS
+
+log = logging.getLogger("irtune")
+
+EXPORT_FORMAT = "irtune-export-v1"
+CALIBRATION_SIZE = 300  # corpus documents NNCF calibrates static int8 on (its own default subset)
+EXPORT_TOLERANCE = 1e-3  # largest |difference| of an fp32 export's embeddings from torch's
+OPSET = 17
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What a backend needs installed, and how to say so."""
+
+    modules: tuple[str, ...]
+    extra: str
+
+
+RUNTIMES = {
+    "onnx": Runtime(("onnx", "onnxruntime"), "onnx"),
+    "openvino": Runtime(("onnx", "openvino", "nncf"), "openvino"),
+}
+
+
+def runtime_of(backend: str) -> str:
+    return backend.removesuffix("-int8")
+
+
+def require(backend: str) -> None:
+    """One line naming the missing package and the extra that installs it."""
+    if backend == "torch":
+        return
+    runtime = RUNTIMES[runtime_of(backend)]
+    for module in runtime.modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise IrtuneError(
+                f"--backend {backend} needs the package {module!r}, which is not installed: "
+                f"pip install 'irtune[{runtime.extra}]'"
+            ) from None
+
+
+def on_backend(
+    model: LoadedModel, backend: str, *, cache_dir: Path, calibration: Sequence[str] = ()
+) -> LoadedModel:
+    """`model` with its transformer run by `backend` (exported on first use into
+    `cache_dir/exports/KEY`); `calibration` are the document texts static int8 calibrates on."""
+    if backend not in BACKENDS:
+        raise IrtuneError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "torch":
+        return model
+    require(backend)
+    if model.model.device.type != "cpu":
+        raise IrtuneError(f"--backend {backend} runs on the CPU, not {model.model.device}; drop --device")
+    transformer = model.model[0]
+    hf_model = getattr(transformer, "model", None)
+    if not isinstance(hf_model, torch.nn.Module) or not hasattr(transformer, "tokenizer"):
+        raise IrtuneError(f"--backend {backend}: {model.name} has no Hugging Face transformer to export")
+    sample = list(calibration) if backend == "openvino-int8" else []
+    key = export_key(model, backend, sample)
+    folder = cache_dir / "exports" / key
+    with folder_lock(folder, what="model export", wait=True):
+        if not (folder / "manifest.json").is_file():
+            _export(model, hf_model, backend, folder, sample)
+    infer = _load(backend, folder)
+    encoder = ExportedTransformer(infer, _input_names(transformer), hf_model.config)
+    # a copy of the sentence-transformers model whose Hugging Face model is the export (the
+    # memo hands the copy our encoder instead of copying the weights)
+    swapped = copy.deepcopy(model.model, memo={id(hf_model): encoder})
+    loaded = replace(model, model=swapped, backend=backend, backend_key=key)
+    _verify(model, loaded, backend)
+    return loaded
+
+
+def calibration_sample(texts: Iterable[str], count: int) -> list[str]:
+    """CALIBRATION_SIZE of the `count` texts (a stream is read once), drawn with a fixed seed:
+    the same corpus calibrates the same."""
+    picked = set(random.Random(0).sample(range(count), min(count, CALIBRATION_SIZE)))
+    return [text for i, text in enumerate(texts) if i in picked]
+
+
+def export_key(model: LoadedModel, backend: str, sample: Sequence[str]) -> str:
+    """The weights, the backend and the versions of what exports and runs it (another
+    onnxruntime may quantise differently), and for static int8 the calibration texts."""
+    runtime = RUNTIMES[runtime_of(backend)]
+    versions = [f"{m}={_version(m)}" for m in ("torch", *runtime.modules)]
+    calibration = hashlib.sha256("\0".join(sample).encode()).hexdigest() if sample else ""
+    return sha256_text(EXPORT_FORMAT, model.weights_sha256, backend, str(OPSET), *versions, calibration)
+
+
+def _version(module: str) -> str:
+    try:
+        return importlib.metadata.version(module)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class ExportedTransformer(torch.nn.Module):
+    """Stands in for the Hugging Face model inside sentence-transformers' Transformer module:
+    the same tokenised inputs in, `last_hidden_state` out, computed by the exported graph."""
+
+    def __init__(
+        self, infer: Callable[[dict[str, np.ndarray]], np.ndarray], input_names: Sequence[str], config: Any
+    ) -> None:
+        super().__init__()
+        self.infer = infer
+        self.input_names = tuple(input_names)
+        self.config = config
+        self.device = torch.device("cpu")
+
+    def forward(self, **features: Any) -> dict[str, torch.Tensor]:
+        feeds = {name: features[name].cpu().numpy().astype(np.int64) for name in self.input_names}
+        return {"last_hidden_state": torch.from_numpy(np.ascontiguousarray(self.infer(feeds)))}
+
+
+def _input_names(transformer: Any) -> list[str]:
+    import inspect
+
+    accepted = set(inspect.signature(transformer.model.forward).parameters)
+    names = [n for n in transformer.tokenizer.model_input_names if n in accepted]
+    return names or ["input_ids", "attention_mask"]
+
+
+class _LastHiddenState(torch.nn.Module):
+    """The Hugging Face model with positional inputs and one output, as the exporter wants."""
+
+    def __init__(self, model: torch.nn.Module, names: Sequence[str]) -> None:
+        super().__init__()
+        self.model, self.names = model, tuple(names)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(**dict(zip(self.names, inputs, strict=True))).last_hidden_state
+
+
+def _export(
+    model: LoadedModel, hf_model: torch.nn.Module, backend: str, folder: Path, sample: Sequence[str]
+) -> None:
+    """Export into `folder` (held locked by the caller); the manifest is written last, so an
+    interrupted export has none and is redone."""
+    transformer = model.model[0]
+    names = _input_names(transformer)
+    log.info("exporting %s for --backend %s (once; cached in %s)", model.name, backend, folder)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".work-") as work:
+        onnx_path = Path(work) / "model.onnx"
+        features = model.model.tokenize(["an example sentence to trace", "a second, longer one to trace it"])
+        wrapped = _LastHiddenState(hf_model, names).eval()
+        axes = {name: {0: "batch", 1: "sequence"} for name in [*names, "last_hidden_state"]}
+        # the tracer warns about every Python branch it freezes; _verify checks the result on
+        # other shapes instead, so the warnings are noise to the user
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                wrapped,
+                tuple(features[n] for n in names),
+                str(onnx_path),
+                input_names=names,
+                output_names=["last_hidden_state"],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,  # the TorchScript exporter: no onnxscript, seconds not minutes
+            )
+        files = _convert(model, backend, onnx_path, Path(work), sample)
+        for name in files:
+            os.replace(Path(work) / name, folder / name)
+    write_json_atomic(
+        folder / "manifest.json",
+        {
+            "format": EXPORT_FORMAT,
+            "backend": backend,
+            "model_weights_sha256": model.weights_sha256,
+            "inputs": names,
+            "files": sorted(files),
+            "calibration_documents": len(sample),
+        },
+    )
+
+
+def _convert(
+    model: LoadedModel, backend: str, onnx_path: Path, work: Path, sample: Sequence[str]
+) -> set[str]:
+    if backend == "onnx":
+        return {"model.onnx"}
+    if backend == "onnx-int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(onnx_path, work / "model_int8.onnx", weight_type=QuantType.QInt8, per_channel=True)
+        return {"model_int8.onnx"}
+    import openvino as ov
+
+    ov_model = ov.Core().read_model(str(onnx_path))
+    if backend == "openvino-int8":
+        import nncf
+
+        names = _input_names(model.model[0])
+        batches = []
+        for start in range(0, len(sample), 16):
+            features = model.model.tokenize(list(sample[start : start + 16]))
+            batches.append({n: features[n].numpy().astype(np.int64) for n in names})
+        ov_model = nncf.quantize(
+            ov_model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(sample)
+        )
+    ov.save_model(ov_model, str(work / "openvino_model.xml"), compress_to_fp16=False)
+    return {"openvino_model.xml", "openvino_model.bin"}
+
+
+def _load(backend: str, folder: Path) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    if runtime_of(backend) == "onnx":
+        import onnxruntime as ort
+
+        name = "model_int8.onnx" if backend == "onnx-int8" else "model.onnx"
+        session = ort.InferenceSession(str(folder / name), providers=["CPUExecutionProvider"])
+        return lambda feeds: session.run(["last_hidden_state"], feeds)[0]
+    import openvino as ov
+
+    # f32: OpenVINO would otherwise run fp32 layers in bf16 on CPUs that have it
+    compiled = ov.Core().compile_model(
+        str(folder / "openvino_model.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
+    )
+    output = compiled.output(0)
+    return lambda feeds: compiled(feeds)[output]
+
+
+VERIFY_TEXTS = ("a", "two short texts", "and a third, longer text than both of the others, " * 6)
+
+
+def _verify(torch_model: LoadedModel, exported: LoadedModel, backend: str) -> None:
+    """An fp32 export must match torch on shapes it was not traced with (batch of 3, lengths
+    from 3 to ~80 tokens); an int8 one must at least produce finite vectors."""
+    with torch.inference_mode():
+        reference = torch_model.model.encode(list(VERIFY_TEXTS), convert_to_numpy=True)
+        got = exported.model.encode(list(VERIFY_TEXTS), convert_to_numpy=True)
+    if not np.isfinite(got).all():
+        raise IrtuneError(f"--backend {backend}: the export produced non-finite embeddings")
+    if not backend.endswith("-int8") and (gap := float(np.abs(got - reference).max())) > EXPORT_TOLERANCE:
+        raise IrtuneError(
+            f"--backend {backend}: the export differs from the torch model by {gap:.2g} on texts of "
+            f"other lengths than it was traced with (allowed {EXPORT_TOLERANCE}); use --backend torch"
+        )

@@ -1,0 +1,214 @@
+"""Encoding backends: ONNX Runtime and OpenVINO exports of the tiny model (fp32 and int8),
+checked against the torch model, cached by key, recorded in results, and refused cleanly
+when their packages are missing or the settings do not fit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from irtune.comparison import compare
+from irtune.errors import IrtuneError
+from irtune.models import load_model
+from irtune.retrieval import backends
+from irtune.retrieval.encode import cache_key
+from irtune.settings import EvalSettings
+
+from conftest import assert_one_line_error, irtune, write_beir
+
+TEXTS = [
+    "a",
+    "short text",
+    "a somewhat longer text about proteins and cells " * 3,
+    "the longest of them all, " * 20,
+]
+EXPORTED = ("onnx", "onnx-int8", "openvino", "openvino-int8")
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model):
+    return load_model(str(tiny_model), device="cpu")
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return (a * b).sum(axis=1)
+
+
+@pytest.mark.parametrize("backend", EXPORTED)
+def test_an_export_encodes_like_the_torch_model_and_is_made_once(backend, tiny, tmp_path, monkeypatch):
+    calibration = [f"document {i} about topic {i % 7}" for i in range(40)]
+    exported = backends.on_backend(tiny, backend, cache_dir=tmp_path, calibration=calibration)
+    assert exported.backend == backend and exported.backend_key
+    assert tiny.backend == "torch" and tiny.model[0].model is not exported.model[0].model  # not mutated
+    reference = tiny.model.encode(TEXTS)
+    got = exported.model.encode(TEXTS)
+    assert got.shape == reference.shape
+    if backend.endswith("-int8"):
+        assert not np.allclose(got, reference, atol=1e-5)  # int8 really ran
+        assert _cosines(got, reference).min() > 0.9
+    else:
+        assert np.abs(got - reference).max() < 1e-4
+    folder = tmp_path / "exports" / exported.backend_key
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["backend"] == backend and manifest["model_weights_sha256"] == tiny.weights_sha256
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["manifest.json", *manifest["files"]])
+    assert manifest["calibration_documents"] == (40 if backend == "openvino-int8" else 0)
+
+    def no_second_export(*args, **kwargs):
+        raise AssertionError("exported twice")
+
+    monkeypatch.setattr(backends.torch.onnx, "export", no_second_export)
+    again = backends.on_backend(tiny, backend, cache_dir=tmp_path, calibration=calibration)
+    assert again.backend_key == exported.backend_key
+    assert np.array_equal(again.model.encode(TEXTS), got)
+
+
+def test_the_cache_keys_name_the_backend_the_weights_and_the_calibration(tiny, tmp_path):
+    onnx = backends.export_key(tiny, "onnx", [])
+    assert (
+        len({onnx, backends.export_key(tiny, "onnx-int8", []), backends.export_key(tiny, "openvino", [])})
+        == 3
+    )
+    assert backends.export_key(tiny, "openvino-int8", ["a"]) != backends.export_key(
+        tiny, "openvino-int8", ["b"]
+    )
+    other = load_model(str(tiny.location), device="cpu")
+    other.weights_sha256 = "0" * 64
+    assert backends.export_key(other, "onnx", []) != onnx
+    # the embedding cache: torch and each export encode into their own entries
+    exported = backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
+    assert cache_key(tiny, "", "fp32", "corpus") != cache_key(exported, "", "fp32", "corpus")
+    assert cache_key(tiny, "", "fp32", "corpus") == cache_key(
+        load_model(str(tiny.location)), "", "fp32", "corpus"
+    )
+
+
+def test_the_calibration_sample_is_seeded_and_read_from_a_stream():
+    texts = [f"doc {i}" for i in range(1000)]
+    first = backends.calibration_sample(iter(texts), len(texts))
+    assert len(first) == backends.CALIBRATION_SIZE and first == backends.calibration_sample(texts, 1000)
+    assert backends.calibration_sample(texts[:10], 10) == texts[:10]
+
+
+def test_an_export_that_differs_from_torch_is_refused(tiny, tmp_path, monkeypatch):
+    """The check that catches a trace which baked in the shapes it was traced with."""
+    real_load = backends._load
+
+    def drifting(backend, folder):
+        infer = real_load(backend, folder)
+        return lambda feeds: infer(feeds) + 0.01 * feeds["input_ids"].shape[1]
+
+    monkeypatch.setattr(backends, "_load", drifting)
+    with pytest.raises(IrtuneError, match="differs from the torch model"):
+        backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
+
+
+def test_an_interrupted_export_is_redone(tiny, tmp_path):
+    key = backends.export_key(tiny, "onnx", [])
+    folder = tmp_path / "exports" / key
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(b"half an export")  # no manifest: never finished
+    exported = backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
+    assert np.abs(exported.model.encode(TEXTS) - tiny.model.encode(TEXTS)).max() < 1e-4
+
+
+def test_eval_records_the_backend_and_compare_says_it_differs(tiny_model, tmp_path):
+    data = write_beir(
+        tmp_path / "ds",
+        {f"d{i}": {"text": f"document {i} on subject {i % 5}"} for i in range(30)},
+        {f"q{i}": f"subject {i % 5}" for i in range(6)},
+        {"test": {f"q{i}": {f"d{i}": 1} for i in range(6)}},
+    )
+    common = ["eval", "-m", str(tiny_model), "-d", str(data), "--cache-dir", str(tmp_path / "cache")]
+    for backend in ("torch", "onnx-int8"):
+        done = irtune(*common, "--backend", backend, "--out", str(tmp_path / backend))
+        assert done.returncode == 0, done.stderr
+    torch_run = json.loads((tmp_path / "torch" / "results.json").read_text())
+    int8_run = json.loads((tmp_path / "onnx-int8" / "results.json").read_text())
+    assert torch_run["retriever"]["params"]["backend"] == "torch"
+    assert int8_run["retriever"]["params"]["backend"] == "onnx-int8"
+    assert int8_run["retriever"]["precision"] == "int8"
+    from irtune.results import ResultsFile
+
+    candidate = ResultsFile.model_validate(int8_run)
+    assert "onnx-int8 backend" in candidate.retriever.label()
+    comparison = compare(ResultsFile.model_validate(torch_run), candidate)
+    assert any("backend differs (baseline torch, candidate onnx-int8)" in c for c in comparison.caveats)
+    assert (tmp_path / "cache" / "exports").is_dir()  # beside the embedding cache
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--backend", "tensorrt"],
+            "--backend must be one of torch, onnx, onnx-int8, openvino, openvino-int8",
+        ),
+        (["--backend", "onnx", "--precision", "bf16"], "--precision bf16 applies to --backend torch"),
+        (["--backend", "onnx", "--devices", "cpu,cpu"], "--devices applies to --backend torch"),
+        (["--backend", "openvino", "--retriever", "bm25"], "--retriever bm25 encodes nothing"),
+    ],
+)
+def test_settings_that_do_not_fit_a_backend_are_one_line(extra, message, tmp_path):
+    data = write_beir(tmp_path / "ds", {"d1": {"text": "x"}}, {"q1": "y"}, {"test": {"q1": {"d1": 1}}})
+    assert_one_line_error(irtune("eval", "-m", "minilm", "-d", str(data), *extra), message)
+
+
+def test_an_accelerator_with_a_cpu_backend_is_refused_before_loading(tmp_path, monkeypatch):
+    """(This machine has no GPU, so the device check itself is stubbed to accept "cuda".)"""
+    import irtune
+    from irtune import checks
+
+    monkeypatch.setattr(checks, "device", lambda option, name: None)
+    data = write_beir(tmp_path / "ds", {"d1": {"text": "x"}}, {"q1": "y"}, {"test": {"q1": {"d1": 1}}})
+    with pytest.raises(IrtuneError, match="--backend onnx runs on the CPU, not cuda; drop --device"):
+        irtune.evaluate("minilm", [str(data)], device="cuda", backend="onnx")
+
+
+BLOCKED = """
+import sys
+sys.modules[{module!r}] = None  # as if the package were not installed
+from irtune.cli import main
+sys.argv = ["irtune", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("backend", "module", "extra"),
+    [("onnx-int8", "onnxruntime", "onnx"), ("openvino", "openvino", "openvino")],
+)
+def test_a_backend_that_is_not_installed_is_one_line_before_the_model_loads(backend, module, extra, tmp_path):
+    data = write_beir(tmp_path / "ds", {"d1": {"text": "x"}}, {"q1": "y"}, {"test": {"q1": {"d1": 1}}})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BLOCKED.format(module=module),
+            "eval",
+            "-m",
+            "minilm",
+            "-d",
+            str(data),
+            "--backend",
+            backend,
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert_one_line_error(done, f"--backend {backend} needs the package {module!r}, which is not installed")
+    assert f"pip install 'irtune[{extra}]'" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_settings_default_to_torch():
+    assert EvalSettings().backend == "torch"
