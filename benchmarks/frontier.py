@@ -8,10 +8,10 @@ test, Holm over every setting x dataset x metric test as one family).
 
     python benchmarks/frontier.py [--cache-dir DIR]
 
-One setting from the command line:
+The same from the command line (one rescoring depth for the binary settings):
 
-    irtune eval -m minilm -d scifact --dims 128 --quantize int8 --out runs/d128-int8
-    irtune compare runs/full runs/d128-int8
+    irtune eval -m minilm -d scifact -d nfcorpus --dims 256,128,64 \\
+        --quantize none,int8,ubinary --out runs/sizes
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import argparse
 from pathlib import Path
 
 import irtune
-from irtune.results import ResultsFile
+from irtune.settings import EvalSettings
+from irtune.sweeps import FULL, Setting, sweep
 
 from _common import RESULTS, data_dir, timed, write_results
 
@@ -30,62 +31,34 @@ STORAGE = (("none", 1), ("int8", 1), ("ubinary", 1), ("ubinary", 4))  # (quantiz
 OUT = RESULTS / "frontier"
 
 
-def setting_name(dims: int, quantize: str, rescore: int) -> str:
-    kind = "float32" if quantize == "none" else quantize
-    return f"d{dims}-{kind}" + (f"-rescore{rescore}" if rescore > 1 else "")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cache-dir", type=Path, default=None)
     args = parser.parse_args()
     model = irtune.load_model("minilm")
-    runs: dict[str, ResultsFile] = {}
-    seconds: dict[str, float] = {}
-    for dims in DIMS:
-        for quantize, rescore in STORAGE:
-            name = setting_name(dims, quantize, rescore)
-            full = dims == DIMS[0] and quantize == "none"
-            runs[name], seconds[name] = timed(
-                lambda dims=dims, quantize=quantize, rescore=rescore, full=full, name=name: irtune.evaluate(
-                    model,
-                    DATASETS,
-                    out_dir=OUT / name,
-                    data_dir=data_dir(),
-                    cache_dir=args.cache_dir,
-                    label=name,
-                    dims=None if full else dims,
-                    quantize=quantize,
-                    rescore=rescore,
-                )
-            )
-            print(f"{name}: {seconds[name]:.1f} s")
-    baseline = setting_name(DIMS[0], "none", 1)
-    comparisons = {
-        c.candidate_label: c
-        for c in irtune.compare(runs[baseline], *(r for n, r in runs.items() if n != baseline))
-    }
+    points = [Setting(dims, quantize, rescore) for dims in DIMS for quantize, rescore in STORAGE]
+    frontier, seconds = timed(
+        lambda: sweep(
+            model, DATASETS, EvalSettings(cache_dir=args.cache_dir), points, out_dir=OUT, data_dir=data_dir()
+        )
+    )
     rows = []
-    for name, run in runs.items():
-        params = run.retriever.params
+    for name, run in frontier.runs.items():
         row = {
             "setting": name,
-            "bytes_per_document": params.get("bytes_per_document", 4.0 * DIMS[0]),
+            "bytes_per_document": run.retriever.params["bytes_per_document"],
             "datasets": {},
         }
-        for entry in run.datasets:
-            queries = entry.queries.count
+        for entry in frontier.rows():
+            if entry["setting"] != name:
+                continue
             figures = {
-                "ndcg@10": round(entry.metrics["ndcg@10"], 4),
-                "recall@100": round(entry.metrics["recall@100"], 4),
-                "search_ms_per_query": round(1000 * entry.timings_s["search_s"] / queries, 3),
+                "ndcg@10": round(float(entry["ndcg@10"]), 4),
+                "search_ms_per_query": round(float(entry["search_ms_per_query"]), 3),
             }
-            if name in comparisons:
-                metric = next(d for d in comparisons[name].datasets if d.dataset == entry.dataset).metric(
-                    "ndcg@10"
-                )
-                figures |= {"delta_ndcg@10": round(metric.delta, 4), "p_holm": metric.p_holm}
-            row["datasets"][entry.dataset] = figures
+            if "delta" in entry:
+                figures |= {"delta_ndcg@10": round(float(entry["delta"]), 4), "p_holm": entry["p_holm"]}
+            row["datasets"][str(entry["dataset"])] = figures
         rows.append(row)
     header = f"{'setting':<24}{'bytes/doc':>10}" + "".join(
         f"{d + ' ndcg@10':>18}{'Δ':>9}{'p(Holm)':>9}{'ms/q':>8}" for d in DATASETS
@@ -99,16 +72,17 @@ def main() -> None:
             p = f"{f['p_holm']:.4f}" if "p_holm" in f else ""
             line += f"{f['ndcg@10']:>18.4f}{delta:>9}{p:>9}{f['search_ms_per_query']:>8.2f}"
         print(line)
+    correction = next(c.correction for c in frontier.comparisons.values() if c.correction)
     write_results(
         "frontier",
         {
             "model": "minilm (all-MiniLM-L6-v2), fp32 embeddings from the cache",
             "datasets": DATASETS,
             "split": "test",
-            "baseline": baseline,
-            "correction": [c.correction.describe() for c in comparisons.values() if c.correction][:1],
+            "baseline": FULL,
+            "correction": correction.describe(),
             "rows": rows,
-            "seconds": {k: round(v, 1) for k, v in seconds.items()},
+            "seconds": round(seconds, 1),
         },
     )
 

@@ -42,7 +42,8 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("backend", EXPORTED)
 def test_an_export_encodes_like_the_torch_model_and_is_made_once(backend, tiny, tmp_path, monkeypatch):
-    calibration = [f"document {i} about topic {i % 7}" for i in range(40)]
+    documents = [f"document {i} about topic {i % 7}" for i in range(40)]
+    calibration = backends.Calibration("corpus-1", lambda: documents)
     exported = backends.on_backend(tiny, backend, cache_dir=tmp_path, calibration=calibration)
     assert exported.backend == backend and exported.backend_key
     assert tiny.backend == "torch" and tiny.model[0].model is not exported.model[0].model  # not mutated
@@ -70,23 +71,65 @@ def test_an_export_encodes_like_the_torch_model_and_is_made_once(backend, tiny, 
 
 
 def test_the_cache_keys_name_the_backend_the_weights_and_the_calibration(tiny, tmp_path):
-    onnx = backends.export_key(tiny, "onnx", [])
+    onnx = backends.export_key(tiny, "onnx", "")
     assert (
-        len({onnx, backends.export_key(tiny, "onnx-int8", []), backends.export_key(tiny, "openvino", [])})
+        len({onnx, backends.export_key(tiny, "onnx-int8", ""), backends.export_key(tiny, "openvino", "")})
         == 3
     )
-    assert backends.export_key(tiny, "openvino-int8", ["a"]) != backends.export_key(
-        tiny, "openvino-int8", ["b"]
-    )
+    assert backends.export_key(tiny, "openvino-int8", "a") != backends.export_key(tiny, "openvino-int8", "b")
     other = load_model(str(tiny.location), device="cpu")
     other.weights_sha256 = "0" * 64
-    assert backends.export_key(other, "onnx", []) != onnx
+    assert backends.export_key(other, "onnx", "") != onnx
+    shorter = load_model(str(tiny.location), device="cpu", max_seq_length=16)  # calibrates on other tokens
+    assert backends.export_key(shorter, "onnx", "") != onnx
     # the embedding cache: torch and each export encode into their own entries
     exported = backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
     assert cache_key(tiny, "", "fp32", "corpus") != cache_key(exported, "", "fp32", "corpus")
     assert cache_key(tiny, "", "fp32", "corpus") == cache_key(
         load_model(str(tiny.location)), "", "fp32", "corpus"
     )
+
+
+def test_a_cached_static_int8_export_does_not_read_the_corpus_again(tiny, tmp_path):
+    read = []
+
+    def documents():
+        read.append(1)
+        return [f"document {i}" for i in range(20)]
+
+    calibration = backends.Calibration("corpus-1", documents)
+    first = backends.on_backend(tiny, "openvino-int8", cache_dir=tmp_path, calibration=calibration)
+    again = backends.on_backend(tiny, "openvino-int8", cache_dir=tmp_path, calibration=calibration)
+    assert read == [1] and again.backend_key == first.backend_key
+
+
+def test_export_failures_are_one_line_and_leave_nothing_that_looks_finished(tiny, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("Unsupported: ONNX export of operator foo\ndetails")
+
+    monkeypatch.setattr(backends.torch.onnx, "export", broken)
+    with pytest.raises(IrtuneError, match=r"--backend onnx: exporting .* failed \(Unsupported: ONNX export"):
+        backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
+    folder = tmp_path / "exports" / backends.export_key(tiny, "onnx", "")
+    assert not (folder / "manifest.json").exists() and not list(folder.glob(".work-*"))
+
+
+def test_an_export_missing_a_file_its_manifest_names_is_redone(tiny, tmp_path):
+    first = backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
+    folder = tmp_path / "exports" / first.backend_key
+    (folder / "model.onnx").unlink()
+    (folder / ".work-stale").mkdir()  # a killed export's leftovers
+    again = backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
+    assert (folder / "model.onnx").is_file() and not (folder / ".work-stale").exists()
+    assert np.abs(again.model.encode(TEXTS) - tiny.model.encode(TEXTS)).max() < 1e-4
+
+
+def test_a_cpu_backend_loads_the_model_on_the_cpu_unless_told_otherwise():
+    from irtune.settings import ModelOptions
+
+    assert ModelOptions().for_backend("onnx").device == "cpu"
+    assert ModelOptions(device="cpu:0").for_backend("onnx").device == "cpu:0"
+    assert ModelOptions().for_backend("torch").device is None  # torch picks the accelerator
 
 
 def test_the_calibration_sample_is_seeded_and_read_from_a_stream():
@@ -110,7 +153,7 @@ def test_an_export_that_differs_from_torch_is_refused(tiny, tmp_path, monkeypatc
 
 
 def test_an_interrupted_export_is_redone(tiny, tmp_path):
-    key = backends.export_key(tiny, "onnx", [])
+    key = backends.export_key(tiny, "onnx", "")
     folder = tmp_path / "exports" / key
     folder.mkdir(parents=True)
     (folder / "model.onnx").write_bytes(b"half an export")  # no manifest: never finished

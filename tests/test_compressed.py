@@ -163,7 +163,7 @@ def test_compressed_runs_come_from_the_cache_and_compare_with_full_precision(
     assert "baseline full vectors, candidate 16 dims, ubinary" in caveat
     recorded = json.loads((tmp_path / "d16-ubinary" / "results.json").read_text())
     assert recorded["retriever"]["params"]["bytes_per_document"] == 2
-    assert full.retriever.params == {"dims": 32, "bytes_per_document": 128.0}
+    assert full.retriever.params == {"backend": "torch", "dims": 32, "bytes_per_document": 128.0}
     from irtune.api import report
 
     page = report([tmp_path / "full", tmp_path / "d16-ubinary"], out=tmp_path / "r.html").read_text()

@@ -84,7 +84,8 @@ def test_the_api_names_stay_functions_after_their_modules_are_imported():
     import irtune.comparison
     import irtune.evaluation
     import irtune.reporting.files
+    import irtune.sweeps
     import irtune.training.trainer
 
-    for name in ("load_dataset", "load_model", "evaluate", "train", "compare", "report"):
+    for name in ("load_dataset", "load_model", "evaluate", "frontier", "train", "compare", "report"):
         assert callable(getattr(irtune, name)) and getattr(irtune, name).__module__ == "irtune.api"

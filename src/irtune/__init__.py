@@ -19,6 +19,7 @@ __all__ = [
     "__version__",
     "compare",
     "evaluate",
+    "frontier",
     "generate_queries",
     "import_data",
     "load_dataset",
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from irtune.api import (
         compare,
         evaluate,
+        frontier,
         generate_queries,
         import_data,
         load_dataset,

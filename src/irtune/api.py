@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from irtune.data.beir import BeirDataset
     from irtune.models import LoadedModel
     from irtune.results import ResultsFile
+    from irtune.sweeps import Frontier
     from irtune.training.config import TrainConfig
 
 
@@ -165,6 +166,54 @@ def compare(
     base = loaded(baseline)
     chosen = tuple(metrics) if metrics else HEADLINE_METRICS
     return compare_all(base, [loaded(c) for c in candidates], chosen)
+
+
+def frontier(
+    model: str | LoadedModel,
+    datasets: str | Sequence[str],
+    *,
+    dims: Sequence[int] = (),
+    quantize: Sequence[str] = ("none",),
+    rescore: int = 1,
+    out_dir: Path | None = None,
+    split_files: Sequence[Path] = (),
+    data_dir: Path | None = None,
+    label: str | None = None,
+    strict: bool = False,
+    device: str | None = None,
+    max_seq_length: int | None = None,
+    query_prompt: str | None = None,
+    doc_prompt: str | None = None,
+    **settings: Any,
+) -> Frontier:
+    """The model's embeddings at every `dims` x `quantize` setting (and at full precision),
+    all from one encoding of each corpus; each setting is compared with full precision
+    (paired tests, Holm over every setting x dataset x metric). With `out_dir`, each
+    setting's results go to `out_dir/SETTING` (`full`, `d128-int8`, ...).
+
+    >>> sizes = irtune.frontier("minilm", "scifact", dims=[256, 128], quantize=["none", "int8"])
+    >>> [(row["setting"], round(row["ndcg@10"], 4)) for row in sizes.rows()][:2]
+    [('full', 0.6451), ('d256-float', 0.6351)]
+    """
+    from irtune.settings import EvalSettings, ModelOptions
+    from irtune.sweeps import grid, sweep
+
+    try:
+        chosen = EvalSettings(**settings)
+    except TypeError as exc:
+        raise TypeError(f"frontier(): {exc} (see irtune.settings.EvalSettings)") from None
+    return sweep(
+        model,
+        [datasets] if isinstance(datasets, str) else list(datasets),
+        chosen,
+        grid(dims, quantize, rescore),
+        model_options=ModelOptions(device, max_seq_length, query_prompt, doc_prompt),
+        out_dir=out_dir,
+        split_files=split_files,
+        data_dir=data_dir,
+        strict=strict,
+        label=label,
+    )
 
 
 def report(results: Sequence[Path], *, out: Path, baseline: Path | None = None) -> Path:

@@ -234,11 +234,18 @@ def eval_command(
         typer.Option(help="Encode the corpus with a multi-process pool, e.g. cuda:0,cuda:1 or cpu,cpu."),
     ] = None,
     dims: Annotated[
-        int | None,
-        typer.Option(help="Keep the first N embedding dimensions, renormalised (from the cache)."),
+        str | None,
+        typer.Option(
+            help="Keep the first N embedding dimensions, renormalised (from the cache); several "
+            "(384,256,128) evaluate each and compare it with full precision."
+        ),
     ] = None,
     quantize: Annotated[
-        str, typer.Option(help="Document vectors as none, int8 or ubinary (from the cache).")
+        str,
+        typer.Option(
+            help="Document vectors as none, int8 or ubinary (from the cache); several (none,int8) "
+            "evaluate each."
+        ),
     ] = "none",
     rescore: Annotated[
         int, typer.Option(help="ubinary: rescore the top N x k candidates with the float query.")
@@ -252,8 +259,50 @@ def eval_command(
     ] = "torch",
 ) -> None:
     """Evaluate a model (or BM25) on datasets and print NDCG@10/100, MAP@100, Recall@100."""
-    from irtune.api import evaluate
+    from irtune.api import evaluate, frontier
 
+    sizes = _whole_numbers(dims, "--dims") if dims else []
+    kinds = [k.strip() for k in quantize.split(",")]
+    if len(sizes) > 1 or len(kinds) > 1:
+        if model is None:
+            raise IrtuneError(
+                "several --dims/--quantize settings need a model: -m minilm, a hub id or a folder"
+            )
+        swept = frontier(
+            model,
+            dataset,
+            dims=sizes,
+            quantize=kinds,
+            rescore=rescore,
+            device=device,
+            max_seq_length=max_seq_length,
+            query_prompt=query_prompt,
+            doc_prompt=doc_prompt,
+            out_dir=out_dir,
+            split_files=heldout or [],
+            data_dir=data_dir,
+            label=label,
+            strict=strict,
+            split=split,
+            batch_size=batch_size,
+            precision=precision,
+            top_k=top_k,
+            ignore_identical_ids=not keep_identical_ids,
+            cache_dir=cache_dir,
+            retriever=retriever,
+            index=index,
+            index_params=_key_numbers(index_param or []),
+            store_dtype=store_dtype,
+            devices=tuple(d.strip() for d in devices.split(",")) if devices else (),
+            backend=backend,
+        )
+        from irtune.reporting.tables import frontier_table
+
+        out.print(frontier_table(swept))
+        if out_dir is not None:
+            count = len(swept.runs)
+            out.print(f"wrote {out_dir / 'frontier.json'} and SETTING/results.json for {count} settings")
+        return
     result = evaluate(
         model,
         dataset,
@@ -277,8 +326,8 @@ def eval_command(
         index_params=_key_numbers(index_param or []),
         store_dtype=store_dtype,
         devices=tuple(d.strip() for d in devices.split(",")) if devices else (),
-        dims=dims,
-        quantize=quantize,
+        dims=sizes[0] if sizes else None,
+        quantize=kinds[0],
         rescore=rescore,
         backend=backend,
     )
@@ -553,6 +602,14 @@ def _split_items(items: list[str], option: str, default: str | None) -> dict[str
             raise IrtuneError(f"{option}: split {split!r} is given twice")
         found[split] = value
     return found
+
+
+def _whole_numbers(text: str, option: str) -> list[int]:
+    """'384,256,128' -> [384, 256, 128]."""
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise IrtuneError(f"{option} must be whole numbers separated by commas, not {text!r}") from None
 
 
 def _key_numbers(items: list[str]) -> dict[str, int]:

@@ -7,7 +7,7 @@ These objects are light (no torch, faiss or bm25s): `irtune eval --top-k 0` or
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -154,6 +154,13 @@ class ModelOptions:
     def __post_init__(self) -> None:
         checks.device("--device", self.device)
         checks.at_least("--max-seq-length", self.max_seq_length, 1)
+
+    def for_backend(self, backend: str) -> ModelOptions:
+        """An exported backend runs on the CPU: load there unless a device was named (a
+        named accelerator is refused before loading)."""
+        if backend == "torch" or self.device is not None:
+            return self
+        return replace(self, device="cpu")
 
     def load(self, spec: str) -> LoadedModel:
         from irtune.models import load_model

@@ -121,6 +121,38 @@ def run_evaluation(
 
     Everything that can be checked without a model is checked first (datasets, their files
     and splits, split files, the output folder), so a typo fails before the model loads."""
+    found, explicit = check_before_loading(
+        model_spec, datasets, settings, model_options, out_dir, split_files, data_dir, strict
+    )
+    with contextlib.ExitStack() as stack:
+        if out_dir is not None:
+            stack.enter_context(folder_lock(out_dir, what="results folder"))
+        model = None if isinstance(model_spec, str | None) else model_spec
+        if isinstance(model_spec, str) and check_retriever(settings.retriever).needs_model:
+            model = (model_options or ModelOptions()).for_backend(settings.backend).load(model_spec)
+        retriever = make_retriever(settings.retriever, settings, model)
+        evaluations = _evaluate_all(model, retriever, found, settings, explicit, split_files)
+        default_label = (
+            model.name if model is not None and settings.retriever == "dense" else settings.retriever
+        )
+        results = results_file(evaluations, settings, retriever, model, label or default_label)
+        if out_dir is not None:
+            write_results(out_dir, results, [e.run for e in evaluations])
+        return results
+
+
+def check_before_loading(
+    model_spec: str | LoadedModel | None,
+    datasets: Sequence[str],
+    settings: EvalSettings,
+    model_options: ModelOptions | None,
+    out_dir: Path | None,
+    split_files: Sequence[Path],
+    data_dir: Path | None,
+    strict: bool,
+) -> tuple[list[BeirDataset], dict[str, HeldOut]]:
+    """Everything about an evaluation that can be checked without a model: the output
+    folder, the backend, each dataset with its files and split, the split files."""
     if check_retriever(settings.retriever).needs_model and model_spec is None:
         raise IrtuneError(f"{settings.retriever} retrieval needs a model: -m minilm, a hub id or a folder")
     checks.output_folder("--out", out_dir)
@@ -138,21 +170,7 @@ def run_evaluation(
         held = explicit.get(dataset.name)
         if held or dataset.name not in planned:
             dataset.check_files(held.plan.eval.split if held else settings.split)
-    with contextlib.ExitStack() as stack:
-        if out_dir is not None:
-            stack.enter_context(folder_lock(out_dir, what="results folder"))
-        model = None if isinstance(model_spec, str | None) else model_spec
-        if isinstance(model_spec, str) and check_retriever(settings.retriever).needs_model:
-            model = (model_options or ModelOptions()).load(model_spec)
-        retriever = make_retriever(settings.retriever, settings, model)
-        evaluations = _evaluate_all(model, retriever, found, settings, explicit, split_files)
-        default_label = (
-            model.name if model is not None and settings.retriever == "dense" else settings.retriever
-        )
-        results = results_file(evaluations, settings, retriever, model, label or default_label)
-        if out_dir is not None:
-            write_results(out_dir, results, [e.run for e in evaluations])
-        return results
+    return found, explicit
 
 
 def _evaluate_all(

@@ -20,6 +20,7 @@ from irtune.reporting.rows import (
     title,
 )
 from irtune.results import ResultsFile
+from irtune.sweeps import Frontier
 
 
 def results_table(result: ResultsFile) -> Table:
@@ -69,4 +70,34 @@ def comparison_table(comparison: Comparison) -> Table:
     for row in comparison_rows(comparison):
         style = "red" if row.regression else ("bold green" if row.significant else None)
         table.add_row(*row.cells, style=style)
+    return table
+
+
+def frontier_table(frontier: Frontier, metric: str = "ndcg@10") -> Table:
+    """One row per setting and dataset: bytes per document, the metric, its change from full
+    precision with the Holm-corrected p, and search time per query."""
+    table = Table(
+        "setting",
+        "dataset",
+        "bytes/doc",
+        metric_label(metric),
+        "Δ vs full",
+        "p (Holm)",
+        "search ms/query",
+        title=escape(
+            f"efficiency frontier: each setting against full = {frontier.baseline} (paired "
+            "randomization test, Holm over every setting × dataset × metric)"
+        ),
+    )
+    for row in frontier.rows(metric):
+        delta, p = row.get("delta"), row.get("p_holm")
+        table.add_row(
+            str(row["setting"]),
+            str(row["dataset"]),
+            f"{row['bytes_per_document']:g}",
+            f"{row[metric]:.4f}",
+            "" if delta is None else f"{delta:+.4f}",
+            "" if p is None else f"{p:.3g}",
+            f"{row['search_ms_per_query']:.2f}",
+        )
     return table

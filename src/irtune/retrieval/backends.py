@@ -18,12 +18,13 @@ export is not held to that bound (it changes the numbers by design), its quality
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib
 import importlib.metadata
+import json
 import logging
 import os
 import random
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -81,11 +82,20 @@ def require(backend: str) -> None:
             ) from None
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """The documents static int8 calibrates on, named by `key` (the corpus content, prompt and
+    sample size) so that a cached export is found without reading the corpus again."""
+
+    key: str
+    texts: Callable[[], list[str]]
+
+
 def on_backend(
-    model: LoadedModel, backend: str, *, cache_dir: Path, calibration: Sequence[str] = ()
+    model: LoadedModel, backend: str, *, cache_dir: Path, calibration: Calibration | None = None
 ) -> LoadedModel:
     """`model` with its transformer run by `backend` (exported on first use into
-    `cache_dir/exports/KEY`); `calibration` are the document texts static int8 calibrates on."""
+    `cache_dir/exports/KEY`); static int8 (openvino-int8) calibrates on `calibration`."""
     if backend not in BACKENDS:
         raise IrtuneError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if backend == "torch":
@@ -97,20 +107,43 @@ def on_backend(
     hf_model = getattr(transformer, "model", None)
     if not isinstance(hf_model, torch.nn.Module) or not hasattr(transformer, "tokenizer"):
         raise IrtuneError(f"--backend {backend}: {model.name} has no Hugging Face transformer to export")
-    sample = list(calibration) if backend == "openvino-int8" else []
-    key = export_key(model, backend, sample)
+    if backend == "openvino-int8" and calibration is None:
+        raise ValueError("openvino-int8 needs calibration documents")
+    used = calibration if backend == "openvino-int8" else None
+    key = export_key(model, backend, used.key if used else "")
     folder = cache_dir / "exports" / key
     with folder_lock(folder, what="model export", wait=True):
-        if not (folder / "manifest.json").is_file():
-            _export(model, hf_model, backend, folder, sample)
+        if not _finished(folder):
+            for stale in folder.glob(".work-*"):  # left by a killed export
+                shutil.rmtree(stale, ignore_errors=True)
+            sample = used.texts() if used else []
+            try:
+                _export(model, hf_model, backend, folder, sample)
+            except (RuntimeError, ValueError, TypeError, ImportError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise IrtuneError(
+                    f"--backend {backend}: exporting {model.name} failed ({first}); use --backend torch"
+                ) from None
     infer = _load(backend, folder)
-    encoder = ExportedTransformer(infer, _input_names(transformer), hf_model.config)
+    encoder = ExportedTransformer(infer, _input_names(transformer), copy.deepcopy(hf_model.config))
     # a copy of the sentence-transformers model whose Hugging Face model is the export (the
     # memo hands the copy our encoder instead of copying the weights)
     swapped = copy.deepcopy(model.model, memo={id(hf_model): encoder})
     loaded = replace(model, model=swapped, backend=backend, backend_key=key)
     _verify(model, loaded, backend)
     return loaded
+
+
+def _finished(folder: Path) -> bool:
+    """An export whose manifest is written and names files that are all there."""
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return False
+    try:
+        files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return all((folder / name).is_file() for name in files)
 
 
 def calibration_sample(texts: Iterable[str], count: int) -> list[str]:
@@ -120,13 +153,22 @@ def calibration_sample(texts: Iterable[str], count: int) -> list[str]:
     return [text for i, text in enumerate(texts) if i in picked]
 
 
-def export_key(model: LoadedModel, backend: str, sample: Sequence[str]) -> str:
-    """The weights, the backend and the versions of what exports and runs it (another
-    onnxruntime may quantise differently), and for static int8 the calibration texts."""
+def export_key(model: LoadedModel, backend: str, calibration_key: str) -> str:
+    """The weights, the max length, the backend and the versions of what traces, exports and
+    runs it (another onnxruntime may quantise differently), and for static int8 what it was
+    calibrated on."""
     runtime = RUNTIMES[runtime_of(backend)]
-    versions = [f"{m}={_version(m)}" for m in ("torch", *runtime.modules)]
-    calibration = hashlib.sha256("\0".join(sample).encode()).hexdigest() if sample else ""
-    return sha256_text(EXPORT_FORMAT, model.weights_sha256, backend, str(OPSET), *versions, calibration)
+    libraries = ("torch", "transformers", "sentence-transformers", *runtime.modules)
+    versions = [f"{m}={_version(m)}" for m in libraries]
+    return sha256_text(
+        EXPORT_FORMAT,
+        model.weights_sha256,
+        str(model.max_seq_length),
+        backend,
+        str(OPSET),
+        *versions,
+        calibration_key,
+    )
 
 
 def _version(module: str) -> str:
@@ -182,8 +224,10 @@ def _export(
     names = _input_names(transformer)
     log.info("exporting %s for --backend %s (once; cached in %s)", model.name, backend, folder)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".work-") as work:
-        onnx_path = Path(work) / "model.onnx"
+        onnx_path = Path(work) / "onnx" / "model.onnx"
+        onnx_path.parent.mkdir()
         features = model.model.tokenize(["an example sentence to trace", "a second, longer one to trace it"])
+        was_training = hf_model.training
         wrapped = _LastHiddenState(hf_model, names).eval()
         axes = {name: {0: "batch", 1: "sequence"} for name in [*names, "last_hidden_state"]}
         # the tracer warns about every Python branch it freezes; _verify checks the result on
@@ -200,9 +244,13 @@ def _export(
                 opset_version=OPSET,
                 dynamo=False,  # the TorchScript exporter: no onnxscript, seconds not minutes
             )
-        files = _convert(model, backend, onnx_path, Path(work), sample)
+        hf_model.train(was_training)
+        # every file of the converted model: a model over 2 GB keeps its weights in
+        # external-data files beside the graph
+        converted = _convert(model, backend, onnx_path, Path(work) / "out", sample)
+        files = sorted(p.name for p in converted.iterdir())
         for name in files:
-            os.replace(Path(work) / name, folder / name)
+            os.replace(converted / name, folder / name)
     write_json_atomic(
         folder / "manifest.json",
         {
@@ -210,22 +258,29 @@ def _export(
             "backend": backend,
             "model_weights_sha256": model.weights_sha256,
             "inputs": names,
-            "files": sorted(files),
+            "files": files,
             "calibration_documents": len(sample),
         },
     )
 
 
-def _convert(
-    model: LoadedModel, backend: str, onnx_path: Path, work: Path, sample: Sequence[str]
-) -> set[str]:
+def _convert(model: LoadedModel, backend: str, onnx_path: Path, out: Path, sample: Sequence[str]) -> Path:
+    """The folder holding exactly the files of the converted model."""
     if backend == "onnx":
-        return {"model.onnx"}
+        return onnx_path.parent
+    out.mkdir()
     if backend == "onnx-int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(onnx_path, work / "model_int8.onnx", weight_type=QuantType.QInt8, per_channel=True)
-        return {"model_int8.onnx"}
+        size = sum(p.stat().st_size for p in onnx_path.parent.iterdir())
+        quantize_dynamic(
+            onnx_path,
+            out / "model_int8.onnx",
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            use_external_data_format=size > 1_500_000_000,  # protobuf's 2 GB limit
+        )
+        return out
     import openvino as ov
 
     ov_model = ov.Core().read_model(str(onnx_path))
@@ -240,8 +295,8 @@ def _convert(
         ov_model = nncf.quantize(
             ov_model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(sample)
         )
-    ov.save_model(ov_model, str(work / "openvino_model.xml"), compress_to_fp16=False)
-    return {"openvino_model.xml", "openvino_model.bin"}
+    ov.save_model(ov_model, str(out / "openvino_model.xml"), compress_to_fp16=False)
+    return out
 
 
 def _load(backend: str, folder: Path) -> Callable[[dict[str, np.ndarray]], np.ndarray]:

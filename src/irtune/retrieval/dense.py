@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from irtune.errors import IrtuneError
+from irtune.fileio import sha256_text
 from irtune.models import LoadedModel
 from irtune.progress import progress_bar
 from irtune.results import RetrieverInfo
@@ -130,12 +131,13 @@ class DenseRetriever:
         from irtune.retrieval import backends
         from irtune.retrieval.encode import default_cache_dir
 
-        sample: list[str] = []
-        if self.backend == "openvino-int8":
-            prompt = self.model.prompts.document
-            sample = [prompt + t for t in backends.calibration_sample(corpus.texts(), len(corpus))]
+        prompt = self.model.prompts.document
+        calibration = backends.Calibration(
+            key=sha256_text(corpus.content_key, prompt, str(backends.CALIBRATION_SIZE)),
+            texts=lambda: [prompt + t for t in backends.calibration_sample(corpus.texts(), len(corpus))],
+        )
         return backends.on_backend(
-            self.model, self.backend, cache_dir=self.cache_dir or default_cache_dir(), calibration=sample
+            self.model, self.backend, cache_dir=self.cache_dir or default_cache_dir(), calibration=calibration
         )
 
 

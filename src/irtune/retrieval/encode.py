@@ -186,6 +186,8 @@ def encode_corpus_cached(
                     "prompt": model.prompts.document,
                     "max_seq_length": model.max_seq_length,
                     "precision": precision,
+                    "backend": model.backend,
+                    "backend_key": model.backend_key,
                     "content_key": content_key,
                     "count": count,
                     "chunk_size": chunk_size,

@@ -1,0 +1,169 @@
+"""The efficiency frontier in one call: a model's embeddings at several sizes (dims x int8 /
+binary storage), each setting made from the one float embedding cache and written as its own
+results file, every one compared with the full-precision run (paired tests, Holm over the
+whole family: settings x datasets x metrics)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from irtune import checks
+from irtune.errors import IrtuneError
+from irtune.fileio import write_json_atomic
+from irtune.settings import QUANTIZATIONS
+
+if TYPE_CHECKING:
+    from irtune.comparison import Comparison
+    from irtune.models import LoadedModel
+    from irtune.results import ResultsFile
+    from irtune.settings import EvalSettings, ModelOptions
+
+FULL = "full"  # the setting every other one is compared with
+FRONTIER_FILE = "frontier.json"
+
+
+@dataclass(frozen=True)
+class Setting:
+    dims: int | None  # None: all of the model's dimensions
+    quantize: str = "none"
+    rescore: int = 1
+
+    @property
+    def name(self) -> str:
+        """'full' (every dimension, float), else 'd128-int8', 'd384-ubinary-rescore4'; a
+        setting at all dimensions is named by the model's size once the sweep knows it."""
+        if self.dims is None and self.quantize == "none":
+            return FULL
+        kind = "float" if self.quantize == "none" else self.quantize
+        size = "dall" if self.dims is None else f"d{self.dims}"
+        return f"{size}-{kind}" + (f"-rescore{self.rescore}" if self.rescore > 1 else "")
+
+    def resolved(self, full: int | None) -> Setting:
+        """This setting on a model of `full` dimensions: all of them is `dims=None`."""
+        return replace(self, dims=None) if self.dims == full else self
+
+    def named(self, full: int | None) -> str:
+        point = self.resolved(full)
+        if point.name == FULL or point.dims is not None or full is None:
+            return point.name
+        return replace(point, dims=full).name
+
+
+def grid(dims: Sequence[int], quantize: Sequence[str], rescore: int = 1) -> list[Setting]:
+    """Full precision first, then every size (all dimensions, then each of `dims`) x every
+    storage in `quantize`; `rescore` applies to the binary ones."""
+    for value in dims:
+        checks.at_least("--dims", value, 1)
+    for kind in quantize:
+        if kind not in QUANTIZATIONS:
+            raise IrtuneError(f"--quantize must be among {', '.join(QUANTIZATIONS)}, not {kind!r}")
+    if rescore > 1 and "ubinary" not in quantize:
+        raise IrtuneError("--rescore applies to --quantize ubinary (int8 is scored with the float query)")
+    sizes: list[int | None] = [None, *dict.fromkeys(dims)]
+    settings = [Setting(None)]
+    for size in sizes:
+        for kind in dict.fromkeys(quantize):
+            setting = Setting(size, kind, rescore if kind == "ubinary" else 1)
+            if setting not in settings:
+                settings.append(setting)
+    return settings
+
+
+@dataclass
+class Frontier:
+    runs: dict[str, ResultsFile]  # setting name -> its results, full precision first
+    comparisons: dict[str, Comparison]  # every other setting against FULL
+
+    @property
+    def baseline(self) -> str:
+        """What every setting is compared with: all dimensions as this run encoded them."""
+        return self.runs[FULL].retriever.label()
+
+    def to_json(self) -> dict[str, object]:
+        correction = next((c.correction for c in self.comparisons.values() if c.correction), None)
+        return {
+            "baseline": FULL,
+            "baseline_retriever": self.baseline,
+            "settings": {name: f"{name}/results.json" for name in self.runs},
+            "correction": correction.describe() if correction else None,
+            "rows": self.rows(),
+            "comparisons": {name: c.to_json() for name, c in self.comparisons.items()},
+        }
+
+    def rows(self, metric: str = "ndcg@10") -> list[dict[str, object]]:
+        """One row per setting and dataset: size, quality, change and search time."""
+        table: list[dict[str, object]] = []
+        for name, run in self.runs.items():
+            for entry in run.datasets:
+                row: dict[str, object] = {
+                    "setting": name,
+                    "dataset": entry.dataset,
+                    "bytes_per_document": run.retriever.params.get("bytes_per_document"),
+                    metric: entry.metrics[metric],
+                    "search_ms_per_query": 1000 * entry.timings_s.get("search_s", 0.0) / entry.queries.count,
+                }
+                if name in self.comparisons:
+                    change = next(d for d in self.comparisons[name].datasets if d.dataset == entry.dataset)
+                    row |= {"delta": change.metric(metric).delta, "p_holm": change.metric(metric).p_holm}
+                table.append(row)
+        return table
+
+
+def sweep(
+    model: str | LoadedModel,
+    datasets: Sequence[str],
+    settings: EvalSettings,
+    points: Sequence[Setting],
+    *,
+    model_options: ModelOptions | None = None,
+    out_dir: Path | None = None,
+    split_files: Sequence[Path] = (),
+    data_dir: Path | None = None,
+    strict: bool = False,
+    label: str | None = None,
+) -> Frontier:
+    """Evaluate every setting (the model loads once, the corpus is encoded once into the
+    cache); with `out_dir`, each setting's results go to `out_dir/SETTING`."""
+    from irtune.comparison import compare_all
+    from irtune.settings import ModelOptions
+    from irtune.workflows import check_before_loading, run_evaluation
+
+    if settings.retriever != "dense" or settings.index != "exact":
+        raise IrtuneError(
+            "several --dims/--quantize settings apply to --retriever dense with --index exact "
+            f"(not {settings.retriever} with --index {settings.index})"
+        )
+    checks.output_folder("--out", out_dir)
+    if isinstance(model, str):
+        check_before_loading(model, datasets, settings, model_options, out_dir, split_files, data_dir, strict)
+        model = (model_options or ModelOptions()).for_backend(settings.backend).load(model)
+    full = model.model.get_embedding_dimension()
+    runs: dict[str, ResultsFile] = {}
+    for point in points:
+        point, name = point.resolved(full), point.named(full)
+        if name in runs:  # e.g. --dims 384 on a 384-dimensional model: that is `full`
+            continue
+        chosen = dataclasses.replace(
+            settings, dims=point.dims, quantize=point.quantize, rescore=point.rescore
+        )
+        runs[name] = run_evaluation(
+            model,
+            datasets,
+            chosen,
+            out_dir=out_dir / name if out_dir else None,
+            split_files=split_files,
+            data_dir=data_dir,
+            strict=strict,
+            label=f"{label or model.name} {name}",
+        )
+    others = [run for name, run in runs.items() if name != FULL]
+    comparisons = compare_all(runs[FULL], others) if others else []
+    names = {f"{label or model.name} {name}": name for name in runs}
+    frontier = Frontier(runs, {names[c.candidate_label]: c for c in comparisons})
+    if out_dir is not None:  # the corrected p-values, with the family they were corrected over
+        write_json_atomic(out_dir / FRONTIER_FILE, frontier.to_json())
+    return frontier
