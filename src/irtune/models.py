@@ -16,6 +16,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.util import ORIGINAL_TRANSFORMER_MODELS
 
 from irtune.errors import IrtuneError
+from irtune.parted_models import PARTED_ALIASES, parted_model_path
 from irtune.training.metadata import SPLITS_DIR, TRAINING_METADATA, TrainingRecord
 
 BUNDLED_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
@@ -53,6 +54,10 @@ def resolve_model_location(spec: str) -> str:
     """A local folder path for bundled/local models, else the hub id unchanged."""
     if spec.lower() in BUNDLED_ALIASES:
         return str(bundled_model_path())
+    if spec.lower() in PARTED_ALIASES:
+        from irtune.retrieval.encode import default_cache_dir
+
+        return str(parted_model_path(PARTED_ALIASES[spec.lower()], default_cache_dir()))
     path = Path(spec).expanduser()
     if path.exists():
         if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
