@@ -263,39 +263,35 @@ def eval_command(
 
     sizes = _whole_numbers(dims, "--dims") if dims else []
     kinds = [k.strip() for k in quantize.split(",")]
+    common: dict[str, Any] = {
+        "device": device,
+        "max_seq_length": max_seq_length,
+        "query_prompt": query_prompt,
+        "doc_prompt": doc_prompt,
+        "out_dir": out_dir,
+        "split_files": heldout or [],
+        "data_dir": data_dir,
+        "label": label,
+        "strict": strict,
+        "split": split,
+        "retriever": retriever,
+        "batch_size": batch_size,
+        "precision": precision,
+        "top_k": top_k,
+        "ignore_identical_ids": not keep_identical_ids,
+        "cache_dir": cache_dir,
+        "index": index,
+        "index_params": _key_numbers(index_param or []),
+        "store_dtype": store_dtype,
+        "devices": tuple(d.strip() for d in devices.split(",")) if devices else (),
+        "backend": backend,
+    }
     if len(sizes) > 1 or len(kinds) > 1:
         if model is None:
             raise IrtuneError(
                 "several --dims/--quantize settings need a model: -m minilm, a hub id or a folder"
             )
-        swept = frontier(
-            model,
-            dataset,
-            dims=sizes,
-            quantize=kinds,
-            rescore=rescore,
-            device=device,
-            max_seq_length=max_seq_length,
-            query_prompt=query_prompt,
-            doc_prompt=doc_prompt,
-            out_dir=out_dir,
-            split_files=heldout or [],
-            data_dir=data_dir,
-            label=label,
-            strict=strict,
-            split=split,
-            batch_size=batch_size,
-            precision=precision,
-            top_k=top_k,
-            ignore_identical_ids=not keep_identical_ids,
-            cache_dir=cache_dir,
-            retriever=retriever,
-            index=index,
-            index_params=_key_numbers(index_param or []),
-            store_dtype=store_dtype,
-            devices=tuple(d.strip() for d in devices.split(",")) if devices else (),
-            backend=backend,
-        )
+        swept = frontier(model, dataset, dims=sizes, quantize=kinds, rescore=rescore, **common)
         from irtune.reporting.tables import frontier_table
 
         out.print(frontier_table(swept))
@@ -304,32 +300,7 @@ def eval_command(
             out.print(f"wrote {out_dir / 'frontier.json'} and SETTING/results.json for {count} settings")
         return
     result = evaluate(
-        model,
-        dataset,
-        device=device,
-        max_seq_length=max_seq_length,
-        query_prompt=query_prompt,
-        doc_prompt=doc_prompt,
-        out_dir=out_dir,
-        split_files=heldout or [],
-        data_dir=data_dir,
-        label=label,
-        strict=strict,
-        split=split,
-        retriever=retriever,
-        batch_size=batch_size,
-        precision=precision,
-        top_k=top_k,
-        ignore_identical_ids=not keep_identical_ids,
-        cache_dir=cache_dir,
-        index=index,
-        index_params=_key_numbers(index_param or []),
-        store_dtype=store_dtype,
-        devices=tuple(d.strip() for d in devices.split(",")) if devices else (),
-        dims=sizes[0] if sizes else None,
-        quantize=kinds[0],
-        rescore=rescore,
-        backend=backend,
+        model, dataset, dims=sizes[0] if sizes else None, quantize=kinds[0], rescore=rescore, **common
     )
     from irtune.reporting.tables import results_table
 
