@@ -76,13 +76,15 @@ def test_study_runs_end_to_end_and_resumes_after_interruption(
 
     monkeypatch.setattr(dev_module, "score_dev", real_score)
     report, comparisons = run_study(study, data_dir=data_dir, cache_dir=cache)
-    assert [c.candidate_label for c in comparisons] == ["bm25", "single"]
+    tuned_label = f"{tiny_model.name} tuned on {scifact_slice.name} (single)"
+    assert [c.candidate_label for c in comparisons] == ["bm25", tuned_label]
+    assert {c.baseline_label for c in comparisons} == {f"{tiny_model.name} (base)"}
     assert (baseline / "results.json").stat().st_mtime_ns == stamp  # baseline not redone
     model_dir = next(stages.glob("train-single-*")) / "model"
     meta = json.loads((model_dir / "irtune_training.json").read_text())
     assert [p["epoch"] for p in meta["curve"]] == [1, 2]
     html = report.read_text()
-    assert "single vs baseline" in html and "bm25 vs baseline" in html
+    assert f"{tuned_label} vs {tiny_model.name} (base)" in html and "bm25 vs" in html
     tuned = json.loads(next(stages.glob("eval-single-*")).joinpath("results.json").read_text())
     base = json.loads((baseline / "results.json").read_text())
     assert tuned["datasets"][0]["queries"]["ids_sha256"] == base["datasets"][0]["queries"]["ids_sha256"]

@@ -200,6 +200,26 @@ def _retriever_stage(name: str) -> str:
     return f"baseline-{name}" if RETRIEVERS[name].needs_model else name
 
 
+def _model_name(base: str) -> str:
+    """A model folder goes by its folder name in labels; aliases and hub ids as written."""
+    path = Path(base)
+    return path.name if path.is_dir() else base
+
+
+def run_label(base: str, retriever: str = "dense", train: Sequence[str] = (), variant: str = "") -> str:
+    """Runs are labelled by model and training data, never by a bare variant name: a variant
+    called "scifact" would read as a dataset in a legend. "minilm (base)", "bm25",
+    "minilm (base, hybrid)", "minilm tuned on scifact", "minilm tuned on scifact+nfcorpus
+    (scientific)"."""
+    if not RETRIEVERS[retriever].needs_model:
+        return retriever
+    model = _model_name(base)
+    if not train:
+        return f"{model} (base)" if retriever == "dense" else f"{model} (base, {retriever})"
+    data = "+".join(train)
+    return f"{model} tuned on {data}" + ("" if variant in ("", data) else f" ({variant})")
+
+
 def run_study(
     study: Study, data_dir: Path | None = None, cache_dir: Path | None = None, force: Sequence[str] = ()
 ) -> tuple[Path, list[Comparison]]:
@@ -279,7 +299,7 @@ def _run_stages(
     for name, stage in retriever_stages.items():
         with_model = RETRIEVERS[name].needs_model
         model = study.model.base if with_model else None
-        label = f"{'baseline' if name == 'dense' else name} {study.model.base}" if with_model else name
+        label = run_label(study.model.base, name)
         inputs = {**eval_inputs, "model": eval_inputs["model"] if with_model else None, "retriever": name}
         results.append(stages.run(stage, inputs, evaluate(model, name, ev.datasets, label)))
     for variant in study.variants:
@@ -316,7 +336,12 @@ def _run_stages(
             stages.run(
                 f"eval:{variant.name}",
                 {**eval_inputs, "trained": trained.name, "targets": targets},
-                evaluate(str(trained / "model"), "dense", targets, variant.name),
+                evaluate(
+                    str(trained / "model"),
+                    "dense",
+                    targets,
+                    run_label(study.model.base, train=specs, variant=variant.name),
+                ),
             )
         )
 

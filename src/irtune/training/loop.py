@@ -161,7 +161,7 @@ def fit(
                 epoch,
                 next(iter(datasets.values())).column_names,
                 max_steps=remaining if remaining < per_epoch else -1,
-                logging_steps=max(1, min(10, per_epoch // 4)),
+                logging_steps=max(1, min(10, per_epoch // 50)),  # enough points for a loss chart
                 dist=dist,
             )
             trainer = SentenceTransformerTrainer(

@@ -19,7 +19,18 @@ from irtune.errors import DataError
 from irtune.results import ModelRecord
 
 TRAINING_FORMAT = "irtune-training-v1"
-SUMMARY_KEYS = ("base_model", "train_sets", "contaminated", "leakage", "protocol", "selected", "config")
+SUMMARY_KEYS = (
+    "base_model",
+    "train_sets",
+    "contaminated",
+    "leakage",
+    "protocol",
+    "selected",
+    "config",
+    "curve",  # dev scores per epoch and loss per logging step: the report charts them
+    "loss",
+    "wall_time_s",
+)
 
 
 TRAINING_METADATA = "irtune_training.json"
