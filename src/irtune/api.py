@@ -156,7 +156,7 @@ def compare(
     >>> comparison.datasets[0].metric("ndcg@10").p_holm < 0.05
     True
     """
-    from irtune.comparison import compare_all
+    from irtune.comparison import compare_study
     from irtune.metrics import HEADLINE_METRICS
     from irtune.results import ResultsFile, read_results
 
@@ -165,7 +165,7 @@ def compare(
 
     base = loaded(baseline)
     chosen = tuple(metrics) if metrics else HEADLINE_METRICS
-    return compare_all(base, [loaded(c) for c in candidates], chosen)
+    return compare_study(base, [loaded(c) for c in candidates], chosen)
 
 
 def frontier(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -202,9 +202,21 @@ def _search(setup: RunSetup) -> str:
     return f"{setup.index}, {'approximate' if setup.approximate else 'exact'}"
 
 
+def trained_on(result: ResultsFile) -> tuple[str, ...]:
+    """The datasets a run's model was fine-tuned on (empty: a base model or a model-free run)."""
+    training = result.model.training if result.model else None
+    sets = training.get("train_sets", []) if training else []
+    return tuple(sorted({str(t["dataset"]) for t in sets if isinstance(t, dict) and "dataset" in t}))
+
+
 class Comparison(BaseModel):
     baseline_label: str
     candidate_label: str
+    # "vs baseline": every candidate against the study's baseline; "head to head": two tuned
+    # models on a dataset both trained on (see head_to_head_pairs), in the same Holm family
+    kind: Literal["vs baseline", "head to head"] = "vs baseline"
+    baseline_trained_on: tuple[str, ...] = ()
+    candidate_trained_on: tuple[str, ...] = ()
     contaminated: bool
     datasets: list[DatasetComparison]
     metrics: tuple[str, ...]
@@ -235,6 +247,11 @@ class Comparison(BaseModel):
         return {
             "baseline": self.baseline_label,
             "candidate": self.candidate_label,
+            "kind": self.kind,
+            "trained_on": {
+                "baseline": list(self.baseline_trained_on),
+                "candidate": list(self.candidate_trained_on),
+            },
             "contaminated": self.contaminated,
             "datasets": [
                 {
@@ -321,28 +338,60 @@ def compare(
     baseline: ResultsFile, candidate: ResultsFile, metrics: tuple[str, ...] = HEADLINE_METRICS
 ) -> Comparison:
     """One candidate against the baseline, corrected over its own tests."""
-    return compare_all(baseline, [candidate], metrics)[0]
+    return compare_study(baseline, [candidate], metrics)[0]
 
 
-def compare_all(
+def head_to_head_pairs(candidates: Sequence[ResultsFile]) -> list[tuple[ResultsFile, ResultsFile, str]]:
+    """(per-dataset model, domain model, dataset): each model tuned on one dataset alone
+    against each model tuned on that dataset *and others*, on that dataset. Whether the domain
+    model matches its specialists is a question about the two tuned models, so it is tested
+    directly (paired, same queries), not read off two deltas against the baseline."""
+    pairs = []
+    for specialist in candidates:
+        own = trained_on(specialist)
+        if len(own) != 1:
+            continue
+        dataset = own[0]
+        for domain in candidates:
+            wider = trained_on(domain)
+            evaluated = {e.dataset for e in domain.datasets} & {e.dataset for e in specialist.datasets}
+            if len(wider) > 1 and dataset in wider and dataset in evaluated:
+                pairs.append((specialist, domain, dataset))
+    return pairs
+
+
+def compare_study(
     baseline: ResultsFile, candidates: Sequence[ResultsFile], metrics: tuple[str, ...] = HEADLINE_METRICS
 ) -> list[Comparison]:
-    """Each candidate against the baseline, all p-values corrected as one family."""
+    """Each candidate against the baseline, then each domain model against each per-dataset
+    model on its dataset (head_to_head_pairs), all corrected as one Holm family: the report
+    states both kinds of result, so both count as tests."""
     if not candidates:
         raise IrtuneError("nothing to compare: give at least one candidate besides the baseline")
     comparisons = [_uncorrected(baseline, c, metrics) for c in candidates]
+    comparisons += [
+        _uncorrected(specialist, domain, metrics, only=dataset, kind="head to head")
+        for specialist, domain, dataset in head_to_head_pairs(candidates)
+    ]
     holm_over_family(comparisons)
     return comparisons
 
 
-def _uncorrected(baseline: ResultsFile, candidate: ResultsFile, metrics: tuple[str, ...]) -> Comparison:
+def _uncorrected(
+    baseline: ResultsFile,
+    candidate: ResultsFile,
+    metrics: tuple[str, ...],
+    *,
+    only: str | None = None,
+    kind: Literal["vs baseline", "head to head"] = "vs baseline",
+) -> Comparison:
     base_setup, cand_setup = RunSetup.of(baseline), RunSetup.of(candidate)
     caveats = check_setups(base_setup, cand_setup)
     base_entries = {(e.dataset, e.split): e for e in baseline.datasets}
     rows: list[DatasetComparison] = []
     for entry in candidate.datasets:
         base = base_entries.get((entry.dataset, entry.split))
-        if base is None:
+        if base is None or (only is not None and entry.dataset != only):
             continue
         _check_alignment(base, entry, baseline.name, candidate.name)
         for run, path in ((base, baseline.name), (entry, candidate.name)):
@@ -368,6 +417,9 @@ def _uncorrected(baseline: ResultsFile, candidate: ResultsFile, metrics: tuple[s
     return Comparison(
         baseline_label=baseline.label,
         candidate_label=candidate.label,
+        kind=kind,
+        baseline_trained_on=trained_on(baseline),
+        candidate_trained_on=trained_on(candidate),
         contaminated=any(r.contaminated for r in rows),
         datasets=rows,
         metrics=tuple(metrics),
@@ -380,7 +432,8 @@ def _uncorrected(baseline: ResultsFile, candidate: ResultsFile, metrics: tuple[s
 def load_comparisons(
     results: Sequence[Path], baseline: Path | None = None
 ) -> tuple[list[Comparison], list[ResultsFile]]:
-    """Compare every result with the baseline (default: the first result given)."""
+    """Compare every result with the baseline (default: the first result given), and domain
+    models with per-dataset models head to head (compare_study)."""
     loaded = [read_results(p) for p in results]
     if baseline is not None:
         base = read_results(baseline)
@@ -389,4 +442,4 @@ def load_comparisons(
         if len(loaded) < 2:
             raise IrtuneError("give at least two results, or --baseline and one result")
         base, candidates = loaded[0], loaded[1:]
-    return compare_all(base, candidates), [base, *candidates]
+    return compare_study(base, candidates), [base, *candidates]

@@ -128,7 +128,7 @@ def sweep(
 ) -> Frontier:
     """Evaluate every setting (the model loads once, the corpus is encoded once into the
     cache); with `out_dir`, each setting's results go to `out_dir/SETTING`."""
-    from irtune.comparison import compare_all
+    from irtune.comparison import compare_study
     from irtune.settings import ModelOptions
     from irtune.workflows import check_before_loading, run_evaluation
 
@@ -161,7 +161,7 @@ def sweep(
             label=f"{label or model.name} {name}",
         )
     others = [run for name, run in runs.items() if name != FULL]
-    comparisons = compare_all(runs[FULL], others) if others else []
+    comparisons = compare_study(runs[FULL], others) if others else []
     names = {f"{label or model.name} {name}": name for name in runs}
     frontier = Frontier(runs, {names[c.candidate_label]: c for c in comparisons})
     if out_dir is not None:  # the corrected p-values, with the family they were corrected over

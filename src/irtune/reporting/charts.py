@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: charts are rendered to SVG, never to a window
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.artist import Artist
 
 from irtune.comparison import Comparison
 from irtune.reporting.rows import metric_label
@@ -156,4 +157,130 @@ def frontier(results: list[ResultsFile], metric: str = "ndcg@10") -> str | None:
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
+    return to_svg(fig)
+
+
+def _training(result: ResultsFile) -> dict | None:
+    return result.model.training if result.model and result.model.training else None
+
+
+def _loss_points(training: dict) -> tuple[list[int], list[float]]:
+    """Loss per optimizer step across epochs (a resumed or per-epoch trainer restarts its
+    step count: later epochs are shifted past the earlier ones)."""
+    xs: list[int] = []
+    ys: list[float] = []
+    offset = 0
+    last_epoch = None
+    for point in training.get("loss", []):
+        if (
+            last_epoch is not None
+            and point["epoch"] != last_epoch
+            and xs
+            and point["step"] <= xs[-1] - offset
+        ):
+            offset = xs[-1]
+        last_epoch = point["epoch"]
+        xs.append(offset + int(point["step"]))
+        ys.append(float(point["loss"]))
+    return xs, ys
+
+
+def training_curves(results: list[ResultsFile], labels: list[str], metric: str = "ndcg@10") -> str | None:
+    """Two panels per report: training loss per step, and dev `metric` per epoch (0 = the
+    base model) and per interpolation weight α, the point dev selection chose marked. None
+    when no run records a training curve."""
+    runs = [(r, label, t) for r, label in zip(results, labels, strict=True) if (t := _training(r))]
+    runs = [(r, label, t) for r, label, t in runs if t.get("loss") or t.get("curve")]
+    if not runs:
+        return None
+    fig, (loss_ax, epoch_ax, alpha_ax) = plt.subplots(1, 3, figsize=(13.5, 3.4))
+    for k, (_, label, training) in enumerate(runs):
+        color = COLORS[k % len(COLORS)]
+        xs, ys = _loss_points(training)
+        if xs:
+            loss_ax.plot(xs, ys, color=color, label=label, linewidth=1.2)
+        selected = training.get("selected", {})
+        base_dev = (selected.get("base_dev") or {}).get(metric)
+        epochs = [(p["epoch"], p["dev"][metric]) for p in training.get("curve", []) if p.get("dev")]
+        if base_dev is not None:
+            epochs.insert(0, (0, base_dev))
+        if epochs:
+            epoch_ax.plot(*zip(*epochs, strict=True), marker="o", color=color, label=label)
+            chosen = [(e, v) for e, v in epochs if e == selected.get("epoch")]
+            if chosen:
+                epoch_ax.plot(*chosen[0], marker="*", markersize=16, color=color, markeredgecolor="black")
+        alphas = [(p["alpha"], p["dev"][metric]) for p in selected.get("interpolation", [])]
+        if alphas:
+            alpha_ax.plot(*zip(*alphas, strict=True), marker="o", color=color, label=label)
+            chosen = [(a, v) for a, v in alphas if a == selected.get("alpha")]
+            if chosen:
+                alpha_ax.plot(*chosen[0], marker="*", markersize=16, color=color, markeredgecolor="black")
+    loss_ax.set(title="Training loss", xlabel="optimizer step", ylabel="loss")
+    epoch_ax.set(
+        title=f"Dev {metric_label(metric)} per epoch (★ chosen)",
+        xlabel="epoch (0 = base model)",
+        ylabel="dev",
+    )
+    epoch_ax.xaxis.get_major_locator().set_params(integer=True)
+    alpha_ax.set(
+        title=f"Dev {metric_label(metric)} per interpolation α (★ shipped)",
+        xlabel="α (0 = base weights, 1 = fine-tuned)",
+        ylabel="dev",
+    )
+    for ax in (loss_ax, epoch_ax, alpha_ax):
+        ax.grid(alpha=0.3)
+    loss_ax.legend(fontsize=7)
+    fig.tight_layout()
+    return to_svg(fig)
+
+
+def domain_deltas(comparisons: list[Comparison], metric: str = "ndcg@10") -> str | None:
+    """Δ `metric` against the baseline, with 95% CI, for every fine-tuned run on every
+    evaluated dataset: solid bars where the run trained on the dataset, hatched where it did
+    not (transfer or forgetting). None unless two or more fine-tuned runs were compared."""
+    tuned = [c for c in comparisons if c.kind == "vs baseline" and c.candidate_trained_on]
+    if len(tuned) < 2:
+        return None
+    datasets = sorted({d.dataset for c in tuned for d in c.datasets})
+    fig, ax = plt.subplots(figsize=(max(5.5, 2.6 * len(datasets)), 3.8))
+    width = 0.8 / len(tuned)
+    for k, c in enumerate(tuned):
+        rows = {d.dataset: d.metric(metric) for d in c.datasets}
+        for i, dataset in enumerate(datasets):
+            m = rows.get(dataset)
+            if m is None:
+                continue
+            x = i + k * width
+            own = dataset in c.candidate_trained_on
+            ax.bar(
+                x,
+                m.delta,
+                width,
+                color=COLORS[k % len(COLORS)],
+                hatch="" if own else "//",
+                edgecolor="black",
+                linewidth=0.5,
+                label=c.candidate_label,
+            )
+            ax.errorbar(
+                x, m.delta, yerr=[[m.delta - m.ci_low], [m.ci_high - m.delta]], color="black", capsize=3
+            )
+            if m.significant:
+                ax.annotate(
+                    "*", (x, max(m.ci_high, 0)), ha="center", xytext=(0, 2), textcoords="offset points"
+                )
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(np.arange(len(datasets)) + width * (len(tuned) - 1) / 2, datasets)
+    ax.set(
+        ylabel=f"Δ {metric_label(metric)} vs baseline",
+        title=f"Δ {metric_label(metric)} vs {tuned[0].baseline_label} (95% CI; hatched = not trained on; "
+        "* Holm-significant)",
+    )
+    ax.title.set_fontsize(9)
+    ax.grid(axis="y", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    unique: dict[str, Artist] = {}
+    for handle, label in zip(handles, labels, strict=True):
+        unique.setdefault(label, handle)
+    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     return to_svg(fig)

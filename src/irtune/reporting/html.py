@@ -19,6 +19,8 @@ from irtune.reporting.rows import (
     significance_note,
     title,
 )
+from irtune.reporting.training import training_rows
+from irtune.reporting.verdict import domain_answer, verdict
 from irtune.results import ResultsFile
 
 STYLE = """
@@ -36,6 +38,8 @@ ul.setup{margin:.25rem 0;font-size:.9rem}
 .charts{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
 .chart svg{max-width:100%;height:auto}
 code{font-size:.8rem}
+#verdict li{margin:.2rem 0} #verdict{font-size:1rem}
+table.training th{text-align:left;background:#f8f8f8} table.training td{text-align:left}
 """
 
 
@@ -86,6 +90,60 @@ def _summary(comparisons: list[Comparison]) -> str:
     )
 
 
+def _verdict(comparisons: list[Comparison]) -> str:
+    items = "".join(f"<li>{html.escape(s)}</li>" for s in verdict(comparisons))
+    return f'<section id="verdict"><h2>Verdict</h2><ul>{items}</ul></section>'
+
+
+def _domain(comparisons: list[Comparison]) -> list[str]:
+    """The domain study's two questions, answered in words and one chart."""
+    matches, transfer = domain_answer(comparisons)
+    chart = charts.domain_deltas(comparisons)
+    if not (matches or transfer or chart):
+        return []
+    parts = ['<section id="domain"><h2>Domain model vs per-dataset models</h2>']
+    if matches:
+        parts.append(
+            "<p>Does the model tuned on several datasets match the one tuned on each alone, on its "
+            "own dataset? (paired test of the two tuned models)</p>"
+        )
+        parts.append("<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in matches) + "</ul>")
+    if transfer:
+        parts.append(
+            "<p>What does a per-dataset model do to the other datasets? (against the base model)</p>"
+        )
+        parts.append("<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in transfer) + "</ul>")
+    if chart:
+        parts.append(f'<div class="chart" id="chart-domain">{chart}</div>')
+    parts.append("</section>")
+    return parts
+
+
+def _tuned(results: list[ResultsFile]) -> list[ResultsFile]:
+    return [r for r in results if r.model and r.model.training]
+
+
+def _training_curves(results: list[ResultsFile]) -> list[str]:
+    tuned = _tuned(results)
+    curves = charts.training_curves(tuned, [r.label for r in tuned]) if tuned else None
+    if curves is None:
+        return []
+    return ["<h2>Training and selection</h2>", f'<div class="chart" id="chart-training">{curves}</div>']
+
+
+def _training_tables(results: list[ResultsFile]) -> list[str]:
+    """Each fine-tuned model's training record as a table a person reads."""
+    parts = []
+    for result in _tuned(results):
+        training = result.model.training if result.model else None
+        rows = "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in training_rows(training or {})
+        )
+        parts.append(f'<h3>{html.escape(result.label)}</h3><table class="training">{rows}</table>')
+    return ['<h2 id="training">How each model was trained</h2>', *parts] if parts else []
+
+
 def _provenance(result: ResultsFile) -> str:
     model = result.model
     env = result.environment
@@ -98,7 +156,7 @@ def _provenance(result: ResultsFile) -> str:
         ("max length", model.max_seq_length if model else None),
         ("retriever / search", setup_label(RunSetup.of(result))),
         ("retriever", result.retriever.description),
-        ("training", model.training if model else None),
+        ("training", "see Training and selection above" if model and model.training else None),
         ("irtune / commit", f"{env.get('irtune_version')} / {env.get('git_commit')}"),
         (
             "date / host",
@@ -127,14 +185,14 @@ def _provenance(result: ResultsFile) -> str:
 
 
 def html_report(comparisons: list[Comparison], results: list[ResultsFile]) -> str:
+    """The answer first (verdict in words, then the training and selection curves), the
+    tables and charts that back it next, provenance last."""
+    against = [c for c in comparisons if c.kind == "vs baseline"]
+    head_to_head = [c for c in comparisons if c.kind == "head to head"]
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>irtune report</title>"
         f"<style>{STYLE}</style></head><body>",
         "<h1>irtune report</h1>",
-        f"<p>Generated {now_iso()} by irtune {__version__}. All numbers were measured by irtune "
-        "with trec_eval semantics; significance: paired randomization test (10,000 permutations), "
-        "Holm-corrected over every (candidate, dataset, metric) test of this report as one family "
-        "(the count is under each table); CIs: 10,000 bootstrap resamples of per-query differences.</p>",
     ]
     if any(c.contaminated for c in comparisons):
         parts.append(
@@ -142,10 +200,19 @@ def html_report(comparisons: list[Comparison], results: list[ResultsFile]) -> st
             "the model was trained on queries that were evaluated. Those numbers do not "
             "measure generalisation and are marked wherever they appear.</div>"
         )
-    parts += ["<h2>Summary</h2>", _summary(comparisons)]
+    parts.append(_verdict(comparisons))
+    parts += _training_curves(results)
+    parts += _domain(comparisons)
+    parts.append(
+        f"<p>Generated {now_iso()} by irtune {__version__}. All numbers were measured by irtune "
+        "with trec_eval semantics; significance: paired randomization test (10,000 permutations), "
+        "Holm-corrected over every (candidate, dataset, metric) test of this report as one family "
+        "(the count is under each table); CIs: 10,000 bootstrap resamples of per-query differences.</p>"
+    )
+    parts += ["<h2>Summary</h2>", _summary(against)]
     parts += [
         '<h2>Metrics across datasets</h2><div class="chart" id="chart-bars">',
-        charts.metric_bars(comparisons),
+        charts.metric_bars(against),
         "</div>",
     ]
     if frontier := charts.frontier(results):
@@ -156,7 +223,7 @@ def html_report(comparisons: list[Comparison], results: list[ResultsFile]) -> st
             "the baseline is in the tables below.</p>",
             f'<div class="chart" id="chart-frontier">{frontier}</div>',
         ]
-    for i, c in enumerate(comparisons):
+    for i, c in enumerate([*against, *head_to_head]):
         parts += [
             f"<h2>{html.escape(title(c))}</h2>",
             _setup_and_caveats(c),
@@ -169,6 +236,7 @@ def html_report(comparisons: list[Comparison], results: list[ResultsFile]) -> st
             f'<div class="chart chart-hist">{charts.delta_histogram(c, d.dataset)}</div>' for d in c.datasets
         ]
         parts.append("</div>")
+    parts += _training_tables(results)
     parts.append("<h2>Provenance</h2>")
     parts += [_provenance(r) for r in results]
     parts.append("</body></html>")

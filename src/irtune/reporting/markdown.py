@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from irtune.comparison import Comparison
 from irtune.reporting.rows import HEADERS, LEGEND, comparison_rows, setup_lines, significance_note, title
+from irtune.reporting.verdict import domain_answer, verdict
 
 
 def markdown_report(comparisons: list[Comparison]) -> str:
@@ -14,6 +15,10 @@ def markdown_report(comparisons: list[Comparison]) -> str:
             "queries; their numbers do not measure generalisation.",
             "",
         ]
+    lines += ["## Verdict", "", *[f"- {s}" for s in verdict(comparisons)], ""]
+    matches, transfer = domain_answer(comparisons)
+    if matches or transfer:
+        lines += ["## Domain model vs per-dataset models", "", *[f"- {s}" for s in [*matches, *transfer]], ""]
     for comparison in comparisons:
         lines += [f"## {title(comparison)}", ""]
         lines += [f"- {line}" for line in setup_lines(comparison)] + [""]

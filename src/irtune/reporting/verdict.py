@@ -1,0 +1,115 @@
+"""The report's answer in words, before any table: what changed, by how much, how sure.
+
+Every sentence is built from one paired test of the report's Holm family and names its
+numbers (both scores, the relative change, the corrected p), so the words can never claim
+more than the tables below them. "No significant change" is said as such, with its CI:
+a difference the test cannot see is not evidence that there is none."""
+
+from __future__ import annotations
+
+from irtune.comparison import Comparison, DatasetComparison, MetricComparison
+from irtune.reporting.rows import metric_label
+
+HEADLINE = "ndcg@10"
+SECOND = "recall@100"
+
+
+def _p(m: MetricComparison) -> str:
+    return "p_holm < 0.001" if m.p_holm < 0.001 else f"p_holm = {m.p_holm:.3f}"
+
+
+def _change(m: MetricComparison, where: str, *, tuned: bool) -> str:
+    """'fine-tuning raised NDCG@10 on <where> from a to b (+4.9%, p_holm < 0.001)', or for a
+    run that is not a fine-tuned model 'NDCG@10 higher on <where>: a → b (...)'."""
+    name = metric_label(m.metric)
+    if not m.significant:
+        return (
+            f"no significant change in {name} on {where} ({m.baseline:.4f} → {m.candidate:.4f}, "
+            f"95% CI of Δ [{m.ci_low:+.4f}, {m.ci_high:+.4f}], {_p(m)})"
+        )
+    numbers = f"{m.baseline:.4f} → {m.candidate:.4f} ({100 * m.relative:+.1f}%, {_p(m)})"
+    if tuned:
+        return f"fine-tuning {'raised' if m.delta > 0 else 'lowered'} {name} on {where}: {numbers}"
+    return f"{name} {'higher' if m.delta > 0 else 'lower'} on {where}: {numbers}"
+
+
+def _short(m: MetricComparison) -> str:
+    name = metric_label(m.metric)
+    if not m.significant:
+        return f"{name} unchanged ({m.baseline:.4f} → {m.candidate:.4f}, {_p(m)})"
+    return f"{name} {'up' if m.delta > 0 else 'down'} {m.baseline:.4f} → {m.candidate:.4f} ({_p(m)})"
+
+
+def _queries(c: Comparison, d: DatasetComparison) -> str:
+    if d.contaminated:
+        return f"{d.queries} {d.dataset} {d.split} queries (⚠ CONTAMINATED: trained on evaluated queries)"
+    if not c.candidate_trained_on:
+        return f"{d.queries} {d.dataset} {d.split} queries"
+    held = "held-out" if d.dataset in c.candidate_trained_on else "never-trained-on"
+    return f"{d.queries} {held} {d.dataset} {d.split} queries"
+
+
+def sentence(c: Comparison, d: DatasetComparison) -> str:
+    """One dataset of one comparison against the baseline."""
+    head = d.metric(HEADLINE) if HEADLINE in c.metrics else d.metrics[0]
+    tuned = bool(c.candidate_trained_on)
+    subject = c.candidate_label if tuned else f"{c.candidate_label} vs {c.baseline_label}"
+    text = f"{subject}: {_change(head, 'the ' + _queries(c, d), tuned=tuned)}"
+    if SECOND in c.metrics and head.metric != SECOND:
+        text += f"; {_short(d.metric(SECOND))}"
+    return text + "."
+
+
+def head_to_head_sentence(c: Comparison, d: DatasetComparison) -> str:
+    """The domain model against a per-dataset model on that model's own dataset."""
+    m = d.metric(HEADLINE) if HEADLINE in c.metrics else d.metrics[0]
+    name = metric_label(m.metric)
+    if not m.significant:
+        outcome = (
+            f"is not significantly different from {c.baseline_label} (Δ {m.delta:+.4f}, 95% CI "
+            f"[{m.ci_low:+.4f}, {m.ci_high:+.4f}], {_p(m)})"
+        )
+    else:
+        verb = "beats" if m.delta > 0 else "falls short of"
+        outcome = f"{verb} {c.baseline_label} (Δ {m.delta:+.4f}, {100 * m.relative:+.1f}%, {_p(m)})"
+    return (
+        f"On {d.dataset}, {c.candidate_label} {outcome}: {name} {m.candidate:.4f} vs "
+        f"{m.baseline:.4f} on the same {d.queries} held-out {d.split} queries."
+    )
+
+
+def transfer_sentence(c: Comparison, d: DatasetComparison) -> str:
+    """A tuned model on a dataset it was not trained on, against the base model."""
+    m = d.metric(HEADLINE) if HEADLINE in c.metrics else d.metrics[0]
+    if not m.significant:
+        kind = "no significant transfer or forgetting"
+    else:
+        kind = "transfer (a significant gain)" if m.delta > 0 else "forgetting (a significant loss)"
+    return (
+        f"{c.candidate_label} on {d.dataset}, which it never trained on: {metric_label(m.metric)} "
+        f"{m.baseline:.4f} → {m.candidate:.4f} (Δ {m.delta:+.4f}, 95% CI [{m.ci_low:+.4f}, "
+        f"{m.ci_high:+.4f}], {_p(m)}): {kind}."
+    )
+
+
+def verdict(comparisons: list[Comparison]) -> list[str]:
+    """Fine-tuned models first, then other retrievers: one sentence per (candidate, dataset)."""
+    against = [c for c in comparisons if c.kind == "vs baseline"]
+    ordered = sorted(against, key=lambda c: not c.candidate_trained_on)
+    return [sentence(c, d) for c in ordered for d in c.datasets]
+
+
+def domain_answer(comparisons: list[Comparison]) -> tuple[list[str], list[str]]:
+    """(domain model vs per-dataset models, transfer/forgetting of per-dataset models): the
+    two questions of a domain study; both empty when the report holds no such runs."""
+    matches = [
+        head_to_head_sentence(c, d) for c in comparisons if c.kind == "head to head" for d in c.datasets
+    ]
+    transfer = [
+        transfer_sentence(c, d)
+        for c in comparisons
+        if c.kind == "vs baseline" and len(c.candidate_trained_on) == 1
+        for d in c.datasets
+        if d.dataset not in c.candidate_trained_on
+    ]
+    return matches, transfer
