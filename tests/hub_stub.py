@@ -9,6 +9,7 @@ revision info, its recursive tree, and its files; any other path is a 404 and is
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -131,14 +132,67 @@ def _file_route(repo: HubRepo, rest: str) -> Reply:
     return Reply(200, data, {**commit, "ETag": etag, "Content-Type": "application/octet-stream"})
 
 
+def post_route(server: HubStub, path: str, body: bytes) -> Reply | None:
+    """What `HfApi.create_repo` and `upload_folder` send: create, preupload (every file is
+    answered "regular", so its content comes inline in the commit) and the NDJSON commit."""
+    if path == "/api/validate-yaml":  # the README's metadata, parsed as the Hub would (model-index included)
+        from huggingface_hub import ModelCard
+
+        try:
+            ModelCard(json.loads(body)["content"], ignore_metadata_errors=False)
+        except Exception as exc:  # any parse failure is the client's 400
+            server.invalid_cards.append(str(exc))
+            return Reply(
+                400, json.dumps({"errors": [{"message": str(exc)}]}).encode(), {"X-Error-Code": "BadRequest"}
+            )
+        return json_reply({"errors": [], "warnings": []})
+    if path == "/api/repos/create":
+        request = json.loads(body)
+        repo_id = (
+            f"{request['organization']}/{request['name']}" if request.get("organization") else request["name"]
+        )
+        server.created.append({"repo_id": repo_id, "visibility": request.get("visibility")})
+        server.repos.setdefault(repo_id, HubRepo(repo_id, {}))
+        return json_reply({"url": f"{server.url}/{repo_id}", "name": repo_id})
+    for repo in server.repos.values():
+        prefix = f"/api/{repo.kind}/{repo.repo_id}/"
+        if not path.startswith(prefix):
+            continue
+        action = path.removeprefix(prefix).split("/")[0]
+        if action == "preupload":
+            files = json.loads(body)["files"]
+            return json_reply(
+                {
+                    "files": [
+                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
+                    ]
+                }
+            )
+        if action == "commit":
+            lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+            for line in lines:
+                if line["key"] == "file":
+                    repo.files[line["value"]["path"]] = base64.b64decode(line["value"]["content"])
+            repo.sha = commit_id(repo.files)
+            server.commits.append({"repo_id": repo.repo_id, "header": lines[0]["value"]})
+            return json_reply(
+                {"commitUrl": f"{server.url}/{repo.repo_id}/commit/{repo.sha}", "commitOid": repo.sha}
+            )
+    return None
+
+
 class HubStub(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, repos: dict[str, HubRepo]) -> None:
+    def __init__(self, repos: dict[str, HubRepo], token: str | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.repos = repos
+        self.token = token  # when set, a POST must carry it as a bearer token
         self.requests: list[tuple[str, str]] = []
         self.unexpected: list[tuple[str, str]] = []
+        self.created: list[dict] = []
+        self.commits: list[dict] = []
+        self.invalid_cards: list[str] = []
 
     @property
     def url(self) -> str:
@@ -166,6 +220,23 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._answer(send_body=False)
 
+    def do_POST(self) -> None:
+        path = unquote(urlsplit(self.path).path)
+        self.server.requests.append((self.command, path))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if (
+            self.server.token is not None
+            and self.headers.get("Authorization") != f"Bearer {self.server.token}"
+        ):
+            reply = Reply(
+                401, b'{"error": "Invalid credentials"}', {"X-Error-Message": "Invalid credentials"}
+            )
+        else:
+            reply = post_route(self.server, path, body) or error_reply("NotImplementedByStub")
+            if reply.status == 404:
+                self.server.unexpected.append((self.command, path))
+        self._send(reply, send_body=True)
+
     def _answer(self, send_body: bool) -> None:
         path = unquote(urlsplit(self.path).path)
         self.server.requests.append((self.command, path))
@@ -173,6 +244,9 @@ class _Handler(BaseHTTPRequestHandler):
         if reply is None:
             self.server.unexpected.append((self.command, path))
             reply = error_reply("NotImplementedByStub")
+        self._send(reply, send_body)
+
+    def _send(self, reply: Reply, send_body: bool) -> None:
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
@@ -186,13 +260,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve_repos(folders: dict[str, Path], datasets: dict[str, Path] | None = None) -> Iterator[HubStub]:
+def serve_repos(
+    folders: dict[str, Path], datasets: dict[str, Path] | None = None, *, token: str | None = None
+) -> Iterator[HubStub]:
     """Serve each folder as the model repo named by its key (and each of `datasets` as a
     dataset repo), on 127.0.0.1 (a free port), until the block ends."""
     repos = {repo_id: HubRepo(repo_id, folder_files(f)) for repo_id, f in folders.items()}
     for repo_id, folder in (datasets or {}).items():
         repos[f"datasets/{repo_id}"] = HubRepo(repo_id, folder_files(folder), kind="datasets")
-    with serving(HubStub(repos)) as server:
+    with serving(HubStub(repos, token)) as server:
         yield server
 
 

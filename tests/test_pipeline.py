@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from huggingface_hub import ModelCard
 from typer.testing import CliRunner
 
 import irtune.training.dev as dev_module
@@ -89,6 +90,9 @@ def test_study_runs_end_to_end_and_resumes_after_interruption(
     base = json.loads((baseline / "results.json").read_text())
     assert tuned["datasets"][0]["queries"]["ids_sha256"] == base["datasets"][0]["queries"]["ids_sha256"]
     assert tuned["model"]["training"]["train_sets"][0]["split"] == "train"
+    card = ModelCard.load(model_dir / "README.md")  # the model's card holds its held-out test metrics
+    ndcg = next(r for r in card.data.eval_results if r.metric_type == "ndcg_at_10")
+    assert ndcg.metric_value == pytest.approx(tuned["datasets"][0]["metrics"]["ndcg@10"], abs=1e-5)
 
     # a third run does nothing but re-report; --force redoes one stage
     with caplog.at_level(logging.INFO, logger="irtune"):

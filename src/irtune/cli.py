@@ -536,6 +536,23 @@ def report_command(
     out.print(f"wrote {html_path} and {md_path}")
 
 
+@app.command("push")
+def push_command(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder written by irtune train / run.")],
+    repo_id: Annotated[str, typer.Option("--repo-id", help="Hub repo to upload to (OWNER/NAME).")],
+    results: Annotated[
+        list[Path] | None,
+        typer.Option("--results", help="Its test results.json: added to the card's model-index (repeat)."),
+    ] = None,
+    private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
+) -> None:
+    """Upload a fine-tuned model to the Hugging Face Hub (token from HF_TOKEN, never printed)."""
+    from irtune.push import push_model
+
+    url = push_model(model_dir, repo_id, results=results or [], private=private)
+    out.print(f"pushed {model_dir} to {repo_id}: {url}", markup=False, highlight=False)
+
+
 @app.command("run")
 def run_command(
     config_file: Annotated[Path, typer.Argument(help="Study configuration (TOML).")],

@@ -27,8 +27,10 @@ from irtune.errors import IrtuneError
 from irtune.fileio import sha256_text, write_json_atomic
 from irtune.locks import folder_lock
 from irtune.reporting.files import write_report
+from irtune.results import read_results
 from irtune.retrieval.registry import RETRIEVERS, retriever_names
 from irtune.settings import PRECISIONS, EvalSettings, ModelOptions
+from irtune.training.card import add_test_results
 from irtune.training.config import TrainConfig
 from irtune.training.metadata import TRAINING_METADATA
 from irtune.training.plan import expand_presets
@@ -332,18 +334,19 @@ def _run_stages(
         trained = stages.run(f"train:{variant.name}", train_inputs, train)
         trained_names = {s.partition(":")[0] for s in specs}
         targets = variant.evaluate_on or [n for n in ev.datasets if n in trained_names] or ev.datasets
-        results.append(
-            stages.run(
-                f"eval:{variant.name}",
-                {**eval_inputs, "trained": trained.name, "targets": targets},
-                evaluate(
-                    str(trained / "model"),
-                    "dense",
-                    targets,
-                    run_label(study.model.base, train=specs, variant=variant.name),
-                ),
-            )
+        evaluated = stages.run(
+            f"eval:{variant.name}",
+            {**eval_inputs, "trained": trained.name, "targets": targets},
+            evaluate(
+                str(trained / "model"),
+                "dense",
+                targets,
+                run_label(study.model.base, train=specs, variant=variant.name),
+            ),
         )
+        # the model's card gets its held-out test metrics (Hub model-index)
+        add_test_results(trained / "model", [read_results(evaluated / "results.json")])
+        results.append(evaluated)
 
     def report(folder: Path) -> None:
         write_report([r / "results.json" for r in results], folder / "report.html")

@@ -1,21 +1,69 @@
-"""Model card (README.md) for a fine-tuned model: data, splits, hyperparameters, dev metrics."""
+"""The model card (README.md) of a fine-tuned model: sentence-transformers' generated card,
+kept, with irtune's facts added where the Hugging Face Hub reads them (YAML metadata:
+`base_model`, `datasets`, `license`, tags, and a `model-index` of held-out test metrics)
+and in words (training data, splits, hyperparameters, dev selection).
+
+The model-index only ever holds test-split numbers of this exact model (weights hash
+checked), never the dev numbers selection used; a contaminated number carries the mark in
+its name. huggingface_hub's ModelCard does the YAML, so the card parses as the Hub parses it."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from irtune.data.registry import KNOWN_DATASETS
+from irtune.errors import IrtuneError
+from irtune.fileio import write_text_atomic
+from irtune.metrics import HEADLINE_METRICS
+from irtune.results import ResultsFile
+from irtune.training.metadata import TRAINING_METADATA, TrainingRecord
+
+# irtune's aliases and the hub models they are; their licenses, from the hub cards
+HUB_IDS = {
+    "minilm": "sentence-transformers/all-MiniLM-L6-v2",
+    "all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+    "mpnet": "sentence-transformers/all-mpnet-base-v2",
+}
+LICENSES = {
+    "sentence-transformers/all-MiniLM-L6-v2": "apache-2.0",
+    "sentence-transformers/all-mpnet-base-v2": "apache-2.0",
+}
+IRTUNE_HEADING = "## Fine-tuned with irtune"
+TEST_HEADING = "## Held-out test results (irtune)"
+METRIC_TYPES = {
+    "ndcg@10": "ndcg_at_10",
+    "ndcg@100": "ndcg_at_100",
+    "map@100": "map_at_100",
+    "recall@100": "recall_at_100",
+}
 
 
-def model_card(meta: dict[str, Any]) -> str:
+def _data(card: ModelCard) -> ModelCardData:
+    return cast(ModelCardData, card.data)  # a ModelCard's data is ModelCardData; typed as its base
+
+
+def base_model_id(name: str) -> str | None:
+    """The hub id of the base model: an alias's model, a hub id as written; None for a folder."""
+    if name.lower() in HUB_IDS:
+        return HUB_IDS[name.lower()]
+    if "/" in name and not Path(name).expanduser().exists() and not name.startswith((".", "/", "~")):
+        return name
+    return None
+
+
+def dataset_id(name: str) -> str:
+    """BEIR datasets by their hub id (BeIR/<name>); a user's own dataset by its name."""
+    return f"BeIR/{name}" if name in KNOWN_DATASETS else name
+
+
+def _irtune_section(meta: dict[str, Any]) -> list[str]:
     base = meta["base_model"]
     selected = meta["selected"]
-    lines = [
-        "---",
-        "library_name: sentence-transformers",
-        "tags: [sentence-transformers, feature-extraction, irtune]",
-        "---",
-        f"# Fine-tuned {base['name']} (irtune)",
-        "",
-    ]
+    lines = [IRTUNE_HEADING, ""]
     if selected.get("alpha") == 0:
         lines += [
             "> **Note**: these are the base model's weights, unchanged. Dev selection chose "
@@ -32,11 +80,12 @@ def model_card(meta: dict[str, Any]) -> str:
         ]
     lines += [
         f"- Base model: `{base['name']}` (weights sha256 `{base['weights_sha256'][:16]}…`)",
-        f"- Prompts: query `{base['prompts']['query']!r}`, document `{base['prompts']['document']!r}`",
+        f"- Prompts: query `{base['prompts'].get('query', '')!r}`, "
+        f"document `{base['prompts'].get('document', '')!r}`",
         f"- Max sequence length: {base['max_seq_length']}",
         f"- Protocol: {meta['protocol']}",
         "",
-        "## Training data",
+        "### Training data",
         "",
         "| training set | queries | split plan | selected on | evaluated on |",
         "|---|---|---|---|---|",
@@ -45,28 +94,24 @@ def model_card(meta: dict[str, Any]) -> str:
         plan = t["plan"]
         lines.append(f"| {t['spec']} | {t['queries']} | {plan['method']} | {plan['dev']} | {plan['eval']} |")
     config = meta["config"]
+    keys = (
+        "loss",
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "warmup_steps",
+        "max_steps",
+        "max_positives_per_query",
+        "max_pairs_per_dataset",
+        "hard_negatives",
+        "num_negatives",
+        "relative_margin",
+        "seed",
+    )
+    lines += ["", "### Hyperparameters", "", *[f"- {key}: {config.get(key)}" for key in keys]]
     lines += [
         "",
-        "## Hyperparameters",
-        "",
-        *[
-            f"- {key}: {config[key]}"
-            for key in (
-                "loss",
-                "epochs",
-                "batch_size",
-                "learning_rate",
-                "warmup_steps",
-                "max_steps",
-                "max_positives_per_query",
-                "hard_negatives",
-                "num_negatives",
-                "relative_margin",
-                "seed",
-            )
-        ],
-        "",
-        "## Selection (dev queries, never the evaluated ones)",
+        "### Selection (dev queries, never the evaluated ones)",
         "",
         f"- Criterion: {selected['criterion']}",
         *[
@@ -84,7 +129,119 @@ def model_card(meta: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        f"Training wall time: {meta['wall_time_s']:.0f} s. Full provenance: `irtune_training.json`.",
+        f"Training wall time: {meta['wall_time_s']:.0f} s. Full provenance: `{TRAINING_METADATA}`.",
         "",
     ]
-    return "\n".join(lines)
+    return lines
+
+
+def _insert_after_title(text: str, section: str) -> str:
+    """irtune's section right after the card's first H1 (sentence-transformers' title), so the
+    generated card reads on unchanged below it."""
+    lines = text.splitlines()
+    at = next((i + 1 for i, line in enumerate(lines) if line.startswith("# ")), 0)
+    return "\n".join([*lines[:at], "", section.rstrip(), "", *lines[at:]]) + "\n"
+
+
+def model_card(meta: dict[str, Any], generated: str | None = None) -> str:
+    """`generated`: the README.md sentence-transformers wrote when saving the model (None: a
+    card with irtune's section alone)."""
+    base_name = meta["base_model"]["name"]
+    card = ModelCard(
+        generated if generated and generated.startswith("---") else "---\n---\n" + (generated or "")
+    )
+    data = _data(card)
+    data.library_name = "sentence-transformers"
+    tags = list(data.tags or [])
+    data.tags = tags + [t for t in ("sentence-transformers", "feature-extraction", "irtune") if t not in tags]
+    hub_id = base_model_id(base_name)
+    data.base_model = hub_id  # None (a local folder) drops a path sentence-transformers may have put there
+    data.datasets = sorted({dataset_id(t["dataset"]) for t in meta["train_sets"]})
+    if hub_id in LICENSES:
+        data.license = LICENSES[hub_id]
+    text = card.text if card.text.strip() else f"# Fine-tuned {base_name} (irtune)\n"
+    card.text = _insert_after_title(text, "\n".join(_irtune_section(meta)))
+    return str(card)
+
+
+def _checked(model_dir: Path, record: TrainingRecord, result: ResultsFile) -> None:
+    where = f"{result.path or result.label}"
+    if result.model is None or result.model.weights_sha256 != record.weights_sha256:
+        raise IrtuneError(
+            f"{where}: these results are of another model than {model_dir} (weights sha256 differ); "
+            "the card only takes this model's own test results"
+        )
+    if result.retriever.name != "dense":
+        raise IrtuneError(
+            f"{where}: a {result.retriever.name} run is not the model's own score; give a dense run"
+        )
+    if dev := [e.dataset for e in result.datasets if e.split != "test"]:
+        raise IrtuneError(
+            f"{where}: {dev[0]} was evaluated on another split than test; the card reports held-out test "
+            "results only (never the dev queries selection used)"
+        )
+
+
+def _eval_result(entry: Any, metric: str) -> EvalResult:
+    name = f"{metric.upper().replace('RECALL', 'Recall')}"
+    if entry.queries.selection != "all":
+        name += f" ({entry.queries.count} held-out queries: {entry.queries.selection})"
+    if entry.contaminated:
+        name += " ⚠ CONTAMINATED: trained on evaluated queries"
+    return EvalResult(
+        task_type="retrieval",
+        dataset_type=dataset_id(entry.dataset),
+        dataset_name=entry.dataset,
+        dataset_split=entry.split,
+        metric_type=METRIC_TYPES[metric],
+        metric_value=round(float(entry.metrics[metric]), 5),
+        metric_name=name,
+    )
+
+
+def add_test_results(model_dir: Path, results: Sequence[ResultsFile]) -> int:
+    """Write the model's held-out test metrics into its card's model-index (and a table in
+    words), replacing earlier ones of the same datasets; returns how many datasets it holds."""
+    record = TrainingRecord.read(model_dir / TRAINING_METADATA)
+    for result in results:
+        _checked(model_dir, record, result)
+    readme = model_dir / "README.md"
+    card = ModelCard(readme.read_text(encoding="utf-8")) if readme.is_file() else ModelCard("---\n---\n")
+    data = _data(card)
+    entries = {e.dataset: e for result in results for e in result.datasets}
+    kept = [r for r in data.eval_results or [] if r.dataset_name not in entries]
+    data.eval_results = kept + [_eval_result(e, m) for e in entries.values() for m in HEADLINE_METRICS]
+    data.model_name = data.model_name or model_dir.name
+    by_dataset: dict[tuple[str, str], dict[str, EvalResult]] = {}
+    for r in data.eval_results:
+        by_dataset.setdefault((r.dataset_name, r.dataset_split or ""), {})[r.metric_type] = r
+    rows = []
+    for (dataset, split), metrics in by_dataset.items():
+        values = [metrics.get(METRIC_TYPES[m]) for m in HEADLINE_METRICS]
+        marked = any("CONTAMINATED" in (v.metric_name or "") for v in values if v)
+        rows.append(
+            f"| {dataset} | {split} | "
+            + " | ".join("" if v is None else f"{v.metric_value:.4f}" for v in values)
+            + (" | ⚠ contaminated |" if marked else " | |")
+        )
+    table = [
+        TEST_HEADING,
+        "",
+        "| dataset | split | NDCG@10 | NDCG@100 | MAP@100 | Recall@100 | |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "Measured by irtune (trec_eval semantics) on queries the model never trained or was selected on.",
+    ]
+    text = card.text
+    if TEST_HEADING in text:  # replace the table written before
+        head, _, tail = text.partition(TEST_HEADING)
+        rest = tail.split("\n## ", 1)
+        text = head + "\n".join(table) + ("\n\n## " + rest[1] if len(rest) > 1 else "\n")
+    elif IRTUNE_HEADING in text:
+        text = text.replace(IRTUNE_HEADING, "\n".join(table) + "\n\n" + IRTUNE_HEADING, 1)
+    else:
+        text = text.rstrip() + "\n\n" + "\n".join(table) + "\n"
+    card.text = text
+    write_text_atomic(readme, str(card))
+    return len({r.dataset_name for r in data.eval_results})

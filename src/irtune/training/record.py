@@ -76,7 +76,9 @@ def write_model(
         wall_time_s=round(wall_s, 1),
         environment=environment(),
     )
-    write_text_atomic(staging / "README.md", model_card(record.to_json()))
+    generated = staging / "README.md"  # sentence-transformers' own card: kept, irtune's facts added
+    text = generated.read_text(encoding="utf-8") if generated.is_file() else None
+    write_text_atomic(generated, model_card(record.to_json(), text))
     for t in train_sets:  # the plans travel with the model: `irtune eval` applies them
         save_plan(t.plan, staging / SPLITS_DIR / f"{t.dataset.name}.split.json")
     for item in staging.iterdir():
