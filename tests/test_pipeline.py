@@ -108,6 +108,7 @@ def test_study_runs_end_to_end_and_resumes_after_interruption(
     [
         ("bogus = 1", r"variants.0.bogus: unknown key"),
         ("[variants.training]\nepochs = 0", r"variants.single.training: epochs: Input should be greater"),
+        ('[tracking]\nreport_to = ["neptune"]', r"tracking.report_to: .*unknown tracker 'neptune'"),
     ],
 )
 def test_bad_config_is_one_line_naming_the_key(tiny_model, scifact_slice, tmp_path, extra, message):

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from irtune.models import LoadedModel
     from irtune.results import ResultsFile
     from irtune.sweeps import Frontier
+    from irtune.tracking import Tracking
     from irtune.training.config import TrainConfig
 
 
@@ -119,19 +120,22 @@ def train(
     device: str | None = None,
     query_prompt: str | None = None,
     doc_prompt: str | None = None,
+    tracking: Tracking | Mapping[str, Any] | None = None,
 ) -> Path:
     """Fine-tune `model` on the training part of each dataset's honest plan (or of
     `split_files`), select the epoch and base/tuned interpolation on dev queries, and write
     the model folder (with its training record and split plans) to `out_dir`.
 
     `datasets` are names, DATASET:SPLIT specs, or a preset (general, scientific);
-    `config` holds the options of `irtune.training.config.TrainConfig`.
+    `config` holds the options of `irtune.training.config.TrainConfig`; `tracking` those of
+    `irtune.tracking.Tracking` (report_to: tensorboard, mlflow, wandb; mlflow: a tracking URI).
 
     >>> folder = irtune.train("minilm", "scifact", out_dir=Path("runs/tuned"), config={"epochs": 1})
     >>> tuned = irtune.evaluate(str(folder), "scifact")  # on its held-out queries
     """
     from irtune.config_errors import validated
     from irtune.settings import ModelOptions
+    from irtune.tracking import Tracking
     from irtune.training.config import TrainConfig
     from irtune.training.plan import expand_presets
     from irtune.training.trainer import train_model
@@ -140,7 +144,11 @@ def train(
         config = validated(TrainConfig, dict(config or {}), "training config")
     specs = expand_presets([datasets] if isinstance(datasets, str) else list(datasets))
     options = ModelOptions(device, None, query_prompt, doc_prompt)
-    return train_model(model, specs, out_dir, config, data_dir, cache_dir, split_files, resume, options)
+    if not isinstance(tracking, Tracking):
+        tracking = validated(Tracking, dict(tracking or {}), "tracking")
+    return train_model(
+        model, specs, out_dir, config, data_dir, cache_dir, split_files, resume, options, tracking=tracking
+    )
 
 
 def compare(

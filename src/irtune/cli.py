@@ -45,6 +45,13 @@ CacheDir = Annotated[
     Path | None,
     typer.Option("--cache-dir", envvar="IRTUNE_CACHE_DIR", help="Embedding/mining cache folder."),
 ]
+MlflowUri = Annotated[
+    str | None,
+    typer.Option(
+        "--mlflow",
+        help="MLflow tracking URI or folder: log this command's metrics there (experiment irtune).",
+    ),
+]
 
 
 def _quiet_libraries() -> None:
@@ -257,9 +264,14 @@ def eval_command(
             "(static, calibrated on the corpus); exports are cached beside the embedding cache."
         ),
     ] = "torch",
+    mlflow: MlflowUri = None,
 ) -> None:
     """Evaluate a model (or BM25) on datasets and print NDCG@10/100, MAP@100, Recall@100."""
     from irtune.api import evaluate, frontier
+    from irtune.tracking import Tracking, log_results
+
+    tracking = Tracking(mlflow=mlflow)
+    tracking.check()  # before the model loads
 
     sizes = _whole_numbers(dims, "--dims") if dims else []
     kinds = [k.strip() for k in quantize.split(",")]
@@ -295,6 +307,8 @@ def eval_command(
         from irtune.reporting.tables import frontier_table
 
         out.print(frontier_table(swept))
+        for run in swept.runs.values():
+            log_results(tracking, run)
         if out_dir is not None:
             count = len(swept.runs)
             out.print(f"wrote {out_dir / 'frontier.json'} and SETTING/results.json for {count} settings")
@@ -307,6 +321,8 @@ def eval_command(
     out.print(results_table(result))
     if out_dir is not None:
         out.print(f"wrote {out_dir / 'results.json'}")
+    if run_id := log_results(tracking, result, out_dir / "results.json" if out_dir else None):
+        out.print(f"logged to MLflow run {run_id}", markup=False, highlight=False)
 
 
 @app.command("generate")
@@ -458,6 +474,11 @@ def train_command(
     device: Annotated[str | None, typer.Option(help="cpu, cuda ...")] = None,
     query_prompt: Annotated[str | None, typer.Option(help="Override the query prompt.")] = None,
     doc_prompt: Annotated[str | None, typer.Option(help="Override the document prompt.")] = None,
+    report_to: Annotated[
+        str | None,
+        typer.Option(help="Training trackers, comma-separated: tensorboard (MODEL/runs), mlflow, wandb."),
+    ] = None,
+    mlflow: MlflowUri = None,
     **options: Any,
 ) -> None:
     """Fine-tune on honest splits, select on dev, interpolate, save the model. Every
@@ -480,6 +501,10 @@ def train_command(
         device=device,
         query_prompt=query_prompt,
         doc_prompt=doc_prompt,
+        tracking={
+            "report_to": [t.strip() for t in report_to.split(",") if t.strip()] if report_to else [],
+            "mlflow": mlflow,
+        },
     )
     out.print(f"model written to {path}")
 
@@ -504,19 +529,25 @@ def compare_command(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the comparison as JSON.")
     ] = None,
+    mlflow: MlflowUri = None,
 ) -> None:
     """Baseline vs candidates per dataset: change, 95% CI, paired test (Holm), W/T/L."""
     from irtune import checks
     from irtune.comparison import load_comparisons
     from irtune.fileio import write_json_atomic
     from irtune.reporting.tables import comparison_table
+    from irtune.tracking import Tracking, log_comparisons
 
     checks.output_file("--json", json_out)
+    tracking = Tracking(mlflow=mlflow)
+    tracking.check()
     comparisons, _ = load_comparisons(results, baseline)
     for comparison in comparisons:
         out.print(comparison_table(comparison))
     if json_out:
         write_json_atomic(json_out, [c.to_json() for c in comparisons])
+    if run_id := log_comparisons(tracking, comparisons, json_out):
+        out.print(f"logged to MLflow run {run_id}", markup=False, highlight=False)
 
 
 @app.command("report")

@@ -30,6 +30,7 @@ from irtune.reporting.files import write_report
 from irtune.results import read_results
 from irtune.retrieval.registry import RETRIEVERS, retriever_names
 from irtune.settings import PRECISIONS, EvalSettings, ModelOptions
+from irtune.tracking import Tracking, log_comparisons, log_results
 from irtune.training.card import add_test_results
 from irtune.training.config import TrainConfig
 from irtune.training.metadata import TRAINING_METADATA
@@ -116,6 +117,8 @@ class Study(BaseModel):
     training: TrainConfig = Field(default_factory=TrainConfig)
     groups: dict[str, list[str]] = Field(default_factory=dict)
     variants: list[Variant] = Field(default_factory=list)
+    # trackers only observe: not part of any stage's inputs, so turning them on redoes nothing
+    tracking: Tracking = Field(default_factory=Tracking)
 
     @field_validator("variants")
     @classmethod
@@ -148,6 +151,10 @@ def load_study(path: Path, data_dir: Path | None = None) -> Study:
             f"{path}: variants.{variant.name}.training",
         )
     _resolve_inputs(study, path, data_dir or study.data_dir)
+    try:
+        study.tracking.check()
+    except IrtuneError as exc:
+        raise IrtuneError(f"{path}: tracking: {exc}") from None
     return study
 
 
@@ -278,7 +285,7 @@ def _run_stages(
                 precision=ev.precision,
                 cache_dir=cache_dir,
             )
-            run_evaluation(
+            result = run_evaluation(
                 model,
                 names,
                 settings,
@@ -288,6 +295,7 @@ def _run_stages(
                 data_dir=data_dir,
                 label=label,
             )
+            log_results(study.tracking, result, folder / "results.json")
 
         return work
 
@@ -329,6 +337,7 @@ def _run_stages(
                 [f for f in split_files if f.name.split(".split.json")[0] in names],
                 resume=model_dir.exists(),
                 model_options=options,
+                tracking=study.tracking,
             )
 
         trained = stages.run(f"train:{variant.name}", train_inputs, train)
@@ -349,7 +358,8 @@ def _run_stages(
         results.append(evaluated)
 
     def report(folder: Path) -> None:
-        write_report([r / "results.json" for r in results], folder / "report.html")
+        _, _, comparisons = write_report([r / "results.json" for r in results], folder / "report.html")
+        log_comparisons(study.tracking, comparisons)
 
     final = stages.run("report", {"results": [r.name for r in results]}, report)
     for name in ("report.html", "report.md"):

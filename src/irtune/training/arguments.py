@@ -27,6 +27,7 @@ def training_arguments(
     max_steps: int,
     logging_steps: int,
     dist: Distributed,
+    report_to: Sequence[str] = (),
 ) -> SentenceTransformerTrainingArguments:
     on_gpu = base.model.device.type == "cuda"
     precision = mixed_precision(config, base.model.device)
@@ -44,7 +45,8 @@ def training_arguments(
         save_steps=config.save_steps,
         save_total_limit=1,
         logging_steps=logging_steps,
-        report_to="none",
+        report_to=list(report_to) or "none",  # the Trainer's own tracker callbacks (irtune.tracking)
+        run_name=f"epoch-{epoch}",
         dataloader_pin_memory=on_gpu,
         use_cpu=not on_gpu,  # lets bf16 autocast train on CPU
         ddp_backend=None if on_gpu or dist.world == 1 else "gloo",

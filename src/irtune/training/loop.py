@@ -6,6 +6,7 @@ last checkpoint within the epoch)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -22,6 +23,7 @@ from transformers import PrinterCallback, ProgressCallback, TrainerCallback, get
 
 from irtune.fileio import atomic_path
 from irtune.models import LoadedModel
+from irtune.tracking import Tracking, release_trainer_run
 from irtune.training import dev
 from irtune.training.arguments import training_arguments
 from irtune.training.config import TrainConfig
@@ -111,6 +113,7 @@ def fit(
     dist: Distributed,
     started: float,
     wall_before: float,
+    tracking: Tracking | None = None,
 ) -> None:
     """Train the epochs not yet in `state`, recording each in it."""
     work = out_dir / WORK
@@ -163,17 +166,20 @@ def fit(
                 max_steps=remaining if remaining < per_epoch else -1,
                 logging_steps=max(1, min(10, per_epoch // 50)),  # enough points for a loss chart
                 dist=dist,
+                report_to=tracking.report_to if tracking else (),
             )
-            trainer = SentenceTransformerTrainer(
-                model=model,
-                args=args,
-                train_dataset=train_data,
-                loss=loss,
-                optimizers=(optimizer, scheduler),
-                callbacks=[loss_log],
-            )
-            readable_progress(trainer)
-            trainer.train(resume_from_checkpoint=latest_checkpoint(epoch_dir))
+            with tracking.epoch(out_dir, epoch) if tracking else contextlib.nullcontext():
+                trainer = SentenceTransformerTrainer(
+                    model=model,
+                    args=args,
+                    train_dataset=train_data,
+                    loss=loss,
+                    optimizers=(optimizer, scheduler),
+                    callbacks=[loss_log],
+                )
+                readable_progress(trainer)
+                trainer.train(resume_from_checkpoint=latest_checkpoint(epoch_dir))
+                release_trainer_run(trainer)
             state.steps_done += trainer.state.global_step
             state.completed_epochs = epoch
             if not dist.main:

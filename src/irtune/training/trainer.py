@@ -21,6 +21,7 @@ import torch
 from irtune import checks
 from irtune.locks import folder_lock
 from irtune.settings import ModelOptions
+from irtune.tracking import Tracking
 from irtune.training import dev
 from irtune.training.choose import BASE_WEIGHTS_SHIPPED, select_and_interpolate
 from irtune.training.config import TrainConfig
@@ -53,6 +54,7 @@ def train_model(
     split_files: Sequence[Path] = (),
     resume: bool = False,
     model_options: ModelOptions | None = None,
+    tracking: Tracking | None = None,
 ) -> Path:
     """Fine-tune `base_spec`; write a sentence-transformers model folder to `out_dir`.
 
@@ -61,6 +63,8 @@ def train_model(
     """
     checks.output_folder("--out", out_dir)
     checks.output_folder("--cache-dir", cache_dir)
+    tracking = tracking or Tracking()
+    tracking.check()
     dist = Distributed()
     with contextlib.ExitStack() as stack:
         if dist.main:  # under torchrun the other ranks share rank 0's folder
@@ -76,6 +80,7 @@ def train_model(
             resume,
             model_options,
             dist,
+            tracking,
         )
 
 
@@ -90,6 +95,7 @@ def _train(
     resume: bool,
     model_options: ModelOptions | None,
     dist: Distributed,
+    tracking: Tracking,
 ) -> Path:
     started = time.perf_counter()
     state = TrainingState.load(out_dir, resume)
@@ -129,10 +135,15 @@ def _train(
     if dev_sets and state.base_dev is None:
         state.base_dev = dev.score(base, dev_sets, config, cache_dir)
         state.save(out_dir)  # a resumed run need not score the base again
-    fit(base, sources, dev_sets, config, out_dir, state, dist, started, wall_before)
-    if not dist.main:
-        return out_dir
-    selected = select_and_interpolate(base, base_state, state, dev_sets, config, out_dir)
+    params = {"base_model": base_spec, "train": ",".join(train_specs), **config.model_dump()}
+    run = tracking.training(out_dir, out_dir.name, params) if dist.main else contextlib.nullcontext()
+    with run as tracked:
+        fit(base, sources, dev_sets, config, out_dir, state, dist, started, wall_before, tracking)
+        if not dist.main:
+            return out_dir
+        selected = select_and_interpolate(base, base_state, state, dev_sets, config, out_dir)
+        if tracked is not None:
+            tracked.log_selection(state, selected)
     contaminated = bool(leakage) or config.protocol == "seed"
     write_model(
         out_dir,
