@@ -93,7 +93,7 @@ class Case:
     usage: bool = False  # a click usage error: usage line + one `Error:` line
 
 
-COMMANDS = ("eval", "split", "train", "run", "compare", "report", "data", "generate")
+COMMANDS = ("eval", "split", "train", "run", "compare", "report", "data", "generate", "export", "push")
 
 
 def case(*args: str, message: str | tuple[str, ...], **kw) -> Case:
@@ -237,6 +237,15 @@ CASES = [
     ),
     case("report", "{tmp}/base.json", "--out", "{tmp}/r.md", message="another name"),
     case("report", "{tmp}/nosuch.json", "--out", "{tmp}/r.html", message="results file not found"),
+    # --- export, push and trackers
+    case("export", "{tmp}/nosuch.json", "--out", "{tmp}/m", message="results file not found"),
+    case(
+        "export", "{tmp}/base.json", "--format", "csv", "--out", "{tmp}/m", message="--format csv: only mteb"
+    ),
+    case("export", "{tmp}/base.json", "--out", "{tmp}/file.txt", message="is a file, not a folder"),
+    case("push", "{tmp}", "--repo-id", "me/m", message="not an irtune model folder"),
+    case("push", "{tmp}", message="Missing option '--repo-id'", usage=True),
+    case(*TRAIN, "--report-to", "neptune", message="unknown tracker 'neptune'"),
     # --- data
     case("data", "info", "nosuch", message='dataset "nosuch" not found'),
     case("data", "info", "ds", message="test.tsv:3: ", setup=BAD_GRADE),
@@ -332,7 +341,19 @@ def test_hostile_input_is_one_line_and_leaves_nothing_behind(hostile: Case, tmp_
 
 def test_the_table_covers_every_command_with_sixty_cases():
     commands = {c.command for c in CASES}
-    assert {"eval", "split", "train", "run", "compare", "report", "data", "generate", "cli"} <= commands
+    assert {
+        "eval",
+        "split",
+        "train",
+        "run",
+        "compare",
+        "report",
+        "data",
+        "generate",
+        "export",
+        "push",
+        "cli",
+    } <= commands
     assert len(CASES) >= 60
 
 

@@ -567,6 +567,26 @@ def report_command(
     out.print(f"wrote {html_path} and {md_path}")
 
 
+@app.command("export")
+def export_command(
+    results: Annotated[Path, typer.Argument(help="A results.json file (or its folder).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write MODEL/REVISION/TASK.json under.")],
+    format_: Annotated[str, typer.Option("--format", help="mteb: MTEB task-result JSON.")] = "mteb",
+    model_name: Annotated[
+        str | None, typer.Option(help="Model name for the folder (default: the results' model).")
+    ] = None,
+) -> None:
+    """Write a results file in another tool's format (MTEB), to sit beside its numbers."""
+    from irtune import checks
+    from irtune.export import export_mteb
+
+    if format_ != "mteb":
+        raise IrtuneError(f"--format {format_}: only mteb is supported")
+    checks.output_folder("--out", out_dir)
+    for path in export_mteb(results, out_dir, model_name):
+        out.print(f"wrote {path}", markup=False, highlight=False)
+
+
 @app.command("push")
 def push_command(
     model_dir: Annotated[Path, typer.Argument(help="A model folder written by irtune train / run.")],

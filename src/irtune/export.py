@@ -1,0 +1,101 @@
+"""`irtune export --format mteb`: a results file as MTEB task-result JSON, laid out as MTEB's
+results repository lays it out (MODEL/REVISION/TASK.json), so irtune numbers load beside
+leaderboard numbers with mteb's own tools.
+
+Only numbers that mean what MTEB's mean are exported: a dense run of a known BEIR task, on
+all of its evaluated split's queries, never contaminated (MTEB's format has nowhere to carry
+the mark). `dataset_revision` names irtune's data files, not MTEB's dataset revision: irtune
+read BEIR's files, and mteb refuses to merge such a result with results from its own
+revision rather than silently equating them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from irtune.errors import IrtuneError
+from irtune.fileio import write_json_atomic
+from irtune.results import DatasetResult, ResultsFile
+
+# irtune dataset name -> MTEB task name (BEIR's English retrieval tasks; all eng-Latn)
+MTEB_TASKS = {
+    "scifact": "SciFact",
+    "nfcorpus": "NFCorpus",
+    "scidocs": "SCIDOCS",
+    "quora": "QuoraRetrieval",
+    "arguana": "ArguAna",
+    "fiqa": "FiQA2018",
+    "trec-covid": "TRECCOVID",
+    "nq": "NQ",
+    "hotpotqa": "HotpotQA",
+    "webis-touche2020": "Touche2020",
+    "dbpedia-entity": "DBPedia",
+    "fever": "FEVER",
+    "climate-fever": "ClimateFEVER",
+    "msmarco": "MSMARCO",
+}
+FAMILIES = {"ndcg": "ndcg", "map": "map", "recall": "recall", "p": "precision", "mrr": "mrr"}
+NO_REVISION = "no_revision_available"  # what MTEB records for a model without a hub revision
+
+
+def mteb_metric(name: str) -> str:
+    """ndcg@10 -> ndcg_at_10, p@1 -> precision_at_1 (MTEB's names)."""
+    family, _, k = name.partition("@")
+    return f"{FAMILIES.get(family, family)}_at_{k}"
+
+
+def _checked(result: ResultsFile, entry: DatasetResult, where: str) -> str:
+    task = MTEB_TASKS.get(entry.dataset)
+    if task is None:
+        raise IrtuneError(
+            f"{where}: {entry.dataset} is not an MTEB task irtune knows ({', '.join(sorted(MTEB_TASKS))})"
+        )
+    if entry.queries.selection != "all":
+        raise IrtuneError(
+            f"{where}: {entry.dataset} was scored on {entry.queries.count} of its {entry.split} queries "
+            f"({entry.queries.selection}); MTEB scores all of them, so the numbers would not be comparable"
+        )
+    if entry.contaminated or result.contaminated:
+        raise IrtuneError(f"{where}: {entry.dataset} is contaminated; MTEB's format cannot carry the mark")
+    return task
+
+
+def task_result(result: ResultsFile, entry: DatasetResult, where: str) -> tuple[str, dict[str, Any]]:
+    """(MTEB task name, its TaskResult as JSON) for one dataset of a results file."""
+    task = _checked(result, entry, where)
+    scores: dict[str, Any] = {mteb_metric(m): round(float(v), 6) for m, v in entry.metrics.items()}
+    scores |= {"main_score": scores["ndcg_at_10"], "hf_subset": "default", "languages": ["eng-Latn"]}
+    corpus = next((v for k, v in entry.data_files_sha256.items() if k.startswith("corpus")), "")
+    return task, {
+        "dataset_revision": f"irtune-beir-files-{corpus[:12]}",
+        "task_name": task,
+        "mteb_version": "2.0.0",  # the schema version written (the writer was irtune)
+        "scores": {entry.split: [scores]},
+        "evaluation_time": round(sum(float(t) for t in entry.timings_s.values()), 3),
+        "kg_co2_emissions": None,
+        "date": None,
+    }
+
+
+def _folder_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("/", "__"))
+
+
+def export_mteb(results_path: Path, out_dir: Path, model_name: str | None = None) -> list[Path]:
+    """Write OUT/MODEL/REVISION/TASK.json for each dataset of the results file."""
+    from irtune.results import read_results
+
+    result = read_results(results_path)
+    where = str(results_path)
+    if result.model is None or result.retriever.name != "dense":
+        raise IrtuneError(f"{where}: MTEB scores embedding models; this is a {result.retriever.name} run")
+    tasks = [task_result(result, entry, where) for entry in result.datasets]  # all checked first
+    name = model_name or result.model.name
+    folder = out_dir / _folder_name(name) / (result.model.revision or NO_REVISION)
+    written = []
+    for task, data in tasks:
+        path = folder / f"{task}.json"
+        write_json_atomic(path, data)
+        written.append(path)
+    return written
