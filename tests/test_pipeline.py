@@ -159,3 +159,17 @@ def test_retrievers_are_checked_against_the_registry(tiny_model, scifact_slice, 
     path.write_text(path.read_text().replace('retrievers = ["dense", "bm25"]', line))
     with pytest.raises(IrtuneError, match=message):
         load_study(path)
+
+
+@pytest.mark.parametrize("example", sorted(Path(__file__).parents[1].joinpath("examples").glob("*.toml")))
+def test_every_example_study_is_a_valid_config(example):
+    """The shipped studies parse with every variant's training options (datasets are resolved
+    when run: the seed study needs SciDocs and Quora fetched)."""
+    from irtune.config_errors import read_toml, validated
+    from irtune.pipeline import Study
+    from irtune.training.config import TrainConfig
+
+    study = validated(Study, read_toml(example), str(example))
+    for variant in study.variants:
+        validated(TrainConfig, {**study.training.model_dump(), **variant.training}, variant.name)
+    assert study.variants and study.evaluation.datasets
