@@ -113,7 +113,7 @@ def results_doc(
 def training_summary(datasets: tuple[str, ...], *, epochs: int = 2, chosen_epoch: int = 2) -> dict:
     """What a results file repeats of a model's irtune_training.json (TrainingRecord.summary)."""
     return {
-        "base_model": {"name": "base", "weights_sha256": "cd" * 32},
+        "base_model": {"name": "base", "weights_sha256": "ab" * 32},  # results_doc's model: its base
         "train_sets": [
             {
                 "spec": f"{name}:train (held-out subset)",
@@ -150,7 +150,7 @@ def training_summary(datasets: tuple[str, ...], *, epochs: int = 2, chosen_epoch
         "selected": {
             "epoch": chosen_epoch,
             "alpha": 0.5,
-            "shipped": "interpolated",
+            "shipped": "fine-tuned",
             "criterion": "dev ndcg@10, every candidate and the base scored on the same documents",
             "dev_documents": {
                 name: {"kind": "full corpus", "documents": 1000, "queries": 160} for name in datasets

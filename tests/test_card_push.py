@@ -14,7 +14,7 @@ from huggingface_hub import ModelCard
 from irtune.errors import IrtuneError
 from irtune.results import read_results
 from irtune.settings import EvalSettings
-from irtune.training.card import add_test_results, model_card
+from irtune.training.card import add_test_results, base_model_id, model_card
 from irtune.training.config import TrainConfig
 from irtune.training.trainer import train_model
 from irtune.workflows import run_evaluation
@@ -27,9 +27,8 @@ def tuned(tiny_model, scifact_slice, tmp_path_factory):
     """A model tuned on the slice, its test results and the base model's."""
     root = tmp_path_factory.mktemp("card")
     cache = root / "cache"
-    config = TrainConfig(
-        epochs=1, batch_size=8, learning_rate=5e-4, warmup_steps=1, interpolation_alphas=[0.0, 1.0]
-    )
+    # the last epoch ships (no dev selection): the tuned weights surely differ from the base's
+    config = TrainConfig(epochs=1, batch_size=8, learning_rate=5e-4, warmup_steps=1, select_on_dev=False)
     model = root / "tuned"
     train_model(str(tiny_model), [str(scifact_slice)], model, config, cache_dir=cache)
     settings = EvalSettings(cache_dir=cache)
@@ -61,9 +60,17 @@ def test_hub_metadata_names_the_hub_base_model_license_and_beir_datasets(tuned):
     assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
     assert card.data.license == "apache-2.0"
     assert card.data.datasets == ["BeIR/scifact"]
+    assert card.text.count("## Fine-tuned with irtune") == 1  # a rebuilt card replaces its irtune section
+    assert "## Model Details" in card.text
+
+
+def test_only_a_model_loaded_from_the_hub_is_named_as_its_base_model():
     assert (
-        card.text.count("## Fine-tuned with irtune") == 2
-    )  # the existing section is not removed by a rebuild
+        base_model_id("mpnet", "/cache/models/all-mpnet-base-v2") == "sentence-transformers/all-mpnet-base-v2"
+    )
+    assert base_model_id("intfloat/e5-base-v2", "intfloat/e5-base-v2") == "intfloat/e5-base-v2"
+    assert base_model_id("runs/base", "/work/runs/base") is None  # a relative folder is not a hub id
+    assert base_model_id("/abs/model", "/abs/model") is None
 
 
 def test_test_results_go_into_the_model_index_and_only_those(tuned, tmp_path):
@@ -77,6 +84,9 @@ def test_test_results_go_into_the_model_index_and_only_those(tuned, tmp_path):
     assert found["ndcg_at_10"].metric_value == pytest.approx(entry.metrics["ndcg@10"], abs=1e-5)
     assert found["ndcg_at_10"].dataset_split == "test" and found["ndcg_at_10"].task_type == "retrieval"
     assert f"{entry.queries.count} held-out queries" in found["ndcg_at_10"].metric_name
+    assert found["ndcg_at_10"].metric_args["queries"] == entry.queries.count
+    assert found["ndcg_at_10"].metric_args["precision"] == "fp32"
+    assert f"| {entry.queries.count} ({entry.queries.selection}) | fp32 |" in card.text
     assert "## Held-out test results (irtune)" in card.text
     assert add_test_results(model, [results]) == 1  # again: replaced, not doubled
     assert len(ModelCard.load(model / "README.md").data.eval_results) == 4
@@ -127,5 +137,8 @@ def test_push_without_or_with_a_wrong_token_is_one_line_and_never_prints_it(tune
     assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1, wrong.stderr
     assert "push to me/tuned failed (401)" in wrong.stderr
     assert "hf_wrong_token_987" not in wrong.stdout + wrong.stderr and "Traceback" not in wrong.stderr
+    unreachable = _push([str(model), "--repo-id", "me/tuned"], "http://127.0.0.1:9", tmp_path, TOKEN)
+    assert unreachable.returncode == 2 and unreachable.stderr.count("\n") == 1, unreachable.stderr
+    assert "cannot reach the Hub" in unreachable.stderr and TOKEN not in unreachable.stderr
     not_a_model = _push([str(tmp_path), "--repo-id", "me/tuned"], "http://127.0.0.1:9", tmp_path, TOKEN)
     assert not_a_model.returncode == 2 and "not an irtune model folder" in not_a_model.stderr

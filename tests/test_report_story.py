@@ -17,6 +17,7 @@ from irtune.reporting.files import write_report
 from irtune.reporting.html import html_report
 from irtune.reporting.markdown import markdown_report
 from irtune.reporting.training import training_rows
+from irtune.reporting.verdict import verdict
 
 from results_fixtures import LEVELS, results_doc, training_summary, write
 
@@ -135,9 +136,7 @@ def test_training_is_a_readable_table_not_a_dict_dump(tmp_path):
     rows = dict(training_rows(training_summary(("scifact",))))
     assert rows["trained on"].startswith("scifact:train (held-out subset): 640 queries")
     assert rows["hard negatives"] == "1 per row, mined from the base model's ranks 0–50, relative margin 0.05"
-    assert (
-        rows["shipped"] == "epoch 2, interpolation α 0.5 (interpolated); dev NDCG@10 0.6800 (base) → 0.7100"
-    )
+    assert rows["shipped"] == "epoch 2, interpolation α 0.5 (fine-tuned); dev NDCG@10 0.6800 (base) → 0.7100"
     assert rows["training wall time"] == "788 s"
     comparisons, results = load_comparisons(_quickstart_like(tmp_path))
     page = html_report(comparisons, results)
@@ -188,3 +187,17 @@ def test_the_first_screen_shows_the_verdict_and_the_training_curves(tmp_path):
 
     image = Image.open(shot)
     assert image.size == (1280, 900)
+
+
+def test_fine_tuning_is_credited_only_against_the_model_it_was_tuned_from(tmp_path):
+    """With BM25 as the baseline, a tuned model's difference is not what fine-tuning did."""
+    base, bm25, tuned = _quickstart_like(tmp_path)
+    comparisons, _ = load_comparisons([bm25, tuned, base])
+    assert not any(c.against_base for c in comparisons)
+    words = " ".join(verdict(comparisons))
+    assert "fine-tuning" not in words and "minilm tuned on scifact vs bm25:" in words
+    doc = json.loads(tuned.read_text())
+    doc["model"]["training"]["base_model"]["weights_sha256"] = "ef" * 32  # tuned from another model
+    other = write(tmp_path / "other" / "results.json", doc)
+    comparisons, _ = load_comparisons([base, other])
+    assert not comparisons[0].against_base and "fine-tuning" not in " ".join(verdict(comparisons))

@@ -83,7 +83,7 @@ class Correction(BaseModel):
 
     method: str
     family: str
-    comparisons: int  # candidates compared with the baseline together
+    comparisons: int  # comparisons corrected together (against the baseline and head to head)
     datasets: int  # per comparison (the most any comparison has)
     metrics: int
     tests: int  # every p-value of the family
@@ -202,6 +202,25 @@ def _search(setup: RunSetup) -> str:
     return f"{setup.index}, {'approximate' if setup.approximate else 'exact'}"
 
 
+def base_weights(result: ResultsFile) -> str | None:
+    """The weights hash of the model a fine-tuned run's model was trained from (None: untuned)."""
+    training = result.model.training if result.model else None
+    base = training.get("base_model") if training else None
+    return str(base["weights_sha256"]) if isinstance(base, dict) and "weights_sha256" in base else None
+
+
+def against_own_base(baseline: ResultsFile, candidate: ResultsFile) -> bool:
+    """The candidate is a fine-tuned model and the baseline is its own base model, searched
+    densely: only then does a difference measure what fine-tuning did."""
+    own = base_weights(candidate)
+    return (
+        own is not None
+        and baseline.model is not None
+        and baseline.retriever.name == "dense"
+        and baseline.model.weights_sha256 == own
+    )
+
+
 def trained_on(result: ResultsFile) -> tuple[str, ...]:
     """The datasets a run's model was fine-tuned on (empty: a base model or a model-free run)."""
     training = result.model.training if result.model else None
@@ -217,6 +236,7 @@ class Comparison(BaseModel):
     kind: Literal["vs baseline", "head to head"] = "vs baseline"
     baseline_trained_on: tuple[str, ...] = ()
     candidate_trained_on: tuple[str, ...] = ()
+    against_base: bool = False  # the baseline is the candidate's own base model (dense)
     contaminated: bool
     datasets: list[DatasetComparison]
     metrics: tuple[str, ...]
@@ -343,9 +363,10 @@ def compare(
 
 def head_to_head_pairs(candidates: Sequence[ResultsFile]) -> list[tuple[ResultsFile, ResultsFile, str]]:
     """(per-dataset model, domain model, dataset): each model tuned on one dataset alone
-    against each model tuned on that dataset *and others*, on that dataset. Whether the domain
-    model matches its specialists is a question about the two tuned models, so it is tested
-    directly (paired, same queries), not read off two deltas against the baseline."""
+    against each model tuned from the same base on that dataset *and others*, on that dataset
+    (same split). Whether the domain model matches its specialists is a question about the two
+    tuned models, so it is tested directly (paired, same queries), not read off two deltas
+    against the baseline."""
     pairs = []
     for specialist in candidates:
         own = trained_on(specialist)
@@ -354,8 +375,11 @@ def head_to_head_pairs(candidates: Sequence[ResultsFile]) -> list[tuple[ResultsF
         dataset = own[0]
         for domain in candidates:
             wider = trained_on(domain)
-            evaluated = {e.dataset for e in domain.datasets} & {e.dataset for e in specialist.datasets}
-            if len(wider) > 1 and dataset in wider and dataset in evaluated:
+            same_base = base_weights(domain) == base_weights(specialist)
+            shared = {(e.dataset, e.split) for e in domain.datasets} & {
+                (e.dataset, e.split) for e in specialist.datasets
+            }
+            if len(wider) > 1 and dataset in wider and same_base and any(d == dataset for d, _ in shared):
                 pairs.append((specialist, domain, dataset))
     return pairs
 
@@ -420,6 +444,7 @@ def _uncorrected(
         kind=kind,
         baseline_trained_on=trained_on(baseline),
         candidate_trained_on=trained_on(candidate),
+        against_base=against_own_base(baseline, candidate),
         contaminated=any(r.contaminated for r in rows),
         datasets=rows,
         metrics=tuple(metrics),

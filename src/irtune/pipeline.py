@@ -353,8 +353,8 @@ def _run_stages(
                 run_label(study.model.base, train=specs, variant=variant.name),
             ),
         )
-        # the model's card gets its held-out test metrics (Hub model-index)
-        add_test_results(trained / "model", [read_results(evaluated / "results.json")])
+        if ev.split == "test":  # the model's card gets its held-out test metrics (Hub model-index)
+            add_test_results(trained / "model", [read_results(evaluated / "results.json")])
         results.append(evaluated)
 
     def report(folder: Path) -> None:

@@ -7,6 +7,7 @@ is never printed: errors are reported by their status and the Hub's message only
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,19 @@ from irtune.errors import IrtuneError
 from irtune.results import read_results
 from irtune.training.card import add_test_results
 from irtune.training.metadata import TRAINING_METADATA
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection failures as huggingface_hub's HTTP client raises them (httpx2 or httpx
+    depending on its version; neither is an OSError)."""
+    errors: list[type[BaseException]] = [OSError]
+    for name in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(name).HTTPError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
 
 # what a model folder may hold that is not the model: the training work folder (checkpoints,
 # optimizer state) and lock files
@@ -53,7 +67,7 @@ def push_model(model_dir: Path, repo_id: str, *, results: Sequence[Path] = (), p
         raise IrtuneError(f"push to {repo_id} failed ({status}): {message}") from None
     except ValueError as exc:  # the Hub refused the card's metadata
         raise IrtuneError(f"push to {repo_id} failed: {str(exc).splitlines()[0]}") from None
-    except OSError as exc:  # connection refused, DNS, TLS
+    except _transport_errors() as exc:  # connection refused, DNS, TLS, timeouts
         raise IrtuneError(
             f"push to {repo_id} failed: cannot reach the Hub ({exc.__class__.__name__})"
         ) from None

@@ -156,7 +156,7 @@ def _provenance(result: ResultsFile) -> str:
         ("max length", model.max_seq_length if model else None),
         ("retriever / search", setup_label(RunSetup.of(result))),
         ("retriever", result.retriever.description),
-        ("training", "see Training and selection above" if model and model.training else None),
+        ("training", 'see "How each model was trained"' if model and model.training else None),
         ("irtune / commit", f"{env.get('irtune_version')} / {env.get('git_commit')}"),
         (
             "date / host",

@@ -45,6 +45,8 @@ def _queries(c: Comparison, d: DatasetComparison) -> str:
         return f"{d.queries} {d.dataset} {d.split} queries (⚠ CONTAMINATED: trained on evaluated queries)"
     if not c.candidate_trained_on:
         return f"{d.queries} {d.dataset} {d.split} queries"
+    if c.kind == "head to head":  # both models trained on this dataset, neither on these queries
+        return f"{d.queries} held-out {d.dataset} {d.split} queries"
     held = "held-out" if d.dataset in c.candidate_trained_on else "never-trained-on"
     return f"{d.queries} {held} {d.dataset} {d.split} queries"
 
@@ -52,7 +54,7 @@ def _queries(c: Comparison, d: DatasetComparison) -> str:
 def sentence(c: Comparison, d: DatasetComparison) -> str:
     """One dataset of one comparison against the baseline."""
     head = d.metric(HEADLINE) if HEADLINE in c.metrics else d.metrics[0]
-    tuned = bool(c.candidate_trained_on)
+    tuned = c.against_base  # "fine-tuning did X" only against the model it was tuned from
     subject = c.candidate_label if tuned else f"{c.candidate_label} vs {c.baseline_label}"
     text = f"{subject}: {_change(head, 'the ' + _queries(c, d), tuned=tuned)}"
     if SECOND in c.metrics and head.metric != SECOND:
@@ -74,7 +76,7 @@ def head_to_head_sentence(c: Comparison, d: DatasetComparison) -> str:
         outcome = f"{verb} {c.baseline_label} (Δ {m.delta:+.4f}, {100 * m.relative:+.1f}%, {_p(m)})"
     return (
         f"On {d.dataset}, {c.candidate_label} {outcome}: {name} {m.candidate:.4f} vs "
-        f"{m.baseline:.4f} on the same {d.queries} held-out {d.split} queries."
+        f"{m.baseline:.4f} on the same {_queries(c, d)}."
     )
 
 
@@ -95,7 +97,7 @@ def transfer_sentence(c: Comparison, d: DatasetComparison) -> str:
 def verdict(comparisons: list[Comparison]) -> list[str]:
     """Fine-tuned models first, then other retrievers: one sentence per (candidate, dataset)."""
     against = [c for c in comparisons if c.kind == "vs baseline"]
-    ordered = sorted(against, key=lambda c: not c.candidate_trained_on)
+    ordered = sorted(against, key=lambda c: not c.against_base)
     return [sentence(c, d) for c in ordered for d in c.datasets]
 
 
@@ -108,7 +110,7 @@ def domain_answer(comparisons: list[Comparison]) -> tuple[list[str], list[str]]:
     transfer = [
         transfer_sentence(c, d)
         for c in comparisons
-        if c.kind == "vs baseline" and len(c.candidate_trained_on) == 1
+        if c.kind == "vs baseline" and c.against_base and len(c.candidate_trained_on) == 1
         for d in c.datasets
         if d.dataset not in c.candidate_trained_on
     ]

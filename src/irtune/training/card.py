@@ -9,6 +9,7 @@ its name. huggingface_hub's ModelCard does the YAML, so the card parses as the H
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -46,11 +47,13 @@ def _data(card: ModelCard) -> ModelCardData:
     return cast(ModelCardData, card.data)  # a ModelCard's data is ModelCardData; typed as its base
 
 
-def base_model_id(name: str) -> str | None:
-    """The hub id of the base model: an alias's model, a hub id as written; None for a folder."""
+def base_model_id(name: str, location: str | None = None) -> str | None:
+    """The hub id of the base model: an alias's model, or a model that was loaded from the hub
+    by its id (its recorded location is the id itself); None for a local folder."""
     if name.lower() in HUB_IDS:
         return HUB_IDS[name.lower()]
-    if "/" in name and not Path(name).expanduser().exists() and not name.startswith((".", "/", "~")):
+    loaded_from_hub = location is None or location == name
+    if loaded_from_hub and re.fullmatch(r"[\w.-]+/[\w.-]+", name) and not Path(name).expanduser().exists():
         return name
     return None
 
@@ -135,6 +138,15 @@ def _irtune_section(meta: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _without_section(text: str, heading: str) -> str:
+    """The card without an earlier `heading` section (up to the next `## ` heading)."""
+    if heading not in text:
+        return text
+    head, _, tail = text.partition(heading)
+    rest = tail.split("\n## ", 1)
+    return head.rstrip() + ("\n\n## " + rest[1] if len(rest) > 1 else "\n")
+
+
 def _insert_after_title(text: str, section: str) -> str:
     """irtune's section right after the card's first H1 (sentence-transformers' title), so the
     generated card reads on unchanged below it."""
@@ -154,12 +166,13 @@ def model_card(meta: dict[str, Any], generated: str | None = None) -> str:
     data.library_name = "sentence-transformers"
     tags = list(data.tags or [])
     data.tags = tags + [t for t in ("sentence-transformers", "feature-extraction", "irtune") if t not in tags]
-    hub_id = base_model_id(base_name)
+    hub_id = base_model_id(base_name, meta["base_model"].get("location"))
     data.base_model = hub_id  # None (a local folder) drops a path sentence-transformers may have put there
     data.datasets = sorted({dataset_id(t["dataset"]) for t in meta["train_sets"]})
     if hub_id in LICENSES:
         data.license = LICENSES[hub_id]
-    text = card.text if card.text.strip() else f"# Fine-tuned {base_name} (irtune)\n"
+    text = _without_section(card.text, IRTUNE_HEADING) if card.text.strip() else ""
+    text = text if text.strip() else f"# Fine-tuned {base_name} (irtune)\n"
     card.text = _insert_after_title(text, "\n".join(_irtune_section(meta)))
     return str(card)
 
@@ -175,6 +188,15 @@ def _checked(model_dir: Path, record: TrainingRecord, result: ResultsFile) -> No
         raise IrtuneError(
             f"{where}: a {result.retriever.name} run is not the model's own score; give a dense run"
         )
+    dense = result.retriever.dense_parts()
+    part = dense[0] if dense else None
+    if result.retriever.approximate or (part is not None and "compression" in part.params):
+        raise IrtuneError(
+            f"{where}: an approximate index or compressed vectors is not the model's own score; "
+            "give an exact, full-vector run"
+        )
+    if len({e.dataset for e in result.datasets}) != len(result.datasets):
+        raise IrtuneError(f"{where}: a dataset appears twice; give one test result per dataset")
     if dev := [e.dataset for e in result.datasets if e.split != "test"]:
         raise IrtuneError(
             f"{where}: {dev[0]} was evaluated on another split than test; the card reports held-out test "
@@ -182,13 +204,21 @@ def _checked(model_dir: Path, record: TrainingRecord, result: ResultsFile) -> No
         )
 
 
-def _eval_result(entry: Any, metric: str) -> EvalResult:
+def _eval_result(result: ResultsFile, entry: Any, metric: str) -> EvalResult:
     name = f"{metric.upper().replace('RECALL', 'Recall')}"
     if entry.queries.selection != "all":
         name += f" ({entry.queries.count} held-out queries: {entry.queries.selection})"
     if entry.contaminated:
         name += " ⚠ CONTAMINATED: trained on evaluated queries"
+    dense = result.retriever.dense_parts()
     return EvalResult(
+        metric_args={  # how the number was measured, machine-readable beside the name
+            "queries": entry.queries.count,
+            "query_selection": entry.queries.selection,
+            "precision": dense[0].precision if dense else None,
+            "contaminated": bool(entry.contaminated),
+            "measured_by": "irtune",
+        },
         task_type="retrieval",
         dataset_type=dataset_id(entry.dataset),
         dataset_name=entry.dataset,
@@ -208,9 +238,13 @@ def add_test_results(model_dir: Path, results: Sequence[ResultsFile]) -> int:
     readme = model_dir / "README.md"
     card = ModelCard(readme.read_text(encoding="utf-8")) if readme.is_file() else ModelCard("---\n---\n")
     data = _data(card)
-    entries = {e.dataset: e for result in results for e in result.datasets}
+    entries = {e.dataset: (result, e) for result in results for e in result.datasets}
+    if len(entries) != sum(len(r.datasets) for r in results):
+        raise IrtuneError(
+            f"{model_dir}: the results give one dataset twice; give one test result per dataset"
+        )
     kept = [r for r in data.eval_results or [] if r.dataset_name not in entries]
-    data.eval_results = kept + [_eval_result(e, m) for e in entries.values() for m in HEADLINE_METRICS]
+    data.eval_results = kept + [_eval_result(r, e, m) for r, e in entries.values() for m in HEADLINE_METRICS]
     data.model_name = data.model_name or model_dir.name
     by_dataset: dict[tuple[str, str], dict[str, EvalResult]] = {}
     for r in data.eval_results:
@@ -219,16 +253,19 @@ def add_test_results(model_dir: Path, results: Sequence[ResultsFile]) -> int:
     for (dataset, split), metrics in by_dataset.items():
         values = [metrics.get(METRIC_TYPES[m]) for m in HEADLINE_METRICS]
         marked = any("CONTAMINATED" in (v.metric_name or "") for v in values if v)
+        first = next((v for v in values if v), None)
+        args = (first.metric_args or {}) if first else {}
+        queries = f"{args.get('queries', '')} ({args.get('query_selection', '')})" if args else ""
         rows.append(
-            f"| {dataset} | {split} | "
+            f"| {dataset} | {split} | {queries} | {args.get('precision') or ''} | "
             + " | ".join("" if v is None else f"{v.metric_value:.4f}" for v in values)
             + (" | ⚠ contaminated |" if marked else " | |")
         )
     table = [
         TEST_HEADING,
         "",
-        "| dataset | split | NDCG@10 | NDCG@100 | MAP@100 | Recall@100 | |",
-        "|---|---|---|---|---|---|---|",
+        "| dataset | split | queries | precision | NDCG@10 | NDCG@100 | MAP@100 | Recall@100 | |",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         "Measured by irtune (trec_eval semantics) on queries the model never trained or was selected on.",
