@@ -69,6 +69,7 @@ def results_doc(
                     "ids_sha256": sha256_text(*sorted(qids)),
                 },
                 "corpus_size": 1000,
+                "query_ids_in_corpus": 0,
                 "data_files_sha256": {"corpus.jsonl": name},
                 "metrics": metrics,
                 "per_query": per_query,

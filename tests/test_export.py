@@ -62,6 +62,13 @@ def test_metric_names_follow_mteb():
         ),
         (lambda d: d.update(contaminated=True), "contaminated"),
         (lambda d: d["datasets"][0].update(dataset="my-wiki"), "not an MTEB task"),
+        # MTEB keeps a document whose id is the query's on SciFact; irtune dropped them here
+        (lambda d: d["datasets"][0].update(query_ids_in_corpus=3), "evaluate with --keep-identical-ids"),
+        (lambda d: d["datasets"][0].update(query_ids_in_corpus=None), "did not record whether any exist"),
+        (lambda d: d["retriever"].update(precision="bf16"), "evaluate with --precision fp32"),
+        (lambda d: d["retriever"].update(store_dtype="float16"), "float16 cache"),
+        (lambda d: d["retriever"].update(params={"compression": "128 dims"}), "compressed vectors"),
+        (lambda d: d["datasets"][0]["metrics"].pop("ndcg@10"), "has no NDCG@10"),
     ],
 )
 def test_numbers_that_would_not_mean_mteb_numbers_are_refused(tmp_path, change, message):
@@ -71,6 +78,12 @@ def test_numbers_that_would_not_mean_mteb_numbers_are_refused(tmp_path, change, 
     with pytest.raises(IrtuneError, match=message):
         export_mteb(source, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_name_that_is_only_dots_is_refused(tmp_path):
+    source = write(tmp_path / "run" / "results.json", results_doc("minilm", {"scifact": LEVELS["scifact"]}))
+    with pytest.raises(IrtuneError, match="not a usable folder name"):
+        export_mteb(source, tmp_path / "out", model_name="..")
 
 
 def test_bm25_is_not_an_embedding_model(tmp_path):

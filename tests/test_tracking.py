@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 
 from irtune.cli import app
 from irtune.errors import IrtuneError
-from irtune.tracking import Tracking
+from irtune.tracking import Tracking, scoped_environment
 from irtune.training.config import TrainConfig
 from irtune.training.trainer import train_model
 
@@ -21,9 +22,10 @@ runner = CliRunner()
 
 
 def _runs(store):
-    client = MlflowClient(store.resolve().as_uri())
-    experiment = client.get_experiment_by_name("irtune")
-    return client, client.search_runs([experiment.experiment_id])
+    with scoped_environment({"MLFLOW_ALLOW_FILE_STORE": "true"}):  # MLflow 3 wants file stores allowed
+        client = MlflowClient(store.resolve().as_uri())
+        experiment = client.get_experiment_by_name("irtune")
+        return client, client.search_runs([experiment.experiment_id])
 
 
 def test_eval_logs_its_metrics_to_mlflow(scifact_slice, tmp_path):
@@ -43,11 +45,17 @@ def test_eval_logs_its_metrics_to_mlflow(scifact_slice, tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "logged to MLflow run" in result.output
+    # nothing is left set for the rest of the process: the URI and the file-store permission were scoped
+    assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ and "MLFLOW_TRACKING_URI" not in os.environ
+    import mlflow
+
+    assert str(store.name) not in mlflow.get_tracking_uri()
     client, runs = _runs(store)
     assert len(runs) == 1
     run = runs[0]
     saved = json.loads((out / "results.json").read_text())
     metrics = saved["datasets"][0]["metrics"]
+    assert saved["datasets"][0]["query_ids_in_corpus"] == 0  # counted at evaluation (SciFact: none)
     assert run.data.metrics["scifact.ndcg_at_10"] == pytest.approx(metrics["ndcg@10"])
     assert run.data.metrics["scifact.recall_at_100"] == pytest.approx(metrics["recall@100"])
     assert run.data.params["label"] == saved["label"] and run.data.params["top_k"] == "1000"
@@ -108,3 +116,19 @@ def test_trackers_are_checked_before_anything_runs(monkeypatch, tmp_path):
     result = runner.invoke(app, ["eval", "-d", "nowhere", "--mlflow", str(tmp_path / "mlruns")])
     assert isinstance(result.exception, IrtuneError) and "needs mlflow-skinny" in str(result.exception)
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_an_unreachable_tracking_server_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    base = write(tmp_path / "a" / "results.json", results_doc("base", LEVELS))
+    tuned = write(tmp_path / "b" / "results.json", results_doc("tuned", LEVELS, shift=0.05, seed=1))
+    result = runner.invoke(app, ["compare", str(base), str(tuned), "--mlflow", "http://127.0.0.1:9"])
+    assert isinstance(result.exception, IrtuneError), result.exception
+    assert str(result.exception).startswith("--mlflow http://127.0.0.1:9: ")
+    assert "\n" not in str(result.exception)
+
+
+def test_an_mlflow_uri_for_training_means_reporting_to_it():
+    assert Tracking(mlflow="runs/mlruns").report_to == ["mlflow"]
+    assert Tracking(report_to=["tensorboard"], mlflow="x").report_to == ["tensorboard", "mlflow"]

@@ -117,6 +117,7 @@ def evaluate_dataset(
             ids_sha256=sha256_text(*sorted(qids)),
         ),
         corpus_size=len(dataset.doc_ids),
+        query_ids_in_corpus=len(set(qids) & set(dataset.doc_ids)),
         data_files_sha256=dataset.file_hashes(settings.split),
         metrics=mean_metrics(per_query),
         per_query=per_query,

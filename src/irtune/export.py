@@ -37,6 +37,8 @@ MTEB_TASKS = {
 }
 FAMILIES = {"ndcg": "ndcg", "map": "map", "recall": "recall", "p": "precision", "mrr": "mrr"}
 NO_REVISION = "no_revision_available"  # what MTEB records for a model without a hub revision
+# the tasks on which MTEB drops a document whose id is the query's (mteb 2.x task metadata)
+MTEB_IGNORES_IDENTICAL_IDS = {"QuoraRetrieval", "ArguAna", "FiQA2018", "FEVER", "MSMARCO"}
 
 
 def mteb_metric(name: str) -> str:
@@ -58,7 +60,34 @@ def _checked(result: ResultsFile, entry: DatasetResult, where: str) -> str:
         )
     if entry.contaminated or result.contaminated:
         raise IrtuneError(f"{where}: {entry.dataset} is contaminated; MTEB's format cannot carry the mark")
+    if "ndcg@10" not in entry.metrics:
+        raise IrtuneError(f"{where}: {entry.dataset} has no NDCG@10, MTEB's main score for {task}")
+    mteb_drops = task in MTEB_IGNORES_IDENTICAL_IDS
+    if result.settings.ignore_identical_ids != mteb_drops and entry.query_ids_in_corpus != 0:
+        flag = "without --keep-identical-ids" if mteb_drops else "with --keep-identical-ids"
+        raise IrtuneError(
+            f"{where}: MTEB {'drops' if mteb_drops else 'keeps'} documents whose id is the query's on "
+            f"{task} and this run did not (or did not record whether any exist); evaluate {flag}"
+        )
     return task
+
+
+def _check_search(result: ResultsFile, where: str) -> None:
+    """MTEB's numbers are exact search over the model's full vectors at full precision."""
+    if result.model is None or result.retriever.name != "dense":
+        raise IrtuneError(f"{where}: MTEB scores embedding models; this is a {result.retriever.name} run")
+    part = result.retriever.dense_parts()[0]
+    if result.retriever.approximate or "compression" in part.params:
+        raise IrtuneError(f"{where}: approximate search or compressed vectors are not comparable to MTEB's")
+    if (
+        part.precision != "fp32"
+        or part.params.get("backend", "torch") != "torch"
+        or part.store_dtype == "float16"
+    ):
+        raise IrtuneError(
+            f"{where}: encoded at {part.precision} ({part.params.get('backend', 'torch')} backend, "
+            f"{part.store_dtype} cache); evaluate with --precision fp32 on torch for MTEB-comparable numbers"
+        )
 
 
 def task_result(result: ResultsFile, entry: DatasetResult, where: str) -> tuple[str, dict[str, Any]]:
@@ -83,16 +112,19 @@ def _folder_name(name: str) -> str:
 
 
 def export_mteb(results_path: Path, out_dir: Path, model_name: str | None = None) -> list[Path]:
-    """Write OUT/MODEL/REVISION/TASK.json for each dataset of the results file."""
+    """Write OUT/MODEL/REVISION/TASK.json for each dataset of the results file (every check
+    passes before anything is written)."""
     from irtune.results import read_results
 
     result = read_results(results_path)
     where = str(results_path)
-    if result.model is None or result.retriever.name != "dense":
-        raise IrtuneError(f"{where}: MTEB scores embedding models; this is a {result.retriever.name} run")
+    _check_search(result, where)
+    assert result.model is not None
     tasks = [task_result(result, entry, where) for entry in result.datasets]  # all checked first
-    name = model_name or result.model.name
-    folder = out_dir / _folder_name(name) / (result.model.revision or NO_REVISION)
+    name = _folder_name(model_name or result.model.name)
+    if not name.strip("."):
+        raise IrtuneError(f"--model-name {model_name!r}: not a usable folder name")
+    folder = out_dir / name / (result.model.revision or NO_REVISION)
     written = []
     for task, data in tasks:
         path = folder / f"{task}.json"

@@ -110,6 +110,9 @@ class DatasetResult(Record):
     split: str
     queries: QuerySet
     corpus_size: int
+    # evaluated queries whose id is also a document id: only then does ignore_identical_ids
+    # change a number (None: recorded before irtune counted them)
+    query_ids_in_corpus: int | None = None
     data_files_sha256: dict[str, str]
     metrics: dict[str, float]
     per_query: dict[str, dict[str, float]]

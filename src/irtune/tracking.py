@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from irtune.errors import IrtuneError
 
@@ -43,6 +43,13 @@ class Tracking(BaseModel):
     )
     experiment: str = Field("irtune", min_length=1, description="MLflow experiment name")
 
+    @model_validator(mode="after")
+    def _mlflow_uri_means_mlflow(self) -> Tracking:
+        """An MLflow URI given for a training means: report to it (not silently nothing)."""
+        if self.mlflow and "mlflow" not in self.report_to:
+            object.__setattr__(self, "report_to", [*self.report_to, "mlflow"])
+        return self
+
     @field_validator("report_to")
     @classmethod
     def _known(cls, names: list[str]) -> list[str]:
@@ -62,17 +69,22 @@ class Tracking(BaseModel):
                 )
 
     def mlflow_uri(self) -> str | None:
-        """A plain folder is a file store URI. MLflow 3 refuses file stores unless told; a user
-        who names a folder has asked for one, so it is allowed for this process."""
+        """A plain folder is a file store URI."""
         if self.mlflow is None:
             return None
         if "://" in self.mlflow or self.mlflow.startswith(("file:", "databricks", "sqlite:")):
-            uri = self.mlflow
-        else:
-            uri = Path(self.mlflow).expanduser().resolve().as_uri()
-        if uri.startswith("file:"):
-            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-        return uri
+            return self.mlflow
+        return Path(self.mlflow).expanduser().resolve().as_uri()
+
+    def _mlflow_env(self) -> dict[str, str]:
+        """MLflow 3 refuses file stores unless told: a user who names a folder asked for one."""
+        uri = self.mlflow_uri()
+        values = {"MLFLOW_EXPERIMENT_NAME": self.experiment}
+        if uri is not None:
+            values["MLFLOW_TRACKING_URI"] = uri
+            if uri.startswith("file:"):
+                values["MLFLOW_ALLOW_FILE_STORE"] = "true"
+        return values
 
     @contextlib.contextmanager
     def training(
@@ -85,25 +97,25 @@ class Tracking(BaseModel):
             return
         import mlflow
 
-        if uri := self.mlflow_uri():
-            mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment(self.experiment)
-        run_id = mlflow.start_run(run_name=run_name).info.run_id
-        client = mlflow.MlflowClient()
-        for key, value in params.items():
-            client.log_param(run_id, key, str(value)[:500])
-        client.set_tag(run_id, "irtune.model_dir", str(model_dir))
-        status = "FAILED"
-        try:
-            yield TrainingRun(client, run_id)
-            status = "FINISHED"
-        finally:
-            # the Trainer's callback may have ended the fluent run stack: end ours by id
-            active = mlflow.active_run()
-            if active is not None and active.info.run_id == run_id:
-                mlflow.end_run(status)
-            else:
-                client.set_terminated(run_id, status)
+        with scoped_environment(self._mlflow_env()):
+            with mlflow_errors(self):
+                mlflow.set_experiment(self.experiment)
+                run_id = mlflow.start_run(run_name=run_name).info.run_id
+                client = mlflow.MlflowClient()
+                for key, value in params.items():
+                    client.log_param(run_id, key, str(value)[:500])
+                client.set_tag(run_id, "irtune.model_dir", str(model_dir))
+            status = "FAILED"
+            try:
+                yield TrainingRun(client, run_id)
+                status = "FINISHED"
+            finally:
+                # the Trainer's callback may have ended the fluent run stack: end ours by id
+                active = mlflow.active_run()
+                if active is not None and active.info.run_id == run_id:
+                    mlflow.end_run(status)
+                else:
+                    client.set_terminated(run_id, status)
 
     @contextlib.contextmanager
     def epoch(self, model_dir: Path, epoch: int) -> Iterator[None]:
@@ -112,19 +124,49 @@ class Tracking(BaseModel):
         metrics), MLflow logs into a run nested in the training's."""
         values = {"TENSORBOARD_LOGGING_DIR": str(model_dir / "runs" / f"epoch-{epoch}")}
         if "mlflow" in self.report_to:
-            values |= {"MLFLOW_NESTED_RUN": "true", "MLFLOW_EXPERIMENT_NAME": self.experiment}
-            if uri := self.mlflow_uri():
-                values["MLFLOW_TRACKING_URI"] = uri
-        before = {k: os.environ.get(k) for k in values}
-        os.environ.update(values)
-        try:
+            values |= {"MLFLOW_NESTED_RUN": "true", **self._mlflow_env()}
+        with scoped_environment(values):
             yield
-        finally:
-            for key, value in before.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+
+
+@contextlib.contextmanager
+def scoped_environment(values: dict[str, str]) -> Iterator[None]:
+    """Environment variables set for a block and restored after it (the Trainer's callbacks
+    and MLflow read their settings from the environment)."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def mlflow_errors(tracking: Tracking) -> Iterator[None]:
+    """An unreachable or refusing tracking server is one line naming the URI, not a traceback."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (MlflowException, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise IrtuneError(f"--mlflow {tracking.mlflow}: {first}") from None
+
+
+@contextlib.contextmanager
+def _mlflow_run(tracking: Tracking, run_name: str) -> Iterator[Any]:
+    """A fluent MLflow run at the tracking URI, with the environment it needs scoped to it."""
+    import mlflow
+
+    # the URI travels in the scoped environment, never as MLflow's process-wide default
+    with scoped_environment(tracking._mlflow_env()), mlflow_errors(tracking):
+        mlflow.set_experiment(tracking.experiment)
+        with mlflow.start_run(run_name=run_name) as run:
+            yield run
 
 
 def release_trainer_run(trainer: Any) -> None:
@@ -136,20 +178,22 @@ def release_trainer_run(trainer: Any) -> None:
             callback._auto_end_run = False
 
 
+def _dataset_key(dataset: str, split: str) -> str:
+    """scifact (test, the usual split) or scifact.dev: two splits of one dataset never collide."""
+    return dataset if split == "test" else f"{dataset}.{split}"
+
+
 def _metric_key(name: str) -> str:
     return name.replace("@", "_at_")  # MLflow metric names take no "@"
 
 
 def log_results(tracking: Tracking, result: ResultsFile, path: Path | None = None) -> str | None:
     """One MLflow run per results file: what was run (params) and its metrics per dataset."""
-    uri = tracking.mlflow_uri()
-    if uri is None:
+    if tracking.mlflow is None:
         return None
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(tracking.experiment)
-    with mlflow.start_run(run_name=result.label) as run:
+    with _mlflow_run(tracking, result.label) as run:
         params: dict[str, Any] = {
             "label": result.label,
             "retriever": result.retriever.label(),
@@ -174,14 +218,11 @@ def log_comparisons(
 ) -> str | None:
     """One MLflow run for a comparison: per candidate, dataset and metric the change, its CI and
     the Holm-corrected p (over the family the report states)."""
-    uri = tracking.mlflow_uri()
-    if uri is None:
+    if tracking.mlflow is None:
         return None
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(tracking.experiment)
-    with mlflow.start_run(run_name=f"compare vs {comparisons[0].baseline_label}") as run:
+    with _mlflow_run(tracking, f"compare vs {comparisons[0].baseline_label}") as run:
         mlflow.log_param("baseline", comparisons[0].baseline_label)
         if comparisons[0].correction:
             mlflow.log_param("correction", comparisons[0].correction.describe())
@@ -190,7 +231,7 @@ def log_comparisons(
             mlflow.log_param(f"candidate.{i}", f"{c.candidate_label} ({c.kind}, baseline {c.baseline_label})")
             for d in c.datasets:
                 for m in d.metrics:
-                    key = f"{i}.{d.dataset}.{_metric_key(m.metric)}"
+                    key = f"{i}.{_dataset_key(d.dataset, d.split)}.{_metric_key(m.metric)}"
                     metrics |= {
                         f"{key}.delta": m.delta,
                         f"{key}.p_holm": m.p_holm,
