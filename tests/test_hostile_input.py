@@ -138,7 +138,16 @@ CASES = [
     case(*EVAL, "--out", "{tmp}/file.txt/sub", message="file.txt is a file, not a folder"),
     case("eval", "-m", "minilm", "-d", "nosuch", message='dataset "nosuch" not found'),
     case(*EVAL, "--cache-dir", "{tmp}/file.txt", message="--cache-dir {tmp}/file.txt: is a file"),
-    case("eval", "-m", "minilm", "-d", "../ds", message="../ds: dataset folder not found"),
+    # a relative path outside the data dir, resolved from the working directory (named so that
+    # nothing beside a checkout can match it)
+    case(
+        "eval",
+        "-m",
+        "minilm",
+        "-d",
+        "../no-such-irtune-dataset",
+        message="../no-such-irtune-dataset: dataset folder not found",
+    ),
     case("eval", "-m", "minilm", "-d", "x/../../ds", message="must be a name inside the data"),
     case(*EVAL, "--split", "dev", message='split "dev" not found (available: test)'),
     case(*EVAL, "--split-file", "{tmp}/nosuch.json", message="nosuch.json: cannot read split file"),
