@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import chromium_command
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -167,25 +168,19 @@ def test_report_renders_in_headless_chromium(files, tmp_path):
     assert (
         runner.invoke(app, ["report", str(base), str(better), str(dirty), "--out", str(out)]).exit_code == 0
     )
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ]
     dom = subprocess.run(
-        ["chromium", *flags, "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=120
+        chromium_command(tmp_path / "profile", "--dump-dom", out.as_uri()),
+        capture_output=True,
+        text=True,
+        timeout=120,
     ).stdout
     assert dom.count("<svg") >= 11  # bars + 2 scatters + 4 radars + 4 histograms
     assert "contamination-banner" in dom and "irtune report" in dom
     shot = tmp_path / "shot.png"
     subprocess.run(
-        ["chromium", *flags, f"--screenshot={shot}", "--window-size=1200,2400", out.as_uri()],
+        chromium_command(
+            tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,2400", out.as_uri()
+        ),
         capture_output=True,
         timeout=120,
     )

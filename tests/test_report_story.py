@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from browser import chromium_command
 
 from irtune.comparison import load_comparisons
 from irtune.reporting.files import write_report
@@ -160,19 +161,12 @@ def test_the_first_screen_shows_the_verdict_and_the_training_curves(tmp_path):
         "{verdict: box('verdict'), training: box('chart-training'), height: window.innerHeight}));</script>"
     )
     probe.write_text(html_path.read_text().replace("</body>", script + "</body>"))
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--hide-scrollbars",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--window-size=1280,900",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ]
+    profile, window = tmp_path / "profile", "--window-size=1280,900"
     dom = subprocess.run(
-        ["chromium", *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120
+        chromium_command(profile, window, "--dump-dom", probe.as_uri()),
+        capture_output=True,
+        text=True,
+        timeout=120,
     ).stdout
     layout = json.loads(re.search(r"data-layout=\"([^\"]+)\"", dom).group(1).replace("&quot;", '"'))
     screen = layout["height"]  # the viewport headless Chromium lays out (its window less its frame)
@@ -181,7 +175,9 @@ def test_the_first_screen_shows_the_verdict_and_the_training_curves(tmp_path):
     assert layout["training"]["height"] > 200 and layout["training"]["bottom"] <= screen
     shot = tmp_path / "first-screen.png"
     subprocess.run(
-        ["chromium", *flags, f"--screenshot={shot}", html_path.as_uri()], capture_output=True, timeout=120
+        chromium_command(profile, window, f"--screenshot={shot}", html_path.as_uri()),
+        capture_output=True,
+        timeout=120,
     )
     from PIL import Image
 
