@@ -239,3 +239,38 @@ def test_resume_refuses_dev_scores_from_another_selection_setup(
     config = TrainConfig(**{**FAST, "epochs": 2, "hard_negatives": False})
     with pytest.raises(IrtuneError, match="scored dev under another selection setup"):
         train_model(str(tiny_model), [str(scifact_slice)], out, config, cache_dir=cache_dir, resume=True)
+
+
+def test_an_epoch_resumed_from_its_checkpoint_keeps_the_loss_logged_before_it(
+    tiny_model, scifact_slice, cache_dir, tmp_path, monkeypatch
+):
+    """The training-loss chart of a run interrupted mid-epoch has every step, not only those
+    after the checkpoint it resumed from (the Trainer restores them with its state)."""
+    import irtune.training.loop as loop_module
+
+    config = TrainConfig(**{**FAST, "epochs": 1, "save_steps": 2, "interpolation_alphas": [1.0]})
+    uninterrupted = tmp_path / "whole"
+    train_model(str(tiny_model), [str(scifact_slice)], uninterrupted, config, cache_dir=cache_dir)
+    steps = [p["step"] for p in json.loads((uninterrupted / TRAINING_METADATA).read_text())["loss"]]
+    assert len(steps) >= 4 and steps == list(range(1, len(steps) + 1))
+
+    class Interrupt(loop_module.TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:  # after checkpoint-2 was written
+                raise KeyboardInterrupt
+
+    real = loop_module.readable_progress
+
+    def interrupted(trainer):
+        real(trainer)
+        trainer.add_callback(Interrupt())
+
+    out = tmp_path / "resumed"
+    monkeypatch.setattr(loop_module, "readable_progress", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(str(tiny_model), [str(scifact_slice)], out, config, cache_dir=cache_dir)
+    assert (out / "_irtune_work" / "epoch-1" / "checkpoint-2").is_dir()
+    monkeypatch.setattr(loop_module, "readable_progress", real)
+    train_model(str(tiny_model), [str(scifact_slice)], out, config, cache_dir=cache_dir, resume=True)
+    resumed = json.loads((out / TRAINING_METADATA).read_text())["loss"]
+    assert [p["step"] for p in resumed] == steps

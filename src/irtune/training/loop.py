@@ -13,7 +13,6 @@ import math
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -39,14 +38,15 @@ from irtune.training.state import WORK, CurvePoint, LossPoint, TrainingState
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class LossLog(TrainerCallback):
-    epoch: int = 0
-    entries: list[LossPoint] = field(default_factory=list)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.entries.append(LossPoint(epoch=self.epoch, step=state.global_step, loss=logs["loss"]))
+def logged_loss(trainer: SentenceTransformerTrainer, epoch: int) -> list[LossPoint]:
+    """The epoch's training loss per logging step, from the Trainer's own log history: an epoch
+    resumed from a step checkpoint gets the steps logged before it back with the Trainer's
+    state (a callback would only see those after it)."""
+    return [
+        LossPoint(epoch=epoch, step=entry["step"], loss=entry["loss"])
+        for entry in trainer.state.log_history
+        if "loss" in entry
+    ]
 
 
 class LossOnTheBar(ProgressCallback):
@@ -144,7 +144,6 @@ def fit(
         optimizer.load_state_dict(optim["optimizer"])
         scheduler.load_state_dict(optim["scheduler"])
         log.info("resuming after epoch %d", state.completed_epochs)
-    loss_log = LossLog()
     return_freed_memory(model.device)
     with checkpointed_activations(model, activation_checkpointing(config, model.device)):
         for epoch in range(state.completed_epochs + 1, config.epochs + 1):
@@ -152,7 +151,6 @@ def fit(
             if remaining <= 0:
                 break
             log.info("epoch %d/%d", epoch, config.epochs)
-            loss_log.epoch = epoch
             built = {s.train.key: epoch_dataset(s, epoch, config) for s in sources}
             datasets = {name: data for name, (data, _) in built.items()}
             train_data = next(iter(datasets.values())) if len(datasets) == 1 else DatasetDict(datasets)
@@ -175,7 +173,6 @@ def fit(
                     train_dataset=train_data,
                     loss=loss,
                     optimizers=(optimizer, scheduler),
-                    callbacks=[loss_log],
                 )
                 readable_progress(trainer)
                 trainer.train(resume_from_checkpoint=latest_checkpoint(epoch_dir))
@@ -207,7 +204,6 @@ def fit(
                     base_score,
                 )
             state.curve.append(point)
-            state.loss.extend(loss_log.entries)
-            loss_log.entries = []
+            state.loss.extend(logged_loss(trainer, epoch))
             state.wall_s = wall_before + time.perf_counter() - started
             state.save(out_dir)
