@@ -197,3 +197,25 @@ def test_fine_tuning_is_credited_only_against_the_model_it_was_tuned_from(tmp_pa
     other = write(tmp_path / "other" / "results.json", doc)
     comparisons, _ = load_comparisons([base, other])
     assert not comparisons[0].against_base and "fine-tuning" not in " ".join(verdict(comparisons))
+
+
+def test_each_run_keeps_one_color_in_every_chart(tmp_path):
+    """A legend is read once: each run is drawn in the same color in the training curves, the
+    domain chart and the metric bars, and no two runs share one."""
+    from irtune.reporting.charts import COLORS, run_colors
+
+    comparisons, results = load_comparisons(_domain_study(tmp_path))
+    page = html_report(comparisons, results)
+    color = run_colors([r.label for r in results])
+    assert len(set(color.values())) == len(results) == 4
+
+    def drawn(chart_id: str) -> set[str]:
+        start = page.index(f'id="{chart_id}"')
+        svg = page[start : page.index("</svg>", start)]
+        return {c for c in COLORS if c in svg}
+
+    tuned = {color[r.label] for r in results if r.model and r.model.training}
+    assert len(tuned) == 3 and color["minilm (base)"] not in tuned
+    assert drawn("chart-training") == tuned
+    assert drawn("chart-domain") == tuned
+    assert drawn("chart-bars") == set(color.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
@@ -16,8 +17,29 @@ from irtune.comparison import Comparison
 from irtune.reporting.rows import metric_label
 from irtune.results import ResultsFile
 
-COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
+# seaborn's "deep" palette
+COLORS = (
+    "#4c72b0",
+    "#dd8452",
+    "#55a868",
+    "#c44e52",
+    "#8172b3",
+    "#937860",
+    "#da8bc3",
+    "#8c8c8c",
+    "#ccb974",
+    "#64b5cd",
+)
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def run_colors(labels: Sequence[str]) -> dict[str, str]:
+    """One color per run label, in report order: every chart of a report draws a run in the
+    same color, so its legend is read once."""
+    colors: dict[str, str] = {}
+    for label in labels:
+        colors.setdefault(label, COLORS[len(colors) % len(COLORS)])
+    return colors
 
 
 def to_svg(fig: plt.Figure) -> str:
@@ -58,14 +80,22 @@ def scatter(comparison: Comparison) -> str:
     return to_svg(fig)
 
 
-def radar(comparison: Comparison, dataset: str) -> str:
+def radar(comparison: Comparison, dataset: str, colors: Mapping[str, str]) -> str:
     row = next(r for r in comparison.datasets if r.dataset == dataset)
     names = list(comparison.metrics)
     angles = np.linspace(0, 2 * math.pi, len(names), endpoint=False).tolist()
     fig, ax = plt.subplots(figsize=(4.2, 4.2), subplot_kw={"polar": True})
     for values, label, color in (
-        ([row.metric(n).baseline for n in names], comparison.baseline_label, COLORS[0]),
-        ([row.metric(n).candidate for n in names], comparison.candidate_label, COLORS[1]),
+        (
+            [row.metric(n).baseline for n in names],
+            comparison.baseline_label,
+            colors[comparison.baseline_label],
+        ),
+        (
+            [row.metric(n).candidate for n in names],
+            comparison.candidate_label,
+            colors[comparison.candidate_label],
+        ),
     ):
         ax.plot(angles + angles[:1], values + values[:1], color=color, label=label)
         ax.fill(angles + angles[:1], values + values[:1], color=color, alpha=0.15)
@@ -77,7 +107,7 @@ def radar(comparison: Comparison, dataset: str) -> str:
     return to_svg(fig)
 
 
-def metric_bars(comparisons: list[Comparison]) -> str:
+def metric_bars(comparisons: list[Comparison], colors: Mapping[str, str]) -> str:
     """One panel per metric: baseline and every candidate across datasets."""
     first = comparisons[0]
     datasets = [r.dataset for r in first.datasets]
@@ -95,7 +125,7 @@ def metric_bars(comparisons: list[Comparison]) -> str:
                 heights,
                 width,
                 label=label,
-                color=COLORS[k % len(COLORS)],
+                color=colors[label],
             )
         ax.set_xticks(
             np.arange(len(datasets)) + width * (len(series) - 1) / 2, datasets, rotation=20, fontsize=8
@@ -185,17 +215,18 @@ def _loss_points(training: dict) -> tuple[list[int], list[float]]:
     return xs, ys
 
 
-def training_curves(results: list[ResultsFile], labels: list[str], metric: str = "ndcg@10") -> str | None:
+def training_curves(
+    results: list[ResultsFile], colors: Mapping[str, str], metric: str = "ndcg@10"
+) -> str | None:
     """Two panels per report: training loss per step, and dev `metric` per epoch (0 = the
     base model) and per interpolation weight α, the point dev selection chose marked. None
     when no run records a training curve."""
-    runs = [(r, label, t) for r, label in zip(results, labels, strict=True) if (t := _training(r))]
-    runs = [(r, label, t) for r, label, t in runs if t.get("loss") or t.get("curve")]
+    runs = [(r.label, t) for r in results if (t := _training(r)) and (t.get("loss") or t.get("curve"))]
     if not runs:
         return None
     fig, (loss_ax, epoch_ax, alpha_ax) = plt.subplots(1, 3, figsize=(13.5, 3.4))
-    for k, (_, label, training) in enumerate(runs):
-        color = COLORS[k % len(COLORS)]
+    for label, training in runs:
+        color = colors[label]
         xs, ys = _loss_points(training)
         if xs:
             loss_ax.plot(xs, ys, color=color, label=label, linewidth=1.2)
@@ -234,7 +265,9 @@ def training_curves(results: list[ResultsFile], labels: list[str], metric: str =
     return to_svg(fig)
 
 
-def domain_deltas(comparisons: list[Comparison], metric: str = "ndcg@10") -> str | None:
+def domain_deltas(
+    comparisons: list[Comparison], colors: Mapping[str, str], metric: str = "ndcg@10"
+) -> str | None:
     """Δ `metric` against the baseline, with 95% CI, for every fine-tuned run on every
     evaluated dataset: solid bars where the run trained on the dataset, hatched where it did
     not (transfer or forgetting). None unless two or more fine-tuned runs were compared."""
@@ -256,7 +289,7 @@ def domain_deltas(comparisons: list[Comparison], metric: str = "ndcg@10") -> str
                 x,
                 m.delta,
                 width,
-                color=COLORS[k % len(COLORS)],
+                color=colors[c.candidate_label],
                 hatch="" if own else "//",
                 edgecolor="black",
                 linewidth=0.5,

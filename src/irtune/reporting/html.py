@@ -95,10 +95,10 @@ def _verdict(comparisons: list[Comparison]) -> str:
     return f'<section id="verdict"><h2>Verdict</h2><ul>{items}</ul></section>'
 
 
-def _domain(comparisons: list[Comparison]) -> list[str]:
+def _domain(comparisons: list[Comparison], colors: dict[str, str]) -> list[str]:
     """The domain study's two questions, answered in words and one chart."""
     matches, transfer = domain_answer(comparisons)
-    chart = charts.domain_deltas(comparisons)
+    chart = charts.domain_deltas(comparisons, colors)
     if not (matches or transfer or chart):
         return []
     parts = ['<section id="domain"><h2>Domain model vs per-dataset models</h2>']
@@ -123,9 +123,8 @@ def _tuned(results: list[ResultsFile]) -> list[ResultsFile]:
     return [r for r in results if r.model and r.model.training]
 
 
-def _training_curves(results: list[ResultsFile]) -> list[str]:
-    tuned = _tuned(results)
-    curves = charts.training_curves(tuned, [r.label for r in tuned]) if tuned else None
+def _training_curves(results: list[ResultsFile], colors: dict[str, str]) -> list[str]:
+    curves = charts.training_curves(_tuned(results), colors)
     if curves is None:
         return []
     return ["<h2>Training and selection</h2>", f'<div class="chart" id="chart-training">{curves}</div>']
@@ -201,8 +200,9 @@ def html_report(comparisons: list[Comparison], results: list[ResultsFile]) -> st
             "measure generalisation and are marked wherever they appear.</div>"
         )
     parts.append(_verdict(comparisons))
-    parts += _training_curves(results)
-    parts += _domain(comparisons)
+    colors = charts.run_colors([r.label for r in results])
+    parts += _training_curves(results, colors)
+    parts += _domain(comparisons, colors)
     parts.append(
         f"<p>Generated {now_iso()} by irtune {__version__}. All numbers were measured by irtune "
         "with trec_eval semantics; significance: paired randomization test (10,000 permutations), "
@@ -212,7 +212,7 @@ def html_report(comparisons: list[Comparison], results: list[ResultsFile]) -> st
     parts += ["<h2>Summary</h2>", _summary(against)]
     parts += [
         '<h2>Metrics across datasets</h2><div class="chart" id="chart-bars">',
-        charts.metric_bars(against),
+        charts.metric_bars(against, colors),
         "</div>",
     ]
     if frontier := charts.frontier(results):
@@ -231,7 +231,9 @@ def html_report(comparisons: list[Comparison], results: list[ResultsFile]) -> st
             '<div class="charts">',
             f'<div class="chart chart-scatter" id="chart-scatter-{i}">{charts.scatter(c)}</div>',
         ]
-        parts += [f'<div class="chart chart-radar">{charts.radar(c, d.dataset)}</div>' for d in c.datasets]
+        parts += [
+            f'<div class="chart chart-radar">{charts.radar(c, d.dataset, colors)}</div>' for d in c.datasets
+        ]
         parts += [
             f'<div class="chart chart-hist">{charts.delta_histogram(c, d.dataset)}</div>' for d in c.datasets
         ]
