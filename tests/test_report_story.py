@@ -219,3 +219,30 @@ def test_each_run_keeps_one_color_in_every_chart(tmp_path):
     assert drawn("chart-training") == tuned
     assert drawn("chart-domain") == tuned
     assert drawn("chart-bars") == set(color.values())
+
+
+def test_the_verdict_names_every_significant_change_not_only_the_headline(tmp_path):
+    """A model whose NDCG@10 did not move significantly but whose MAP@100 rose and whose
+    Recall@100 fell must not read as 'nothing changed'."""
+    one = {"scifact": LEVELS["scifact"]}
+    doc = results_doc("minilm tuned on scifact", one, seed=1, trained_on=("scifact",))
+    entry = doc["datasets"][0]
+    for scores in entry["per_query"].values():
+        scores["map@100"] = min(1.0, scores["map@100"] + 0.05)
+        scores["ndcg@100"] = max(0.0, scores["ndcg@100"] - 0.05)
+    entry["metrics"] = {
+        m: sum(s[m] for s in entry["per_query"].values()) / len(entry["per_query"]) for m in entry["metrics"]
+    }
+    paths = [
+        write(tmp_path / "base" / "results.json", results_doc("minilm (base)", one)),
+        write(tmp_path / "tuned" / "results.json", doc),
+    ]
+    comparisons, _ = load_comparisons(paths)
+    d = comparisons[0].datasets[0]
+    assert not d.metric("ndcg@10").significant
+    assert d.metric("map@100").significant and d.metric("ndcg@100").significant
+    (said,) = verdict(comparisons)
+    assert "no significant change in NDCG@10" in said
+    map100, ndcg100 = d.metric("map@100"), d.metric("ndcg@100")
+    assert f"MAP@100 up {map100.baseline:.4f} → {map100.candidate:.4f}" in said
+    assert f"NDCG@100 down {ndcg100.baseline:.4f} → {ndcg100.candidate:.4f}" in said

@@ -40,6 +40,13 @@ def _short(m: MetricComparison) -> str:
     return f"{name} {'up' if m.delta > 0 else 'down'} {m.baseline:.4f} → {m.candidate:.4f} ({_p(m)})"
 
 
+def _also(d: DatasetComparison, shown: set[str]) -> str:
+    """The significant changes of the metrics a sentence did not name: a headline that did not
+    move must not read as "nothing changed" when another metric did."""
+    others = [_short(m) for m in d.metrics if m.metric not in shown and m.significant]
+    return f"; also {', '.join(others)}" if others else ""
+
+
 def _queries(c: Comparison, d: DatasetComparison) -> str:
     if d.contaminated:
         return f"{d.queries} {d.dataset} {d.split} queries (⚠ CONTAMINATED: trained on evaluated queries)"
@@ -57,9 +64,11 @@ def sentence(c: Comparison, d: DatasetComparison) -> str:
     tuned = c.against_base  # "fine-tuning did X" only against the model it was tuned from
     subject = c.candidate_label if tuned else f"{c.candidate_label} vs {c.baseline_label}"
     text = f"{subject}: {_change(head, 'the ' + _queries(c, d), tuned=tuned)}"
+    shown = {head.metric}
     if SECOND in c.metrics and head.metric != SECOND:
         text += f"; {_short(d.metric(SECOND))}"
-    return text + "."
+        shown.add(SECOND)
+    return text + _also(d, shown) + "."
 
 
 def head_to_head_sentence(c: Comparison, d: DatasetComparison) -> str:
@@ -76,21 +85,22 @@ def head_to_head_sentence(c: Comparison, d: DatasetComparison) -> str:
         outcome = f"{verb} {c.baseline_label} (Δ {m.delta:+.4f}, {100 * m.relative:+.1f}%, {_p(m)})"
     return (
         f"On {d.dataset}, {c.candidate_label} {outcome}: {name} {m.candidate:.4f} vs "
-        f"{m.baseline:.4f} on the same {_queries(c, d)}."
+        f"{m.baseline:.4f} on the same {_queries(c, d)}{_also(d, {m.metric})}."
     )
 
 
 def transfer_sentence(c: Comparison, d: DatasetComparison) -> str:
     """A tuned model on a dataset it was not trained on, against the base model."""
     m = d.metric(HEADLINE) if HEADLINE in c.metrics else d.metrics[0]
+    name = metric_label(m.metric)
     if not m.significant:
-        kind = "no significant transfer or forgetting"
+        kind = f"no significant transfer or forgetting in {name}"
     else:
         kind = "transfer (a significant gain)" if m.delta > 0 else "forgetting (a significant loss)"
     return (
-        f"{c.candidate_label} on {d.dataset}, which it never trained on: {metric_label(m.metric)} "
+        f"{c.candidate_label} on {d.dataset}, which it never trained on: {name} "
         f"{m.baseline:.4f} → {m.candidate:.4f} (Δ {m.delta:+.4f}, 95% CI [{m.ci_low:+.4f}, "
-        f"{m.ci_high:+.4f}], {_p(m)}): {kind}."
+        f"{m.ci_high:+.4f}], {_p(m)}): {kind}{_also(d, {m.metric})}."
     )
 
 
