@@ -246,3 +246,21 @@ def test_the_verdict_names_every_significant_change_not_only_the_headline(tmp_pa
     map100, ndcg100 = d.metric("map@100"), d.metric("ndcg@100")
     assert f"MAP@100 up {map100.baseline:.4f} → {map100.candidate:.4f}" in said
     assert f"NDCG@100 down {ndcg100.baseline:.4f} → {ndcg100.candidate:.4f}" in said
+
+
+def test_a_change_significant_only_before_the_correction_says_so():
+    """'No significant change' beside a CI that excludes 0 reads as a contradiction unless the
+    sentence says the test was significant before the Holm correction, and only then."""
+    from irtune.comparison import MetricComparison
+    from irtune.reporting.verdict import _change
+
+    def metric(p_value: float) -> MetricComparison:
+        return MetricComparison(
+            metric="ndcg@10", baseline=0.6457, candidate=0.6863, ci_low=0.006, ci_high=0.0757,
+            p_value=p_value, wins=72, ties=168, losses=60, p_holm=0.107,
+        )  # fmt: skip
+
+    said = _change(metric(0.013), "the 300 scifact test queries", tuned=False)
+    assert said.startswith("no significant change in NDCG@10") and "p_holm = 0.107" in said
+    assert "uncorrected p = 0.013" in said
+    assert "uncorrected" not in _change(metric(0.2), "the 300 scifact test queries", tuned=False)

@@ -7,7 +7,7 @@ a difference the test cannot see is not evidence that there is none."""
 
 from __future__ import annotations
 
-from irtune.comparison import Comparison, DatasetComparison, MetricComparison
+from irtune.comparison import ALPHA, Comparison, DatasetComparison, MetricComparison
 from irtune.reporting.rows import metric_label
 
 HEADLINE = "ndcg@10"
@@ -15,7 +15,12 @@ SECOND = "recall@100"
 
 
 def _p(m: MetricComparison) -> str:
-    return "p_holm < 0.001" if m.p_holm < 0.001 else f"p_holm = {m.p_holm:.3f}"
+    """The corrected p; for a change the correction alone made not significant, the
+    uncorrected p too (its 95% CI, also uncorrected, may then exclude 0)."""
+    corrected = "p_holm < 0.001" if m.p_holm < 0.001 else f"p_holm = {m.p_holm:.3f}"
+    if not m.significant and m.p_value < ALPHA:
+        return f"{corrected}, uncorrected p = {m.p_value:.3f}"
+    return corrected
 
 
 def _change(m: MetricComparison, where: str, *, tuned: bool) -> str:
