@@ -173,3 +173,33 @@ def test_every_example_study_is_a_valid_config(example):
     for variant in study.variants:
         validated(TrainConfig, {**study.training.model_dump(), **variant.training}, variant.name)
     assert study.variants and study.evaluation.datasets
+
+
+def test_a_forced_stage_redoes_every_stage_built_on_it(tiny_model, scifact_slice, tmp_path):
+    """`--force train:X` retrains X; the evaluation of X and the report were keyed on the train
+    stage's folder name only, so they were skipped and kept describing the old weights."""
+    path = study_file(tmp_path, tiny_model, scifact_slice)
+    text = path.read_text().replace("epochs = 2", "epochs = 1")
+    path.write_text(text.replace('"dense", "bm25"', '"dense"'))
+    study = load_study(path)
+    data_dir, cache = scifact_slice.parent, tmp_path / "cache"
+    run_study(study, data_dir=data_dir, cache_dir=cache)
+    stages = tmp_path / "run" / "stages"
+
+    def evaluated() -> dict[str, int]:
+        return {p.parent.name: p.stat().st_mtime_ns for p in stages.glob("*/results.json")}
+
+    def report_done() -> list[int]:
+        return sorted(p.stat().st_mtime_ns for p in stages.glob("report-*/done.json"))
+
+    before, reported = evaluated(), report_done()
+    run_study(study, data_dir=data_dir, cache_dir=cache, force=["train:single"])
+    after = evaluated()
+    baseline = next(name for name in before if name.startswith("baseline-"))
+    assert after[baseline] == before[baseline]  # nothing upstream is redone
+    latest = max((name for name in after if name.startswith("eval-single-")), key=after.__getitem__)
+    assert after[latest] > max(t for n, t in before.items() if n.startswith("eval-single-"))
+    assert report_done()[-1] > reported[-1]
+    trained = next(stages.glob("train-single-*")) / "model" / "irtune_training.json"
+    tuned = json.loads((stages / latest / "results.json").read_text())
+    assert tuned["model"]["weights_sha256"] == json.loads(trained.read_text())["weights_sha256"]

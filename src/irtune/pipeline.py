@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -173,7 +174,8 @@ def _resolve_inputs(study: Study, path: Path, data_dir: Path | None) -> None:
 
 
 class Stages:
-    """Hash-keyed stage folders with completion markers."""
+    """Hash-keyed stage folders with completion markers. A stage built on another keys on its
+    `stamp`, so redoing a stage (`--force`) redoes every stage built on it."""
 
     def __init__(self, root: Path, force: Sequence[str]) -> None:
         self.root = root / "stages"
@@ -197,8 +199,17 @@ class Stages:
         log.info("stage %d/%d: %s", self.count, self.total, name)
         folder.mkdir(parents=True, exist_ok=True)
         work(folder)
-        write_json_atomic(done, {"stage": name, "inputs": inputs})
+        write_json_atomic(done, {"stage": name, "inputs": inputs, "id": uuid.uuid4().hex})
         return folder
+
+    @staticmethod
+    def stamp(folder: Path) -> str:
+        """A finished stage as the keys of later stages name it: its folder and the id of the
+        run that finished it. A folder name alone survives a forced redo, and the stages built
+        on it were skipped with results of the old weights. (Stages finished before ids were
+        recorded keep their name, so their studies are not redone.)"""
+        done = json.loads((folder / "done.json").read_text(encoding="utf-8"))
+        return f"{folder.name}@{done['id']}" if "id" in done else folder.name
 
 
 def _retriever_stage(name: str) -> str:
@@ -302,7 +313,7 @@ def _run_stages(
     eval_inputs = {
         "model": study.model.model_dump(),
         "evaluation": ev.model_dump(exclude={"retrievers"}),  # each stage names its own
-        "splits": splits.name,
+        "splits": stages.stamp(splits),
         "protocol": training.protocol,
     }
     results = []
@@ -319,7 +330,7 @@ def _run_stages(
             "model": study.model.model_dump(),
             "specs": specs,
             "config": config.model_dump(),
-            "splits": splits.name,
+            "splits": stages.stamp(splits),
         }
 
         def train(folder: Path, specs: list[str] = specs, config: TrainConfig = config) -> None:
@@ -345,7 +356,7 @@ def _run_stages(
         targets = variant.evaluate_on or [n for n in ev.datasets if n in trained_names] or ev.datasets
         evaluated = stages.run(
             f"eval:{variant.name}",
-            {**eval_inputs, "trained": trained.name, "targets": targets},
+            {**eval_inputs, "trained": stages.stamp(trained), "targets": targets},
             evaluate(
                 str(trained / "model"),
                 "dense",
@@ -361,7 +372,7 @@ def _run_stages(
         _, _, comparisons = write_report([r / "results.json" for r in results], folder / "report.html")
         log_comparisons(study.tracking, comparisons)
 
-    final = stages.run("report", {"results": [r.name for r in results]}, report)
+    final = stages.run("report", {"results": [stages.stamp(r) for r in results]}, report)
     for name in ("report.html", "report.md"):
         shutil.copyfile(final / name, out / name)
     return out / "report.html", load_comparisons([r / "results.json" for r in results])[0]
