@@ -264,3 +264,37 @@ def test_a_change_significant_only_before_the_correction_says_so():
     assert said.startswith("no significant change in NDCG@10") and "p_holm = 0.107" in said
     assert "uncorrected p = 0.013" in said
     assert "uncorrected" not in _change(metric(0.2), "the 300 scifact test queries", tuned=False)
+
+
+def test_runs_that_share_a_label_are_told_apart(tmp_path):
+    """`irtune eval m` and `irtune eval m --precision fp16` are both labelled "m": in one report
+    they were one name in every table and one color in every chart."""
+    one = {"scifact": LEVELS["scifact"]}
+    paths = [
+        write(tmp_path / "fp32" / "results.json", results_doc("minilm", one)),
+        write(tmp_path / "fp16" / "results.json", results_doc("minilm", one, shift=0.01, seed=2)),
+    ]
+    comparisons, results = load_comparisons(paths)
+    assert [r.label for r in results] == ["minilm (fp32)", "minilm (fp16)"]
+    assert (comparisons[0].baseline_label, comparisons[0].candidate_label) == (
+        "minilm (fp32)",
+        "minilm (fp16)",
+    )
+    page = html_report(comparisons, results)
+    assert "minilm (fp16) vs minilm (fp32)" in page
+
+
+def test_verdict_wording_never_says_unchanged_and_head_to_head_reads_candidate_first():
+    from irtune.comparison import MetricComparison
+    from irtune.reporting.verdict import _p, _short
+
+    flat = MetricComparison(
+        metric="recall@100", baseline=0.925, candidate=0.95, ci_low=0.005, ci_high=0.047,
+        p_value=0.0001, wins=10, ties=287, losses=3, p_holm=0.06,
+    )  # fmt: skip
+    said = _short(flat)
+    assert "unchanged" not in said and said.startswith("Recall@100 not significantly changed")
+    assert "uncorrected p < 0.001" in _p(flat)
+    up = flat.model_copy(update={"p_holm": 0.01})
+    assert _short(up).startswith("Recall@100 up 0.9250 → 0.9500")
+    assert _short(up, head_to_head=True).startswith("Recall@100 higher (0.9500 vs 0.9250")

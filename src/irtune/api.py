@@ -164,16 +164,15 @@ def compare(
     >>> comparison.datasets[0].metric("ndcg@10").p_holm < 0.05
     True
     """
-    from irtune.comparison import compare_study
+    from irtune.comparison import compare_study, distinct_labels
     from irtune.metrics import HEADLINE_METRICS
     from irtune.results import ResultsFile, read_results
 
     def loaded(item: ResultsFile | Path) -> ResultsFile:
         return item if isinstance(item, ResultsFile) else read_results(Path(item))
 
-    base = loaded(baseline)
-    chosen = tuple(metrics) if metrics else HEADLINE_METRICS
-    return compare_study(base, [loaded(c) for c in candidates], chosen)
+    base, *others = distinct_labels([loaded(baseline), *(loaded(c) for c in candidates)])
+    return compare_study(base, others, tuple(metrics) if metrics else HEADLINE_METRICS)
 
 
 def frontier(

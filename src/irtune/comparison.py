@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -461,10 +462,26 @@ def load_comparisons(
     models with per-dataset models head to head (compare_study)."""
     loaded = [read_results(p) for p in results]
     if baseline is not None:
-        base = read_results(baseline)
-        candidates = loaded
-    else:
-        if len(loaded) < 2:
-            raise IrtuneError("give at least two results, or --baseline and one result")
-        base, candidates = loaded[0], loaded[1:]
+        loaded.insert(0, read_results(baseline))
+    elif len(loaded) < 2:
+        raise IrtuneError("give at least two results, or --baseline and one result")
+    base, *candidates = distinct_labels(loaded)
     return compare_study(base, candidates), [base, *candidates]
+
+
+def distinct_labels(results: list[ResultsFile]) -> list[ResultsFile]:
+    """Runs that share a label (`irtune eval m` and `irtune eval m --precision fp16` are both
+    "m") would be one name in every table and one color in every chart: each repeated label
+    gets its results file's folder, and a number if the folders are named alike too."""
+    counts = Counter(r.label for r in results)
+    taken: set[str] = set()
+    named = []
+    for number, result in enumerate(results, 1):
+        label = result.label
+        if counts[label] > 1:
+            label = f"{label} ({Path(result.path).parent.name if result.path else number})"
+            if label in taken or label in counts:
+                label = f"{label} #{number}"
+        taken.add(label)
+        named.append(result if label == result.label else result.model_copy(update={"label": label}))
+    return named

@@ -19,7 +19,8 @@ def _p(m: MetricComparison) -> str:
     uncorrected p too (its 95% CI, also uncorrected, may then exclude 0)."""
     corrected = "p_holm < 0.001" if m.p_holm < 0.001 else f"p_holm = {m.p_holm:.3f}"
     if not m.significant and m.p_value < ALPHA:
-        return f"{corrected}, uncorrected p = {m.p_value:.3f}"
+        uncorrected = "< 0.001" if m.p_value < 0.001 else f"= {m.p_value:.3f}"
+        return f"{corrected}, uncorrected p {uncorrected}"
     return corrected
 
 
@@ -38,17 +39,24 @@ def _change(m: MetricComparison, where: str, *, tuned: bool) -> str:
     return f"{name} {'higher' if m.delta > 0 else 'lower'} on {where}: {numbers}"
 
 
-def _short(m: MetricComparison) -> str:
+def _short(m: MetricComparison, *, head_to_head: bool = False) -> str:
+    """'Recall@100 up a → b (p)'; head to head, candidate first: 'MAP@100 higher (b vs a, p)'."""
     name = metric_label(m.metric)
     if not m.significant:
-        return f"{name} unchanged ({m.baseline:.4f} → {m.candidate:.4f}, {_p(m)})"
+        return f"{name} not significantly changed ({m.baseline:.4f} → {m.candidate:.4f}, {_p(m)})"
+    if head_to_head:
+        return (
+            f"{name} {'higher' if m.delta > 0 else 'lower'} ({m.candidate:.4f} vs {m.baseline:.4f}, {_p(m)})"
+        )
     return f"{name} {'up' if m.delta > 0 else 'down'} {m.baseline:.4f} → {m.candidate:.4f} ({_p(m)})"
 
 
-def _also(d: DatasetComparison, shown: set[str]) -> str:
+def _also(d: DatasetComparison, shown: set[str], *, head_to_head: bool = False) -> str:
     """The significant changes of the metrics a sentence did not name: a headline that did not
     move must not read as "nothing changed" when another metric did."""
-    others = [_short(m) for m in d.metrics if m.metric not in shown and m.significant]
+    others = [
+        _short(m, head_to_head=head_to_head) for m in d.metrics if m.metric not in shown and m.significant
+    ]
     return f"; also {', '.join(others)}" if others else ""
 
 
@@ -90,7 +98,7 @@ def head_to_head_sentence(c: Comparison, d: DatasetComparison) -> str:
         outcome = f"{verb} {c.baseline_label} (Δ {m.delta:+.4f}, {100 * m.relative:+.1f}%, {_p(m)})"
     return (
         f"On {d.dataset}, {c.candidate_label} {outcome}: {name} {m.candidate:.4f} vs "
-        f"{m.baseline:.4f} on the same {_queries(c, d)}{_also(d, {m.metric})}."
+        f"{m.baseline:.4f} on the same {_queries(c, d)}{_also(d, {m.metric}, head_to_head=True)}."
     )
 
 
