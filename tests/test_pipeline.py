@@ -203,3 +203,27 @@ def test_a_forced_stage_redoes_every_stage_built_on_it(tiny_model, scifact_slice
     trained = next(stages.glob("train-single-*")) / "model" / "irtune_training.json"
     tuned = json.loads((stages / latest / "results.json").read_text())
     assert tuned["model"]["weights_sha256"] == json.loads(trained.read_text())["weights_sha256"]
+
+
+def test_an_evaluation_of_other_weights_than_the_trained_model_is_redone(
+    tiny_model, scifact_slice, tmp_path, caplog
+):
+    """A stage finished before stages recorded run ids keys on its folder name alone: after a
+    retrain by such a version, the evaluation stage looked done although it measured the old
+    weights. The evaluation is checked against the trained model's weights hash instead."""
+    path = study_file(tmp_path, tiny_model, scifact_slice)
+    text = path.read_text().replace("epochs = 2", "epochs = 1")
+    path.write_text(text.replace('"dense", "bm25"', '"dense"'))
+    study = load_study(path)
+    data_dir, cache = scifact_slice.parent, tmp_path / "cache"
+    run_study(study, data_dir=data_dir, cache_dir=cache)
+    stages = tmp_path / "run" / "stages"
+    results = next(stages.glob("eval-single-*")) / "results.json"
+    doc = json.loads(results.read_text())
+    trained_sha = doc["model"]["weights_sha256"]
+    doc["model"]["weights_sha256"] = "0" * 64  # the old weights
+    results.write_text(json.dumps(doc))
+    with caplog.at_level(logging.WARNING, logger="irtune"):
+        run_study(study, data_dir=data_dir, cache_dir=cache)
+    assert "eval:single: measured other weights than train:single holds; redone" in caplog.text
+    assert json.loads(results.read_text())["model"]["weights_sha256"] == trained_sha

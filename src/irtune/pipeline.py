@@ -187,11 +187,22 @@ class Stages:
         key = sha256_text(json.dumps(inputs, sort_keys=True, default=str))[:12]
         return self.root / f"{name.replace(':', '-')}-{key}"
 
-    def run(self, name: str, inputs: Any, work: Callable[[Path], Any]) -> Path:
+    def run(
+        self,
+        name: str,
+        inputs: Any,
+        work: Callable[[Path], Any],
+        stale: Callable[[Path], str | None] = lambda _: None,
+    ) -> Path:
+        """Do `work` in the stage's folder unless it is done; a done stage for which `stale`
+        gives a reason is redone."""
         self.count += 1
         folder = self.folder(name, inputs)
         done = folder / "done.json"
         if name in self.force and folder.exists():
+            shutil.rmtree(folder)
+        if done.is_file() and (reason := stale(folder)):
+            log.warning("stage %s: %s; redone", name, reason)
             shutil.rmtree(folder)
         if done.is_file():
             log.info("stage %d/%d %s: done, skipped", self.count, self.total, name)
@@ -354,6 +365,18 @@ def _run_stages(
         trained = stages.run(f"train:{variant.name}", train_inputs, train)
         trained_names = {s.partition(":")[0] for s in specs}
         targets = variant.evaluate_on or [n for n in ev.datasets if n in trained_names] or ev.datasets
+
+        def measured_other_weights(
+            folder: Path, trained: Path = trained, name: str = variant.name
+        ) -> str | None:
+            """Stages finished before run ids were recorded key on folder names alone, so an
+            evaluation could look done after its model was retrained."""
+            shipped = json.loads((trained / "model" / TRAINING_METADATA).read_text(encoding="utf-8"))
+            model = read_results(folder / "results.json").model
+            if model is None or model.weights_sha256 != shipped["weights_sha256"]:
+                return f"measured other weights than train:{name} holds"
+            return None
+
         evaluated = stages.run(
             f"eval:{variant.name}",
             {**eval_inputs, "trained": stages.stamp(trained), "targets": targets},
@@ -363,6 +386,7 @@ def _run_stages(
                 targets,
                 run_label(study.model.base, train=specs, variant=variant.name),
             ),
+            stale=measured_other_weights,
         )
         if ev.split == "test":  # the model's card gets its held-out test metrics (Hub model-index)
             add_test_results(trained / "model", [read_results(evaluated / "results.json")])
