@@ -175,15 +175,22 @@ def test_every_example_study_is_a_valid_config(example):
     assert study.variants and study.evaluation.datasets
 
 
-def test_a_forced_stage_redoes_every_stage_built_on_it(tiny_model, scifact_slice, tmp_path):
-    """`--force train:X` retrains X; the evaluation of X and the report were keyed on the train
-    stage's folder name only, so they were skipped and kept describing the old weights."""
-    path = study_file(tmp_path, tiny_model, scifact_slice)
+def finished_one_epoch_study(tmp_path: Path, model: Path, dataset: Path):
+    """The study with one epoch and the dense retriever only, run to the end once:
+    (study, data_dir, cache_dir)."""
+    path = study_file(tmp_path, model, dataset)
     text = path.read_text().replace("epochs = 2", "epochs = 1")
     path.write_text(text.replace('"dense", "bm25"', '"dense"'))
     study = load_study(path)
-    data_dir, cache = scifact_slice.parent, tmp_path / "cache"
+    data_dir, cache = dataset.parent, tmp_path / "cache"
     run_study(study, data_dir=data_dir, cache_dir=cache)
+    return study, data_dir, cache
+
+
+def test_a_forced_stage_redoes_every_stage_built_on_it(tiny_model, scifact_slice, tmp_path):
+    """`--force train:X` retrains X; the evaluation of X and the report were keyed on the train
+    stage's folder name only, so they were skipped and kept describing the old weights."""
+    study, data_dir, cache = finished_one_epoch_study(tmp_path, tiny_model, scifact_slice)
     stages = tmp_path / "run" / "stages"
 
     def evaluated() -> dict[str, int]:
@@ -211,12 +218,7 @@ def test_an_evaluation_of_other_weights_than_the_trained_model_is_redone(
     """A stage finished before stages recorded run ids keys on its folder name alone: after a
     retrain by such a version, the evaluation stage looked done although it measured the old
     weights. The evaluation is checked against the trained model's weights hash instead."""
-    path = study_file(tmp_path, tiny_model, scifact_slice)
-    text = path.read_text().replace("epochs = 2", "epochs = 1")
-    path.write_text(text.replace('"dense", "bm25"', '"dense"'))
-    study = load_study(path)
-    data_dir, cache = scifact_slice.parent, tmp_path / "cache"
-    run_study(study, data_dir=data_dir, cache_dir=cache)
+    study, data_dir, cache = finished_one_epoch_study(tmp_path, tiny_model, scifact_slice)
     stages = tmp_path / "run" / "stages"
     results = next(stages.glob("eval-single-*")) / "results.json"
     doc = json.loads(results.read_text())
