@@ -17,6 +17,7 @@ from irtune.evaluation import evaluate_dataset, write_run_file
 from irtune.fileio import sha256_text
 from irtune.metrics import DEFAULT_METRICS, HEADLINE_METRICS, evaluate_run, mean_metrics, rank_documents
 from irtune.models import load_model
+from irtune.results import read_results
 from irtune.retrieval import encode
 from irtune.retrieval.registry import make_retriever
 from irtune.settings import EvalSettings
@@ -274,3 +275,34 @@ def test_a_reused_out_folder_holds_only_the_run_files_of_its_results(tmp_path):
     run_evaluation(None, [str(first)], settings, out_dir=out)
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["a.test.trec", "mine.trec"]
     assert [d["dataset"] for d in json.loads((out / "results.json").read_text())["datasets"]] == ["a"]
+
+
+TREC_MEASURES = {"ndcg": "ndcg_cut", "map": "map_cut", "recall": "recall", "p": "P"}
+
+
+@pytest.mark.parametrize("retriever", ["dense", "bm25", "hybrid", "hybrid-rrf"])
+def test_trec_eval_scores_each_written_run_file_as_irtune_did(retriever, tiny_model, scifact_slice, tmp_path):
+    """The run file, read by pytrec_eval's own parser and scored by trec_eval, gives every
+    per-query value results.json holds (fused runs included: trec_eval ranks by float32 scores)."""
+    out = tmp_path / retriever
+    run_evaluation(
+        None if retriever == "bm25" else str(tiny_model),
+        [str(scifact_slice)],
+        EvalSettings(retriever=retriever, cache_dir=tmp_path / "cache"),
+        out_dir=out,
+    )
+    entry = read_results(out).datasets[0]
+    assert entry.run_file is not None
+    with open(out / entry.run_file, encoding="utf-8") as handle:
+        run = pytrec_eval.parse_run(handle)
+    measures = {m: (m.split("@")[0], m.split("@")[1]) for m in DEFAULT_METRICS if not m.startswith("mrr")}
+    oracle = pytrec_eval.RelevanceEvaluator(
+        BeirDataset(scifact_slice).qrels("test"), {f"{TREC_MEASURES[f]}_{k}" for f, k in measures.values()}
+    ).evaluate(run)
+    assert sorted(oracle) == sorted(entry.per_query)
+    for qid, values in entry.per_query.items():
+        for metric, (family, k) in measures.items():
+            assert values[metric] == pytest.approx(oracle[qid][f"{TREC_MEASURES[family]}_{k}"], abs=1e-12), (
+                qid,
+                metric,
+            )

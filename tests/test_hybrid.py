@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import pytrec_eval
 from typer.testing import CliRunner
 
 from irtune.cli import app
@@ -12,12 +13,13 @@ from irtune.comparison import compare
 from irtune.data.beir import BeirDataset
 from irtune.data.splits import make_plan
 from irtune.errors import IrtuneError
-from irtune.evaluation import evaluate_dataset
+from irtune.evaluation import evaluate_dataset, write_run_file
+from irtune.metrics import evaluate_run
 from irtune.models import load_model
 from irtune.results import read_results
 from irtune.retrieval import dense as dense_module
-from irtune.retrieval.base import LabelledQueries
-from irtune.retrieval.hybrid import choose_weight, convex_fusion, reciprocal_rank_fusion
+from irtune.retrieval.base import Corpus, LabelledQueries
+from irtune.retrieval.hybrid import WEIGHTS, choose_weight, convex_fusion, fusable, reciprocal_rank_fusion
 from irtune.retrieval.registry import make_retriever
 from irtune.settings import EvalSettings
 from irtune.training.pairs import training_queries
@@ -79,7 +81,11 @@ def test_hybrid_eval_tunes_on_the_plans_dev_queries_only(tiny_model, scifact_sli
     written = read_results(out)
     entry = written.datasets[0]
     assert set(entry.per_query) == test
-    assert 0.0 <= entry.retrieval["dense_weight"] <= 1.0
+    curve = _dev_curve_by_trec_eval(dataset, sorted(dev), tiny_model, cache_dir)
+    assert entry.retrieval["dev_curve"] == pytest.approx(curve, abs=1e-12)
+    best = max(curve.values())
+    ties = [float(w) for w, v in curve.items() if v == pytest.approx(best, abs=1e-12)]
+    assert entry.retrieval["dense_weight"] == min(ties, key=lambda w: (abs(w - 0.5), w))
     assert entry.retrieval["dev"]["queries"] == len(dev)
     assert entry.retrieval["dev"]["source"] == "dev part (train) of the default split plan"
     assert written.retriever.name == "hybrid" and [c.name for c in written.retriever.components] == [
@@ -87,6 +93,44 @@ def test_hybrid_eval_tunes_on_the_plans_dev_queries_only(tiny_model, scifact_sli
         "bm25",
     ]
     assert "dense_weight" in result.output  # the terminal table says what was chosen
+
+
+def _dev_curve_by_trec_eval(dataset, dev, model_dir, cache_dir) -> dict[str, float]:
+    """Mean dev NDCG@10 of every weight, each fused run scored by trec_eval itself."""
+    settings = EvalSettings(cache_dir=cache_dir)
+    model = load_model(str(model_dir), device="cpu")
+    queries = {q: dataset.queries[q] for q in dev}
+    corpus = Corpus.of(dataset)
+    dense = make_retriever("dense", settings, model).index(corpus).search(queries, settings.top_k).run
+    lexical = make_retriever("bm25", settings, None).index(corpus).search(queries, settings.top_k).run
+    dense = fusable(dense, drop_self=True, positive_only=False)
+    lexical = fusable(lexical, drop_self=True, positive_only=True)
+    evaluator = pytrec_eval.RelevanceEvaluator(
+        {q: dict(dataset.qrels("train")[q]) for q in dev}, {"ndcg_cut_10"}
+    )
+    curve = {}
+    for weight in WEIGHTS:
+        scored = evaluator.evaluate(convex_fusion(dense, lexical, weight, settings.top_k))
+        curve[f"{weight:.2f}"] = sum(v["ndcg_cut_10"] for v in scored.values()) / len(dev)
+    return curve
+
+
+def test_fused_scores_that_tie_in_float32_rank_as_trec_eval_ranks_them(tmp_path):
+    """0.41250000000000003 and 0.4124999999999999 are one float32: trec_eval ranks b (the
+    larger id) first; irtune ranked a first and scored NDCG@1 = 1 where trec_eval says 0."""
+    fused = convex_fusion(
+        {"q": {"a": 0.58, "b": 0.1, "c": 0.74}}, {"q": {"a": 0.4, "b": 4.8, "c": 5.2}}, 0.55, 10
+    )
+    assert fused["q"]["a"] > fused["q"]["b"]
+    qrels = {"q": {"a": 1}}
+    path = tmp_path / "fused.trec"
+    write_run_file(path, fused, tag="hybrid")
+    with open(path, encoding="utf-8") as handle:
+        from_file = pytrec_eval.parse_run(handle)
+    oracle = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_1", "ndcg_cut_3"}).evaluate(from_file)["q"]
+    ours = evaluate_run(qrels, fused, ["ndcg@1", "ndcg@3"])["q"]
+    assert ours == {"ndcg@1": oracle["ndcg_cut_1"], "ndcg@3": pytest.approx(oracle["ndcg_cut_3"], abs=1e-12)}
+    assert ours["ndcg@1"] == 0.0
 
 
 def test_hybrid_refuses_dev_queries_that_are_evaluated(tiny_model, scifact_slice, cache_dir):

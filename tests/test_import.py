@@ -109,6 +109,30 @@ def test_beir_and_trec_qrels_files_import(scifact_slice, tmp_path):
     assert imported.qrels("train") == original.qrels("train")
 
 
+def test_a_document_judged_relevant_to_the_query_of_its_own_id_is_counted_and_warned(tmp_path, caplog):
+    """Evaluation drops a retrieved document whose id is the query's (BEIR's default), so a
+    query whose relevant document is d1 under id d1 can only score 0: the import says so."""
+    docs = write_table(
+        tmp_path / "docs.jsonl", [{"_id": "d1", "text": "alpha"}, {"_id": "d2", "text": "beta"}]
+    )
+    queries = write_table(
+        tmp_path / "q.jsonl", [{"_id": "d1", "text": "alpha?"}, {"_id": "q2", "text": "b?"}]
+    )
+    qrels = tmp_path / "test.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\nd1\td1\t1\nd1\td2\t0\nq2\td2\t1\n")
+    with caplog.at_level("WARNING", logger="irtune"):
+        manifest = import_dataset(
+            ImportRequest("own", corpus=docs, queries=queries, qrels={"test": qrels}), tmp_path / "own"
+        )
+    assert manifest.qrels["test"] == {"queries": 2, "judgements": 3, "relevant": 2, "relevant_with_own_id": 1}
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [
+        "split 'test': 1 query is judged relevant to the document of its own id (e.g. 'd1'); evaluation "
+        "ignores a retrieved document whose id is the query's (as BEIR does), so such a judgement "
+        "is never met"
+    ]
+
+
 def test_column_mapping_and_defaults(tmp_path):
     docs = write_table(
         tmp_path / "docs.csv",

@@ -19,8 +19,9 @@ ORACLE = (
 )
 OURS = {"ndcg_cut": "ndcg", "map_cut": "map", "recall": "recall", "P": "p"}
 
-# scores from a small set so that ties are frequent
-scores = st.sampled_from([0.0, 0.25, 0.5, 0.5, 1.0, 1.0, 2.0, -1.0])
+# scores from a small set so that ties are frequent, some of them only in float32 (trec_eval
+# reads a run's scores as float32: 0.5 and 0.5 + 1e-10 tie there, and ties go by document id)
+scores = st.sampled_from([0.0, 0.25, 0.5, 0.5, 0.5 + 1e-10, 1.0, 1.0, 1.0 - 1e-12, 2.0, -1.0, 1 / 3])
 runs = st.dictionaries(st.sampled_from(DOCS), scores, min_size=0, max_size=10)
 judgements = st.dictionaries(st.sampled_from(DOCS), st.integers(0, 3), min_size=1, max_size=8)
 
@@ -110,3 +111,15 @@ def test_queries_without_relevant_documents_are_skipped_and_empty_runs_score_zer
 def test_unknown_metric_names_are_rejected(bad):
     with pytest.raises(ValueError, match="unknown metric"):
         parse_metric(bad)
+
+
+def test_scores_equal_in_float32_tie_as_in_trec_eval():
+    """A fused run's float64 scores may differ below float32 precision; trec_eval compares
+    them as float32, so they tie and the larger document id ranks first."""
+    run = {"q": {"d1": 0.5 + 1e-10, "d2": 0.5, "d0": 0.25}}
+    qrels = {"q": {"d1": 1}}
+    assert rank_documents(run["q"]) == ["d2", "d1", "d0"]
+    ours = evaluate_run(qrels, run, ["ndcg@1", "ndcg@3"], ignore_identical_ids=False)["q"]
+    expected = oracle(qrels, run)["q"]
+    assert ours["ndcg@1"] == expected["ndcg_cut_1"] == 0.0
+    assert ours["ndcg@3"] == pytest.approx(expected["ndcg_cut_3"], abs=1e-12)

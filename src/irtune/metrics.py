@@ -22,6 +22,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 HEADLINE_METRICS = ("ndcg@10", "ndcg@100", "map@100", "recall@100")
 DEFAULT_METRICS = (
     "ndcg@1", "ndcg@3", "ndcg@5", "ndcg@10", "ndcg@100",
@@ -54,8 +56,13 @@ def parse_metric(name: str) -> MetricSpec:
 
 
 def rank_documents(scores: Mapping[str, float]) -> list[str]:
-    """Document ids in trec_eval order: score descending, then id descending."""
-    return [doc for doc, _ in sorted(scores.items(), key=lambda item: (item[1], item[0]), reverse=True)]
+    """Document ids in trec_eval order: score descending, then id descending. trec_eval holds
+    a run's scores as float32, so scores equal in float32 tie here too (fused float64 scores
+    can differ below that precision and would otherwise be ordered otherwise than the run file
+    is scored)."""
+    docs = list(scores)
+    as_float32 = np.asarray([scores[d] for d in docs], dtype=np.float32).tolist()
+    return [doc for _, doc in sorted(zip(as_float32, docs, strict=True), reverse=True)]
 
 
 def _dcg(gains: Iterable[float]) -> float:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -36,6 +37,8 @@ from irtune.data.beir import SYNTHETIC_SPLIT, Document, Qrels, iter_qrels
 from irtune.data.tables import Table, Where, open_table
 from irtune.errors import DataError, IrtuneError
 from irtune.fileio import sha256_file, sha256_text, write_json_atomic
+
+log = logging.getLogger(__name__)
 
 IMPORT_MANIFEST = "irtune-import.json"
 IMPORT_FORMAT = "irtune-import-v1"
@@ -222,7 +225,9 @@ class ImportManifest(BaseModel):
     sources: list[ImportedFile]
     corpus: int
     queries: int
-    qrels: dict[str, dict[str, int]] = Field(description="split -> queries, judgements, relevant")
+    qrels: dict[str, dict[str, int]] = Field(
+        description="split -> queries, judgements, relevant, relevant_with_own_id (judgements never met)"
+    )
 
 
 @dataclass
@@ -559,7 +564,15 @@ def assemble(request: ImportRequest) -> Imported:
                     f"splits {split!r} and {other!r} both judge {len(shared)} queries (e.g. {shared[0]!r}): "
                     "one query in two splits leaks"
                 )
+    _warn_of_own_id_judgements(into.qrels)
     return into
+
+
+def judged_relevant_to_own_id(judged: Qrels) -> list[str]:
+    """Queries judged relevant to the document that has their own id. Evaluation drops a
+    retrieved document whose id is the query's (BEIR's default, for Quora's self-matches),
+    so such a judgement can never be met."""
+    return sorted(q for q, docs in judged.items() if docs.get(q, 0) > 0)
 
 
 def qrels_summary(qrels: Mapping[str, Qrels]) -> dict[str, dict[str, int]]:
@@ -568,9 +581,24 @@ def qrels_summary(qrels: Mapping[str, Qrels]) -> dict[str, dict[str, int]]:
             "queries": len(judged),
             "judgements": sum(len(d) for d in judged.values()),
             "relevant": sum(1 for d in judged.values() for g in d.values() if g > 0),
+            "relevant_with_own_id": len(judged_relevant_to_own_id(judged)),
         }
         for split, judged in qrels.items()
     }
+
+
+def _warn_of_own_id_judgements(qrels: Mapping[str, Qrels]) -> None:
+    for split, judged in qrels.items():
+        if own := judged_relevant_to_own_id(judged):
+            log.warning(
+                "split %r: %d %s judged relevant to the document of its own id (e.g. %r); evaluation "
+                "ignores a retrieved document whose id is the query's (as BEIR does), so such a judgement "
+                "is never met",
+                split,
+                len(own),
+                "query is" if len(own) == 1 else "queries are",
+                own[0],
+            )
 
 
 def write_beir_folder(target: Path, data: Imported, *, name: str, force: bool = False) -> ImportManifest:

@@ -60,7 +60,7 @@ class TrainConfig(BaseModel):
         0.05,
         ge=0,
         lt=1,
-        description="A mined negative must score at most (1 - margin) x its positive's score",
+        description="A mined negative must score at most its positive's score minus margin x |that score|",
     )
     multi_dataset_sampler: Literal["round_robin", "proportional"] = Field(
         "proportional", description="Batches across datasets: proportional or round_robin"

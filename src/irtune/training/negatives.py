@@ -6,7 +6,9 @@ base model's cached corpus embeddings (the baseline evaluation already wrote the
 mining costs a query encode and a search instead of a corpus encode: ~260 s saved on
 SciFact with MiniLM on 2 cores), excludes every judged positive of the query, and
 applies the same false-negative guards: skip the top `range_min` ranks and require
-score(neg) <= score(pos) * (1 - relative_margin).
+score(neg) <= score(pos) - |score(pos)| * relative_margin (sentence-transformers' own fix,
+its PR #3821: `pos * (1 - margin)` lets a negatively scored positive keep negatives that
+score above it).
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ class MinedCandidates:
         self, qid: str, doc_id: str, occurrence: int, count: int, relative_margin: float
     ) -> list[str]:
         """`count` negatives for the `occurrence`-th pair of this query (rotating)."""
-        ceiling = self.positive_scores[qid][doc_id] * (1.0 - relative_margin)
+        positive = self.positive_scores[qid][doc_id]
+        ceiling = positive - abs(positive) * relative_margin
         eligible = [d for d, s in self.candidates.get(qid, []) if s <= ceiling]
         if not eligible:
             return []
