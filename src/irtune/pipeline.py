@@ -1,10 +1,14 @@
 """`irtune run`: the whole study from one TOML file, as resumable stages.
 
-Stages: honest splits -> baseline evaluation (+ BM25) -> one training per variant ->
-evaluation of each variant on its held-out queries -> comparison and report. Each stage
-writes under `<out_dir>/stages/<name>-<hash of its inputs>/` and marks completion with
+Stages: honest splits (one per dataset) -> baseline evaluation (+ BM25) -> one training per
+variant -> evaluation of each variant on its held-out queries -> comparison and report. Each
+stage writes under `<out_dir>/stages/<name>-<hash of its inputs>/` and marks completion with
 `done.json`; a re-run skips finished stages, resumes an interrupted training, and
-`--force NAME` redoes a stage.
+`--force NAME` redoes a stage (`--force splits`: every dataset's).
+
+A stage's inputs are its own settings, the sha256 of every data file it reads and the
+stamps of the stages it is built on: an edited qrels file redoes exactly the stages that
+read it, and a dataset a stage does not read cannot redo it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import json
 import logging
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from irtune import checks
 from irtune.comparison import Comparison, load_comparisons
 from irtune.config_errors import read_toml, validated
+from irtune.data.beir import SYNTHETIC_MANIFEST, SYNTHETIC_QUERIES, BeirDataset
 from irtune.data.registry import resolve_dataset
 from irtune.data.splits import make_plan, save_plan
 from irtune.errors import IrtuneError
-from irtune.fileio import sha256_text, write_json_atomic
+from irtune.fileio import sha256_file, sha256_text, write_json_atomic
 from irtune.locks import folder_lock
 from irtune.reporting.files import write_report
 from irtune.results import read_results
@@ -199,7 +204,7 @@ class Stages:
         self.count += 1
         folder = self.folder(name, inputs)
         done = folder / "done.json"
-        if name in self.force and folder.exists():
+        if self.forced(name) and folder.exists():
             shutil.rmtree(folder)
         if done.is_file() and (reason := stale(folder)):
             log.warning("stage %s: %s; redone", name, reason)
@@ -213,6 +218,10 @@ class Stages:
         write_json_atomic(done, {"stage": name, "inputs": inputs, "id": uuid.uuid4().hex})
         return folder
 
+    def forced(self, name: str) -> bool:
+        """`--force NAME` names a stage, or a kind of stage done per dataset (`splits`)."""
+        return name in self.force or name.partition(":")[0] in self.force
+
     @staticmethod
     def stamp(folder: Path) -> str:
         """A finished stage as the keys of later stages name it: its folder and the id of the
@@ -221,6 +230,53 @@ class Stages:
         recorded keep their name, so their studies are not redone.)"""
         done = json.loads((folder / "done.json").read_text(encoding="utf-8"))
         return f"{folder.name}@{done['id']}" if "id" in done else folder.name
+
+
+# the qrels an honest split plan is cut from (`make_plan`): every stage that reads a dataset
+# reads them, through its split file or by planning itself
+PLAN_SPLITS = ("train", "dev", "test")
+
+
+class StudyInputs:
+    """The datasets a study reads, each resolved once, and the sha256 of their files, each
+    file hashed once per run (a corpus can be large)."""
+
+    def __init__(self, data_dir: Path | None) -> None:
+        self.data_dir = data_dir
+        self._datasets: dict[str, BeirDataset] = {}
+        self._sha256: dict[Path, str] = {}
+
+    def dataset(self, name: str) -> BeirDataset:
+        if name not in self._datasets:
+            self._datasets[name] = resolve_dataset(name, self.data_dir)
+        return self._datasets[name]
+
+    def content(self, name: str, splits: Iterable[str] = ()) -> dict[str, str]:
+        """sha256 by path in the dataset folder of what a stage reads of it: the corpus, the
+        queries (real and generated), and the qrels of the plan's splits and of `splits`
+        that exist (a split added later changes the plan, so its absence is keyed too)."""
+        dataset = self.dataset(name)
+        files = [dataset.corpus_path, dataset.queries_path, dataset.root / SYNTHETIC_QUERIES]
+        for split in dict.fromkeys([*PLAN_SPLITS, *splits]):
+            if dataset.has_split(split):
+                files.append(dataset.qrels_path(split))
+                if dataset.is_synthetic(split):
+                    files.append(dataset.root / SYNTHETIC_MANIFEST)
+        return {str(p.relative_to(dataset.root)): self._hash(p) for p in files if p.is_file()}
+
+    def _hash(self, path: Path) -> str:
+        if path not in self._sha256:
+            self._sha256[path] = sha256_file(path)
+        return self._sha256[path]
+
+
+def _splits_by_dataset(specs: Sequence[str]) -> dict[str, list[str]]:
+    """`dataset[:split]` training specs -> the splits named for each dataset (none: the plan's)."""
+    named: dict[str, list[str]] = {}
+    for spec in specs:
+        name, _, split = spec.partition(":")
+        named.setdefault(name, []).extend([split] if split else [])
+    return named
 
 
 def _retriever_stage(name: str) -> str:
@@ -265,8 +321,11 @@ def _run_stages(
 ) -> tuple[Path, list[Comparison]]:
     out = study.out_dir
     ev = study.evaluation
+    study_inputs = StudyInputs(data_dir)
+    datasets = {name: study_inputs.dataset(name) for name in ev.datasets}
+    split_stages = {name: f"splits:{dataset.name}" for name, dataset in datasets.items()}
     retriever_stages = {name: _retriever_stage(name) for name in ev.retrievers}
-    known = {"splits", "report", *retriever_stages.values()} | {
+    known = {"splits", "report", *split_stages.values(), *retriever_stages.values()} | {
         f"{kind}:{v.name}" for v in study.variants for kind in ("train", "eval")
     }
     if unknown := set(force) - known:
@@ -274,32 +333,46 @@ def _run_stages(
             f"--force: unknown stage {sorted(unknown)[0]!r} (stages: {', '.join(sorted(known))})"
         )
     stages = Stages(out, force)
-    stages.total = 1 + len(ev.retrievers) + 2 * len(study.variants) + 1
-    seed_protocol = study.training.protocol == "seed"
-    datasets = {name: resolve_dataset(name, data_dir) for name in ev.datasets}
-    data_hashes = {name: d.file_hashes() for name, d in datasets.items()}
+    stages.total = len(datasets) + len(ev.retrievers) + 2 * len(study.variants) + 1
     training = study.training
     options = study.model.options()
 
-    def make_splits(folder: Path) -> None:
-        for name, dataset in datasets.items():
+    def make_splits(dataset: BeirDataset) -> Callable[[Path], None]:
+        def work(folder: Path) -> None:
             plan = make_plan(dataset, training.split_seed, training.dev_fraction, training.eval_fraction)
-            save_plan(plan, folder / f"{name}.split.json")
+            save_plan(plan, folder / f"{dataset.name}.split.json")
 
-    split_inputs = {
-        "data": data_hashes,
+        return work
+
+    split_settings = {
         "seed": training.split_seed,
         "dev": training.dev_fraction,
         "eval": training.eval_fraction,
     }
-    splits = stages.run("splits", split_inputs, make_splits)
-    split_files = [] if seed_protocol else [splits / f"{n}.split.json" for n in ev.datasets]
+    split_files = {}
+    for name, stage in split_stages.items():
+        split_inputs = {**split_settings, "data": study_inputs.content(name)}
+        folder = stages.run(stage, split_inputs, make_splits(datasets[name]))
+        split_files[name] = folder / f"{datasets[name].name}.split.json"
+
+    def applied(names: Iterable[str]) -> list[Path]:
+        """The split files a stage reading these datasets applies (none under the seed protocol)."""
+        if training.protocol == "seed":
+            return []
+        return [split_files[name] for name in names if name in split_files]
+
+    def reads(splits_by_name: dict[str, list[str]]) -> dict[str, Any]:
+        """A stage's inputs from the datasets it reads: their files' content (with the qrels
+        of the named splits) and the split files it applies, as the stamps of their stages."""
+        return {
+            "data": {name: study_inputs.content(name, splits) for name, splits in splits_by_name.items()},
+            "splits": [stages.stamp(path.parent) for path in applied(splits_by_name)],
+        }
 
     def evaluate(
         model: str | None, retriever: str, names: Sequence[str], label: str
     ) -> Callable[[Path], None]:
         def work(folder: Path) -> None:
-            files = [f for f in split_files if f.name.split(".split.json")[0] in names]
             settings = EvalSettings(
                 split=ev.split,
                 retriever=retriever,
@@ -313,7 +386,7 @@ def _run_stages(
                 settings,
                 model_options=options,
                 out_dir=folder,
-                split_files=files,
+                split_files=applied(names),
                 data_dir=data_dir,
                 label=label,
             )
@@ -321,32 +394,9 @@ def _run_stages(
 
         return work
 
-    eval_inputs = {
-        "model": study.model.model_dump(),
-        "evaluation": ev.model_dump(exclude={"retrievers"}),  # each stage names its own
-        "splits": stages.stamp(splits),
-        "protocol": training.protocol,
-    }
-    results = []
-    for name, stage in retriever_stages.items():
-        with_model = RETRIEVERS[name].needs_model
-        model = study.model.base if with_model else None
-        label = run_label(study.model.base, name)
-        inputs = {**eval_inputs, "model": eval_inputs["model"] if with_model else None, "retriever": name}
-        results.append(stages.run(stage, inputs, evaluate(model, name, ev.datasets, label)))
-    for variant in study.variants:
-        config = TrainConfig.model_validate({**training.model_dump(), **variant.training})
-        specs = expand_presets(variant.train, study.groups)
-        train_inputs = {
-            "model": study.model.model_dump(),
-            "specs": specs,
-            "config": config.model_dump(),
-            "splits": stages.stamp(splits),
-        }
-
-        def train(folder: Path, specs: list[str] = specs, config: TrainConfig = config) -> None:
+    def train(specs: list[str], config: TrainConfig) -> Callable[[Path], None]:
+        def work(folder: Path) -> None:
             model_dir = folder / "model"
-            names = {s.partition(":")[0] for s in specs}
             if (model_dir / TRAINING_METADATA).is_file():  # finished just before an interruption
                 return
             train_model(
@@ -356,13 +406,45 @@ def _run_stages(
                 config,
                 data_dir,
                 cache_dir,
-                [f for f in split_files if f.name.split(".split.json")[0] in names],
+                applied(_splits_by_dataset(specs)),
                 resume=model_dir.exists(),
                 model_options=options,
                 tracking=study.tracking,
             )
 
-        trained = stages.run(f"train:{variant.name}", train_inputs, train)
+        return work
+
+    eval_settings = {
+        "model": study.model.model_dump(),
+        "evaluation": ev.model_dump(exclude={"retrievers"}),  # each stage names its own
+        "protocol": training.protocol,
+    }
+
+    def evaluation_reads(names: Sequence[str]) -> dict[str, Any]:
+        return reads({name: [ev.split] for name in names})
+
+    results = []
+    for name, stage in retriever_stages.items():
+        with_model = RETRIEVERS[name].needs_model
+        model = study.model.base if with_model else None
+        label = run_label(study.model.base, name)
+        stage_inputs = {
+            **eval_settings,
+            **evaluation_reads(ev.datasets),
+            "model": eval_settings["model"] if with_model else None,
+            "retriever": name,
+        }
+        results.append(stages.run(stage, stage_inputs, evaluate(model, name, ev.datasets, label)))
+    for variant in study.variants:
+        config = TrainConfig.model_validate({**training.model_dump(), **variant.training})
+        specs = expand_presets(variant.train, study.groups)
+        train_inputs = {
+            "model": study.model.model_dump(),
+            "specs": specs,
+            "config": config.model_dump(),
+            **reads(_splits_by_dataset(specs)),
+        }
+        trained = stages.run(f"train:{variant.name}", train_inputs, train(specs, config))
         trained_names = {s.partition(":")[0] for s in specs}
         targets = variant.evaluate_on or [n for n in ev.datasets if n in trained_names] or ev.datasets
 
@@ -379,7 +461,12 @@ def _run_stages(
 
         evaluated = stages.run(
             f"eval:{variant.name}",
-            {**eval_inputs, "trained": stages.stamp(trained), "targets": targets},
+            {
+                **eval_settings,
+                **evaluation_reads(targets),
+                "trained": stages.stamp(trained),
+                "targets": targets,
+            },
             evaluate(
                 str(trained / "model"),
                 "dense",
