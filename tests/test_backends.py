@@ -13,6 +13,8 @@ import pytest
 
 from irtune.comparison import compare
 from irtune.errors import IrtuneError
+from irtune.fileio import sha256_file
+from irtune.leakage import text_fingerprint
 from irtune.models import load_model
 from irtune.retrieval import backends
 from irtune.retrieval.encode import cache_key
@@ -43,7 +45,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("backend", EXPORTED)
 def test_an_export_encodes_like_the_torch_model_and_is_made_once(backend, tiny, tmp_path, monkeypatch):
     documents = [f"document {i} about topic {i % 7}" for i in range(40)]
-    calibration = backends.Calibration("corpus-1", lambda: documents)
+    calibration = backends.Calibration("corpus-1", lambda: backends.CalibrationSample(documents, 0))
     exported = backends.on_backend(tiny, backend, cache_dir=tmp_path, calibration=calibration)
     assert exported.backend == backend and exported.backend_key
     assert tiny.backend == "torch" and tiny.model[0].model is not exported.model[0].model  # not mutated
@@ -55,10 +57,16 @@ def test_an_export_encodes_like_the_torch_model_and_is_made_once(backend, tiny, 
         assert _cosines(got, reference).min() > 0.9
     else:
         assert np.abs(got - reference).max() < 1e-4
-    folder = tmp_path / "exports" / exported.backend_key
+    folder = (
+        tmp_path
+        / "exports"
+        / backends.export_key(tiny, backend, "corpus-1" if backend == "openvino-int8" else "")
+    )
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["backend"] == backend and manifest["model_weights_sha256"] == tiny.weights_sha256
     assert sorted(p.name for p in folder.iterdir()) == sorted(["manifest.json", *manifest["files"]])
+    assert all(sha256_file(folder / name) == digest for name, digest in manifest["files"].items())
+    assert exported.backend_key == sha256_file(folder / "manifest.json")  # the export's content
     assert manifest["calibration_documents"] == (40 if backend == "openvino-int8" else 0)
 
     def no_second_export(*args, **kwargs):
@@ -95,7 +103,7 @@ def test_a_cached_static_int8_export_does_not_read_the_corpus_again(tiny, tmp_pa
 
     def documents():
         read.append(1)
-        return [f"document {i}" for i in range(20)]
+        return backends.CalibrationSample([f"document {i}" for i in range(20)], 0)
 
     calibration = backends.Calibration("corpus-1", documents)
     first = backends.on_backend(tiny, "openvino-int8", cache_dir=tmp_path, calibration=calibration)
@@ -115,8 +123,8 @@ def test_export_failures_are_one_line_and_leave_nothing_that_looks_finished(tiny
 
 
 def test_an_export_missing_a_file_its_manifest_names_is_redone(tiny, tmp_path):
-    first = backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
-    folder = tmp_path / "exports" / first.backend_key
+    backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
+    folder = tmp_path / "exports" / backends.export_key(tiny, "onnx", "")
     (folder / "model.onnx").unlink()
     (folder / ".work-stale").mkdir()  # a killed export's leftovers
     again = backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
@@ -133,10 +141,23 @@ def test_a_cpu_backend_loads_the_model_on_the_cpu_unless_told_otherwise():
 
 
 def test_the_calibration_sample_is_seeded_and_read_from_a_stream():
-    texts = [f"doc {i}" for i in range(1000)]
-    first = backends.calibration_sample(iter(texts), len(texts))
-    assert len(first) == backends.CALIBRATION_SIZE and first == backends.calibration_sample(texts, 1000)
-    assert backends.calibration_sample(texts[:10], 10) == texts[:10]
+    documents = [(f"d{i}", f"doc {i}") for i in range(1000)]
+    first = backends.calibration_sample(iter(documents), len(documents))
+    assert len(first.texts) == backends.CALIBRATION_SIZE and first.left_out == 0
+    assert first == backends.calibration_sample(documents, 1000)
+    assert first.texts == sorted(first.texts, key=lambda text: int(text.split()[1]))  # corpus order
+    assert backends.calibration_sample(documents[:10], 10).texts == [text for _, text in documents[:10]]
+
+
+def test_the_calibration_sample_replaces_the_documents_of_queries_it_would_have_drawn():
+    documents = [(f"d{i}", f"Doc {i}") for i in range(1000)]
+    drawn = backends.calibration_sample(documents, 1000).texts
+    by_id, by_text = drawn[0], drawn[1]  # two documents the plain draw holds
+    ids = frozenset({f"d{by_id.split()[1]}"})
+    fingerprints = frozenset({text_fingerprint(by_text.upper() + "!")})
+    sample = backends.calibration_sample(documents, 1000, ids, fingerprints)
+    assert sample.left_out == 2 and len(sample.texts) == backends.CALIBRATION_SIZE
+    assert set(drawn) - set(sample.texts) == {by_id, by_text}  # the rest of the draw is kept
 
 
 def test_an_export_that_differs_from_torch_is_refused(tiny, tmp_path, monkeypatch):

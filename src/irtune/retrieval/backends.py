@@ -7,39 +7,48 @@ optimum-intel pins an older transformers and pulls a CUDA build of torch. So the
 wrappers call are called here directly: torch's ONNX exporter, onnxruntime's dynamic int8
 quantisation (int8 weights, activations quantised per batch), and NNCF's static int8
 quantisation for OpenVINO (what optimum-intel runs), calibrated on a sample of the corpus being
-encoded. The exported graph stands in for the Hugging Face model inside sentence-transformers'
-Transformer module, so tokenisation, pooling and normalisation stay sentence-transformers' own.
+encoded (never a query's own document). The exported graph stands in for the Hugging Face
+model inside sentence-transformers' Transformer module, so tokenisation, pooling and
+normalisation stay sentence-transformers' own.
 
 Every export is checked against the torch model on texts of other lengths and batch sizes than
 it was traced with before it is used (a trace that baked in a shape would fail there); an int8
 export is not held to that bound (it changes the numbers by design), its quality is measured.
+
+A cached export is trusted by content: it is used only when its manifest, written last, lists
+every file in its folder with the sha256 the file has; anything else is exported again, with a
+warning. The embeddings an export makes are keyed on that manifest's hash, not on its name.
 """
 
 from __future__ import annotations
 
 import copy
+import heapq
 import importlib
 import importlib.metadata
 import json
 import logging
 import os
-import random
 import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from irtune.errors import IrtuneError
-from irtune.fileio import sha256_text, write_json_atomic
+from irtune.fileio import sha256_file, sha256_text, write_json_atomic
+from irtune.leakage import text_fingerprint
 from irtune.locks import folder_lock
 from irtune.models import LoadedModel
 from irtune.settings import BACKENDS
+
+if TYPE_CHECKING:
+    from irtune.retrieval.base import Corpus
 
 log = logging.getLogger("irtune")
 
@@ -47,6 +56,7 @@ EXPORT_FORMAT = "irtune-export-v1"
 CALIBRATION_SIZE = 300  # corpus documents NNCF calibrates static int8 on (its own default subset)
 EXPORT_TOLERANCE = 1e-3  # largest |difference| of an fp32 export's embeddings from torch's
 OPSET = 17
+MANIFEST = "manifest.json"  # written last: every file of the export with its sha256
 
 
 @dataclass(frozen=True)
@@ -83,12 +93,66 @@ def require(backend: str) -> None:
 
 
 @dataclass(frozen=True)
+class CalibrationSample:
+    """The documents static int8 calibrates on, and how many documents the seeded draw would
+    have held that were left out as a query's own document."""
+
+    texts: list[str]
+    left_out: int
+
+
+@dataclass(frozen=True)
 class Calibration:
-    """The documents static int8 calibrates on, named by `key` (the corpus content, prompt and
-    sample size) so that a cached export is found without reading the corpus again."""
+    """The documents static int8 calibrates on, named by `key` (the corpus content, the queries
+    whose documents are left out, prompt and sample size) so that a cached export is found
+    without reading the corpus again."""
 
     key: str
-    texts: Callable[[], list[str]]
+    draw: Callable[[], CalibrationSample]
+
+
+def corpus_calibration(corpus: Corpus, prompt: str) -> Calibration:
+    """A seeded sample of `corpus`'s documents (with the document `prompt`), never a query's
+    own: where queries are documents (Quora, ArguAna), a document whose id is a query id or
+    whose normalised text is a query's is left out."""
+    queries = corpus.queries()
+    ids = frozenset(queries)
+    fingerprints = frozenset(text_fingerprint(text) for text in queries.values())
+
+    def draw() -> CalibrationSample:
+        documents = zip(corpus.doc_ids, corpus.texts(), strict=True)
+        sample = calibration_sample(documents, len(corpus), ids, fingerprints)
+        return replace(sample, texts=[prompt + text for text in sample.texts])
+
+    key = sha256_text(corpus.content_key, prompt, str(CALIBRATION_SIZE), *sorted(ids), *sorted(fingerprints))
+    return Calibration(key, draw)
+
+
+def calibration_sample(
+    documents: Iterable[tuple[str, str]],
+    count: int,
+    query_ids: frozenset[str] = frozenset(),
+    query_fingerprints: frozenset[str] = frozenset(),
+) -> CalibrationSample:
+    """The first CALIBRATION_SIZE of the `count` (id, text) documents in a seeded random order
+    (a stream, read once), in corpus order, leaving out the documents of queries (by id or
+    text fingerprint): the same corpus and queries calibrate the same."""
+    rank = np.empty(count, dtype=np.int64)
+    rank[np.random.default_rng(0).permutation(count)] = np.arange(count)
+    kept: list[tuple[int, int, str]] = []  # a max-heap on rank: (-rank, position, text)
+    left_out: list[int] = []  # ranks of query documents met
+    for position, (doc_id, text) in enumerate(documents):
+        if len(kept) == CALIBRATION_SIZE and rank[position] > -kept[0][0]:
+            continue  # ranked after the whole sample: never fingerprinted
+        if doc_id in query_ids or text_fingerprint(text) in query_fingerprints:
+            left_out.append(int(rank[position]))
+            continue
+        heapq.heappush(kept, (-int(rank[position]), position, text))
+        if len(kept) > CALIBRATION_SIZE:
+            heapq.heappop(kept)
+    last = -kept[0][0] if len(kept) == CALIBRATION_SIZE else count
+    texts = [text for _, _, text in sorted(kept, key=lambda entry: entry[1])]
+    return CalibrationSample(texts, sum(r < last for r in left_out))
 
 
 def on_backend(
@@ -110,47 +174,62 @@ def on_backend(
     if backend == "openvino-int8" and calibration is None:
         raise ValueError("openvino-int8 needs calibration documents")
     used = calibration if backend == "openvino-int8" else None
-    key = export_key(model, backend, used.key if used else "")
-    folder = cache_dir / "exports" / key
+    folder = cache_dir / "exports" / export_key(model, backend, used.key if used else "")
     with folder_lock(folder, what="model export", wait=True):
-        if not _finished(folder):
-            for stale in folder.glob(".work-*"):  # left by a killed export
-                shutil.rmtree(stale, ignore_errors=True)
-            sample = used.texts() if used else []
+        if (problem := _export_problem(folder)) is not None:
+            if any(folder.iterdir()):
+                log.warning("%s: %s; exporting it again", folder, problem)
+            _empty(folder)
             try:
-                _export(model, hf_model, backend, folder, sample)
+                _export(model, hf_model, backend, folder, used.draw() if used else CalibrationSample([], 0))
             except (RuntimeError, ValueError, TypeError, ImportError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise IrtuneError(
                     f"--backend {backend}: exporting {model.name} failed ({first}); use --backend torch"
                 ) from None
-    infer = _load(backend, folder)
+        infer = _load(backend, folder)
+        content = sha256_file(folder / MANIFEST)
     encoder = ExportedTransformer(infer, _input_names(transformer), copy.deepcopy(hf_model.config))
     # a copy of the sentence-transformers model whose Hugging Face model is the export (the
     # memo hands the copy our encoder instead of copying the weights)
     swapped = copy.deepcopy(model.model, memo={id(hf_model): encoder})
-    loaded = replace(model, model=swapped, backend=backend, backend_key=key)
+    # the export's content (its manifest lists every file's sha256) keys the embeddings it makes
+    loaded = replace(model, model=swapped, backend=backend, backend_key=content)
     _verify(model, loaded, backend)
     return loaded
 
 
-def _finished(folder: Path) -> bool:
-    """An export whose manifest is written and names files that are all there."""
-    manifest = folder / "manifest.json"
+def _export_problem(folder: Path) -> str | None:
+    """Why the export in `folder` cannot be used; None when its manifest, written last, lists
+    every file there with the sha256 the file has."""
+    manifest = folder / MANIFEST
     if not manifest.is_file():
-        return False
+        return "it has no manifest (an interrupted export)"
     try:
-        files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+        listed = json.loads(manifest.read_text(encoding="utf-8"))["files"]
     except (ValueError, KeyError, TypeError):
-        return False
-    return all((folder / name).is_file() for name in files)
+        return "its manifest is unreadable"
+    if not isinstance(listed, dict):
+        return "its manifest lists no sha256 of its files (an older irtune wrote it)"
+    present = {p.name for p in folder.iterdir() if p.name != MANIFEST and not p.name.startswith(".work-")}
+    if unlisted := sorted(present - set(listed)):
+        return f"{unlisted[0]} is not in its manifest"
+    for name, digest in listed.items():
+        if name not in present:
+            return f"{name} is missing"
+        if sha256_file(folder / name) != digest:
+            return f"{name} does not match the sha256 its manifest records (a damaged or replaced file)"
+    return None
 
 
-def calibration_sample(texts: Iterable[str], count: int) -> list[str]:
-    """CALIBRATION_SIZE of the `count` texts (a stream is read once), drawn with a fixed seed:
-    the same corpus calibrates the same."""
-    picked = set(random.Random(0).sample(range(count), min(count, CALIBRATION_SIZE)))
-    return [text for i, text in enumerate(texts) if i in picked]
+def _empty(folder: Path) -> None:
+    """Remove everything in `folder` (held locked by the caller): a damaged export's files, or
+    the work folders of a killed one."""
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def export_key(model: LoadedModel, backend: str, calibration_key: str) -> str:
@@ -216,7 +295,7 @@ class _LastHiddenState(torch.nn.Module):
 
 
 def _export(
-    model: LoadedModel, hf_model: torch.nn.Module, backend: str, folder: Path, sample: Sequence[str]
+    model: LoadedModel, hf_model: torch.nn.Module, backend: str, folder: Path, sample: CalibrationSample
 ) -> None:
     """Export into `folder` (held locked by the caller); the manifest is written last, so an
     interrupted export has none and is redone."""
@@ -247,19 +326,20 @@ def _export(
         hf_model.train(was_training)
         # every file of the converted model: a model over 2 GB keeps its weights in
         # external-data files beside the graph
-        converted = _convert(model, backend, onnx_path, Path(work) / "out", sample)
-        files = sorted(p.name for p in converted.iterdir())
+        converted = _convert(model, backend, onnx_path, Path(work) / "out", sample.texts)
+        files = {p.name: sha256_file(p) for p in sorted(converted.iterdir())}
         for name in files:
             os.replace(converted / name, folder / name)
     write_json_atomic(
-        folder / "manifest.json",
+        folder / MANIFEST,
         {
             "format": EXPORT_FORMAT,
             "backend": backend,
             "model_weights_sha256": model.weights_sha256,
             "inputs": names,
             "files": files,
-            "calibration_documents": len(sample),
+            "calibration_documents": len(sample.texts),
+            "calibration_left_out": sample.left_out,
         },
     )
 

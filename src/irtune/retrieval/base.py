@@ -37,6 +37,7 @@ class Corpus:
     doc_ids: Sequence[str]
     content_key: str
     stream: Callable[[], Iterator[str]] = field(repr=False)
+    queries: Callable[[], Mapping[str, str]] = field(default=dict, repr=False)  # the dataset's, by id
 
     def texts(self) -> Iterator[str]:
         return self.stream()
@@ -46,7 +47,8 @@ class Corpus:
 
     @classmethod
     def of(cls, dataset: BeirDataset) -> Corpus:
-        return cls(dataset.name, dataset.doc_ids, corpus_content_key(dataset), dataset.iter_texts)
+        key = corpus_content_key(dataset)
+        return cls(dataset.name, dataset.doc_ids, key, dataset.iter_texts, lambda: dataset.queries)
 
     @classmethod
     def subset(cls, dataset: BeirDataset, doc_ids: Iterable[str]) -> Corpus:
@@ -59,7 +61,7 @@ class Corpus:
             return (text for doc_id, text in texts if doc_id in members)
 
         key = sha256_text(corpus_content_key(dataset), *ordered)
-        return cls(dataset.name, ordered, key, stream)
+        return cls(dataset.name, ordered, key, stream, lambda: dataset.queries)
 
 
 @dataclass(frozen=True)

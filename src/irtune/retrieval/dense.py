@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from irtune.errors import IrtuneError
-from irtune.fileio import sha256_text
 from irtune.models import LoadedModel
 from irtune.progress import progress_bar
 from irtune.results import RetrieverInfo
@@ -125,17 +124,13 @@ class DenseRetriever:
 
     def _encoder(self, corpus: Corpus) -> LoadedModel:
         """The model, or its export for another backend (static int8 calibrates on a sample
-        of this corpus's documents, never on queries)."""
+        of this corpus's documents, never on queries nor on their own documents)."""
         if self.backend == "torch":
             return self.model
         from irtune.retrieval import backends
         from irtune.retrieval.encode import default_cache_dir
 
-        prompt = self.model.prompts.document
-        calibration = backends.Calibration(
-            key=sha256_text(corpus.content_key, prompt, str(backends.CALIBRATION_SIZE)),
-            texts=lambda: [prompt + t for t in backends.calibration_sample(corpus.texts(), len(corpus))],
-        )
+        calibration = backends.corpus_calibration(corpus, self.model.prompts.document)
         return backends.on_backend(
             self.model, self.backend, cache_dir=self.cache_dir or default_cache_dir(), calibration=calibration
         )

@@ -1,22 +1,24 @@
 """Encoding with an on-disk, resumable embedding cache.
 
 Document embeddings are written in fixed-size chunks (`chunk_00000.npy`, ...), each
-atomically, under a folder keyed by everything that changes the vectors: weights hash,
-prompt, max length, precision, normalisation and the corpus content. A second run of
-the same model on the same corpus reads them back (memory-mapped) instead of encoding;
-an interrupted run re-encodes only the missing chunks.
+atomically, under a folder keyed by everything that changes the vectors: weights hash (and,
+for an exported backend, the export's content), prompt, max length, precision, normalisation
+and the corpus content. A second run of the same model on the same corpus reads them back
+(memory-mapped) instead of encoding; an interrupted run re-encodes only the missing chunks.
 
-The cache verifies itself: each chunk has a sha256 beside it (`.npy.sha256`), checked once per
-process before the chunk is used. A chunk that is truncated, empty, of the wrong shape, or whose
-bytes no longer match its checksum (same-shape garbage would otherwise pass silently and wreck
-every metric) is reported with its file name, dropped and encoded again.
+The cache trusts a chunk only when the entry's manifest lists it with its sha256: the manifest
+is rewritten (atomically) after each chunk is written, so it is the journal an interrupted
+encode resumes from, and it is checked once per process before a chunk is used. A chunk the
+manifest does not list, or whose bytes no longer match (truncated, zeroed, same-shape garbage
+that would otherwise pass silently and wreck every metric), is reported with its file name,
+dropped and encoded again; it is never re-blessed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 from platformdirs import user_cache_dir
 
-from irtune.fileio import atomic_path, sha256_text, write_json_atomic
+from irtune.fileio import atomic_path, sha256_file, sha256_text, write_json_atomic
 from irtune.locks import folder_lock
 from irtune.models import LoadedModel
 
@@ -157,120 +159,99 @@ def encode_corpus_cached(
         if devices:
             pool = model.model.start_multi_process_pool(list(devices))
             stack.callback(model.model.stop_multi_process_pool, pool)
-        # a damaged chunk is dropped here, so it counts as missing; texts are read only up to
+        journal = _Journal(
+            folder / "manifest.json",
+            {
+                "format": CACHE_FORMAT,
+                "model_weights_sha256": model.weights_sha256,
+                "prompt": model.prompts.document,
+                "max_seq_length": model.max_seq_length,
+                "precision": precision,
+                "backend": model.backend,
+                "backend_key": model.backend_key,
+                "content_key": content_key,
+                "count": count,
+                "chunk_size": chunk_size,
+                "store_dtype": store_dtype,
+            },
+        )
+        # an untrusted chunk is dropped here, so it counts as missing; texts are read only up to
         # the last missing chunk: a cached re-run does not read the corpus texts at all
         rows = [min(chunk_size, count - i * chunk_size) for i in range(n_chunks)]
-        missing = [
-            i for i in range(n_chunks) if not _usable_chunk(_chunk_path(folder, i, chunk_size), rows[i])
-        ]
+        missing = {i for i in range(n_chunks) if not journal.trusts(_chunk_path(folder, i, chunk_size))}
         consumed = 0
         for index in range(n_chunks):
-            batch: list[str] = []
+            path = _chunk_path(folder, index, chunk_size)
             if index in missing:
                 skipped = sum(1 for _ in itertools.islice(stream, index * chunk_size - consumed))
                 batch = list(itertools.islice(stream, rows[index]))
                 consumed += skipped + len(batch)
                 if consumed != index * chunk_size + rows[index]:
                     raise ValueError(f"encode_corpus_cached: the text stream ended before {count} texts")
-            chunk = _chunk(model, batch, index, chunk_size, folder, batch_size, precision, store_dtype, pool)
-            chunks.append(chunk)
+                vectors = encode_texts(model, batch, model.prompts.document, batch_size, precision, pool)
+                with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                    np.save(handle, vectors.astype(store_dtype))
+                journal.record(path)
+            chunks.append(np.load(path, mmap_mode="r"))
             if on_progress is not None:
                 on_progress(len(chunks[-1]))
-        manifest = folder / "manifest.json"
-        if not manifest.is_file():
-            write_json_atomic(
-                manifest,
-                {
-                    "format": CACHE_FORMAT,
-                    "model_weights_sha256": model.weights_sha256,
-                    "prompt": model.prompts.document,
-                    "max_seq_length": model.max_seq_length,
-                    "precision": precision,
-                    "backend": model.backend,
-                    "backend_key": model.backend_key,
-                    "content_key": content_key,
-                    "count": count,
-                    "chunk_size": chunk_size,
-                    "store_dtype": store_dtype,
-                },
-            )
     return EmbeddingShards(folder=folder, chunks=chunks)
 
 
-def _chunk(
-    model: LoadedModel,
-    texts: list[str],
-    index: int,
-    chunk_size: int,
-    folder: Path,
-    batch_size: int,
-    precision: str,
-    store_dtype: str,
-    pool: Pool | None,
-) -> np.ndarray:
-    """Chunk `index` of the corpus embeddings: read from the cache, or its `texts` encoded."""
-    path = _chunk_path(folder, index, chunk_size)
-    if not path.is_file():
-        vectors = encode_texts(model, texts, model.prompts.document, batch_size, precision, pool)
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, vectors.astype(store_dtype))
-        _record_checksum(path)
-    return np.load(path, mmap_mode="r")
+_verified: dict[Path, tuple[int, int, str]] = {}  # chunk -> (size, mtime, sha256) hashed in this process
 
 
-_verified: dict[Path, tuple[int, int]] = {}  # chunk -> (size, mtime) checked in this process
-
-
-def _checksum_path(chunk: Path) -> Path:
-    return chunk.with_name(chunk.name + ".sha256")
-
-
-def _record_checksum(chunk: Path) -> None:
-    with open(chunk, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    with atomic_path(_checksum_path(chunk)) as tmp:
-        tmp.write_text(digest + "\n", encoding="ascii")
+def _digest(chunk: Path) -> str:
+    """The chunk's sha256, hashed once per process while its size and mtime stay the same."""
     stat = chunk.stat()
-    _verified[chunk] = (stat.st_size, stat.st_mtime_ns)
+    seen = _verified.get(chunk)
+    if seen is not None and seen[:2] == (stat.st_size, stat.st_mtime_ns):
+        return seen[2]
+    digest = sha256_file(chunk)
+    _verified[chunk] = (stat.st_size, stat.st_mtime_ns, digest)
+    return digest
 
 
-def _usable_chunk(chunk: Path, rows: int) -> bool:
-    """True for a cached chunk that can be trusted; a damaged one is dropped (with a warning)
-    and False returned, so that it is encoded again."""
-    if not chunk.is_file():
+class _Journal:
+    """A cache entry's manifest: its settings and each finished chunk with its sha256, rewritten
+    atomically after every chunk (the caller holds the entry's lock)."""
+
+    def __init__(self, path: Path, settings: dict[str, Any]) -> None:
+        self.path, self.settings = path, settings
+        self.chunks = self._listed()
+
+    def _listed(self) -> dict[str, str]:
+        try:
+            recorded = json.loads(self.path.read_text(encoding="utf-8")).get("chunks", {})
+        except FileNotFoundError:
+            return {}
+        except (ValueError, AttributeError, OSError) as exc:
+            log.warning("%s: unreadable (%s); its chunks are encoded again", self.path, exc)
+            return {}
+        return dict(recorded) if isinstance(recorded, dict) else {}
+
+    def trusts(self, chunk: Path) -> bool:
+        """True for a chunk listed with the sha256 it has; any other chunk file is dropped
+        (with a warning) so that it is encoded again."""
+        if not chunk.is_file():
+            return False
+        listed = self.chunks.get(chunk.name)
+        if listed is not None and _digest(chunk) == listed:
+            return True
+        problem = (
+            "it is not listed in its cache entry's manifest"
+            if listed is None
+            else "its bytes do not match the sha256 its manifest records (a damaged or replaced file)"
+        )
+        log.warning("%s: %s; dropping it and encoding it again", chunk, problem)
+        chunk.unlink()
+        self.chunks.pop(chunk.name, None)
+        _verified.pop(chunk, None)
         return False
-    stat = chunk.stat()
-    if _verified.get(chunk) == (stat.st_size, stat.st_mtime_ns):
-        return True
-    problem = _chunk_problem(chunk, rows)
-    if problem is None:
-        return True
-    log.warning("%s: %s; dropping it and encoding it again", chunk, problem)
-    chunk.unlink(missing_ok=True)
-    _checksum_path(chunk).unlink(missing_ok=True)
-    _verified.pop(chunk, None)
-    return False
 
-
-def _chunk_problem(chunk: Path, rows: int) -> str | None:
-    sidecar = _checksum_path(chunk)
-    if sidecar.is_file():
-        with open(chunk, "rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        if sidecar.read_text(encoding="ascii", errors="replace").strip() != digest:
-            return "its bytes do not match its checksum (a damaged or replaced file)"
-    try:
-        array = np.load(chunk, mmap_mode="r")
-    except (ValueError, OSError, EOFError) as exc:
-        return f"unreadable ({' '.join(str(exc).split())[:100]})"
-    if array.ndim != 2 or len(array) != rows:
-        return f"shape {array.shape}, expected {rows} rows"
-    if not sidecar.is_file():  # written before chunks had checksums: trusted once, then recorded
-        _record_checksum(chunk)
-    else:
-        stat = chunk.stat()
-        _verified[chunk] = (stat.st_size, stat.st_mtime_ns)
-    return None
+    def record(self, chunk: Path) -> None:
+        self.chunks[chunk.name] = _digest(chunk)
+        write_json_atomic(self.path, {**self.settings, "chunks": dict(sorted(self.chunks.items()))})
 
 
 def _chunk_path(folder: Path, index: int, chunk_size: int) -> Path:
