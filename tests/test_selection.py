@@ -27,11 +27,13 @@ class StubEncoder:
         self.device = torch.device("cpu")
         self.similarity_fn_name = "dot"
         self.max_seq_length = 64
+        self.encoded: list[str] = []  # every text this model was asked to encode
 
     def get_embedding_dimension(self) -> int:
         return DIM
 
     def encode(self, texts, **_kwargs) -> np.ndarray:
+        self.encoded.extend(texts)
         return np.stack([self.vectors[t] for t in texts]).astype(np.float32)
 
 
@@ -104,9 +106,11 @@ def test_large_corpus_pool_is_model_free_seeded_and_recorded(tmp_path):
     assert build_dev_set(dataset, SplitPart("dev", None), pool).doc_ids == dev.doc_ids  # deterministic
     other_seed = build_dev_set(dataset, SplitPart("dev", None), PoolSettings(10, 3, 6, seed=8))
     assert other_seed.doc_ids != dev.doc_ids
-    # the base and a candidate are scored on exactly these documents
-    scores = [score_dev(m, [dev], "fp32", 32, tmp_path / "c")["ndcg@10"] for m in (base, gaming)]
-    assert all(0.0 <= s <= 1.0 for s in scores)
+    # the base and a candidate are scored on exactly these documents (and the dev queries)
+    pooled = {dataset.corpus[d].full_text() for d in dev.doc_ids}
+    for model in (base, gaming):
+        score_dev(model, [dev], "fp32", 32, tmp_path / "c")
+        assert sorted(model.model.encoded) == sorted(pooled | {f"query {i}" for i in range(QUERIES)})
 
 
 def test_trained_and_same_text_queries_are_excluded_from_dev(tmp_path):

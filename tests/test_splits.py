@@ -10,6 +10,7 @@ from irtune.errors import IrtuneError, LeakageError
 from irtune.leakage import normalize_text
 from irtune.training.config import TrainConfig
 from irtune.training.plan import (
+    TrainSet,
     drop_evaluated_positives,
     drop_text_duplicates,
     evaluated_documents,
@@ -211,7 +212,11 @@ def test_training_positives_that_are_evaluated_queries_are_leakage(tmp_path):
         SplitPart("test", frozenset(f"q{i}" for i in range(10, 20))),
     )
     save_plan(leaky, tmp_path / "p.split.json")
-    sets = resolve_train_sets([str(root)], TrainConfig(), split_files=[tmp_path / "p.split.json"])
+    # each training query is in an evaluated query's duplicate cluster: an honest run leaves it out
+    (honest,) = resolve_train_sets([str(root)], TrainConfig(), split_files=[tmp_path / "p.split.json"])
+    assert honest.queries() == {} and honest.plan.dev.query_ids == frozenset()
+    # the guard, should such a training set reach it
+    sets = [TrainSet(BeirDataset(root), leaky.train, leaky)]
     with pytest.raises(
         LeakageError, match=r"10 of the 10 queries evaluated on quora2:test are in training positives"
     ):
@@ -221,3 +226,96 @@ def test_training_positives_that_are_evaluated_queries_are_leakage(tmp_path):
     assert cleaned[0].excluded_positives == frozenset(f"q{i}" for i in range(10, 20))
     assert guard_leakage(cleaned, allow=False) == []
     assert evaluated_documents(cleaned[0], cleaned) == frozenset(f"q{i}" for i in range(10, 20))
+
+
+def tiny_dataset(root, texts: str = "question"):
+    """A test-only dataset of 20 queries, each judged against two documents."""
+    corpus = {f"d{i}": {"text": f"document {i} about {texts} {i}"} for i in range(21)}
+    queries = {f"q{i}": f"{texts} {i}" for i in range(20)}
+    qrels = {"test": {f"q{i}": {f"d{i}": 1, f"d{i + 1}": 1} for i in range(20)}}
+    return write_beir(root, corpus, queries, qrels)
+
+
+def bm25_eval(root, split_file):
+    from irtune.settings import EvalSettings
+    from irtune.workflows import run_evaluation
+
+    return run_evaluation(None, [str(root)], EvalSettings(retriever="bm25"), split_files=[split_file])
+
+
+def cut(root, out):
+    plan = make_plan(BeirDataset(root), seed=13)
+    save_plan(plan, out / f"{root.name}.split.json")
+    return out / f"{root.name}.split.json", plan
+
+
+def test_a_split_file_of_another_dataset_is_refused(tmp_path):
+    """Old code: tiny2's split file was ignored and all 20 queries of tiny evaluated."""
+    tiny = tiny_dataset(tmp_path / "tiny")
+    split_file, plan = cut(tiny_dataset(tmp_path / "tiny2", texts="other"), tmp_path)
+    assert len(plan.eval.query_ids) == 10
+    with pytest.raises(
+        IrtuneError, match=r"tiny2.split.json: cut from dataset tiny2, which is not evaluated"
+    ):
+        bm25_eval(tiny, split_file)
+    with pytest.raises(IrtuneError, match=r"tiny2.split.json: cut from dataset tiny2, which is not trained"):
+        resolve_train_sets([str(tiny)], TrainConfig(), split_files=[split_file])
+
+
+def test_a_split_file_of_other_files_of_the_dataset_is_refused(tmp_path):
+    """Old code: after half of tiny's judgements were dropped, its old split file was applied
+    to the new qrels (10 queries evaluated against other judgements, exit 0)."""
+    tiny = tiny_dataset(tmp_path / "tiny")
+    split_file, plan = cut(tiny, tmp_path)
+    assert [e.queries.count for e in bm25_eval(tiny, split_file).datasets] == [10]
+    qrels = tiny / "qrels" / "test.tsv"
+    lines = qrels.read_bytes().split(b"\r\n")
+    qrels.write_bytes(b"\r\n".join(lines[:1] + lines[1::2]))
+    expected = r"tiny.split.json: cut from other files of dataset tiny \(qrels/test.tsv differs in "
+    with pytest.raises(IrtuneError, match=expected):
+        bm25_eval(tiny, split_file)
+    with pytest.raises(IrtuneError, match=expected):
+        resolve_train_sets([str(tiny)], TrainConfig(), split_files=[split_file])
+    assert set(plan.dataset_files) == {"queries.jsonl", "qrels/test.tsv"}
+    assert load_plan(split_file).dataset_files == plan.dataset_files
+
+
+def test_a_split_file_applies_to_the_same_files_under_another_name(tmp_path):
+    """Content, not names: a copy of tiny under another folder name is the same dataset."""
+    import shutil
+
+    split_file, plan = cut(tiny_dataset(tmp_path / "tiny"), tmp_path)
+    copy = shutil.copytree(tmp_path / "tiny", tmp_path / "tiny-copy")
+    (result,) = bm25_eval(copy, split_file).datasets
+    assert sorted(result.per_query) == sorted(plan.eval.query_ids)
+
+
+def test_a_split_file_without_dataset_hashes_is_used_with_a_warning(tmp_path, caplog):
+    """Hand-made split files and those written before they carried their dataset's hashes:
+    the evaluated ids are exactly the file's (results record the file's sha256)."""
+    import logging
+
+    tiny = tiny_dataset(tmp_path / "tiny")
+    chosen = frozenset(f"q{i}" for i in range(0, 20, 4))
+    plan = SplitPlan(
+        "tiny",
+        "hand-made",
+        0,
+        SplitPart("test", frozenset()),
+        SplitPart("test", frozenset()),
+        SplitPart("test", chosen),
+    )
+    save_plan(plan, tmp_path / "tiny.split.json")
+    with caplog.at_level(logging.WARNING):
+        (result,) = bm25_eval(tiny, tmp_path / "tiny.split.json").datasets
+    assert sorted(result.per_query) == sorted(chosen)
+    assert "tiny.split.json: carries no hashes of the dataset files it was cut from" in caplog.text
+
+
+def test_the_cli_refuses_another_datasets_split_file_in_one_line(tmp_path):
+    from conftest import assert_one_line_error, irtune
+
+    tiny = tiny_dataset(tmp_path / "tiny")
+    split_file, _ = cut(tiny_dataset(tmp_path / "tiny2", texts="other"), tmp_path)
+    result = irtune("eval", "--retriever", "bm25", "-d", str(tiny), "--split-file", str(split_file))
+    assert_one_line_error(result, "tiny2.split.json: cut from dataset tiny2, which is not evaluated here")

@@ -427,7 +427,7 @@ def split_command(
 ) -> None:
     """Write deterministic, query-level train/dev/eval splits (JSON of query ids)."""
     from irtune import checks
-    from irtune.data.splits import make_plan, save_plan
+    from irtune.data.splits import LEFT_OUT_FOR_CLUSTERS, make_plan, save_plan
 
     checks.output_folder("--out", out_dir)
     for name in dataset:
@@ -446,6 +446,9 @@ def split_command(
             "queries share a relevant document with a training query"
             + ("" if plan.train.query_ids is None else " (only duplicate queries are kept together)")
         )
+        if left_out := {part: n for part, n in plan.stats[LEFT_OUT_FOR_CLUSTERS].items() if n}:
+            moved = " and ".join(f"{n} {part}" for part, n in left_out.items())
+            out.print(f"  left out {moved} queries sharing a duplicate cluster with an eval query")
 
 
 def train_command(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from irtune import checks
 from irtune.data.beir import BeirDataset
 from irtune.data.registry import resolve_dataset
-from irtune.data.splits import SplitPlan, load_plan, make_plan
+from irtune.data.splits import SplitPlan, evaluated_cluster_mates, make_plan, plans_for
 from irtune.errors import IrtuneError
 from irtune.evaluation import (
     DatasetEvaluation,
@@ -48,26 +48,34 @@ class HeldOut:
     origin: str
 
 
-def held_out_from_files(split_files: Sequence[Path]) -> dict[str, HeldOut]:
-    """dataset name -> its plan and the selection of its `eval` queries, from split files."""
-    held: dict[str, HeldOut] = {}
-    for path in split_files:
-        plan = load_plan(path)
-        selection = QuerySelection(f"eval part of {path.name}", plan.eval.query_ids, sha256_file(path))
-        held[plan.dataset] = HeldOut(plan, selection, path.name)
-    return held
+def held_out_from_files(
+    split_files: Sequence[Path], datasets: Sequence[BeirDataset], every_file_applies: bool = True
+) -> dict[str, HeldOut]:
+    """dataset name -> its plan and the selection of its `eval` queries, from the split files
+    that apply to `datasets` (see `plans_for`)."""
+    return {
+        name: HeldOut(
+            plan,
+            QuerySelection(f"eval part of {path.name}", plan.eval.query_ids, sha256_file(path)),
+            path.name,
+        )
+        for name, (plan, path) in plans_for(split_files, datasets, "evaluated", every_file_applies).items()
+    }
 
 
 def dev_queries(
     dataset: BeirDataset, plan: SplitPlan, origin: str, evaluated: Sequence[str]
 ) -> LabelledQueries:
-    """The plan's dev queries minus any evaluated query (by id or normalised text)."""
+    """The plan's dev queries minus any evaluated query (by id or normalised text) and any
+    query in an evaluated query's duplicate cluster (where queries are documents)."""
     ids = set(evaluated)
     texts = {text_fingerprint(dataset.queries[q]) for q in evaluated}
+    candidates = training_queries(dataset, plan.dev)
+    mates = evaluated_cluster_mates(dataset, ids, candidates)
     qids = [
         q
-        for q in training_queries(dataset, plan.dev)
-        if q not in ids and text_fingerprint(dataset.queries[q]) not in texts
+        for q in candidates
+        if q not in ids and q not in mates and text_fingerprint(dataset.queries[q]) not in texts
     ]
     if not qids:
         raise IrtuneError(
@@ -164,7 +172,7 @@ def check_before_loading(
             raise IrtuneError(f"--backend {settings.backend} runs on the CPU, not {device}; drop --device")
         require(settings.backend)
     found = [resolve_dataset(name, data_dir, strict) for name in datasets]
-    explicit = held_out_from_files(split_files)
+    explicit = held_out_from_files(split_files, found)
     planned = _planned_before_loading(model_spec)  # their split is the plan's (checked later)
     for dataset in found:
         held = explicit.get(dataset.name)
@@ -182,7 +190,7 @@ def _evaluate_all(
     split_files: Sequence[Path],
 ) -> list[DatasetEvaluation]:
     from_model = _model_split_files(model)
-    held = {**held_out_from_files(from_model), **explicit}
+    held = {**held_out_from_files(from_model, found, every_file_applies=False), **explicit}
     evaluations = []
     for dataset in found:
         chosen = held.get(dataset.name)

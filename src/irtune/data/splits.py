@@ -16,26 +16,38 @@ them together collapses a split (one component held 318 of NFCorpus' 323 test qu
 Their count is reported instead. Groups are taken in a seeded hash order until the
 held-out part reaches its requested size, so every part lands within a few points of its
 fraction, or the split is refused.
+
+Where queries are documents, a duplicate cluster can span splits (Quora: a dev question
+whose duplicates are a test question's relevant documents). The closure over every split's
+qrels decides: a train or dev query whose cluster holds an evaluated query is left out, and
+the plan's stats count them.
+
+A plan records the sha256 of the files it was cut from (the queries and the qrels of the
+splits it names); it applies only to a dataset with those files.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+import logging
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from irtune import checks
-from irtune.data.beir import SYNTHETIC_SPLIT, BeirDataset
+from irtune.data.beir import SYNTHETIC_QUERIES, SYNTHETIC_SPLIT, BeirDataset
 from irtune.errors import DataError, IrtuneError
-from irtune.fileio import write_json_atomic
+from irtune.fileio import sha256_file, write_json_atomic
 from irtune.leakage import text_fingerprint
+
+log = logging.getLogger(__name__)
 
 SPLIT_FORMAT = "irtune-split-v1"
 PARTS = ("train", "dev", "eval")
 FRACTION_TOLERANCE = 0.05  # a part may miss its requested share by this much (or one query)
+LEFT_OUT_FOR_CLUSTERS = "left_out_sharing_a_duplicate_cluster_with_eval"
 
 Qrels = Mapping[str, Mapping[str, int]]
 
@@ -59,6 +71,9 @@ class SplitPlan:
     dev: SplitPart
     eval: SplitPart
     stats: dict[str, Any] = field(default_factory=dict, compare=False)
+    # sha256 of the files the plan was cut from, by path in the dataset folder; None for a
+    # hand-made plan or one written before plans carried them
+    dataset_files: dict[str, str] | None = field(default=None, compare=False)
 
     def part(self, name: str) -> SplitPart:
         return {"train": self.train, "dev": self.dev, "eval": self.eval}[name]
@@ -71,6 +86,7 @@ class SplitPlan:
             "seed": self.seed,
             **{name: self.part(name).to_json() for name in PARTS},
             "stats": self.stats,
+            "dataset_files": self.dataset_files,
         }
 
 
@@ -175,6 +191,51 @@ def plan_stats(dataset: BeirDataset, plan: SplitPlan) -> dict[str, Any]:
     }
 
 
+def duplicate_clusters(dataset: BeirDataset) -> dict[str, str]:
+    """`duplicate_groups` over the qrels of every real split at once, linked through
+    documents: a cluster can span splits. Generated queries are made from documents and
+    are left out of it."""
+    judged: dict[str, dict[str, int]] = {}
+    for split in dataset.splits():
+        if not dataset.is_synthetic(split):
+            for qid, grades in dataset.qrels(split).items():
+                merged = judged.setdefault(qid, {})
+                merged.update({d: max(g, merged.get(d, g)) for d, g in grades.items()})
+    return duplicate_groups(judged, dataset.queries, linked_through_documents=True)
+
+
+def evaluated_cluster_mates(
+    dataset: BeirDataset, evaluated: Collection[str], candidates: Iterable[str]
+) -> frozenset[str]:
+    """The `candidates` that are not evaluated but share a duplicate cluster (across every
+    split) with an evaluated query: training or selecting on them trains or selects on that
+    query's pairs. Only where queries are documents; elsewhere a cluster is a set of same-text
+    queries, which training and selection leave out by text."""
+    if not queries_are_documents(dataset):
+        return frozenset()
+    clusters = duplicate_clusters(dataset)
+    hit = {clusters[q] for q in evaluated if q in clusters}
+    return frozenset(q for q in candidates if q not in evaluated and q in clusters and clusters[q] in hit)
+
+
+def without_cluster_mates(
+    dataset: BeirDataset, part: SplitPart, evaluated: SplitPart
+) -> tuple[SplitPart, int]:
+    """`part` without the queries that share a duplicate cluster with a query of `evaluated`,
+    and how many were left out."""
+    queries = _part_qrels(dataset, part)
+    mates = evaluated_cluster_mates(dataset, frozenset(_part_qrels(dataset, evaluated)), queries)
+    return (SplitPart(part.split, frozenset(queries) - mates) if mates else part), len(mates)
+
+
+def separate_clusters(dataset: BeirDataset, plan: SplitPlan) -> tuple[SplitPlan, dict[str, int]]:
+    """The plan without the train and dev queries that share a duplicate cluster with one of
+    its evaluated queries, and how many each part lost."""
+    train, from_train = without_cluster_mates(dataset, plan.train, plan.eval)
+    dev, from_dev = without_cluster_mates(dataset, plan.dev, plan.eval)
+    return replace(plan, train=train, dev=dev), {"train": from_train, "dev": from_dev}
+
+
 def _partition_split(
     dataset: BeirDataset, qrels: Qrels, fraction: float, seed: int, what: str, linked: bool
 ) -> tuple[frozenset[str], frozenset[str]]:
@@ -199,7 +260,7 @@ def make_plan(
             SplitPart("dev", None),
             SplitPart("test", None),
         )
-        return _with_stats(dataset, plan)
+        return _finished(dataset, plan)
     linked = queries_are_documents(dataset)
     if has & {"train", "dev"}:
         source = "train" if "train" in has else "dev"
@@ -215,7 +276,7 @@ def make_plan(
             SplitPart(source, held),
             SplitPart("test", None),
         )
-        return _with_stats(dataset, plan)
+        return _finished(dataset, plan)
     qrels = _relevant_only(dataset.qrels("test"))
     tune, evaluated = _partition_split(
         dataset, qrels, eval_fraction, seed, f"{dataset.name}:test eval part", linked
@@ -232,7 +293,7 @@ def make_plan(
         SplitPart("test", dev),
         SplitPart("test", evaluated),
     )
-    return _with_stats(dataset, plan)
+    return _finished(dataset, plan)
 
 
 def synthetic_plan(
@@ -246,14 +307,15 @@ def synthetic_plan(
     if dataset.has_split("test"):
         real = make_plan(dataset, seed, dev_fraction, eval_fraction)
         method = f"synthetic queries train; dev and eval are real queries ({real.method})"
-        plan = SplitPlan(dataset.name, method, seed, train, real.dev, real.eval)
-        return _with_stats(dataset, plan)
+        plan = _finished(dataset, SplitPlan(dataset.name, method, seed, train, real.dev, real.eval))
+        left_out = {"train": 0, "dev": real.stats[LEFT_OUT_FOR_CLUSTERS]["dev"]}  # by the real plan
+        return replace(plan, stats={**plan.stats, LEFT_OUT_FOR_CLUSTERS: left_out})
     nothing = SplitPart(SYNTHETIC_SPLIT, frozenset())  # no real queries to report here
     real_split = next((s for s in ("dev", "train") if dataset.has_split(s)), None)
     if real_split is not None:
         method = f"synthetic queries train; dev is the real {real_split} split; no test split to report"
         plan = SplitPlan(dataset.name, method, seed, train, SplitPart(real_split, None), nothing)
-        return _with_stats(dataset, plan)
+        return _finished(dataset, plan)
     qrels = _relevant_only(dataset.qrels(SYNTHETIC_SPLIT))
     rest, held = _partition_split(
         dataset, qrels, dev_fraction, seed, f"{dataset.name}:{SYNTHETIC_SPLIT} dev slice", False
@@ -267,7 +329,7 @@ def synthetic_plan(
         SplitPart(SYNTHETIC_SPLIT, held),
         nothing,
     )
-    return _with_stats(dataset, plan)
+    return _finished(dataset, plan)
 
 
 def _relevant_only(qrels: Qrels) -> dict[str, Mapping[str, int]]:
@@ -276,10 +338,86 @@ def _relevant_only(qrels: Qrels) -> dict[str, Mapping[str, int]]:
     return {q: j for q, j in qrels.items() if any(g > 0 for g in j.values())}
 
 
-def _with_stats(dataset: BeirDataset, plan: SplitPlan) -> SplitPlan:
-    return SplitPlan(
-        plan.dataset, plan.method, plan.seed, plan.train, plan.dev, plan.eval, plan_stats(dataset, plan)
-    )
+def _finished(dataset: BeirDataset, plan: SplitPlan) -> SplitPlan:
+    """The plan as saved: duplicate clusters kept off the train and dev side, its stats and
+    the hashes of the files it was cut from."""
+    separated, left_out = separate_clusters(dataset, plan)
+    stats = {**plan_stats(dataset, separated), LEFT_OUT_FOR_CLUSTERS: left_out}
+    return replace(separated, stats=stats, dataset_files=plan_files(dataset, separated))
+
+
+def plan_files(dataset: BeirDataset, plan: SplitPlan) -> dict[str, str]:
+    """sha256 of the files a plan depends on: the queries and the qrels of each real split it
+    names (where queries are documents, clusters span splits), and the generated queries and
+    their qrels where it cuts them into parts."""
+    named = {plan.part(name).split for name in PARTS}
+    cut = {plan.part(name).split for name in PARTS if plan.part(name).query_ids is not None}
+    splits = sorted(s for s in named if not dataset.is_synthetic(s) or s in cut)
+    paths = [dataset.queries_path, *(dataset.qrels_path(s) for s in splits)]
+    if SYNTHETIC_SPLIT in splits:
+        paths.append(dataset.root / SYNTHETIC_QUERIES)
+    return {p.relative_to(dataset.root).as_posix(): sha256_file(p) for p in paths}
+
+
+def _differing_files(plan: SplitPlan, dataset: BeirDataset) -> list[str]:
+    """The files of `plan.dataset_files` whose content in `dataset` is another (or missing)."""
+    differing = []
+    for name, sha256 in sorted((plan.dataset_files or {}).items()):
+        path = dataset.root / name
+        if not path.is_file() or sha256_file(path) != sha256:
+            differing.append(name)
+    return differing
+
+
+def check_plan_files(plan: SplitPlan, dataset: BeirDataset, origin: Path) -> None:
+    """Refuse a plan cut from other files than `dataset`'s. A plan without their hashes (made
+    by hand, or by an older irtune) is used as it is, with a warning: what it selects is its
+    own list of query ids, which results record with the file's hash."""
+    if plan.dataset_files is None:
+        log.warning(
+            "%s: carries no hashes of the dataset files it was cut from (made by hand or by an older "
+            "irtune): its query ids are used as they are; cut it again with `irtune split` to have it "
+            "checked against %s",
+            origin,
+            dataset.root,
+        )
+        return
+    if differing := _differing_files(plan, dataset):
+        verb = "differs" if len(differing) == 1 else "differ"
+        raise DataError(
+            origin,
+            f"cut from other files of dataset {plan.dataset} ({', '.join(differing)} {verb} in "
+            f"{dataset.root}): cut a split of these files with `irtune split` and use that one",
+        )
+
+
+def plans_for(
+    split_files: Sequence[Path], datasets: Sequence[BeirDataset], used: str, every_file_applies: bool = True
+) -> dict[str, tuple[SplitPlan, Path]]:
+    """Dataset name -> the plan that applies to it and its file. A plan applies to the dataset
+    of its name or else to one with the files it was cut from, and only when cut from that
+    dataset's files. A file that applies to no dataset (`used`: "evaluated", "trained") is
+    refused when `every_file_applies` (it would be ignored), else skipped."""
+    found: dict[str, tuple[SplitPlan, Path]] = {}
+    for path in split_files:
+        plan = load_plan(path)
+        dataset = next((d for d in datasets if d.name == plan.dataset), None) or next(
+            (d for d in datasets if plan.dataset_files is not None and not _differing_files(plan, d)), None
+        )
+        if dataset is None:
+            if not every_file_applies:
+                continue
+            names = ", ".join(dict.fromkeys(d.name for d in datasets))
+            raise DataError(
+                path, f"cut from dataset {plan.dataset}, which is not {used} here ({used}: {names})"
+            )
+        if dataset.name in found:
+            raise DataError(
+                path, f"a second split file for dataset {dataset.name} (first: {found[dataset.name][1]})"
+            )
+        check_plan_files(plan, dataset, path)
+        found[dataset.name] = (plan, path)
+    return found
 
 
 def plan_overlaps(dataset: BeirDataset, plan: SplitPlan) -> list[tuple[str, str, dict[str, Any]]]:
@@ -327,6 +465,25 @@ def load_plan(path: Path) -> SplitPlan:
             for name in PARTS
         }
         stats = data.get("stats") or {}
-        return SplitPlan(data["dataset"], data["method"], int(data["seed"]), **parts, stats=stats)
+        dataset, method, seed = data["dataset"], data["method"], int(data["seed"])
     except (KeyError, TypeError) as exc:
         raise DataError(path, f"malformed split file (missing {exc})") from None
+    files = _read_dataset_files(data.get("dataset_files"), path)
+    return SplitPlan(dataset, method, seed, parts["train"], parts["dev"], parts["eval"], stats, files)
+
+
+def _read_dataset_files(value: object, path: Path) -> dict[str, str] | None:
+    """`dataset_files` of a split file: sha256 by relative path inside the dataset folder."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(name, str) and isinstance(sha, str) and _inside_a_folder(name)
+        for name, sha in value.items()
+    ):
+        raise DataError(path, '"dataset_files" must map paths inside the dataset folder to sha256 hashes')
+    return value
+
+
+def _inside_a_folder(name: str) -> bool:
+    relative = PurePosixPath(name)
+    return bool(name) and not relative.is_absolute() and ".." not in relative.parts

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from irtune.data.beir import BeirDataset
+from irtune.data.official import content_sha256
 from irtune.data.registry import resolve_dataset
 from irtune.data.splits import (
+    LEFT_OUT_FOR_CLUSTERS,
     SplitPart,
     SplitPlan,
-    load_plan,
     make_plan,
     plan_overlaps,
+    plans_for,
     queries_are_documents,
+    separate_clusters,
     synthetic_plan,
+    without_cluster_mates,
 )
 from irtune.errors import IrtuneError, LeakageError
 from irtune.leakage import TrainingQueries, find_overlap, text_fingerprint
@@ -23,6 +28,8 @@ from irtune.training.config import DOMAIN_PRESETS, TrainConfig
 from irtune.training.pairs import training_queries
 
 SEED_PROTOCOL_ORDER = ("train", "dev", "test")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -73,11 +80,12 @@ def resolve_train_sets(
     split_files: Sequence[Path] = (),
 ) -> list[TrainSet]:
     """`dataset[:split]` specs -> training sets under the honest plan (or the seed protocol)."""
-    plans = {plan.dataset: plan for plan in (load_plan(p) for p in split_files)}
+    datasets = [resolve_dataset(spec.partition(":")[0], data_dir) for spec in specs]
+    plans = plans_for(split_files, datasets, "trained")
+    honest = config.protocol == "honest"
     sets: dict[str, TrainSet] = {}
-    for spec in specs:
-        name, _, split = spec.partition(":")
-        dataset = resolve_dataset(name, data_dir)
+    for spec, dataset in zip(specs, datasets, strict=True):
+        split = spec.partition(":")[2]
         if dataset.is_synthetic(split) and config.protocol == "seed":
             raise IrtuneError(
                 f"{spec}: the seed protocol reports all of test; it cannot train on generated queries"
@@ -85,17 +93,20 @@ def resolve_train_sets(
         if split:
             dataset.qrels_path(split)  # a missing split fails clearly, before any planning
         planner = synthetic_plan if dataset.is_synthetic(split) else make_plan
-        plan = plans.get(dataset.name) or planner(
-            dataset, config.split_seed, config.dev_fraction, config.eval_fraction
-        )
-        if config.protocol == "seed":
+        if dataset.name in plans:
+            plan, path = plans[dataset.name]
+            plan = plan_held_to_clusters(dataset, plan, path.name) if honest else plan
+        else:
+            plan = planner(dataset, config.split_seed, config.dev_fraction, config.eval_fraction)
+        if not honest:
             split = split or next(s for s in SEED_PROTOCOL_ORDER if dataset.has_split(s))
             part = SplitPart(split, None)
             plan = seed_protocol_plan(plan, part)
         elif not split or split == plan.train.split:
             part = plan.train
         else:
-            part = SplitPart(split, None)
+            part, left_out = without_cluster_mates(dataset, SplitPart(split, None), plan.eval)
+            warn_left_out_for_clusters(spec, {"train": left_out})
         train_set = TrainSet(dataset, part, plan)
         if train_set.key in sets:
             raise IrtuneError(f"training set {train_set.key} is given twice ({spec!r})")
@@ -105,18 +116,36 @@ def resolve_train_sets(
     return list(sets.values())
 
 
+def plan_held_to_clusters(dataset: BeirDataset, plan: SplitPlan, origin: str) -> SplitPlan:
+    """A split file's plan with duplicate clusters kept off its train and dev side, as
+    `make_plan` keeps them (a hand-made or older file may not)."""
+    separated, left_out = separate_clusters(dataset, plan)
+    if not any(left_out.values()):
+        return plan
+    warn_left_out_for_clusters(origin, left_out)
+    return replace(separated, stats={**plan.stats, LEFT_OUT_FOR_CLUSTERS: left_out})
+
+
+def warn_left_out_for_clusters(where: str, left_out: Mapping[str, int]) -> None:
+    if counts := [f"{n} {part}" for part, n in left_out.items() if n]:
+        log.warning(
+            "%s: left out %s queries sharing a duplicate cluster with an evaluated query",
+            where,
+            " and ".join(counts),
+        )
+
+
 def seed_protocol_plan(plan: SplitPlan, train: SplitPart) -> SplitPlan:
     """The published study's plan: train on a whole split, report the whole test split.
 
     The model carries this plan, so it is evaluated on the same queries as its baseline
     (a test-only dataset's honest plan would score it on half of test)."""
-    return SplitPlan(
-        plan.dataset,
-        f"seed protocol: train on all of {train.split}, report all of test (contaminated)",
-        plan.seed,
-        train,
-        plan.dev,
-        SplitPart("test", None),
+    return replace(
+        plan,
+        method=f"seed protocol: train on all of {train.split}, report all of test (contaminated)",
+        train=train,
+        eval=SplitPart("test", None),
+        stats={},
     )
 
 
@@ -243,8 +272,33 @@ def positive_documents(train: TrainSet) -> TrainingQueries:
     return TrainingQueries(dataset.name, train.part.split, frozenset(), remembered.fingerprints)
 
 
-def guard_leakage(train_sets: Sequence[TrainSet], allow: bool) -> list[dict]:
-    findings = leakage_report(train_sets)
+def inherited_leakage(train_sets: Sequence[TrainSet], inherited: Sequence[TrainingQueries]) -> list[dict]:
+    """Evaluated queries that a model the base descends from trained on (the base's lineage):
+    training on top of it does not make them held out."""
+    findings = []
+    for target in {t.dataset.name: t for t in train_sets}.values():
+        evaluated = evaluated_queries(target)
+        queries_sha256 = content_sha256(target.dataset.queries_path)
+        for remembered in inherited:
+            overlap = find_overlap(remembered, target.dataset.name, evaluated, queries_sha256)
+            if overlap.count:
+                findings.append(
+                    {
+                        "kind": "the base model's training queries",
+                        "train_set": f"{remembered.dataset}:{remembered.split}",
+                        "evaluated": f"{target.dataset.name}:{target.plan.eval.split}",
+                        "evaluated_queries": len(evaluated),
+                        **overlap.to_json(),
+                    }
+                )
+    return findings
+
+
+def guard_leakage(
+    train_sets: Sequence[TrainSet], allow: bool, inherited: Sequence[TrainingQueries] = ()
+) -> list[dict]:
+    """`inherited`: what the base model's lineage trained on (irtune.training.metadata)."""
+    findings = leakage_report(train_sets) + inherited_leakage(train_sets, inherited)
     if findings and not allow:
         first = findings[0]
         raise LeakageError(
