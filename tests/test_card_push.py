@@ -42,7 +42,8 @@ def test_the_card_keeps_sentence_transformers_card_and_adds_hub_metadata(tuned):
     card = ModelCard.load(model / "README.md")
     assert card.data.library_name == "sentence-transformers"
     assert {"sentence-transformers", "irtune"} <= set(card.data.tags)
-    assert card.data.datasets == ["BeIR/scifact"]  # a dataset named like a BEIR one goes by its hub id
+    # a 70-query slice named scifact is not SciFact: it goes by its own name, never as BeIR's
+    assert card.data.datasets == ["scifact"]
     assert card.data.base_model is None  # a local base folder has no hub id (no path leaks in)
     text = card.text
     assert text.index("# SentenceTransformer") < text.index("## Fine-tuned with irtune")  # ST's title first
@@ -55,7 +56,7 @@ def test_hub_metadata_names_the_hub_base_model_license_and_beir_datasets(tuned):
 
     meta = json.loads((model / "irtune_training.json").read_text())
     meta["base_model"]["name"] = "minilm"
-    meta["train_sets"][0]["dataset"] = "scifact"
+    meta["train_sets"][0].update(dataset="claims", public_dataset="scifact")  # the official files, renamed
     card = ModelCard(model_card(meta, (model / "README.md").read_text()))
     assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
     assert card.data.license == "apache-2.0"
@@ -83,6 +84,7 @@ def test_test_results_go_into_the_model_index_and_only_those(tuned, tmp_path):
     assert set(found) == {"ndcg_at_10", "ndcg_at_100", "map_at_100", "recall_at_100"}
     assert found["ndcg_at_10"].metric_value == pytest.approx(entry.metrics["ndcg@10"], abs=1e-5)
     assert found["ndcg_at_10"].dataset_split == "test" and found["ndcg_at_10"].task_type == "retrieval"
+    assert found["ndcg_at_10"].dataset_type == "scifact"  # a slice: not published as BeIR/scifact
     assert f"{entry.queries.count} held-out queries" in found["ndcg_at_10"].metric_name
     assert found["ndcg_at_10"].metric_args["queries"] == entry.queries.count
     assert found["ndcg_at_10"].metric_args["precision"] == "fp32"

@@ -350,3 +350,33 @@ def test_several_candidates_share_one_holm_family(monkeypatch, tmp_path):
         assert said in _terminal(comparison_table(comparison))
     _known_p_values(monkeypatch, raw)
     assert irtune_api.compare(*paths)[0].correction.tests == 24  # the Python API too
+
+
+def test_a_frontier_folders_report_takes_the_sweeps_baseline_not_the_first_folder(tmp_path):
+    """`irtune report runs/sizes/*/`: the shell gives the settings alphabetically, so `d16-float`
+    came first and became the baseline; the sweep compared every setting with `full`."""
+    from irtune.sweeps import FRONTIER_FILE, Frontier
+
+    sizes = tmp_path / "sizes"
+    runs = {}
+    for name, shift in (("full", 0.0), ("d16-float", -0.1), ("d64-int8", -0.02)):
+        doc = results_doc(f"minilm {name}", ONE_DATASET, shift=shift, seed=len(runs))
+        runs[name] = load_results(write(sizes / name / "results.json", doc))
+    (sizes / FRONTIER_FILE).write_text(json.dumps(Frontier(runs, {}).to_json()))
+    folders = sorted(p for p in sizes.iterdir() if p.is_dir())
+    assert [p.name for p in folders] == ["d16-float", "d64-int8", "full"]
+    comparisons, loaded = load_comparisons(folders)
+    assert loaded[0].label == "minilm full"
+    assert [(c.baseline_label, c.candidate_label) for c in comparisons] == [
+        ("minilm full", "minilm d16-float"),
+        ("minilm full", "minilm d64-int8"),
+    ]
+    out = tmp_path / "frontier.html"
+    result = runner.invoke(app, ["report", *(f"{p}/" for p in folders), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "minilm d16-float vs minilm full" in out.with_suffix(".md").read_text()
+    # an explicit baseline still wins, and runs of no frontier keep the first given as baseline
+    comparisons, _ = load_comparisons(folders[1:], baseline=folders[0])
+    assert comparisons[0].baseline_label == "minilm d16-float"
+    (sizes / FRONTIER_FILE).unlink()
+    assert load_comparisons(folders)[1][0].label == "minilm d16-float"

@@ -3,24 +3,46 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from irtune.cli import app
+from irtune.data.beir import BeirDataset
 from irtune.errors import IrtuneError
 from irtune.export import export_mteb, mteb_metric
+from irtune.fileio import sha256_text
 
+from conftest import shared_dataset
 from results_fixtures import LEVELS, results_doc, write
 
 runner = CliRunner()
+
+
+def official_doc(label: str, levels: dict) -> dict:
+    """A results document whose datasets were read from the official files."""
+    doc = results_doc(label, levels)
+    for entry in doc["datasets"]:
+        entry["public_dataset"] = entry["dataset"]
+    return doc
+
+
+def evaluated_on(entry: dict, qids: list[str], selection: str) -> None:
+    """The entry's per-query values moved onto `qids` (as if those queries were evaluated)."""
+    values = list(entry["per_query"].values())
+    entry["per_query"] = {q: values[i % len(values)] for i, q in enumerate(qids)}
+    entry["metrics"] = {
+        m: sum(v[m] for v in entry["per_query"].values()) / len(qids) for m in entry["metrics"]
+    }
+    entry["queries"].update(selection=selection, count=len(qids), ids_sha256=sha256_text(*sorted(qids)))
 
 
 def test_export_loads_in_mteb_as_its_task_results(tmp_path):
     import mteb
     from mteb.results import TaskResult
 
-    doc = results_doc("minilm", LEVELS)
+    doc = official_doc("minilm", LEVELS)
     source = write(tmp_path / "run" / "results.json", doc)
     result = runner.invoke(
         app,
@@ -61,7 +83,6 @@ def test_metric_names_follow_mteb():
             "MTEB scores all",
         ),
         (lambda d: d.update(contaminated=True), "contaminated"),
-        (lambda d: d["datasets"][0].update(dataset="my-wiki"), "not an MTEB task"),
         # MTEB keeps a document whose id is the query's on SciFact; irtune dropped them here
         (lambda d: d["datasets"][0].update(query_ids_in_corpus=3), "evaluate with --keep-identical-ids"),
         (lambda d: d["datasets"][0].update(query_ids_in_corpus=None), "did not record whether any exist"),
@@ -69,10 +90,14 @@ def test_metric_names_follow_mteb():
         (lambda d: d["retriever"].update(store_dtype="float16"), "float16 cache"),
         (lambda d: d["retriever"].update(params={"compression": "128 dims"}), "compressed vectors"),
         (lambda d: d["datasets"][0]["metrics"].pop("ndcg@10"), "has no NDCG@10"),
+        # a 50-query folder named scifact is not SciFact (issue 23, item 4)
+        (lambda d: d["datasets"][0].update(public_dataset=None), "not the official files of scifact"),
+        (lambda d: d["datasets"][0].update(dataset="my-wiki", public_dataset=None), "not the official files"),
+        (lambda d: d["datasets"][0].update(split="dev"), "MTEB reports SciFact on its test split"),
     ],
 )
 def test_numbers_that_would_not_mean_mteb_numbers_are_refused(tmp_path, change, message):
-    doc = results_doc("minilm", {"scifact": LEVELS["scifact"]})
+    doc = official_doc("minilm", {"scifact": LEVELS["scifact"]})
     change(doc)
     source = write(tmp_path / "run" / "results.json", doc)
     with pytest.raises(IrtuneError, match=message):
@@ -80,8 +105,27 @@ def test_numbers_that_would_not_mean_mteb_numbers_are_refused(tmp_path, change, 
     assert not (tmp_path / "out").exists()
 
 
+def test_all_test_queries_selected_through_a_split_file_are_exported(tmp_path):
+    """`irtune run` evaluates through split files even when their eval part is all of test."""
+    doc = official_doc("minilm", {"scifact": LEVELS["scifact"]})
+    test_queries = BeirDataset(shared_dataset("scifact")).relevant_queries("test")
+    evaluated_on(doc["datasets"][0], test_queries, "eval part of scifact.split.json")
+    written = export_mteb(write(tmp_path / "run" / "results.json", doc), tmp_path / "out")
+    assert [p.name for p in written] == ["SciFact.json"]
+    evaluated_on(doc["datasets"][0], test_queries[1:], "eval part of scifact.split.json")
+    with pytest.raises(IrtuneError, match="scored on 299 of its 300 test queries"):
+        export_mteb(write(tmp_path / "run2" / "results.json", doc), tmp_path / "out2")
+
+
+def test_a_renamed_copy_of_the_official_files_is_exported_as_its_task(tmp_path):
+    doc = official_doc("minilm", {"scifact": LEVELS["scifact"]})
+    doc["datasets"][0]["dataset"] = "claims"
+    written = export_mteb(write(tmp_path / "run" / "results.json", doc), tmp_path / "out")
+    assert [p.name for p in written] == ["SciFact.json"]
+
+
 def test_a_model_name_that_is_only_dots_is_refused(tmp_path):
-    source = write(tmp_path / "run" / "results.json", results_doc("minilm", {"scifact": LEVELS["scifact"]}))
+    source = write(tmp_path / "run" / "results.json", official_doc("minilm", {"scifact": LEVELS["scifact"]}))
     with pytest.raises(IrtuneError, match="not a usable folder name"):
         export_mteb(source, tmp_path / "out", model_name="..")
 
@@ -92,3 +136,50 @@ def test_bm25_is_not_an_embedding_model(tmp_path):
     )
     with pytest.raises(IrtuneError, match="this is a bm25 run"):
         export_mteb(source, tmp_path / "out")
+
+
+def test_a_dataset_is_official_by_its_files_not_its_name(tmp_path, scifact_slice):
+    import gzip
+    import shutil
+
+    from irtune.data.official import official_name
+    from irtune.evaluation import evaluate_dataset
+    from irtune.settings import EvalSettings
+
+    source = shared_dataset("scifact")
+    copy = Path(shutil.copytree(source, tmp_path / "claims"))
+    (copy / "corpus.jsonl.gz").chmod(0o644)
+    (copy / "corpus.jsonl").write_bytes(gzip.decompress((copy / "corpus.jsonl.gz").read_bytes()))
+    (copy / "corpus.jsonl.gz").unlink()  # as the official zip holds it, in a folder of another name
+    assert official_name(BeirDataset(copy), "test") == "scifact"
+    assert official_name(BeirDataset(copy), "train") == "scifact"
+    qrels = copy / "qrels" / "test.tsv"
+    qrels.chmod(0o644)
+    qrels.write_bytes(b"".join(qrels.read_bytes().splitlines(keepends=True)[:-1]))  # one judgement less
+    assert official_name(BeirDataset(copy), "test") is None
+    bm25 = EvalSettings(retriever="bm25")
+    assert evaluate_dataset(BeirDataset(source), bm25).result.public_dataset == "scifact"
+    sliced = evaluate_dataset(BeirDataset(scifact_slice), bm25).result  # a folder named scifact
+    assert sliced.dataset == "scifact" and sliced.public_dataset is None
+
+
+def test_a_query_judged_relevant_to_its_own_id_is_counted_and_warned_about(tmp_path, caplog):
+    """Identical ids are dropped (BEIR's default), so a qrels row `d1 d1 1` can never be found:
+    that query scores 0, which must not pass silently."""
+    from irtune.evaluation import evaluate_dataset
+    from irtune.settings import EvalSettings
+
+    from conftest import write_beir
+
+    corpus = {"d1": {"text": "apples are red"}, "d2": {"text": "pears are green"}, "d3": {"text": "sky"}}
+    queries = {"d1": "red apples", "q2": "green pears"}
+    folder = write_beir(tmp_path / "self", corpus, queries, {"test": {"d1": {"d1": 1}, "q2": {"d2": 1}}})
+    result = evaluate_dataset(BeirDataset(folder), EvalSettings(retriever="bm25")).result
+    assert result.self_judged_queries == 1 and result.per_query["d1"]["ndcg@10"] == 0.0
+    assert (
+        "self: 1 of 2 evaluated queries are judged relevant to the document with their own id" in caplog.text
+    )
+    caplog.clear()
+    kept = evaluate_dataset(BeirDataset(folder), EvalSettings(retriever="bm25", ignore_identical_ids=False))
+    assert kept.result.self_judged_queries == 1 and kept.result.per_query["d1"]["ndcg@10"] == 1.0
+    assert "own id" not in caplog.text  # nothing is dropped: nothing to warn about

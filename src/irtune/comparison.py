@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -11,16 +12,22 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from irtune.errors import IrtuneError
+from irtune.errors import DataError, IrtuneError
 from irtune.metrics import HEADLINE_METRICS
-from irtune.results import DatasetResult, ResultsFile, read_results
+from irtune.results import DatasetResult, ModelRecord, ResultsFile, read_results, results_path
 from irtune.significance import bootstrap_ci, holm, paired_randomization_test
+from irtune.sweeps import FRONTIER_FILE
+from irtune.training.metadata import summary_lineage
 
 ALPHA = 0.05
 TIE = 1e-12
 MEANING_SETTINGS = ("top_k", "ignore_identical_ids")  # differ: the metrics measure other things
-# differ: numbers move, meaning holds (compression: fewer dims, int8, binary; None = full vectors)
-DENSE_CAVEATS = ("precision", "backend", "max_seq_length", "store_dtype", "compression")
+# Besides the model's weights, what moves a run's numbers while their meaning holds: each one
+# that differs between two runs is named (a caveat; the verdict credits nothing to fine-tuning).
+# All but the retriever belong to the embeddings, so they are compared between runs that encode.
+SETUP_SETTINGS = (
+    "retriever", "compression", "precision", "backend", "prompts", "max_seq_length", "store_dtype",
+)  # fmt: skip
 
 
 class MetricComparison(BaseModel):
@@ -127,6 +134,8 @@ class RunSetup(BaseModel):
     store_dtype: str | None
     compression: str | None = None
     backend: str | None = None  # None: recorded before backends existed, so torch
+    prompts: dict[str, str] = Field(default_factory=dict)  # query / document prompts of the encoder
+    weights_sha256: str | None = None  # the encoder's weights
     index_params: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
@@ -148,8 +157,21 @@ class RunSetup(BaseModel):
             store_dtype=part.store_dtype if part else None,
             compression=part.params.get("compression") if part else None,
             backend=part.params.get("backend") if part else None,
+            prompts=_prompts(result.model) if part else {},
+            weights_sha256=result.model.weights_sha256 if part and result.model else None,
             index_params=dict(part.index_params) if part else {},
         )
+
+    def shown(self, setting: str) -> str:
+        """A setting of SETUP_SETTINGS as the caveats and the verdict name it."""
+        value = getattr(self, setting)
+        if setting == "prompts":
+            return ", ".join(f"{role} {text!r}" for role, text in value.items()) or "none"
+        if setting == "compression":
+            return value or "full vectors"
+        if setting == "backend":
+            return value or "torch"
+        return str(value)
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump()
@@ -182,19 +204,34 @@ def check_setups(base: RunSetup, cand: RunSetup) -> list[str]:
             f"approximate indexes differ (baseline {base.index} {base.index_params}, candidate "
             f"{cand.index} {cand.index_params}): they lose different documents"
         )
-    if base.encodes and cand.encodes:
-        for name in DENSE_CAVEATS:
-            b, c = getattr(base, name), getattr(cand, name)
-            if name == "compression":  # None: the model's full vectors
-                b, c = b or "full vectors", c or "full vectors"
-            if name == "backend":
-                b, c = b or "torch", c or "torch"
-            if b != c:
-                caveats.append(
-                    f"{name} differs (baseline {b}, candidate {c}): part of the difference may "
-                    "come from it, not from the model"
-                )
+    for name, b, c in setup_differences(base, cand):
+        if name == "retriever" and not weights_differ(base, cand):
+            continue  # one model (or none) under two retrievers: comparing retrievers is the point
+        also = " as well as the model's weights" if name == "retriever" else ""
+        caveats.append(
+            f"{name} differs (baseline {b}, candidate {c}){also}: part of the difference may "
+            "come from it, not from the model"
+        )
     return caveats
+
+
+def setup_differences(base: RunSetup, cand: RunSetup) -> list[tuple[str, str, str]]:
+    """(setting, baseline's, candidate's) for each of SETUP_SETTINGS the two runs differ in; the
+    embedding settings only between two runs that both encode (BM25 has no precision)."""
+    names = SETUP_SETTINGS if base.encodes and cand.encodes else ("retriever",)
+    shown = ((name, base.shown(name), cand.shown(name)) for name in names)
+    return [(name, b, c) for name, b, c in shown if b != c]
+
+
+def weights_differ(base: RunSetup, cand: RunSetup) -> bool:
+    """Both runs encode, with other weights: a difference may then be the model's."""
+    return base.weights_sha256 is not None and cand.weights_sha256 not in (None, base.weights_sha256)
+
+
+def _prompts(model: ModelRecord | None) -> dict[str, str]:
+    """The prompts a run encoded with, empty ones left out (no prompt)."""
+    prompts = model.prompts if model else {}
+    return {role: prompts[role] for role in ("query", "document") if prompts.get(role)}
 
 
 def _search(setup: RunSetup) -> str:
@@ -211,21 +248,17 @@ def base_weights(result: ResultsFile) -> str | None:
 
 
 def against_own_base(baseline: ResultsFile, candidate: ResultsFile) -> bool:
-    """The candidate is a fine-tuned model and the baseline is its own base model, searched
-    densely: only then does a difference measure what fine-tuning did."""
+    """The candidate is a fine-tuned model and the baseline is its own base model: a difference
+    then measures what fine-tuning did if nothing else differs (Comparison.credits_training)."""
     own = base_weights(candidate)
-    return (
-        own is not None
-        and baseline.model is not None
-        and baseline.retriever.name == "dense"
-        and baseline.model.weights_sha256 == own
-    )
+    return own is not None and baseline.model is not None and baseline.model.weights_sha256 == own
 
 
 def trained_on(result: ResultsFile) -> tuple[str, ...]:
-    """The datasets a run's model was fine-tuned on (empty: a base model or a model-free run)."""
-    training = result.model.training if result.model else None
-    sets = training.get("train_sets", []) if training else []
+    """The datasets a run's model or any model it was tuned from was fine-tuned on (empty: a
+    base model or a model-free run)."""
+    chain = summary_lineage(result.model.training if result.model else None)
+    sets = [t for training in chain for t in training.get("train_sets", [])]
     return tuple(sorted({str(t["dataset"]) for t in sets if isinstance(t, dict) and "dataset" in t}))
 
 
@@ -245,6 +278,27 @@ class Comparison(BaseModel):
     caveats: list[str] = Field(default_factory=list)
     baseline_setup: RunSetup | None = None
     candidate_setup: RunSetup | None = None
+
+    @property
+    def differences(self) -> list[str]:
+        """'retriever (dense → hybrid)' for each setting besides the weights the runs differ in."""
+        if self.baseline_setup is None or self.candidate_setup is None:
+            return []
+        return [
+            f"{n} ({b} → {c})" for n, b, c in setup_differences(self.baseline_setup, self.candidate_setup)
+        ]
+
+    @property
+    def credits_training(self) -> bool:
+        """The candidate was tuned from the baseline's model and the runs differ by weights
+        alone: only then is the change what fine-tuning did."""
+        return self.against_base and not self.differences
+
+    @property
+    def other_weights(self) -> bool:
+        """Two models (not one under two settings, nor a model-free run) are compared."""
+        base, cand = self.baseline_setup, self.candidate_setup
+        return base is not None and cand is not None and weights_differ(base, cand)
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Macro average over datasets, per metric."""
@@ -287,6 +341,7 @@ class Comparison(BaseModel):
             "summary": self.summary(),
             "correction": self.correction.to_json() if self.correction else None,
             "caveats": list(self.caveats),
+            "differences": self.differences,
             "setup": {
                 "baseline": self.baseline_setup.to_json() if self.baseline_setup else None,
                 "candidate": self.candidate_setup.to_json() if self.candidate_setup else None,
@@ -458,8 +513,11 @@ def _uncorrected(
 def load_comparisons(
     results: Sequence[Path], baseline: Path | None = None
 ) -> tuple[list[Comparison], list[ResultsFile]]:
-    """Compare every result with the baseline (default: the first result given), and domain
-    models with per-dataset models head to head (compare_study)."""
+    """Compare every result with the baseline (default: the sweep's baseline when the results
+    are the settings of one frontier, else the first result given), and domain models with
+    per-dataset models head to head (compare_study)."""
+    if baseline is None and (chosen := frontier_baseline(results)) is not None:
+        baseline, results = chosen, [p for p in results if results_path(p).resolve() != chosen.resolve()]
     loaded = [read_results(p) for p in results]
     if baseline is not None:
         loaded.insert(0, read_results(baseline))
@@ -467,6 +525,22 @@ def load_comparisons(
         raise IrtuneError("give at least two results, or --baseline and one result")
     base, *candidates = distinct_labels(loaded)
     return compare_study(base, candidates), [base, *candidates]
+
+
+def frontier_baseline(results: Sequence[Path]) -> Path | None:
+    """The run a sweep compared its settings with (`frontier.json`'s baseline), when `results`
+    hold it and are all settings of that one sweep (`irtune report runs/sizes/*/`): the shell
+    gives the folders alphabetically, and `d16-float` is not what the sweep compared with."""
+    files = [results_path(p).resolve() for p in results]
+    folders = {f.parent.parent for f in files}
+    if len(folders) != 1 or not (frontier := folders.pop() / FRONTIER_FILE).is_file():
+        return None
+    try:
+        data = json.loads(frontier.read_text(encoding="utf-8"))
+        chosen = results_path(frontier.parent / data["settings"][data["baseline"]]).resolve()
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError) as exc:
+        raise DataError(frontier, f"cannot read the sweep's baseline ({type(exc).__name__}: {exc})") from None
+    return chosen if chosen in files else None
 
 
 def distinct_labels(results: list[ResultsFile]) -> list[ResultsFile]:

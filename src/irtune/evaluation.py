@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from irtune.data.beir import BeirDataset
+from irtune.data.beir import BeirDataset, Qrels
+from irtune.data.official import content_sha256, official_name
 from irtune.errors import IrtuneError
 from irtune.fileio import atomic_path, sha256_text, write_json_atomic
-from irtune.leakage import TrainingQueries, find_overlap
+from irtune.leakage import find_overlap
 from irtune.metrics import evaluate_run, mean_metrics, rank_documents
 from irtune.provenance import environment
 from irtune.results import (
@@ -28,6 +30,8 @@ from irtune.settings import EvalSettings
 
 if TYPE_CHECKING:
     from irtune.models import LoadedModel
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,6 +71,21 @@ def without_self_matches(run: Run, top_k: int, ignore_identical_ids: bool) -> Ru
         qid: dict(list((d, s) for d, s in hits.items() if not (ignore_identical_ids and d == qid))[:top_k])
         for qid, hits in run.items()
     }
+
+
+def self_judged_queries(dataset: BeirDataset, qrels: Qrels, qids: Sequence[str], dropped: bool) -> int:
+    """How many evaluated queries are judged relevant to the document with their own id; when
+    identical ids are dropped that document is never found (warned: it scores 0 silently)."""
+    count = sum(1 for q in qids if qrels[q].get(q, 0) > 0)
+    if count and dropped:
+        log.warning(
+            "%s: %d of %d evaluated queries are judged relevant to the document with their own id, which "
+            "identical-id dropping removes (they cannot score it); keep identical ids if they are meant",
+            dataset.name,
+            count,
+            len(qids),
+        )
+    return count
 
 
 def evaluate_dataset(
@@ -118,7 +137,9 @@ def evaluate_dataset(
         ),
         corpus_size=len(dataset.doc_ids),
         query_ids_in_corpus=len(set(qids) & set(dataset.doc_ids)),
+        self_judged_queries=self_judged_queries(dataset, qrels, qids, settings.ignore_identical_ids),
         data_files_sha256=dataset.file_hashes(settings.split),
+        public_dataset=official_name(dataset, settings.split),
         metrics=mean_metrics(per_query),
         per_query=per_query,
         timings_s={k: round(v, 3) for k, v in timings.items()},
@@ -130,15 +151,17 @@ def evaluate_dataset(
 
 
 def _contamination(model: LoadedModel | None, dataset: BeirDataset, qids: Sequence[str]) -> Contamination:
+    """Evaluated queries that the model or any model it was fine-tuned from trained on."""
     if model is None or not model.training:
         return Contamination()
     evaluated = {q: dataset.queries[q] for q in qids}
+    queries_sha256 = content_sha256(dataset.queries_path)
     overlaps = []
-    for data in model.training.train_queries:
-        training = TrainingQueries.from_json(data)
-        overlap = find_overlap(training, dataset.name, evaluated)
+    for generation, training in model.training.lineage_train_queries():
+        overlap = find_overlap(training, dataset.name, evaluated, queries_sha256)
         if overlap.count:
-            overlaps.append({"train_set": f"{training.dataset}:{training.split}", **overlap.to_json()})
+            by = {"trained_by": "base model" + "'s base" * (generation - 1)} if generation else {}
+            overlaps.append({"train_set": f"{training.dataset}:{training.split}", **by, **overlap.to_json()})
     return Contamination(
         contaminated=model.contaminated or bool(overlaps),
         model_contaminated=model.contaminated,

@@ -2,11 +2,14 @@
 results repository lays it out (MODEL/REVISION/TASK.json), so irtune numbers load beside
 leaderboard numbers with mteb's own tools.
 
-Only numbers that mean what MTEB's mean are exported: a dense run of a known BEIR task, on
-all of its evaluated split's queries, never contaminated (MTEB's format has nowhere to carry
-the mark). `dataset_revision` names irtune's data files, not MTEB's dataset revision: irtune
-read BEIR's files, and mteb refuses to merge such a result with results from its own
-revision rather than silently equating them."""
+Only numbers that mean what MTEB's mean are exported: a dense run on the official files of a
+BEIR task (by content: a slice or an edited copy named like the task is not the task), on all
+of its test queries, never contaminated (MTEB's format has nowhere to carry the mark). A dataset
+that is not a public one is refused rather than exported under its own name: mteb loads a
+result only for a task it knows, so such a file would not load beside leaderboard numbers.
+`dataset_revision` names irtune's data files, not MTEB's dataset revision: irtune read BEIR's
+files, and mteb refuses to merge such a result with results from its own revision rather than
+silently equating them."""
 
 from __future__ import annotations
 
@@ -14,9 +17,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from irtune.data.official import OFFICIAL_DATASETS
 from irtune.errors import IrtuneError
 from irtune.fileio import write_json_atomic
 from irtune.results import DatasetResult, ResultsFile
+from irtune.training.metadata import summary_contaminated
 
 # irtune dataset name -> MTEB task name (BEIR's English retrieval tasks; all eng-Latn)
 MTEB_TASKS = {
@@ -47,18 +52,38 @@ def mteb_metric(name: str) -> str:
     return f"{FAMILIES.get(family, family)}_at_{k}"
 
 
-def _checked(result: ResultsFile, entry: DatasetResult, where: str) -> str:
-    task = MTEB_TASKS.get(entry.dataset)
-    if task is None:
+def _public_task(entry: DatasetResult, where: str) -> str:
+    """The MTEB task of an entry read from a public dataset's official files, on all its test queries."""
+    official = OFFICIAL_DATASETS.get(entry.public_dataset or "")
+    if official is None:
+        named = f" of {entry.dataset}" if entry.dataset in MTEB_TASKS else ""
         raise IrtuneError(
-            f"{where}: {entry.dataset} is not an MTEB task irtune knows ({', '.join(sorted(MTEB_TASKS))})"
+            f"{where}: {entry.dataset}'s files are not the official files{named} (irtune verifies those of "
+            f"{', '.join(sorted(OFFICIAL_DATASETS))}); a slice or an edited copy is not an MTEB task "
+            "(results from before irtune checked this: evaluate again)"
         )
-    if entry.queries.selection != "all":
+    task = MTEB_TASKS[official.name]
+    if entry.split != "test":
+        raise IrtuneError(f"{where}: MTEB reports {task} on its test split, not {entry.split}")
+    full_count, full_ids = official.relevant_queries["test"]
+    if entry.queries.selection != "all" and entry.queries.ids_sha256 != full_ids:
         raise IrtuneError(
-            f"{where}: {entry.dataset} was scored on {entry.queries.count} of its {entry.split} queries "
+            f"{where}: {entry.dataset} was scored on {entry.queries.count} of its {full_count} test queries "
             f"({entry.queries.selection}); MTEB scores all of them, so the numbers would not be comparable"
         )
-    if entry.contaminated or result.contaminated:
+    return task
+
+
+def _model_contaminated(result: ResultsFile) -> bool:
+    """The model or any model it was fine-tuned from trained on evaluated queries (a results file
+    written before irtune followed the chain holds the ancestors' marks in its training summary)."""
+    model = result.model
+    return model is not None and (model.contaminated or summary_contaminated(model.training))
+
+
+def _checked(result: ResultsFile, entry: DatasetResult, where: str) -> str:
+    task = _public_task(entry, where)
+    if entry.contaminated or result.contaminated or _model_contaminated(result):
         raise IrtuneError(f"{where}: {entry.dataset} is contaminated; MTEB's format cannot carry the mark")
     if "ndcg@10" not in entry.metrics:
         raise IrtuneError(f"{where}: {entry.dataset} has no NDCG@10, MTEB's main score for {task}")

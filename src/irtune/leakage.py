@@ -22,12 +22,14 @@ def text_fingerprint(text: str) -> str:
 
 @dataclass(frozen=True)
 class TrainingQueries:
-    """What is remembered of a training set: query ids and text fingerprints."""
+    """What is remembered of a training set: query ids and text fingerprints, and the content
+    hash of the queries file the ids belong to (None: remembered before irtune kept it)."""
 
     dataset: str
     split: str
     ids: frozenset[str]
     fingerprints: frozenset[str]
+    queries_sha256: str | None = None
 
     @classmethod
     def from_queries(cls, dataset: str, split: str, queries: Mapping[str, str]) -> TrainingQueries:
@@ -41,11 +43,18 @@ class TrainingQueries:
             "split": self.split,
             "ids": sorted(self.ids),
             "fingerprints": sorted(self.fingerprints),
+            "queries_sha256": self.queries_sha256,
         }
 
     @classmethod
     def from_json(cls, data: Mapping) -> TrainingQueries:
-        return cls(data["dataset"], data["split"], frozenset(data["ids"]), frozenset(data["fingerprints"]))
+        return cls(
+            data["dataset"],
+            data["split"],
+            frozenset(data["ids"]),
+            frozenset(data["fingerprints"]),
+            data.get("queries_sha256"),
+        )
 
 
 @dataclass(frozen=True)
@@ -67,10 +76,14 @@ class Overlap:
         }
 
 
-def find_overlap(training: TrainingQueries, dataset: str, evaluated: Mapping[str, str]) -> Overlap:
-    """Evaluated queries seen in training: same id in the same dataset, or same normalised text
-    in any dataset."""
-    same_dataset = training.dataset == dataset
+def find_overlap(
+    training: TrainingQueries, dataset: str, evaluated: Mapping[str, str], queries_sha256: str | None = None
+) -> Overlap:
+    """Evaluated queries seen in training: same id in the same dataset (by name, or by the
+    content hash of its queries file: a renamed copy is the same dataset), or same normalised
+    text in any dataset."""
+    same_content = queries_sha256 is not None and training.queries_sha256 == queries_sha256
+    same_dataset = training.dataset == dataset or same_content
     by_id = {q for q in evaluated if same_dataset and q in training.ids}
     by_text = {q for q, text in evaluated.items() if text_fingerprint(text) in training.fingerprints}
     return Overlap(len(by_id), len(by_text), tuple(sorted(by_id | by_text)))

@@ -141,7 +141,7 @@ class LoadedModel:
     folder: Path | None = None
     revision: str | None = None  # the hub commit loaded; None for a local folder
     backend: str = "torch"  # what runs the transformer (irtune.retrieval.backends)
-    backend_key: str | None = None  # the export's cache key, for other backends
+    backend_key: str | None = None  # other backends: the export's content (its manifest's sha256)
 
     @property
     def max_seq_length(self) -> int | None:
@@ -153,7 +153,8 @@ class LoadedModel:
 
     @property
     def contaminated(self) -> bool:
-        return bool(self.training and self.training.contaminated)
+        """Trained on evaluated queries, by itself or by any model it was fine-tuned from."""
+        return bool(self.training and self.training.lineage_contaminated)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -205,7 +206,7 @@ def load_model(
     metadata = folder / TRAINING_METADATA
     if metadata.is_file():
         training = TrainingRecord.read(metadata)
-    base_name = training.base_model.name if training else spec
+    base_name = training.lineage()[-1].base_model.name if training else spec  # the chain's first model
     prompts = resolve_prompts(base_name, dict(model.prompts), query_prompt, document_prompt)
     return LoadedModel(
         name=spec,

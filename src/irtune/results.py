@@ -9,6 +9,7 @@ are converted on reading, so old runs stay comparable. This module imports only 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,13 @@ class DatasetResult(Record):
     # evaluated queries whose id is also a document id: only then does ignore_identical_ids
     # change a number (None: recorded before irtune counted them)
     query_ids_in_corpus: int | None = None
+    # evaluated queries judged relevant to a document with their own id: ignore_identical_ids
+    # drops that document, so it is never found (None: recorded before irtune counted them)
+    self_judged_queries: int | None = None
     data_files_sha256: dict[str, str]
+    # the public dataset whose official files these are (irtune.data.official); None: other
+    # files (a slice, a copy), or recorded before irtune checked
+    public_dataset: str | None = None
     metrics: dict[str, float]
     per_query: dict[str, dict[str, float]]
     timings_s: dict[str, float] = Field(default_factory=dict)
@@ -156,17 +163,23 @@ class ResultsFile(Record):
         return self.model_dump(mode="json")
 
 
+def results_path(path: Path) -> Path:
+    """A results file given as itself or as its folder."""
+    path = Path(path)
+    return path / "results.json" if path.is_dir() else path
+
+
 def read_results(path: Path) -> ResultsFile:
     """A results file (or the `results.json` in a folder), in either format version."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "results.json"
+    path = results_path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(path, "results file not found") from None
     except json.JSONDecodeError as exc:
         raise DataError(path, f"malformed JSON ({exc.msg})", exc.lineno) from None
+    except RecursionError:
+        raise DataError(path, "malformed JSON (nested too deeply)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(path, f"cannot read results file ({exc})") from None
     kind = data.get("format") if isinstance(data, dict) else None
@@ -177,16 +190,41 @@ def read_results(path: Path) -> ResultsFile:
     except (ValidationError, KeyError, TypeError, AttributeError, ValueError) as exc:
         raise DataError(path, f"invalid results file ({_first_problem(exc)})") from None
     for index, entry in enumerate(results.datasets):
-        # per-query scores are what compare pairs: they must be the queries the file says it evaluated
-        if len(entry.per_query) != entry.queries.count or sha256_text(*sorted(entry.per_query)) != (
-            entry.queries.ids_sha256
-        ):
-            raise DataError(
-                path,
-                f"datasets.{index} ({entry.dataset}): per_query holds {len(entry.per_query)} queries, "
-                f"not the {entry.queries.count} evaluated queries the file records (edited or damaged)",
-            )
+        if problem := _numbers_problem(entry):
+            raise DataError(path, f"datasets.{index} ({entry.dataset}): {problem}")
     return results.model_copy(update={"path": str(path)})
+
+
+def _numbers_problem(entry: DatasetResult) -> str | None:
+    """What is wrong with a dataset's numbers, if anything. Compare pairs the per-query scores:
+    they must be the queries the file says it evaluated. Every view prints the averages: they
+    must be the mean of the per-query values (a NaN or a 7.5 became a p-value or a mean of 1.28)."""
+    queries = len(entry.per_query)
+    if queries != entry.queries.count or sha256_text(*sorted(entry.per_query)) != entry.queries.ids_sha256:
+        return (
+            f"per_query holds {queries} queries, not the {entry.queries.count} evaluated "
+            "queries the file records (edited or damaged)"
+        )
+    for qid, scores in entry.per_query.items():
+        for name, value in scores.items():
+            if not 0 <= value <= 1:  # False for NaN too
+                return f"per_query.{qid}.{name}: {value} is not a number in [0, 1]"
+    return next(filter(None, (_average_problem(entry, name) for name in entry.metrics)), None)
+
+
+def _average_problem(entry: DatasetResult, name: str) -> str | None:
+    average = entry.metrics[name]
+    if not 0 <= average <= 1:
+        return f"metrics.{name}: {average} is not a number in [0, 1]"
+    values = [scores[name] for scores in entry.per_query.values() if name in scores]
+    if not values:  # no per-query values to check it against
+        return None
+    if (held := len(values)) < len(entry.per_query):
+        return f"per_query: {name} (averaged in metrics) is held by {held} of {len(entry.per_query)} queries"
+    mean = math.fsum(values) / len(values)
+    if not math.isclose(average, mean, rel_tol=1e-9, abs_tol=1e-12):  # the writer's fsum/n: exact
+        return f"metrics.{name}: {average} is not the mean of its {len(values)} per-query values ({mean})"
+    return None
 
 
 def _first_problem(exc: Exception) -> str:

@@ -271,7 +271,7 @@ def domain_deltas(
     """Δ `metric` against the baseline, with 95% CI, for every fine-tuned run on every
     evaluated dataset: solid bars where the run trained on the dataset, hatched where it did
     not (transfer or forgetting). None unless two or more fine-tuned runs were compared."""
-    tuned = [c for c in comparisons if c.kind == "vs baseline" and c.against_base and metric in c.metrics]
+    tuned = [c for c in comparisons if c.kind == "vs baseline" and c.credits_training and metric in c.metrics]
     if len(tuned) < 2:
         return None
     datasets = sorted({d.dataset for c in tuned for d in c.datasets})

@@ -71,12 +71,21 @@ def _queries(c: Comparison, d: DatasetComparison) -> str:
     return f"{d.queries} {held} {d.dataset} {d.split} queries"
 
 
+def _not_weights_alone(c: Comparison) -> str:
+    """'; the runs differ in retriever (dense → hybrid) as well as weights: ...' when two models
+    are compared under other settings too, so that the change is not read as the model's."""
+    if not (c.differences and c.other_weights):
+        return ""
+    credit = ": the change is not credited to fine-tuning" if c.against_base else ""
+    return f"; the runs differ in {', '.join(c.differences)} as well as weights{credit}"
+
+
 def sentence(c: Comparison, d: DatasetComparison) -> str:
     """One dataset of one comparison against the baseline."""
     head = d.metric(HEADLINE) if HEADLINE in c.metrics else d.metrics[0]
-    tuned = c.against_base  # "fine-tuning did X" only against the model it was tuned from
+    tuned = c.credits_training  # "fine-tuning did X": against its own base, by weights alone
     subject = c.candidate_label if tuned else f"{c.candidate_label} vs {c.baseline_label}"
-    text = f"{subject}: {_change(head, 'the ' + _queries(c, d), tuned=tuned)}"
+    text = f"{subject}: {_change(head, 'the ' + _queries(c, d), tuned=tuned)}{_not_weights_alone(c)}"
     shown = {head.metric}
     if SECOND in c.metrics and head.metric != SECOND:
         text += f"; {_short(d.metric(SECOND))}"
@@ -120,7 +129,7 @@ def transfer_sentence(c: Comparison, d: DatasetComparison) -> str:
 def verdict(comparisons: list[Comparison]) -> list[str]:
     """Fine-tuned models first, then other retrievers: one sentence per (candidate, dataset)."""
     against = [c for c in comparisons if c.kind == "vs baseline"]
-    ordered = sorted(against, key=lambda c: not c.against_base)
+    ordered = sorted(against, key=lambda c: not c.credits_training)
     return [sentence(c, d) for c in ordered for d in c.datasets]
 
 
@@ -133,7 +142,7 @@ def domain_answer(comparisons: list[Comparison]) -> tuple[list[str], list[str]]:
     transfer = [
         transfer_sentence(c, d)
         for c in comparisons
-        if c.kind == "vs baseline" and c.against_base and len(c.candidate_trained_on) == 1
+        if c.kind == "vs baseline" and c.credits_training and len(c.candidate_trained_on) == 1
         for d in c.datasets
         if d.dataset not in c.candidate_trained_on
     ]

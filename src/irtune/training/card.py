@@ -16,7 +16,6 @@ from typing import Any, cast
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from irtune.data.registry import KNOWN_DATASETS
 from irtune.errors import IrtuneError
 from irtune.fileio import write_text_atomic
 from irtune.metrics import HEADLINE_METRICS
@@ -58,12 +57,27 @@ def base_model_id(name: str, location: str | None = None) -> str | None:
     return None
 
 
-def dataset_id(name: str) -> str:
-    """BEIR datasets by their hub id (BeIR/<name>); a user's own dataset by its name."""
-    return f"BeIR/{name}" if name in KNOWN_DATASETS else name
+def dataset_id(name: str, public_dataset: str | None) -> str:
+    """A BEIR dataset's official files by its hub id (BeIR/<name>), whatever the folder is called;
+    any other files (a slice, an edited copy, a user's own data) by the folder's name."""
+    return f"BeIR/{public_dataset}" if public_dataset else name
+
+
+def lineage_line(record: TrainingRecord) -> str:
+    """`base` → `m1` (trained on a:train) → this model (trained on b:train): the models this one
+    was fine-tuned through, oldest first, each with what it trained on."""
+    chain = record.lineage()[::-1]
+    made = [f"`{r.base_model.name}`" for r in chain[1:]] + ["this model"]
+    steps = [f"`{chain[0].base_model.name}`"] + [
+        f"{name} (trained on {', '.join(t.spec for t in r.train_sets)}"
+        f"{', contaminated' if r.contaminated else ''})"
+        for r, name in zip(chain, made, strict=True)
+    ]
+    return " → ".join(steps)
 
 
 def _irtune_section(meta: dict[str, Any]) -> list[str]:
+    record = TrainingRecord.model_validate(meta)
     base = meta["base_model"]
     selected = meta["selected"]
     lines = [IRTUNE_HEADING, ""]
@@ -74,15 +88,16 @@ def _irtune_section(meta: dict[str, Any]) -> list[str]:
             "model on the dev queries.",
             "",
         ]
-    if meta["contaminated"]:
+    if record.lineage_contaminated:
         lines += [
-            "> **⚠ CONTAMINATED**: this model was trained on queries that are also evaluated "
-            f"(protocol `{meta['protocol']}`). Its scores on those datasets are not a measure of "
-            "generalisation.",
+            "> **⚠ CONTAMINATED**: this model, or a model it was fine-tuned from, was trained on "
+            f"queries that are also evaluated (protocol `{meta['protocol']}`). Its scores on those "
+            "datasets are not a measure of generalisation.",
             "",
         ]
     lines += [
         f"- Base model: `{base['name']}` (weights sha256 `{base['weights_sha256'][:16]}…`)",
+        f"- Lineage: {lineage_line(record)}",
         f"- Prompts: query `{base['prompts'].get('query', '')!r}`, "
         f"document `{base['prompts'].get('document', '')!r}`",
         f"- Max sequence length: {base['max_seq_length']}",
@@ -168,7 +183,13 @@ def model_card(meta: dict[str, Any], generated: str | None = None) -> str:
     data.tags = tags + [t for t in ("sentence-transformers", "feature-extraction", "irtune") if t not in tags]
     hub_id = base_model_id(base_name, meta["base_model"].get("location"))
     data.base_model = hub_id  # None (a local folder) drops a path sentence-transformers may have put there
-    data.datasets = sorted({dataset_id(t["dataset"]) for t in meta["train_sets"]})
+    data.datasets = sorted(
+        {
+            dataset_id(t.dataset, t.public_dataset)
+            for r in TrainingRecord.model_validate(meta).lineage()  # every ancestor's training data
+            for t in r.train_sets
+        }
+    )
     if hub_id in LICENSES:
         data.license = LICENSES[hub_id]
     text = _without_section(card.text, IRTUNE_HEADING) if card.text.strip() else ""
@@ -204,11 +225,11 @@ def _checked(model_dir: Path, record: TrainingRecord, result: ResultsFile) -> No
         )
 
 
-def _eval_result(result: ResultsFile, entry: Any, metric: str) -> EvalResult:
+def _eval_result(result: ResultsFile, entry: Any, metric: str, contaminated: bool) -> EvalResult:
     name = f"{metric.upper().replace('RECALL', 'Recall')}"
     if entry.queries.selection != "all":
         name += f" ({entry.queries.count} held-out queries: {entry.queries.selection})"
-    if entry.contaminated:
+    if contaminated:
         name += " ⚠ CONTAMINATED: trained on evaluated queries"
     dense = result.retriever.dense_parts()
     return EvalResult(
@@ -216,11 +237,11 @@ def _eval_result(result: ResultsFile, entry: Any, metric: str) -> EvalResult:
             "queries": entry.queries.count,
             "query_selection": entry.queries.selection,
             "precision": dense[0].precision if dense else None,
-            "contaminated": bool(entry.contaminated),
+            "contaminated": contaminated,
             "measured_by": "irtune",
         },
         task_type="retrieval",
-        dataset_type=dataset_id(entry.dataset),
+        dataset_type=dataset_id(entry.dataset, entry.public_dataset),
         dataset_name=entry.dataset,
         dataset_split=entry.split,
         metric_type=METRIC_TYPES[metric],
@@ -244,7 +265,12 @@ def add_test_results(model_dir: Path, results: Sequence[ResultsFile]) -> int:
             f"{model_dir}: the results give one dataset twice; give one test result per dataset"
         )
     kept = [r for r in data.eval_results or [] if r.dataset_name not in entries]
-    data.eval_results = kept + [_eval_result(r, e, m) for r, e in entries.values() for m in HEADLINE_METRICS]
+    inherited = record.lineage_contaminated  # a results file may predate the chain's marks
+    data.eval_results = kept + [
+        _eval_result(r, e, m, bool(e.contaminated) or inherited)
+        for r, e in entries.values()
+        for m in HEADLINE_METRICS
+    ]
     data.model_name = data.model_name or model_dir.name
     by_dataset: dict[tuple[str, str], dict[str, EvalResult]] = {}
     for r in data.eval_results:

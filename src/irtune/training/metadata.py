@@ -2,20 +2,24 @@
 
 Written last into the model folder by `irtune train` (its presence marks a finished run)
 and read whenever the model is loaded: evaluation uses it to mark contamination and to
-find the model's held-out queries. Reading it validates it, so a damaged record is one
-line naming the field rather than a KeyError deep in an evaluation. This module imports
-only pydantic: loading a model's record needs nothing from the training stack.
+find the model's held-out queries. A model fine-tuned from an irtune model holds its base
+model's record (`base_training`, recursively): its history is that whole chain, and every
+ancestor's training queries and contamination count. Reading it validates it, so a damaged
+record is one line naming the field rather than a KeyError deep in an evaluation. This
+module imports only pydantic: loading a model's record needs nothing from the training stack.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from irtune.errors import DataError
+from irtune.leakage import TrainingQueries
 from irtune.results import ModelRecord
 
 TRAINING_FORMAT = "irtune-training-v1"
@@ -48,6 +52,7 @@ class TrainSetRecord(BaseModel):
     dropped_duplicates_of_evaluated: list[str] = Field(default_factory=list)
     positives_left_out_as_evaluated_queries: list[str] = Field(default_factory=list)
     data_files_sha256: dict[str, str] = Field(default_factory=dict)
+    public_dataset: str | None = None  # irtune.data.official: whose official files these are
     plan: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -69,6 +74,30 @@ class TrainingRecord(BaseModel):
     wall_time_s: float | None = None
     environment: dict[str, Any] = Field(default_factory=dict)
     files_sha256: dict[str, str] = Field(default_factory=dict)
+    # the base model's own record when irtune fine-tuned it too (None: a plain base model, or a
+    # record written before irtune kept the chain)
+    base_training: TrainingRecord | None = None
+
+    def lineage(self) -> list[TrainingRecord]:
+        """This record and its ancestors', newest first."""
+        chain = [self]
+        while chain[-1].base_training is not None:
+            chain.append(chain[-1].base_training)
+        return chain
+
+    @property
+    def lineage_contaminated(self) -> bool:
+        """Contaminated if any ancestor is (read from the base models' descriptions, which
+        records written before `base_training` existed hold too)."""
+        return summary_contaminated(self.summary())
+
+    def lineage_train_queries(self) -> list[tuple[int, TrainingQueries]]:
+        """(generation: 0 this model, 1 its base, ...; what it trained on) over the chain."""
+        return [
+            (generation, TrainingQueries.from_json(data))
+            for generation, record in enumerate(self.lineage())
+            for data in record.train_queries
+        ]
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -92,3 +121,22 @@ class TrainingRecord(BaseModel):
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"])
             raise DataError(path, f"invalid training record ({where}: {error['msg']})") from None
+
+
+def summary_lineage(summary: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    """A results file's training summary (`TrainingRecord.summary`) and its ancestors', newest
+    first: each base model's description holds its own summary under `training`."""
+    chain: list[Mapping[str, Any]] = []
+    while isinstance(summary, Mapping):
+        chain.append(summary)
+        base = summary.get("base_model")
+        summary = base.get("training") if isinstance(base, Mapping) else None
+    return chain
+
+
+def summary_contaminated(summary: Mapping[str, Any] | None) -> bool:
+    """Whether any model of a summarised chain was trained contaminated."""
+    return any(
+        s.get("contaminated") or (isinstance(b := s.get("base_model"), Mapping) and b.get("contaminated"))
+        for s in summary_lineage(summary)
+    )

@@ -1,15 +1,18 @@
 """The trained model folder: sentence-transformers weights, the model card, the split plans
 (`irtune eval` applies them) and `irtune_training.json`, the record of how the model was
-made. Everything is staged in the work folder and moved in place; the record is written
+made. A model tuned from an irtune model carries its base's record and split plans too: its
+lineage. Everything is staged in the work folder and moved in place; the record is written
 last, so its presence marks a finished run."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from irtune.data.official import content_sha256, official_name
 from irtune.data.splits import save_plan
 from irtune.fileio import sha256_file, write_json_atomic, write_text_atomic
 from irtune.models import LoadedModel
@@ -32,6 +35,7 @@ def _train_set_record(t: TrainSet) -> TrainSetRecord:
         dropped_duplicates_of_evaluated=list(t.dropped_duplicates),
         positives_left_out_as_evaluated_queries=sorted(t.excluded_positives),
         data_files_sha256=t.dataset.file_hashes(t.part.split),
+        public_dataset=official_name(t.dataset, t.part.split),
         plan={
             "method": t.plan.method,
             "seed": t.plan.seed,
@@ -39,6 +43,21 @@ def _train_set_record(t: TrainSet) -> TrainSetRecord:
             "eval": t.plan.eval.split,
         },
     )
+
+
+def _remembered(t: TrainSet) -> dict[str, Any]:
+    """The training queries, with the content hash of their queries file: the dataset's identity."""
+    return replace(t.remembered(), queries_sha256=content_sha256(t.dataset.queries_path)).to_json()
+
+
+def _inherited_plans(base: LoadedModel, staging: Path) -> None:
+    """The base model's split plans (its own and its ancestors'), so that by default the new model
+    is evaluated on the queries its whole lineage held out; its own plans are written over them."""
+    if base.training is None or base.folder is None or not (base.folder / SPLITS_DIR).is_dir():
+        return
+    (staging / SPLITS_DIR).mkdir(parents=True, exist_ok=True)
+    for plan in sorted((base.folder / SPLITS_DIR).glob("*.split.json")):
+        shutil.copyfile(plan, staging / SPLITS_DIR / plan.name)
 
 
 def write_model(
@@ -65,7 +84,7 @@ def write_model(
         base_model=ModelRecord.model_validate(base_description),
         weights_sha256=base.weights_sha256,
         train_sets=[_train_set_record(t) for t in train_sets],
-        train_queries=[t.remembered().to_json() for t in train_sets],
+        train_queries=[_remembered(t) for t in train_sets],
         protocol=config.protocol,
         contaminated=contaminated,
         leakage=leakage,
@@ -75,10 +94,12 @@ def write_model(
         loss=[point.to_json() for point in state.loss],
         wall_time_s=round(wall_s, 1),
         environment=environment(),
+        base_training=base.training,
     )
     generated = staging / "README.md"  # sentence-transformers' own card: kept, irtune's facts added
     text = generated.read_text(encoding="utf-8") if generated.is_file() else None
     write_text_atomic(generated, model_card(record.to_json(), text))
+    _inherited_plans(base, staging)
     for t in train_sets:  # the plans travel with the model: `irtune eval` applies them
         save_plan(t.plan, staging / SPLITS_DIR / f"{t.dataset.name}.split.json")
     for item in staging.iterdir():

@@ -120,8 +120,9 @@ def _train(
                     t.dataset.name,
                     len(t.excluded_positives),
                 )
-    leakage = guard_leakage(train_sets, config.allow_leakage)
     base = (model_options or ModelOptions()).load(base_spec)
+    inherited = base.training.lineage_train_queries() if base.training else []
+    leakage = guard_leakage(train_sets, config.allow_leakage, [queries for _, queries in inherited])
     base_state = {k: v.detach().clone() for k, v in base.model.state_dict().items()}
     base_description = base.describe()
     torch.manual_seed(config.seed)
@@ -144,7 +145,7 @@ def _train(
         selected = select_and_interpolate(base, base_state, state, dev_sets, config, out_dir)
         if tracked is not None:
             tracked.log_selection(state, selected)
-    contaminated = bool(leakage) or config.protocol == "seed"
+    contaminated = bool(leakage) or config.protocol == "seed" or base.contaminated  # inherited too
     write_model(
         out_dir,
         base,
