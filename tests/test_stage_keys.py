@@ -202,3 +202,26 @@ def test_a_rerun_after_halving_the_test_qrels_reports_what_a_fresh_evaluation_gi
     fresh = run_evaluation(None, [str(root / "data" / "scifact")], EvalSettings(retriever="bm25"))
     assert fresh.datasets[0].metrics["ndcg@10"] != pytest.approx(old)
     assert reported_bm25(comparisons) == pytest.approx(fresh.datasets[0].metrics["ndcg@10"], abs=1e-9)
+
+
+def test_a_base_model_folder_changed_in_place_redoes_every_stage_that_used_it(
+    tmp_path, tiny_model, scifact_slice, nfcorpus_slice
+):
+    """The base model is its files, not its path: new weights under the same folder name redo
+    every stage that encoded with it, and nothing that did not (splits, BM25)."""
+    from safetensors.torch import load_file, save_file
+
+    root = tmp_path / "study"
+    for dataset in (scifact_slice, nfcorpus_slice):
+        shutil.copytree(dataset, root / "data" / dataset.name)
+    model = root / "model"
+    shutil.copytree(tiny_model, model)
+    run(root, model)
+    before = finished_stages(root)
+    (weights,) = model.rglob("model.safetensors")
+    tensors = load_file(str(weights))
+    save_file({name: tensor * 1.01 for name, tensor in tensors.items()}, str(weights))
+    run(root, model)
+    after = finished_stages(root)
+    redone = {stage for run_id, stage in after.items() if run_id not in before}
+    assert redone == {"baseline", "train:single", "eval:single", "report"}

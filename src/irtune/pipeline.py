@@ -32,6 +32,7 @@ from irtune.data.splits import make_plan, save_plan
 from irtune.errors import IrtuneError
 from irtune.fileio import sha256_file, sha256_text, write_json_atomic
 from irtune.locks import folder_lock
+from irtune.models import resolve_model_location
 from irtune.reporting.files import write_report
 from irtune.results import read_results
 from irtune.retrieval.registry import RETRIEVERS, retriever_names
@@ -232,6 +233,7 @@ class Stages:
         return f"{folder.name}@{done['id']}" if "id" in done else folder.name
 
 
+MODEL_FILES_NOT_LOADED = frozenset({"README.md"})
 # the qrels an honest split plan is cut from (`make_plan`): every stage that reads a dataset
 # reads them, through its split file or by planning itself
 PLAN_SPLITS = ("train", "dev", "test")
@@ -263,6 +265,29 @@ class StudyInputs:
                 if dataset.is_synthetic(split):
                     files.append(dataset.root / SYNTHETIC_MANIFEST)
         return {str(p.relative_to(dataset.root)): self._hash(p) for p in files if p.is_file()}
+
+    def model(self, spec: str) -> dict[str, Any]:
+        """The base model as the sha256 of the files it loads from when it is a folder on this
+        machine (a path, the bundled and parted aliases): new weights under the same name redo
+        every stage that encoded with them. A hub id stays as written (its snapshot's commit is
+        resolved only when it loads). The card and training logs are left out: evaluating a
+        model rewrites its card."""
+        location = Path(resolve_model_location(spec))
+        if not location.is_dir():
+            return {"spec": spec}
+        files = sorted(
+            path
+            for path in location.rglob("*")
+            if path.is_file()
+            and path.relative_to(location).as_posix() not in MODEL_FILES_NOT_LOADED
+            and not any(
+                part.startswith((".", "_")) or part == "runs" for part in path.relative_to(location).parts
+            )
+        )
+        return {
+            "spec": spec,
+            "files": {path.relative_to(location).as_posix(): self._hash(path) for path in files},
+        }
 
     def _hash(self, path: Path) -> str:
         if path not in self._sha256:
@@ -432,6 +457,7 @@ def _run_stages(
             **eval_settings,
             **evaluation_reads(ev.datasets),
             "model": eval_settings["model"] if with_model else None,
+            "base_model": study_inputs.model(study.model.base) if with_model else None,
             "retriever": name,
         }
         results.append(stages.run(stage, stage_inputs, evaluate(model, name, ev.datasets, label)))
@@ -440,6 +466,7 @@ def _run_stages(
         specs = expand_presets(variant.train, study.groups)
         train_inputs = {
             "model": study.model.model_dump(),
+            "base_model": study_inputs.model(study.model.base),
             "specs": specs,
             "config": config.model_dump(),
             **reads(_splits_by_dataset(specs)),
