@@ -12,7 +12,7 @@ import pytest
 
 import irtune.training.loop as loop_module
 from irtune.training.config import TrainConfig
-from irtune.training.memory import activation_checkpointing
+from irtune.training.memory import MEASURED_OVERHEAD, activation_checkpointing, estimated_activations_gb
 from irtune.training.metadata import TRAINING_METADATA
 from irtune.training.trainer import train_model
 
@@ -48,7 +48,9 @@ def test_checkpointed_training_ships_the_same_weights_bit_for_bit(
     )
     metas = {}
     for enabled in (True, False):
-        monkeypatch.setattr(loop_module, "activation_checkpointing", lambda config, device, on=enabled: on)
+        monkeypatch.setattr(
+            loop_module, "activation_checkpointing", lambda config, model, precision, on=enabled: on
+        )
         out = tmp_path / f"checkpointing-{enabled}"
         train_model(str(tiny_model), [str(scifact_slice)], out, config, cache_dir=cache_dir)
         metas[enabled] = json.loads((out / TRAINING_METADATA).read_text())
@@ -57,14 +59,28 @@ def test_checkpointed_training_ships_the_same_weights_bit_for_bit(
     assert metas[True]["weights_sha256"] == metas[False]["weights_sha256"]
 
 
-def test_checkpointing_is_on_for_cpu_training_with_an_uncached_loss():
-    import torch
+def test_checkpointing_is_on_only_when_a_steps_activations_exceed_the_budget():
+    """The README's main job (MiniLM, 32 x (query, positive, negative) of up to 256 tokens) does
+    not fit 4 GB without recompute; at 64 tokens, or with a larger budget, it runs without."""
+    from sentence_transformers import SentenceTransformer
 
-    cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    assert activation_checkpointing(TrainConfig(), cpu)
-    assert activation_checkpointing(TrainConfig(loss="gist"), cpu)
-    assert not activation_checkpointing(TrainConfig(loss="cached_mnrl"), cpu)
-    assert not activation_checkpointing(TrainConfig(), gpu)
+    from irtune.models import bundled_model_path
+
+    model = SentenceTransformer(str(bundled_model_path()), device="cpu")
+    model.max_seq_length = 256
+    main_job = TrainConfig(batch_size=32, hard_negatives=True, num_negatives=1)
+    # 6 layers x 96 texts x 256 tokens x 384 x (34 + 5 x 12 x 256 / 384) x 2 bytes, / 2 in bf16
+    assert estimated_activations_gb(model, main_job, "fp32") == pytest.approx(
+        6 * 96 * 256 * 384 * 74 * 2 * MEASURED_OVERHEAD / 1e9
+    )
+    assert estimated_activations_gb(model, main_job, "bf16") == pytest.approx(
+        estimated_activations_gb(model, main_job, "fp32") / 2
+    )
+    assert activation_checkpointing(main_job, model, "bf16")
+    assert not activation_checkpointing(main_job.model_copy(update={"memory_budget_gb": 64.0}), model, "bf16")
+    assert not activation_checkpointing(main_job.model_copy(update={"loss": "cached_mnrl"}), model, "bf16")
+    model.max_seq_length = 64
+    assert not activation_checkpointing(main_job, model, "bf16")
 
 
 FRAGMENTING = """

@@ -18,6 +18,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
+from irtune.allocator import reexec_with_mimalloc
 from irtune.cli_config import config_overrides, config_parameters
 from irtune.errors import IrtuneError
 from irtune.retrieval.registry import retriever_names
@@ -693,7 +694,13 @@ ENVIRONMENT_ERRNOS = frozenset(
 )
 
 
+# commands that train or encode: they run under mimalloc (irtune.allocator)
+HEAVY_COMMANDS = frozenset({"run", "train", "eval", "generate"})
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] in HEAVY_COMMANDS:
+        reexec_with_mimalloc()
     # irtune's own progress messages (stages, epochs, selection) at INFO; other libraries' warnings
     handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False, level=logging.INFO)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler])

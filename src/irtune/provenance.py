@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from irtune import __version__
+from irtune.allocator import active_allocator
 
 
 def _package_version(name: str) -> str | None:
@@ -57,6 +58,29 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# the instruction sets that decide which precision runs fast on a CPU
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+@cache
+def cpu_flags() -> tuple[str, ...]:
+    """Which of SPEED_FLAGS this CPU has (Linux; none elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return tuple(flag for flag in SPEED_FLAGS if flag in present)
+    except OSError:
+        pass
+    return ()
+
+
+def native_bf16() -> bool:
+    """The CPU computes in bf16 natively (AVX512-BF16 or AMX), so bf16 autocast is fast there;
+    elsewhere bf16 is emulated, often slower than fp32."""
+    return any(flag in cpu_flags() for flag in ("avx512_bf16", "amx_bf16"))
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -85,6 +109,8 @@ def environment() -> dict[str, Any]:
         "sentence_transformers": _package_version("sentence-transformers"),
         "transformers": _package_version("transformers"),
         "cpu": cpu_model(),
+        "cpu_flags": list(cpu_flags()),
+        "allocator": active_allocator(),
         "cpu_threads": torch.get_num_threads(),
         "gpus": gpus,
         "peak_rss_mb": round(peak_rss_mb(), 1),

@@ -18,7 +18,7 @@ from irtune.progress import progress_bar
 from irtune.results import RetrieverInfo
 from irtune.retrieval.base import Corpus, LabelledQueries, Retrieval, run_from_arrays
 from irtune.retrieval.compressed import CompressedCorpus, Compression
-from irtune.retrieval.encode import EmbeddingShards, encode_corpus_cached, encode_texts
+from irtune.retrieval.encode import EmbeddingShards, encode_corpus_cached, encode_texts, entry_folder
 from irtune.retrieval.exact import exact_search
 from irtune.settings import DEFAULT_INDEX_PARAMS
 
@@ -121,6 +121,12 @@ class DenseRetriever:
             )
             timings["index_build_s"] = time.perf_counter() - started
         return DenseIndex(self, model, corpus, shards, faiss_index, timings, compressed)
+
+    def cache_entry(self, corpus: Corpus) -> Path:
+        """Where `index` keeps the corpus embeddings."""
+        if self.backend != "torch":
+            raise ValueError("cache_entry: an export's embeddings are keyed by the export, not the model")
+        return entry_folder(self.model, corpus.content_key, self.cache_dir, self.precision, self.store_dtype)
 
     def _encoder(self, corpus: Corpus) -> LoadedModel:
         """The model, or its export for another backend (static int8 calibrates on a sample

@@ -21,6 +21,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 CACHE_DIR_ENV = "IRTUNE_CACHE_DIR"
 CACHE_FORMAT = "irtune-embeddings-v1"
+MANIFEST = "manifest.json"
 
 Progress = Callable[[int], None]
 Pool = dict[Literal["input", "output", "processes"], Any]  # sentence-transformers' multi-process pool
@@ -124,6 +126,39 @@ def cache_key(
     )
 
 
+def entry_folder(
+    model: LoadedModel,
+    content_key: str,
+    cache_dir: Path | None,
+    precision: str = "fp32",
+    store_dtype: str = "float32",
+) -> Path:
+    """The cache entry of `model`'s document embeddings of the texts `content_key` names."""
+    key = cache_key(model, model.prompts.document, precision, content_key, store_dtype)
+    return (cache_dir or default_cache_dir()) / "embeddings" / key
+
+
+def share_entry(entry: Path, cache_dir: Path | None) -> bool:
+    """Move a cache entry from a private cache (a training run's work folder) into `cache_dir`
+    under the same key, its folder name: the chunks its manifest lists, then the manifest
+    (atomically), which is what makes them trusted there. An entry already in `cache_dir` is
+    kept as it is. False when there was nothing to move."""
+    manifest = entry / MANIFEST
+    if not manifest.is_file():
+        return False
+    target = (cache_dir or default_cache_dir()) / "embeddings" / entry.name
+    with folder_lock(target, what="embedding cache entry", wait=True):
+        if (target / MANIFEST).is_file():
+            return False
+        for name in _Journal(manifest, {}).chunks:
+            if (entry / name).is_file():  # one that is not is encoded again there, like any missing chunk
+                shutil.move(entry / name, target / name)
+        with atomic_path(target / MANIFEST) as tmp:
+            shutil.copyfile(manifest, tmp)
+        manifest.unlink()
+    return True
+
+
 def encode_corpus_cached(
     model: LoadedModel,
     texts: Iterable[str],
@@ -147,8 +182,7 @@ def encode_corpus_cached(
         if not isinstance(texts, Sequence):
             raise TypeError("encode_corpus_cached: give count= when texts is a stream")
         count = len(texts)
-    key = cache_key(model, model.prompts.document, precision, content_key, store_dtype)
-    folder = (cache_dir or default_cache_dir()) / "embeddings" / key
+    folder = entry_folder(model, content_key, cache_dir, precision, store_dtype)
     n_chunks = (count + chunk_size - 1) // chunk_size
     stream = iter(texts)
     chunks: list[np.ndarray] = []
@@ -160,7 +194,7 @@ def encode_corpus_cached(
             pool = model.model.start_multi_process_pool(list(devices))
             stack.callback(model.model.stop_multi_process_pool, pool)
         journal = _Journal(
-            folder / "manifest.json",
+            folder / MANIFEST,
             {
                 "format": CACHE_FORMAT,
                 "model_weights_sha256": model.weights_sha256,

@@ -66,7 +66,15 @@ class TrainConfig(BaseModel):
         "proportional", description="Batches across datasets: proportional or round_robin"
     )
     mixed_precision: Literal["auto", "none", "fp16", "bf16"] = Field(
-        "auto", description="Training precision: auto (fp16 on GPU, none on CPU), none, fp16 or bf16"
+        "auto",
+        description="Training precision: auto (fp16 on GPU, bf16 on a CPU with native bf16, else none), "
+        "none, fp16 or bf16",
+    )
+    memory_budget_gb: float = Field(
+        4.0,
+        gt=0,
+        description="CPU training: activation checkpointing (recompute, ~1.3x a step) only when a step's "
+        "estimated activations exceed this many GB",
     )
     select_on_dev: bool = Field(True, description="Select the epoch and interpolation weight on dev queries")
     interpolation_alphas: list[float] = Field(

@@ -14,9 +14,10 @@ from pathlib import Path
 from irtune.errors import IrtuneError
 from irtune.leakage import text_fingerprint
 from irtune.models import LoadedModel
+from irtune.retrieval.encode import share_entry
 from irtune.training.config import TrainConfig
 from irtune.training.plan import evaluated_queries
-from irtune.training.selection import DevSet, PoolSettings, build_dev_set, score_dev
+from irtune.training.selection import DevSet, PoolSettings, build_dev_set, full_corpus_entries, score_dev
 from irtune.training.sources import Source
 from irtune.training.state import DevScores, TrainingState
 
@@ -84,3 +85,16 @@ def announce_selection(found: Sequence[DevSet], config: TrainConfig) -> None:
 def score(model: LoadedModel, found: list[DevSet], config: TrainConfig, cache_dir: Path | None) -> DevScores:
     """Dev scores of `model` (its weights as they are now)."""
     return score_dev(model, found, config.precision, config.encode_batch_size, cache_dir)
+
+
+def share_shipped_embeddings(
+    model: LoadedModel, found: list[DevSet], config: TrainConfig, run_cache: Path, cache_dir: Path | None
+) -> None:
+    """Move the shipped weights' full-corpus embeddings, encoded for selection into the run's
+    own cache (`run_cache`, removed at the end), into the shared cache: its evaluation finds
+    them there when it encodes under the same key (weights hash, corpus content, precision,
+    prompt, max length), instead of encoding the corpus again."""
+    model.refresh_hash()  # the shipped weights, loaded after selection
+    for entry in full_corpus_entries(model, found, config.precision, run_cache):
+        if share_entry(entry, cache_dir):
+            log.info("kept the shipped model's corpus embeddings for its evaluation (%s)", entry.name)

@@ -24,7 +24,7 @@ from irtune.fileio import atomic_path
 from irtune.models import LoadedModel
 from irtune.tracking import Tracking, release_trainer_run
 from irtune.training import dev
-from irtune.training.arguments import training_arguments
+from irtune.training.arguments import mixed_precision, training_arguments
 from irtune.training.config import TrainConfig
 from irtune.training.distributed import Distributed
 from irtune.training.losses import build_loss
@@ -145,7 +145,9 @@ def fit(
         scheduler.load_state_dict(optim["scheduler"])
         log.info("resuming after epoch %d", state.completed_epochs)
     return_freed_memory(model.device)
-    with checkpointed_activations(model, activation_checkpointing(config, model.device)):
+    checkpointing = activation_checkpointing(config, model, mixed_precision(config, model.device))
+    state.activation_checkpointing = checkpointing
+    with checkpointed_activations(model, checkpointing):
         for epoch in range(state.completed_epochs + 1, config.epochs + 1):
             remaining = total_steps - state.steps_done
             if remaining <= 0:

@@ -6,7 +6,8 @@ scored on the same documents, chosen before and independently of any candidate:
 - the whole corpus when it has at most `max_full_corpus` documents (100,000 by default:
   one encode per candidate; MiniLM on 2 CPU cores takes ~75 s for SciFact's 5,183
   documents under bf16, so ~25 min at 100k; the base's embeddings are already cached by
-  hard-negative mining and the baseline evaluation);
+  hard-negative mining and the baseline evaluation, and the shipped candidate's serve its
+  evaluation when its settings are the same);
 - for larger corpora a fixed pool: every dev positive, BM25's top `bm25_k` for each dev
   query and a seeded random sample of `random_docs`.
 
@@ -150,6 +151,23 @@ def selection_key(base_weights_sha256: str, dev_sets: list[DevSet], precision: s
     )
 
 
+def _dev_retriever(
+    model: LoadedModel, precision: str, batch_size: int, cache_dir: Path | None
+) -> DenseRetriever:
+    return DenseRetriever(
+        model, precision=precision, batch_size=batch_size, cache_dir=cache_dir, show_progress=False
+    )
+
+
+def full_corpus_entries(
+    model: LoadedModel, dev_sets: list[DevSet], precision: str, cache_dir: Path | None
+) -> list[Path]:
+    """The cache entries in which `score_dev` keeps `model`'s embeddings of each full corpus
+    (a fixed pool's serve nothing but selection)."""
+    retriever = _dev_retriever(model, precision, 1, cache_dir)
+    return [retriever.cache_entry(dev.corpus()) for dev in dev_sets if dev.full_corpus]
+
+
 def score_dev(
     model: LoadedModel,
     dev_sets: list[DevSet],
@@ -159,9 +177,7 @@ def score_dev(
 ) -> dict:
     """Mean dev metrics per dataset and their macro average (the selection criterion)."""
     per_dataset: dict[str, dict[str, float]] = {}
-    retriever = DenseRetriever(
-        model, precision=precision, batch_size=batch_size, cache_dir=cache_dir, show_progress=False
-    )
+    retriever = _dev_retriever(model, precision, batch_size, cache_dir)
     for dev in dev_sets:
         queries = {q: dev.dataset.queries[q] for q in dev.qids}
         run = retriever.index(dev.corpus()).search(queries, 101).run  # +1: room for a self-match

@@ -65,6 +65,7 @@ class TrainingState(_Record):
     steps_done: int = 0
     wall_s: float = 0.0
     interpolation: list[AlphaPoint] = []
+    activation_checkpointing: bool | None = None  # as the memory policy decided (CPU)
 
     @staticmethod
     def path(out_dir: Path) -> Path:

@@ -23,6 +23,7 @@ from irtune.locks import folder_lock
 from irtune.settings import ModelOptions
 from irtune.tracking import Tracking
 from irtune.training import dev
+from irtune.training.arguments import mixed_precision
 from irtune.training.choose import BASE_WEIGHTS_SHIPPED, select_and_interpolate
 from irtune.training.config import TrainConfig
 from irtune.training.distributed import Distributed
@@ -121,6 +122,8 @@ def _train(
                     len(t.excluded_positives),
                 )
     base = (model_options or ModelOptions()).load(base_spec)
+    # the record says what ran: `auto` resolved for this machine
+    config = config.model_copy(update={"mixed_precision": mixed_precision(config, base.model.device)})
     inherited = base.training.lineage_train_queries() if base.training else []
     leakage = guard_leakage(train_sets, config.allow_leakage, [queries for _, queries in inherited])
     base_state = {k: v.detach().clone() for k, v in base.model.state_dict().items()}
@@ -143,6 +146,7 @@ def _train(
         if not dist.main:
             return out_dir
         selected = select_and_interpolate(base, base_state, state, dev_sets, config, out_dir)
+        dev.share_shipped_embeddings(base, dev_sets, config, out_dir / WORK / "cache", cache_dir)
         if tracked is not None:
             tracked.log_selection(state, selected)
     contaminated = bool(leakage) or config.protocol == "seed" or base.contaminated  # inherited too
