@@ -218,3 +218,18 @@ def test_static_int8_calibration_leaves_out_the_documents_of_queries(tiny_model,
     (manifest,) = (tmp_path / "cache" / "exports").glob("*/manifest.json")
     doc = json.loads(manifest.read_text())
     assert doc["calibration_documents"] == 38 and doc["calibration_left_out"] == 2
+
+
+def test_an_unchanged_export_is_hashed_once_per_process(tiny, tmp_path, monkeypatch):
+    """Old code re-hashed the whole export (hundreds of MB) on every `on_backend` call; a file
+    changed in place is hashed again (its mtime moves), so damage is still found."""
+    backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
+    hashed: list[str] = []
+    real = backends.sha256_file
+    monkeypatch.setattr(backends, "sha256_file", lambda path: hashed.append(path.name) or real(path))
+    backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
+    backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
+    assert "model.onnx" not in hashed
+    _scribble(_export_folder(tmp_path, tiny, "onnx") / "model.onnx")()  # rewritten: same bytes, new mtime
+    backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
+    assert hashed.count("model.onnx") == 1

@@ -66,6 +66,12 @@ def test_mismatched_query_sets_and_data_are_refused(files, tmp_path):
     other_data["datasets"][0]["data_files_sha256"] = {"corpus.jsonl": "different"}
     with pytest.raises(IrtuneError, match="data files differ"):
         compare(base, _loaded(tmp_path, "other", other_data))
+    older = results_doc("older", LEVELS)  # raw bytes of a gzipped file, as irtune hashed them before
+    older["datasets"][0]["data_files_sha256"] = {"corpus.jsonl.gz": "raw"}
+    with pytest.raises(
+        IrtuneError, match=r"identify their data files differently .* evaluate the older one again"
+    ):
+        compare(base, _loaded(tmp_path, "older", older))
 
 
 V1_FILES = Path(__file__).parent / "data" / "v1"
@@ -380,3 +386,49 @@ def test_a_frontier_folders_report_takes_the_sweeps_baseline_not_the_first_folde
     assert comparisons[0].baseline_label == "minilm d16-float"
     (sizes / FRONTIER_FILE).unlink()
     assert load_comparisons(folders)[1][0].label == "minilm d16-float"
+
+
+def _tuned_pair(tmp_path, base_doc: dict, tuned_doc: dict):
+    tuned_doc["model"]["weights_sha256"] = "cd" * 32
+    paths = [
+        write(tmp_path / "b" / "results.json", base_doc),
+        write(tmp_path / "t" / "results.json", tuned_doc),
+    ]
+    return load_comparisons(paths)[0][0]
+
+
+def test_fine_tuning_is_not_credited_when_the_approximate_indexes_differ(tmp_path):
+    """Old code: base on HNSW M=64, tuned on HNSW M=4: a caveat, yet `credits_training=True` and
+    "fine-tuning raised NDCG@10". Credit and caveats come from one list of differences."""
+    from irtune.reporting.verdict import verdict
+
+    one = {"scifact": LEVELS["scifact"]}
+    hnsw = {"index": "hnsw"}
+    base = results_doc("minilm (base)", one, settings=hnsw)
+    tuned = results_doc("minilm tuned", one, shift=0.05, seed=1, trained_on=("scifact",), settings=hnsw)
+    base["retriever"]["index_params"], tuned["retriever"]["index_params"] = {"m": 64}, {"m": 4}
+    comparison = _tuned_pair(tmp_path, base, tuned)
+    assert comparison.differences == ["index (hnsw {'m': 64} → hnsw {'m': 4})"]
+    assert not comparison.credits_training
+    assert comparison.caveats == [
+        "index differs (baseline hnsw {'m': 64}, candidate hnsw {'m': 4}): part of the difference may "
+        "come from it, not from the model"
+    ]
+    assert "fine-tuning raised" not in verdict([comparison])[0]
+
+
+def test_a_dataset_trained_on_under_another_name_is_held_out_not_never_trained_on(tmp_path):
+    """Old code: trained on `my-scifact`, whose files are the evaluated `scifact`'s, and the
+    verdict said "the 50 never-trained-on scifact test queries"."""
+    from irtune.reporting.verdict import verdict
+
+    one = {"scifact": LEVELS["scifact"]}
+    base = results_doc("minilm (base)", one)
+    tuned = results_doc("minilm tuned", one, shift=0.05, seed=1, trained_on=("my-scifact",))
+    files = {"corpus.jsonl": "c" * 64, "queries.jsonl": "q" * 64}
+    for doc in (base, tuned):
+        doc["datasets"][0]["data_files_sha256"] = {**files, "qrels/test.tsv": "t" * 64}
+    tuned["model"]["training"]["train_sets"][0]["data_files_sha256"] = {**files, "qrels/train.tsv": "r" * 64}
+    comparison = _tuned_pair(tmp_path, base, tuned)
+    assert "on the 50 held-out scifact test queries" in verdict([comparison])[0]
+    assert [d.trained_on for d in comparison.datasets] == [True]

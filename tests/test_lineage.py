@@ -163,3 +163,25 @@ def test_a_dataset_an_ancestor_trained_on_is_not_called_never_trained_on(tmp_pat
     ancestor = {"name": "m1", "weights_sha256": "cd" * 32, "training": training_summary(("scifact",))}
     doc["model"]["training"]["base_model"] = ancestor
     assert trained_on(read_results(write(tmp_path / "run" / "results.json", doc))) == ("nfcorpus", "scifact")
+
+
+def test_a_results_file_of_a_model_with_a_contaminated_ancestor_is_contaminated_when_read(tmp_path):
+    """Upgrade on read: a results file written before irtune followed the chain holds the
+    ancestor's mark only in the training summary. Old code: export and the card read it, while
+    compare said `contaminated: False` and the verdict "fine-tuning raised ... never-trained-on"."""
+    from irtune.comparison import load_comparisons
+    from irtune.reporting.verdict import verdict
+    from irtune.results import ResultsFile, read_results
+
+    one = {"scifact": LEVELS["scifact"]}
+    m2 = results_doc("m2", one, shift=0.05, seed=1, trained_on=("nfcorpus",))
+    m2["model"]["weights_sha256"] = "cd" * 32
+    m2["model"]["training"]["base_model"]["contaminated"] = True  # M1, the base, trained on test
+    base = write(tmp_path / "base" / "results.json", results_doc("minilm (base)", one))
+    tuned = write(tmp_path / "m2" / "results.json", m2)
+    for read in (read_results(tuned), ResultsFile.model_validate(m2)):
+        assert (read.contaminated, read.model.contaminated) == (True, True)
+        assert [(e.contaminated, e.contamination.model_contaminated) for e in read.datasets] == [(True, True)]
+    comparison = load_comparisons([base, tuned])[0][0]
+    assert comparison.contaminated
+    assert "(⚠ CONTAMINATED: trained on evaluated queries)" in verdict([comparison])[0]

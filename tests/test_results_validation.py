@@ -121,3 +121,35 @@ def test_a_deeply_nested_file_is_one_line(tmp_path):
         read_results(path)
     line = _one_line(_cli("compare", str(path), str(path)))
     assert line.endswith("results.json: malformed JSON (nested too deeply)")
+
+
+def test_results_built_in_memory_are_checked_too():
+    """Old code checked only `read_results`: `ResultsFile.model_validate` took a NaN and
+    `irtune.compare` printed `candidate: nan, p_holm 0.0004`."""
+    from pydantic import ValidationError
+
+    from irtune.results import ResultsFile
+
+    doc = results_doc("tuned", ONE, shift=0.05, seed=1)
+    _set_per_query(math.nan)(doc)
+    with pytest.raises(ValidationError) as caught:
+        ResultsFile.model_validate(doc)
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("datasets", 0)
+    assert error["msg"] == "per_query.scifact-q0.ndcg@10: nan is not a number in [0, 1]"
+
+
+def test_an_average_without_per_query_values_is_refused(tmp_path):
+    """Old code: a metric that no query held was not checked, and its average (0.99) was
+    exported as MTEB's main score."""
+    doc = results_doc("base", ONE)
+    entry = doc["datasets"][0]
+    for scores in entry["per_query"].values():
+        del scores["ndcg@10"]
+    entry["metrics"]["ndcg@10"] = 0.99
+    path = write(tmp_path / "bad" / "results.json", doc)
+    with pytest.raises(DataError) as caught:
+        read_results(path)
+    assert str(caught.value) == (
+        f"{path}: datasets.0 (scifact): per_query: ndcg@10 (averaged in metrics) is held by 0 of 50 queries"
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import replace
+
 import pytest
 
 from irtune.data.beir import BeirDataset
@@ -319,3 +322,117 @@ def test_the_cli_refuses_another_datasets_split_file_in_one_line(tmp_path):
     split_file, _ = cut(tiny_dataset(tmp_path / "tiny2", texts="other"), tmp_path)
     result = irtune("eval", "--retriever", "bm25", "-d", str(tiny), "--split-file", str(split_file))
     assert_one_line_error(result, "tiny2.split.json: cut from dataset tiny2, which is not evaluated here")
+
+
+def test_a_split_file_applies_to_the_same_content_gzipped_or_not(tmp_path):
+    """Content, not file names: a plan cut from the gzipped copy names BEIR's paths and the
+    decompressed content, so it applies to the plain copy (the official zip's layout).
+    Old code: "cut from other files of dataset tiny (queries.jsonl.gz differs ...)"."""
+    import gzip
+    import hashlib
+
+    plain = tiny_dataset(tmp_path / "plain" / "tiny")
+    gzipped = shutil.copytree(plain, tmp_path / "gz" / "tiny")
+    queries = gzipped / "queries.jsonl"
+    (gzipped / "queries.jsonl.gz").write_bytes(gzip.compress(queries.read_bytes(), mtime=0))
+    queries.unlink()
+    split_file, plan = cut(gzipped, tmp_path)
+    expected = {
+        name: hashlib.sha256((plain / name).read_bytes()).hexdigest()
+        for name in ("queries.jsonl", "qrels/test.tsv")
+    }
+    assert plan.dataset_files == expected
+    (result,) = bm25_eval(plain, split_file).datasets
+    assert sorted(result.per_query) == sorted(plan.eval.query_ids)
+
+
+def test_a_plan_with_no_queries_or_eval_qrels_hashes_applies_only_to_its_own_dataset(tmp_path):
+    """An empty `dataset_files` is a plan without hashes. Old code: another dataset's plan with
+    `"dataset_files": {}` matched tiny through the content fallback and was applied silently."""
+    import json
+
+    tiny = tiny_dataset(tmp_path / "tiny")
+    split_file, _ = cut(tiny, tmp_path)
+    data = json.loads(split_file.read_text())
+    data.update(dataset="some-other-dataset", dataset_files={})
+    split_file.write_text(json.dumps(data))
+    with pytest.raises(IrtuneError, match="cut from dataset some-other-dataset, which is not evaluated here"):
+        bm25_eval(tiny, split_file)
+
+
+def _tuned_model(tiny_model, folder, plan):
+    """A fine-tuned model folder as irtune writes it (a training record and its split plan)."""
+    import json
+
+    from irtune.training.metadata import SPLITS_DIR, TRAINING_METADATA
+
+    shutil.copytree(tiny_model, folder)
+    record = {
+        "format": "irtune-training-v1",
+        "base_model": {"name": str(tiny_model), "weights_sha256": "ab" * 32},
+        "weights_sha256": "cd" * 32,
+        "train_sets": [],
+        "protocol": "honest",
+        "config": {},
+        "selected": {},
+        "contaminated": False,
+        "leakage": [],
+        "train_queries": [],
+    }
+    (folder / TRAINING_METADATA).write_text(json.dumps(record), encoding="utf-8")
+    save_plan(plan, folder / SPLITS_DIR / f"{plan.dataset}.split.json")
+    return folder
+
+
+def _dense_eval(model, root, split_files=()):
+    from irtune.settings import EvalSettings
+    from irtune.workflows import run_evaluation
+
+    settings = EvalSettings(cache_dir=root.parent / "cache")
+    (result,) = run_evaluation(str(model), [str(root)], settings, split_files=split_files).datasets
+    return result
+
+
+def _halve_qrels(root):
+    qrels = root / "qrels" / "test.tsv"
+    lines = qrels.read_bytes().split(b"\r\n")
+    qrels.write_bytes(b"\r\n".join(lines[:1] + lines[1::4]))
+
+
+def test_an_explicit_split_file_wins_over_the_models_plan_of_other_files(tiny_model, tmp_path, caplog):
+    """Old code: the model's own plan (cut before the user's qrels changed) was checked first and
+    refused the evaluation, even with a fresh --split-file of these files. Without one, the
+    model's plan that does not apply is skipped with a warning (all queries are evaluated; the
+    contamination check still sees its training queries)."""
+    import logging
+
+    tiny = tiny_dataset(tmp_path / "data" / "tiny")
+    model = _tuned_model(tiny_model, tmp_path / "tuned", make_plan(BeirDataset(tiny), seed=13))
+    _halve_qrels(tiny)
+    fresh_file, fresh = cut(tiny, tmp_path)
+    assert sorted(_dense_eval(model, tiny, [fresh_file]).per_query) == sorted(fresh.eval.query_ids)
+    with caplog.at_level(logging.WARNING):
+        result = _dense_eval(model, tiny)
+    assert sorted(result.per_query) == sorted(BeirDataset(tiny).relevant_queries("test"))
+    assert (
+        "tiny.split.json: the model's split plan was cut from other files of dataset tiny "
+        "(qrels/test.tsv differs in "
+    ) in caplog.text
+
+
+def test_a_models_plan_without_hashes_is_applied_by_id_with_one_warning(tiny_model, tmp_path, caplog):
+    """A model trained before plans recorded their dataset's files: its plan cannot be cut again.
+    Old code: "cut it again with `irtune split`", printed on every evaluation."""
+    import logging
+
+    tiny = tiny_dataset(tmp_path / "data" / "tiny")
+    plan = replace(make_plan(BeirDataset(tiny), seed=13), dataset_files=None)
+    model = _tuned_model(tiny_model, tmp_path / "tuned", plan)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            assert sorted(_dense_eval(model, tiny).per_query) == sorted(plan.eval.query_ids)
+    warnings = [r.getMessage() for r in caplog.records if "before plans recorded" in r.getMessage()]
+    assert len(warnings) == 1, caplog.text
+    expected = "trained before plans recorded their dataset's files: its plan is applied by query id"
+    assert expected in warnings[0]
+    assert "irtune split" not in warnings[0]

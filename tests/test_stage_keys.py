@@ -225,3 +225,42 @@ def test_a_base_model_folder_changed_in_place_redoes_every_stage_that_used_it(
     after = finished_stages(root)
     redone = {stage for run_id, stage in after.items() if run_id not in before}
     assert redone == {"baseline", "train:single", "eval:single", "report"}
+
+
+HUB_KEY = """
+import json, sys
+from irtune.pipeline import StudyInputs
+print(json.dumps([StudyInputs(None).model(spec) for spec in sys.argv[1:]]))
+"""
+
+
+def _hub_keys(env: dict[str, str], *specs: str) -> list[dict]:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", HUB_KEY, *specs], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_hub_base_model_is_keyed_on_its_snapshot_commit(tmp_path, tiny_model):
+    """Old code: `{"spec": "acme/base"}` before and after new weights were pushed under the same
+    name, so `irtune run` kept every stage encoded with the old ones. The key is the commit the
+    model loads at, resolved offline from the cache too; an id that cannot be resolved (offline,
+    never downloaded) stays keyed on its name."""
+    from hub_stub import hub_env, serve_repos
+
+    hf_home = tmp_path / "hf-home"
+    pushed_again = shutil.copytree(tiny_model, tmp_path / "pushed-again")
+    (pushed_again / "README.md").write_text("new weights\n")
+    with serve_repos({"acme/base": tiny_model}) as hub:
+        (first,) = _hub_keys(hub_env(hub.url, hf_home, offline=False), "acme/base")
+    first_sha = hub.repos["acme/base"].sha
+    with serve_repos({"acme/base": pushed_again}) as hub:
+        (second,) = _hub_keys(hub_env(hub.url, hf_home, offline=False), "acme/base")
+    assert first == {"spec": "acme/base", "revision": first_sha}
+    assert second == {"spec": "acme/base", "revision": hub.repos["acme/base"].sha} != first
+    offline = _hub_keys(hub_env(hub.url, hf_home, offline=True), "acme/base", "acme/never-downloaded")
+    assert offline == [second, {"spec": "acme/never-downloaded"}]

@@ -225,7 +225,8 @@ def frontier(
 
 def report(results: Sequence[Path], *, out: Path, baseline: Path | None = None) -> Path:
     """A self-contained HTML report (tables, charts, provenance) of results files compared
-    with the baseline (default: the first), and report.md next to it; returns the HTML path.
+    with the baseline (default: the sweep's own baseline, `frontier.json`'s, when `results` are the
+    settings of one frontier sweep, else the first), and report.md next to it; returns the HTML path.
 
     >>> irtune.report([Path("runs/base"), Path("runs/tuned")], out=Path("report.html"))
     PosixPath('report.html')

@@ -528,7 +528,11 @@ app.command("train")(_with_config_flags(train_command, TrainConfig))
 def compare_command(
     results: Annotated[list[Path], typer.Argument(help="results.json files (or their folders).")],
     baseline: Annotated[
-        Path | None, typer.Option(help="Baseline results (default: the first given).")
+        Path | None,
+        typer.Option(
+            help="Baseline results (default: the sweep's baseline for the settings of one frontier sweep, "
+            "else the first given)."
+        ),
     ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the comparison as JSON.")
@@ -561,7 +565,11 @@ def report_command(
         Path, typer.Option("--out", help="HTML file to write (Markdown goes next to it).")
     ] = Path("report.html"),
     baseline: Annotated[
-        Path | None, typer.Option(help="Baseline results (default: the first given).")
+        Path | None,
+        typer.Option(
+            help="Baseline results (default: the sweep's baseline for the settings of one frontier sweep, "
+            "else the first given)."
+        ),
     ] = None,
 ) -> None:
     """Self-contained HTML report (tables, charts, provenance) plus Markdown tables."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,10 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from irtune.errors import DataError, IrtuneError
 from irtune.metrics import HEADLINE_METRICS
-from irtune.results import DatasetResult, ModelRecord, ResultsFile, read_results, results_path
+from irtune.results import (
+    DatasetResult,
+    ModelRecord,
+    ResultsFile,
+    read_results,
+    results_path,
+    summary_lineage,
+)
 from irtune.significance import bootstrap_ci, holm, paired_randomization_test
 from irtune.sweeps import FRONTIER_FILE
-from irtune.training.metadata import summary_lineage
 
 ALPHA = 0.05
 TIE = 1e-12
@@ -26,7 +32,7 @@ MEANING_SETTINGS = ("top_k", "ignore_identical_ids")  # differ: the metrics meas
 # that differs between two runs is named (a caveat; the verdict credits nothing to fine-tuning).
 # All but the retriever belong to the embeddings, so they are compared between runs that encode.
 SETUP_SETTINGS = (
-    "retriever", "compression", "precision", "backend", "prompts", "max_seq_length", "store_dtype",
+    "retriever", "compression", "precision", "backend", "prompts", "max_seq_length", "store_dtype", "index",
 )  # fmt: skip
 
 
@@ -78,6 +84,7 @@ class DatasetComparison(BaseModel):
     contaminated: bool
     metrics: list[MetricComparison]
     deltas: dict[str, list[float]] = Field(repr=False)  # per-query candidate - baseline
+    trained_on: bool = False  # the candidate's lineage trained on this dataset (other queries of it)
 
     def metric(self, name: str) -> MetricComparison:
         return next(m for m in self.metrics if m.metric == name)
@@ -171,6 +178,8 @@ class RunSetup(BaseModel):
             return value or "full vectors"
         if setting == "backend":
             return value or "torch"
+        if setting == "index":  # exhaustive indexes find the same documents; approximate ones differ
+            return f"{value} {self.index_params}" if self.approximate else "exhaustive search"
         return str(value)
 
     def to_json(self) -> dict[str, Any]:
@@ -198,11 +207,6 @@ def check_setups(base: RunSetup, cand: RunSetup) -> list[str]:
         raise IrtuneError(
             f"{where}: index differs ({_search(base)} vs {_search(cand)}); approximate search misses "
             "documents that exact search finds, so evaluate both exactly or with the same index"
-        )
-    if base.approximate and (base.index, base.index_params) != (cand.index, cand.index_params):
-        caveats.append(
-            f"approximate indexes differ (baseline {base.index} {base.index_params}, candidate "
-            f"{cand.index} {cand.index_params}): they lose different documents"
         )
     for name, b, c in setup_differences(base, cand):
         if name == "retriever" and not weights_differ(base, cand):
@@ -254,12 +258,35 @@ def against_own_base(baseline: ResultsFile, candidate: ResultsFile) -> bool:
     return own is not None and baseline.model is not None and baseline.model.weights_sha256 == own
 
 
+def _train_sets(result: ResultsFile) -> list[dict[str, Any]]:
+    """The training sets of a run's model and of every model it was tuned from."""
+    chain = summary_lineage(result.model.training if result.model else None)
+    sets = [t for training in chain for t in training.get("train_sets", [])]
+    return [t for t in sets if isinstance(t, dict) and "dataset" in t]
+
+
 def trained_on(result: ResultsFile) -> tuple[str, ...]:
     """The datasets a run's model or any model it was tuned from was fine-tuned on (empty: a
     base model or a model-free run)."""
-    chain = summary_lineage(result.model.training if result.model else None)
-    sets = [t for training in chain for t in training.get("train_sets", [])]
-    return tuple(sorted({str(t["dataset"]) for t in sets if isinstance(t, dict) and "dataset" in t}))
+    return tuple(sorted({str(t["dataset"]) for t in _train_sets(result)}))
+
+
+def _dataset_identity(files: Mapping[str, str]) -> dict[str, str]:
+    """The corpus and queries of a dataset's identity (`BeirDataset.identity`): its qrels differ
+    from split to split."""
+    return {name: sha for name, sha in files.items() if name in ("corpus.jsonl", "queries.jsonl")}
+
+
+def lineage_trained_on(result: ResultsFile, entry: DatasetResult) -> bool:
+    """Whether the run's model lineage trained on the evaluated dataset: the same files (a copy
+    under another name is the same dataset), or the same name (a slice of it, or files recorded
+    before results held the dataset's identity)."""
+    evaluated = _dataset_identity(entry.data_files_sha256)
+    return any(
+        str(t["dataset"]) == entry.dataset
+        or (evaluated and _dataset_identity(t.get("data_files_sha256") or {}) == evaluated)
+        for t in _train_sets(result)
+    )
 
 
 class Comparison(BaseModel):
@@ -366,6 +393,12 @@ def _check_alignment(base: DatasetResult, cand: DatasetResult, base_path: str, c
             f"cannot compare {where}: {base_path} and {cand_path} score different queries per query"
         )
     if base.data_files_sha256 != cand.data_files_sha256:
+        if any(name.endswith(".gz") for name in (*base.data_files_sha256, *cand.data_files_sha256)):
+            raise IrtuneError(
+                f"cannot compare {where}: {base_path} and {cand_path} identify their data files "
+                "differently (results written before irtune hashed a gzipped file's content): evaluate "
+                "the older one again"
+            )
         raise IrtuneError(
             f"cannot compare {where}: the data files differ between {base_path} and {cand_path}"
         )
@@ -485,6 +518,7 @@ def _uncorrected(
                 split=entry.split,
                 queries=len(qids),
                 contaminated=entry.contaminated or base.contaminated,
+                trained_on=lineage_trained_on(candidate, entry),
                 metrics=comparisons,
                 deltas={
                     name: [entry.per_query[q][name] - base.per_query[q][name] for q in qids]

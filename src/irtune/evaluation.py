@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from irtune.data.beir import BeirDataset, Qrels
-from irtune.data.official import content_sha256, official_name
+from irtune.data.beir import BeirDataset, Qrels, content_sha256
+from irtune.data.importer import judged_relevant_to_own_id
+from irtune.data.official import official_name
 from irtune.errors import IrtuneError
 from irtune.fileio import atomic_path, sha256_text, write_json_atomic
 from irtune.leakage import find_overlap
@@ -76,7 +77,7 @@ def without_self_matches(run: Run, top_k: int, ignore_identical_ids: bool) -> Ru
 def self_judged_queries(dataset: BeirDataset, qrels: Qrels, qids: Sequence[str], dropped: bool) -> int:
     """How many evaluated queries are judged relevant to the document with their own id; when
     identical ids are dropped that document is never found (warned: it scores 0 silently)."""
-    count = sum(1 for q in qids if qrels[q].get(q, 0) > 0)
+    count = len(judged_relevant_to_own_id({q: qrels[q] for q in qids}))
     if count and dropped:
         log.warning(
             "%s: %d of %d evaluated queries are judged relevant to the document with their own id, which "

@@ -21,7 +21,6 @@ from irtune.data.official import OFFICIAL_DATASETS
 from irtune.errors import IrtuneError
 from irtune.fileio import write_json_atomic
 from irtune.results import DatasetResult, ResultsFile
-from irtune.training.metadata import summary_contaminated
 
 # irtune dataset name -> MTEB task name (BEIR's English retrieval tasks; all eng-Latn)
 MTEB_TASKS = {
@@ -74,16 +73,9 @@ def _public_task(entry: DatasetResult, where: str) -> str:
     return task
 
 
-def _model_contaminated(result: ResultsFile) -> bool:
-    """The model or any model it was fine-tuned from trained on evaluated queries (a results file
-    written before irtune followed the chain holds the ancestors' marks in its training summary)."""
-    model = result.model
-    return model is not None and (model.contaminated or summary_contaminated(model.training))
-
-
 def _checked(result: ResultsFile, entry: DatasetResult, where: str) -> str:
     task = _public_task(entry, where)
-    if entry.contaminated or result.contaminated or _model_contaminated(result):
+    if entry.contaminated or result.contaminated:  # a contaminated ancestor marks both on read
         raise IrtuneError(f"{where}: {entry.dataset} is contaminated; MTEB's format cannot carry the mark")
     if "ndcg@10" not in entry.metrics:
         raise IrtuneError(f"{where}: {entry.dataset} has no NDCG@10, MTEB's main score for {task}")

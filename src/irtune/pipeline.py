@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -32,7 +33,7 @@ from irtune.data.splits import make_plan, save_plan
 from irtune.errors import IrtuneError
 from irtune.fileio import sha256_file, sha256_text, write_json_atomic
 from irtune.locks import folder_lock
-from irtune.models import resolve_model_location
+from irtune.models import hub_repo_id, hub_snapshot, resolve_model_location
 from irtune.reporting.files import write_report
 from irtune.results import read_results
 from irtune.retrieval.registry import RETRIEVERS, retriever_names
@@ -247,6 +248,7 @@ class StudyInputs:
         self.data_dir = data_dir
         self._datasets: dict[str, BeirDataset] = {}
         self._sha256: dict[Path, str] = {}
+        self._hub_revisions: dict[str, dict[str, str]] = {}
 
     def dataset(self, name: str) -> BeirDataset:
         if name not in self._datasets:
@@ -256,7 +258,10 @@ class StudyInputs:
     def content(self, name: str, splits: Iterable[str] = ()) -> dict[str, str]:
         """sha256 by path in the dataset folder of what a stage reads of it: the corpus, the
         queries (real and generated), and the qrels of the plan's splits and of `splits`
-        that exist (a split added later changes the plan, so its absence is keyed too)."""
+        that exist (a split added later changes the plan, so its absence is keyed too).
+
+        Raw bytes by file name, not the dataset's identity (`BeirDataset.identity`): a stage key
+        only detects change, and recompressing a file redoes its stages at worst."""
         dataset = self.dataset(name)
         files = [dataset.corpus_path, dataset.queries_path, dataset.root / SYNTHETIC_QUERIES]
         for split in dict.fromkeys([*PLAN_SPLITS, *splits]):
@@ -268,13 +273,15 @@ class StudyInputs:
 
     def model(self, spec: str) -> dict[str, Any]:
         """The base model as the sha256 of the files it loads from when it is a folder on this
-        machine (a path, the bundled and parted aliases): new weights under the same name redo
-        every stage that encoded with them. A hub id stays as written (its snapshot's commit is
-        resolved only when it loads). The card and training logs are left out: evaluating a
-        model rewrites its card."""
+        machine (a path, the bundled and parted aliases), else as the hub commit it loads at:
+        new weights under the same name redo every stage that encoded with them. A hub id whose
+        commit cannot be resolved (offline and not in the cache: loading it fails too) is keyed
+        on its name. The card and training logs are left out: evaluating a model rewrites its card."""
         location = Path(resolve_model_location(spec))
         if not location.is_dir():
-            return {"spec": spec}
+            if spec not in self._hub_revisions:  # one look-up per run
+                self._hub_revisions[spec] = _hub_revision(spec)
+            return {"spec": spec, **self._hub_revisions[spec]}
         files = sorted(
             path
             for path in location.rglob("*")
@@ -293,6 +300,17 @@ class StudyInputs:
         if path not in self._sha256:
             self._sha256[path] = sha256_file(path)
         return self._sha256[path]
+
+
+def _hub_revision(spec: str) -> dict[str, str]:
+    """The commit a hub model loads at (its cache snapshot's folder name, resolved as `load_model`
+    resolves it: online, or offline from the cache), or nothing when it cannot be resolved."""
+    try:
+        snapshot = hub_snapshot(hub_repo_id(spec), os.environ.get("SENTENCE_TRANSFORMERS_HOME"))
+    except (OSError, ValueError) as exc:
+        log.warning("%s: the hub commit cannot be resolved (%s); its stages are keyed on its name", spec, exc)
+        return {}
+    return {"revision": snapshot.name}
 
 
 def _splits_by_dataset(specs: Sequence[str]) -> dict[str, list[str]]:

@@ -2,18 +2,22 @@
 
 A results file is read once, validated, and from then on used through these models, never
 through raw keys. Files written before the format had a version 2 (`irtune-results-v1`)
-are converted on reading, so old runs stay comparable. This module imports only pydantic:
-`irtune compare` and `irtune report` must start without loading torch.
+are converted on reading, so old runs stay comparable. Every construction is checked (the
+numbers, a model's inherited contamination), whether read from a file or built in memory.
+This module imports only pydantic: `irtune compare` and `irtune report` must start without
+loading torch.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from irtune.errors import DataError
 from irtune.fileio import sha256_text
@@ -21,6 +25,7 @@ from irtune.fileio import sha256_text
 RESULTS_FORMAT = "irtune-results-v2"
 V1_FORMAT = "irtune-results-v1"
 EXHAUSTIVE_INDEXES = ("exact", "flat")  # FAISS ivf and hnsw are approximate
+NUMBERS_ERROR = "numbers"  # the validation error of a dataset's numbers
 
 
 class Record(BaseModel):
@@ -131,6 +136,14 @@ class DatasetResult(Record):
     contamination: Contamination = Field(default_factory=Contamination)
     run_file: str | None = None
 
+    @model_validator(mode="after")
+    def _numbers_are_what_they_summarise(self) -> Self:
+        if problem := _numbers_problem(self):
+            raise PydanticCustomError(
+                NUMBERS_ERROR, "{problem}", {"problem": problem, "dataset": self.dataset}
+            )
+        return self
+
 
 class EvaluationSettings(Record):
     split: str = "test"
@@ -154,6 +167,23 @@ class ResultsFile(Record):
     # where the file was read from (set by `read_results`; never written)
     path: str | None = Field(default=None, exclude=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _inherited_contamination(cls, data: Any) -> Any:
+        """A model an ancestor of which trained contaminated is contaminated, and so is every
+        number it produced: results written before irtune followed the chain hold that mark
+        only in the model's training summary."""
+        model = data.get("model") if isinstance(data, dict) else None
+        if not isinstance(model, dict) or not summary_contaminated(model.get("training")):
+            return data
+        datasets = data.get("datasets")
+        return {
+            **data,
+            "contaminated": True,
+            "model": {**model, "contaminated": True},
+            "datasets": [_marked(e) for e in datasets] if isinstance(datasets, list) else datasets,
+        }
+
     @property
     def name(self) -> str:
         """How messages refer to this run: its file, else its label."""
@@ -161,6 +191,35 @@ class ResultsFile(Record):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def _marked(entry: Any) -> Any:
+    """A dataset's result, as a raw dict, marked contaminated by its model."""
+    if not isinstance(entry, dict):
+        return entry
+    contamination = entry.get("contamination")
+    contamination = contamination if isinstance(contamination, dict) else {}
+    marks = {"contaminated": True, "model_contaminated": True}
+    return {**entry, "contaminated": True, "contamination": {**contamination, **marks}}
+
+
+def summary_lineage(summary: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    """A results file's training summary (`TrainingRecord.summary`) and its ancestors', newest
+    first: each base model's description holds its own summary under `training`."""
+    chain: list[Mapping[str, Any]] = []
+    while isinstance(summary, Mapping):
+        chain.append(summary)
+        base = summary.get("base_model")
+        summary = base.get("training") if isinstance(base, Mapping) else None
+    return chain
+
+
+def summary_contaminated(summary: Mapping[str, Any] | None) -> bool:
+    """Whether any model of a summarised chain was trained contaminated."""
+    return any(
+        s.get("contaminated") or (isinstance(b := s.get("base_model"), Mapping) and b.get("contaminated"))
+        for s in summary_lineage(summary)
+    )
 
 
 def results_path(path: Path) -> Path:
@@ -188,10 +247,7 @@ def read_results(path: Path) -> ResultsFile:
     try:
         results = ResultsFile.model_validate(upgrade_v1(data) if kind == V1_FORMAT else data)
     except (ValidationError, KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise DataError(path, f"invalid results file ({_first_problem(exc)})") from None
-    for index, entry in enumerate(results.datasets):
-        if problem := _numbers_problem(entry):
-            raise DataError(path, f"datasets.{index} ({entry.dataset}): {problem}")
+        raise DataError(path, _problem_in_file(exc)) from None
     return results.model_copy(update={"path": str(path)})
 
 
@@ -217,22 +273,27 @@ def _average_problem(entry: DatasetResult, name: str) -> str | None:
     if not 0 <= average <= 1:
         return f"metrics.{name}: {average} is not a number in [0, 1]"
     values = [scores[name] for scores in entry.per_query.values() if name in scores]
-    if not values:  # no per-query values to check it against
+    if not entry.per_query:
         return None
     if (held := len(values)) < len(entry.per_query):
         return f"per_query: {name} (averaged in metrics) is held by {held} of {len(entry.per_query)} queries"
-    mean = math.fsum(values) / len(values)
+    mean = math.fsum(values) / held
     if not math.isclose(average, mean, rel_tol=1e-9, abs_tol=1e-12):  # the writer's fsum/n: exact
         return f"metrics.{name}: {average} is not the mean of its {len(values)} per-query values ({mean})"
     return None
 
 
-def _first_problem(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
-        return f"{where}: {error['msg']}" if where else error["msg"]
-    return f"missing or malformed {exc}"
+def _problem_in_file(exc: Exception) -> str:
+    """One line: a dataset's numbers as `datasets.<i> (<name>): <field>: <problem>`, anything
+    else as `invalid results file (<field>: <problem>)`."""
+    if not isinstance(exc, ValidationError):
+        return f"invalid results file (missing or malformed {exc})"
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"])
+    if error["type"] == NUMBERS_ERROR:
+        return f"{where} ({error['ctx']['dataset']}): {error['msg']}"
+    detail = f"{where}: {error['msg']}" if where else error["msg"]
+    return f"invalid results file ({detail})"
 
 
 def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:

@@ -49,17 +49,17 @@ class HeldOut:
 
 
 def held_out_from_files(
-    split_files: Sequence[Path], datasets: Sequence[BeirDataset], every_file_applies: bool = True
+    split_files: Sequence[Path], datasets: Sequence[BeirDataset], carried_by: str | None = None
 ) -> dict[str, HeldOut]:
     """dataset name -> its plan and the selection of its `eval` queries, from the split files
-    that apply to `datasets` (see `plans_for`)."""
+    that apply to `datasets` (see `plans_for`; `carried_by`: the model whose plans they are)."""
     return {
         name: HeldOut(
             plan,
             QuerySelection(f"eval part of {path.name}", plan.eval.query_ids, sha256_file(path)),
             path.name,
         )
-        for name, (plan, path) in plans_for(split_files, datasets, "evaluated", every_file_applies).items()
+        for name, (plan, path) in plans_for(split_files, datasets, "evaluated", carried_by).items()
     }
 
 
@@ -139,7 +139,7 @@ def run_evaluation(
         if isinstance(model_spec, str) and check_retriever(settings.retriever).needs_model:
             model = (model_options or ModelOptions()).for_backend(settings.backend).load(model_spec)
         retriever = make_retriever(settings.retriever, settings, model)
-        evaluations = _evaluate_all(model, retriever, found, settings, explicit, split_files)
+        evaluations = _evaluate_all(model, retriever, found, settings, explicit)
         default_label = (
             model.name if model is not None and settings.retriever == "dense" else settings.retriever
         )
@@ -181,30 +181,36 @@ def check_before_loading(
     return found, explicit
 
 
+def _carried_held_out(
+    model: LoadedModel | None, found: Sequence[BeirDataset], explicit: dict[str, HeldOut]
+) -> dict[str, HeldOut]:
+    """The held-out parts of the split plans a fine-tuned model carries, for the datasets that
+    no explicit split file covers (those win, and a carried plan of other files is skipped)."""
+    if model is None:
+        return {}
+    uncovered = [d for d in found if d.name not in explicit]
+    return held_out_from_files(_model_split_files(model), uncovered, carried_by=model.name)
+
+
 def _evaluate_all(
     model: LoadedModel | None,
     retriever: Retriever,
     found: Sequence[BeirDataset],
     settings: EvalSettings,
     explicit: dict[str, HeldOut],
-    split_files: Sequence[Path],
 ) -> list[DatasetEvaluation]:
-    from_model = _model_split_files(model)
-    held = {**held_out_from_files(from_model, found, every_file_applies=False), **explicit}
+    carried = _carried_held_out(model, found, explicit)
+    held = {**carried, **explicit}
     evaluations = []
     for dataset in found:
         chosen = held.get(dataset.name)
-        if (
-            chosen
-            and model is not None
-            and chosen.origin in {p.name for p in from_model} - {p.name for p in split_files}
-        ):
+        if model is not None and dataset.name in carried:
             log.warning(
                 "%s: evaluating %s on the held-out queries of the model's split plan %s "
                 "(evaluate the baseline with the same --split-file)",
                 model.name,
                 dataset.name,
-                chosen.origin,
+                carried[dataset.name].origin,
             )
         if chosen and dataset.is_synthetic(chosen.plan.eval.split):
             raise IrtuneError(

@@ -7,10 +7,11 @@ user can fix the file without reading a traceback.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -40,6 +41,15 @@ class Document:
     def full_text(self) -> str:
         """BEIR's document text: title and body joined by a space, stripped."""
         return f"{self.title} {self.text}".strip()
+
+
+def content_sha256(path: Path) -> str:
+    """sha256 of a file's content: of the decompressed bytes for a `.gz` file."""
+    digest = hashlib.sha256()
+    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def find_jsonl(root: Path, stem: str) -> Path:
@@ -314,14 +324,22 @@ class BeirDataset:
         """Query ids with at least one relevant (grade > 0) document, in file order."""
         return [qid for qid, judged in self.qrels(split).items() if any(g > 0 for g in judged.values())]
 
+    def identity(self, paths: Iterable[Path]) -> dict[str, str]:
+        """These files of the dataset by content, the dataset's identity wherever one is compared
+        (split plans, results, training records, the leakage guard, the official datasets): BEIR
+        path as the official zips name it (`queries.jsonl`, `qrels/test.tsv`) -> sha256 of the
+        decompressed bytes, so a gzipped copy and a recompressed one are the same dataset."""
+        return {p.relative_to(self.root).as_posix().removesuffix(".gz"): content_sha256(p) for p in paths}
+
     def file_hashes(self, split: str | None = None) -> dict[str, str]:
+        """The identity of the corpus, the queries and `split`'s qrels (and generated queries)."""
         files = [self.corpus_path, self.queries_path]
         if split is not None:
             files.append(self.qrels_path(split))
         if split is not None and self.is_synthetic(split):
             files.append(self.root / SYNTHETIC_QUERIES)
             files.append(self.root / SYNTHETIC_MANIFEST)
-        return {str(p.relative_to(self.root)): sha256_file(p) for p in files}
+        return self.identity(files)
 
     def corpus_hash(self) -> str:
         return sha256_file(self.corpus_path)

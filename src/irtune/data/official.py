@@ -2,18 +2,15 @@
 
 A folder is a public dataset (and its numbers may go under the public task's name: the card's
 `BeIR/<name>`, MTEB's task) only when its files are the official ones, whatever the folder is
-called: a 20-query slice named `scifact` is not SciFact. Hashes are of the uncompressed bytes
-as the official BEIR zips hold them (`corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv`), so a
-gzipped copy is recognised too; per split, the relevant queries' count and ids hash say whether
+called: a 20-query slice named `scifact` is not SciFact. Files are compared by the dataset's
+identity (`BeirDataset.identity`: BEIR path, sha256 of the decompressed bytes), so a gzipped copy
+is recognised too; per split, the relevant queries' count and ids hash say whether
 an evaluation covered all of the split's queries.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from irtune.data.beir import BeirDataset
 
@@ -64,15 +61,6 @@ OFFICIAL_DATASETS: dict[str, OfficialDataset] = {
 }
 
 
-def content_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, of the decompressed bytes for a `.gz` file."""
-    digest = hashlib.sha256()
-    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def official_name(dataset: BeirDataset, split: str) -> str | None:
     """The public dataset whose official corpus, queries and `split` qrels these files are
     (None: any other files). Only a corpus of the official size is hashed."""
@@ -80,11 +68,7 @@ def official_name(dataset: BeirDataset, split: str) -> str | None:
         qrels = f"qrels/{split}.tsv"
         if qrels not in official.files_sha256 or len(dataset.doc_ids) != official.corpus_documents:
             continue
-        found = {
-            "corpus.jsonl": content_sha256(dataset.corpus_path),
-            "queries.jsonl": content_sha256(dataset.queries_path),
-            qrels: content_sha256(dataset.qrels_path(split)),
-        }
-        if all(official.files_sha256[path] == sha for path, sha in found.items()):
+        found = dataset.identity([dataset.corpus_path, dataset.queries_path, dataset.qrels_path(split)])
+        if all(official.files_sha256.get(path) == sha for path, sha in found.items()):
             return official.name
     return None

@@ -22,8 +22,10 @@ whose duplicates are a test question's relevant documents). The closure over eve
 qrels decides: a train or dev query whose cluster holds an evaluated query is left out, and
 the plan's stats count them.
 
-A plan records the sha256 of the files it was cut from (the queries and the qrels of the
-splits it names); it applies only to a dataset with those files.
+A plan records the identity of the files it was cut from (`BeirDataset.identity`: the queries
+and the qrels of the splits it names, by content); it applies only to a dataset with those
+files. A plan whose record lacks the queries or its evaluated qrels (made by hand, or by an
+irtune that hashed raw bytes by file name: `queries.jsonl.gz`) applies by name only.
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from irtune import checks
-from irtune.data.beir import SYNTHETIC_QUERIES, SYNTHETIC_SPLIT, BeirDataset
+from irtune.data.beir import SYNTHETIC_QRELS, SYNTHETIC_QUERIES, SYNTHETIC_SPLIT, BeirDataset
 from irtune.errors import DataError, IrtuneError
-from irtune.fileio import sha256_file, write_json_atomic
+from irtune.fileio import write_json_atomic
 from irtune.leakage import text_fingerprint
 
 log = logging.getLogger(__name__)
@@ -71,8 +73,8 @@ class SplitPlan:
     dev: SplitPart
     eval: SplitPart
     stats: dict[str, Any] = field(default_factory=dict, compare=False)
-    # sha256 of the files the plan was cut from, by path in the dataset folder; None for a
-    # hand-made plan or one written before plans carried them
+    # identity of the files the plan was cut from (`BeirDataset.identity`); None for a hand-made
+    # plan or one written before plans carried them
     dataset_files: dict[str, str] | None = field(default=None, compare=False)
 
     def part(self, name: str) -> SplitPart:
@@ -347,8 +349,8 @@ def _finished(dataset: BeirDataset, plan: SplitPlan) -> SplitPlan:
 
 
 def plan_files(dataset: BeirDataset, plan: SplitPlan) -> dict[str, str]:
-    """sha256 of the files a plan depends on: the queries and the qrels of each real split it
-    names (where queries are documents, clusters span splits), and the generated queries and
+    """The identity of the files a plan depends on: the queries and the qrels of each real split
+    it names (where queries are documents, clusters span splits), and the generated queries and
     their qrels where it cuts them into parts."""
     named = {plan.part(name).split for name in PARTS}
     cut = {plan.part(name).split for name in PARTS if plan.part(name).query_ids is not None}
@@ -356,56 +358,102 @@ def plan_files(dataset: BeirDataset, plan: SplitPlan) -> dict[str, str]:
     paths = [dataset.queries_path, *(dataset.qrels_path(s) for s in splits)]
     if SYNTHETIC_SPLIT in splits:
         paths.append(dataset.root / SYNTHETIC_QUERIES)
-    return {p.relative_to(dataset.root).as_posix(): sha256_file(p) for p in paths}
+    return dataset.identity(paths)
+
+
+def _identifies_its_dataset(plan: SplitPlan) -> bool:
+    """Whether the plan records the identity of the queries and the qrels it evaluates: without
+    them (a hand-made plan; an empty record; raw-byte hashes by file name, as written before
+    plans hashed content) it applies to the dataset of its name only, by query id."""
+    split = plan.eval.split
+    eval_qrels = SYNTHETIC_QRELS.as_posix() if split == SYNTHETIC_SPLIT else f"qrels/{split}.tsv"
+    return {"queries.jsonl", eval_qrels} <= (plan.dataset_files or {}).keys()
 
 
 def _differing_files(plan: SplitPlan, dataset: BeirDataset) -> list[str]:
     """The files of `plan.dataset_files` whose content in `dataset` is another (or missing)."""
     differing = []
     for name, sha256 in sorted((plan.dataset_files or {}).items()):
-        path = dataset.root / name
-        if not path.is_file() or sha256_file(path) != sha256:
+        path = next((p for p in (dataset.root / name, dataset.root / f"{name}.gz") if p.is_file()), None)
+        if path is None or dataset.identity([path])[name] != sha256:
             differing.append(name)
     return differing
 
 
-def check_plan_files(plan: SplitPlan, dataset: BeirDataset, origin: Path) -> None:
-    """Refuse a plan cut from other files than `dataset`'s. A plan without their hashes (made
-    by hand, or by an older irtune) is used as it is, with a warning: what it selects is its
-    own list of query ids, which results record with the file's hash."""
-    if plan.dataset_files is None:
+_warned_by_id: set[Path] = set()  # the plans a model carries: warned once per process
+
+
+def _warn_applied_by_id(plan_path: Path, dataset: BeirDataset, carried_by: str | None) -> None:
+    if carried_by is None:
         log.warning(
             "%s: carries no hashes of the dataset files it was cut from (made by hand or by an older "
             "irtune): its query ids are used as they are; cut it again with `irtune split` to have it "
             "checked against %s",
-            origin,
+            plan_path,
             dataset.root,
         )
-        return
-    if differing := _differing_files(plan, dataset):
-        verb = "differs" if len(differing) == 1 else "differ"
+    elif plan_path not in _warned_by_id:
+        _warned_by_id.add(plan_path)
+        log.warning(
+            "%s: trained before plans recorded their dataset's files: its plan is applied by query id (%s)",
+            carried_by,
+            plan_path,
+        )
+
+
+def check_plan_files(
+    plan: SplitPlan, dataset: BeirDataset, origin: Path, carried_by: str | None = None
+) -> bool:
+    """Whether the plan applies to `dataset`'s files. A plan cut from other files is refused, or
+    skipped with a warning when it is one that a model carries (`carried_by`: the model's name;
+    the model was trained on other files). A plan without their identity (made by hand, or by an
+    older irtune) is used as it is, with a warning: what it selects is its own list of query
+    ids, which results record with the file's hash."""
+    if not _identifies_its_dataset(plan):
+        _warn_applied_by_id(origin, dataset, carried_by)
+        return True
+    if not (differing := _differing_files(plan, dataset)):
+        return True
+    verb = "differs" if len(differing) == 1 else "differ"
+    where = f"({', '.join(differing)} {verb} in {dataset.root})"
+    if carried_by is None:
         raise DataError(
             origin,
-            f"cut from other files of dataset {plan.dataset} ({', '.join(differing)} {verb} in "
-            f"{dataset.root}): cut a split of these files with `irtune split` and use that one",
+            f"cut from other files of dataset {plan.dataset} {where}: cut a split of these files with "
+            "`irtune split` and use that one",
         )
+    log.warning(
+        "%s: the model's split plan was cut from other files of dataset %s %s: not applied, all of "
+        "its queries are evaluated (%s; those it trained on are counted as contamination)",
+        origin,
+        plan.dataset,
+        where,
+        carried_by,
+    )
+    return False
+
+
+def _applies_to(plan: SplitPlan, datasets: Sequence[BeirDataset]) -> BeirDataset | None:
+    """The dataset of the plan's name, or else one with the files it was cut from."""
+    return next((d for d in datasets if d.name == plan.dataset), None) or next(
+        (d for d in datasets if _identifies_its_dataset(plan) and not _differing_files(plan, d)), None
+    )
 
 
 def plans_for(
-    split_files: Sequence[Path], datasets: Sequence[BeirDataset], used: str, every_file_applies: bool = True
+    split_files: Sequence[Path], datasets: Sequence[BeirDataset], used: str, carried_by: str | None = None
 ) -> dict[str, tuple[SplitPlan, Path]]:
     """Dataset name -> the plan that applies to it and its file. A plan applies to the dataset
     of its name or else to one with the files it was cut from, and only when cut from that
     dataset's files. A file that applies to no dataset (`used`: "evaluated", "trained") is
-    refused when `every_file_applies` (it would be ignored), else skipped."""
+    refused (it would be ignored), unless it is one of the plans a model carries (`carried_by`:
+    the model's name), which are skipped."""
     found: dict[str, tuple[SplitPlan, Path]] = {}
     for path in split_files:
         plan = load_plan(path)
-        dataset = next((d for d in datasets if d.name == plan.dataset), None) or next(
-            (d for d in datasets if plan.dataset_files is not None and not _differing_files(plan, d)), None
-        )
+        dataset = _applies_to(plan, datasets)
         if dataset is None:
-            if not every_file_applies:
+            if carried_by is not None:
                 continue
             names = ", ".join(dict.fromkeys(d.name for d in datasets))
             raise DataError(
@@ -415,8 +463,8 @@ def plans_for(
             raise DataError(
                 path, f"a second split file for dataset {dataset.name} (first: {found[dataset.name][1]})"
             )
-        check_plan_files(plan, dataset, path)
-        found[dataset.name] = (plan, path)
+        if check_plan_files(plan, dataset, path, carried_by):
+            found[dataset.name] = (plan, path)
     return found
 
 

@@ -278,13 +278,12 @@ def domain_deltas(
     fig, ax = plt.subplots(figsize=(max(5.5, 2.6 * len(datasets)), 3.8))
     width = 0.8 / len(tuned)
     for k, c in enumerate(tuned):
-        rows = {d.dataset: d.metric(metric) for d in c.datasets}
+        rows = {d.dataset: d for d in c.datasets}
         for i, dataset in enumerate(datasets):
-            m = rows.get(dataset)
-            if m is None:
+            if (row := rows.get(dataset)) is None:
                 continue
+            m, own = row.metric(metric), row.trained_on
             x = i + k * width
-            own = dataset in c.candidate_trained_on
             ax.bar(
                 x,
                 m.delta,

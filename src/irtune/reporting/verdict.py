@@ -67,7 +67,7 @@ def _queries(c: Comparison, d: DatasetComparison) -> str:
         return f"{d.queries} {d.dataset} {d.split} queries"
     if c.kind == "head to head":  # both models trained on this dataset, neither on these queries
         return f"{d.queries} held-out {d.dataset} {d.split} queries"
-    held = "held-out" if d.dataset in c.candidate_trained_on else "never-trained-on"
+    held = "held-out" if d.trained_on else "never-trained-on"
     return f"{d.queries} {held} {d.dataset} {d.split} queries"
 
 
@@ -144,6 +144,6 @@ def domain_answer(comparisons: list[Comparison]) -> tuple[list[str], list[str]]:
         for c in comparisons
         if c.kind == "vs baseline" and c.credits_training and len(c.candidate_trained_on) == 1
         for d in c.datasets
-        if d.dataset not in c.candidate_trained_on
+        if not d.trained_on
     ]
     return matches, transfer

@@ -217,9 +217,24 @@ def _export_problem(folder: Path) -> str | None:
     for name, digest in listed.items():
         if name not in present:
             return f"{name} is missing"
-        if sha256_file(folder / name) != digest:
+        if _export_file_sha256(folder / name) != digest:
             return f"{name} does not match the sha256 its manifest records (a damaged or replaced file)"
     return None
+
+
+_export_hashes: dict[Path, tuple[int, int, str]] = {}  # file -> (size, mtime_ns, sha256) hashed here
+
+
+def _export_file_sha256(path: Path) -> str:
+    """An export file's sha256, hashed once per process while its size and mtime stay the same
+    (an export is hundreds of MB; every `on_backend` call checks it)."""
+    stat = path.stat()
+    seen = _export_hashes.get(path)
+    if seen is not None and seen[:2] == (stat.st_size, stat.st_mtime_ns):
+        return seen[2]
+    digest = sha256_file(path)
+    _export_hashes[path] = (stat.st_size, stat.st_mtime_ns, digest)
+    return digest
 
 
 def _empty(folder: Path) -> None:
@@ -327,9 +342,10 @@ def _export(
         # every file of the converted model: a model over 2 GB keeps its weights in
         # external-data files beside the graph
         converted = _convert(model, backend, onnx_path, Path(work) / "out", sample.texts)
-        files = {p.name: sha256_file(p) for p in sorted(converted.iterdir())}
-        for name in files:
+        moved = sorted(p.name for p in converted.iterdir())
+        for name in moved:
             os.replace(converted / name, folder / name)
+        files = {name: _export_file_sha256(folder / name) for name in moved}  # the manifest, written last
     write_json_atomic(
         folder / MANIFEST,
         {

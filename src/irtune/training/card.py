@@ -265,9 +265,8 @@ def add_test_results(model_dir: Path, results: Sequence[ResultsFile]) -> int:
             f"{model_dir}: the results give one dataset twice; give one test result per dataset"
         )
     kept = [r for r in data.eval_results or [] if r.dataset_name not in entries]
-    inherited = record.lineage_contaminated  # a results file may predate the chain's marks
     data.eval_results = kept + [
-        _eval_result(r, e, m, bool(e.contaminated) or inherited)
+        _eval_result(r, e, m, e.contaminated)  # a contaminated ancestor marks it on read
         for r, e in entries.values()
         for m in HEADLINE_METRICS
     ]

@@ -6,13 +6,13 @@ find the model's held-out queries. A model fine-tuned from an irtune model holds
 model's record (`base_training`, recursively): its history is that whole chain, and every
 ancestor's training queries and contamination count. Reading it validates it, so a damaged
 record is one line naming the field rather than a KeyError deep in an evaluation. This
-module imports only pydantic: loading a model's record needs nothing from the training stack.
+module imports only pydantic and irtune's light modules (errors, leakage, results): loading a
+model's record needs nothing from the training stack.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from irtune.errors import DataError
 from irtune.leakage import TrainingQueries
-from irtune.results import ModelRecord
+from irtune.results import ModelRecord, summary_contaminated
 
 TRAINING_FORMAT = "irtune-training-v1"
 SUMMARY_KEYS = (
@@ -74,6 +74,7 @@ class TrainingRecord(BaseModel):
     wall_time_s: float | None = None
     environment: dict[str, Any] = Field(default_factory=dict)
     files_sha256: dict[str, str] = Field(default_factory=dict)
+    activation_checkpointing: bool | None = None  # None: recorded before the memory policy
     # the base model's own record when irtune fine-tuned it too (None: a plain base model, or a
     # record written before irtune kept the chain)
     base_training: TrainingRecord | None = None
@@ -121,22 +122,3 @@ class TrainingRecord(BaseModel):
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"])
             raise DataError(path, f"invalid training record ({where}: {error['msg']})") from None
-
-
-def summary_lineage(summary: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
-    """A results file's training summary (`TrainingRecord.summary`) and its ancestors', newest
-    first: each base model's description holds its own summary under `training`."""
-    chain: list[Mapping[str, Any]] = []
-    while isinstance(summary, Mapping):
-        chain.append(summary)
-        base = summary.get("base_model")
-        summary = base.get("training") if isinstance(base, Mapping) else None
-    return chain
-
-
-def summary_contaminated(summary: Mapping[str, Any] | None) -> bool:
-    """Whether any model of a summarised chain was trained contaminated."""
-    return any(
-        s.get("contaminated") or (isinstance(b := s.get("base_model"), Mapping) and b.get("contaminated"))
-        for s in summary_lineage(summary)
-    )

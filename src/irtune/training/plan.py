@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from irtune.data.beir import BeirDataset
-from irtune.data.official import content_sha256
+from irtune.data.beir import BeirDataset, content_sha256
 from irtune.data.registry import resolve_dataset
 from irtune.data.splits import (
     LEFT_OUT_FOR_CLUSTERS,

@@ -12,7 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from irtune.data.official import content_sha256, official_name
+from irtune.data.beir import content_sha256
+from irtune.data.official import official_name
 from irtune.data.splits import save_plan
 from irtune.fileio import sha256_file, write_json_atomic, write_text_atomic
 from irtune.models import LoadedModel
@@ -93,6 +94,7 @@ def write_model(
         curve=[point.to_json() for point in state.curve],
         loss=[point.to_json() for point in state.loss],
         wall_time_s=round(wall_s, 1),
+        activation_checkpointing=state.activation_checkpointing,
         environment=environment(),
         base_training=base.training,
     )
