@@ -73,10 +73,10 @@ def measured(command: list[str], env: dict[str, str], cwd: Path | None = None) -
 
 def with_mimalloc(env: dict[str, str]) -> dict[str, str]:
     """E and T in the allocator irtune's CLI runs under, so that the floor is the same machine."""
-    from irtune.allocator import mimalloc_library
+    from irtune.allocator import MIMALLOC_OPTIONS, mimalloc_library
 
     library = mimalloc_library()
-    return {**env, "LD_PRELOAD": str(library)} if library else env
+    return {**env, **MIMALLOC_OPTIONS, "LD_PRELOAD": str(library)} if library else env
 
 
 def main() -> None:

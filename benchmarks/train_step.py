@@ -43,10 +43,11 @@ def preload(allocator: str) -> dict[str, str]:
     """The environment that makes a child process use `allocator`."""
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     env["IRTUNE_ALLOCATOR"] = "system"  # the bare step: no allocator chosen by irtune
-    if allocator == "mimalloc":
-        from irtune.allocator import mimalloc_library
+    if allocator == "mimalloc":  # as irtune's CLI runs it
+        from irtune.allocator import MIMALLOC_OPTIONS, mimalloc_library
 
         env["LD_PRELOAD"] = str(mimalloc_library())
+        env |= MIMALLOC_OPTIONS
     elif allocator == "tcmalloc":
         env["LD_PRELOAD"] = TCMALLOC
     return env
