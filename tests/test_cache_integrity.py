@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from irtune import fileio
 from irtune.data.beir import BeirDataset
 from irtune.evaluation import evaluate_dataset
 from irtune.models import load_model
@@ -148,7 +149,7 @@ def test_a_zeroed_shard_without_its_sidecar_is_encoded_again_not_re_blessed(
     chunk = sorted(first.folder.glob("chunk_*.npy"))[1]
     np.save(chunk, np.zeros_like(np.load(chunk)))
     chunk.with_name(chunk.name + ".sha256").unlink(missing_ok=True)
-    encode._verified.clear()  # a new process
+    fileio.hashed_files.clear()  # a new process
     calls = _counting(monkeypatch)
     with caplog.at_level("WARNING", logger="irtune"):
         again = _encode(tiny, slice_texts, cache_dir).to_array()
@@ -165,7 +166,7 @@ def test_a_shard_the_manifest_does_not_list_is_encoded_again(tiny, slice_texts, 
     dropped = sorted(doc["chunks"])[0]
     del doc["chunks"][dropped]
     manifest.write_text(json.dumps(doc))
-    encode._verified.clear()
+    fileio.hashed_files.clear()
     calls = _counting(monkeypatch)
     _encode(tiny, slice_texts, cache_dir)
     assert calls == [64]
@@ -182,7 +183,7 @@ def test_an_interrupted_encode_resumes_from_its_journal(tiny, slice_texts, cache
     folder = cache_dir / "embeddings" / key
     listed = json.loads((folder / "manifest.json").read_text())["chunks"]
     assert sorted(listed) == ["chunk_00000_64.npy", "chunk_00001_64.npy"]
-    encode._verified.clear()
+    fileio.hashed_files.clear()
     calls = _counting(monkeypatch)
     resumed = _encode(tiny, slice_texts, cache_dir).to_array()
     n_chunks = (len(slice_texts) + 63) // 64
@@ -225,8 +226,8 @@ def test_an_unchanged_export_is_hashed_once_per_process(tiny, tmp_path, monkeypa
     changed in place is hashed again (its mtime moves), so damage is still found."""
     backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
     hashed: list[str] = []
-    real = backends.sha256_file
-    monkeypatch.setattr(backends, "sha256_file", lambda path: hashed.append(path.name) or real(path))
+    real = fileio.sha256_file
+    monkeypatch.setattr(fileio, "sha256_file", lambda path: hashed.append(path.name) or real(path))
     backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
     backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
     assert "model.onnx" not in hashed

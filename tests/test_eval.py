@@ -9,6 +9,7 @@ import pytest
 import pytrec_eval
 from typer.testing import CliRunner
 
+from irtune import fileio
 from irtune.cli import app
 from irtune.data.beir import BeirDataset
 from irtune.data.splits import SPLIT_FORMAT
@@ -135,7 +136,7 @@ def test_a_damaged_cache_chunk_is_reported_dropped_and_encoded_again(
     chunk = sorted(shards.folder.glob("chunk_*.npy"))[1]
     assert chunk.name in json.loads((shards.folder / "manifest.json").read_text())["chunks"]
     damage(chunk)
-    encode._verified.clear()  # a new process: nothing verified yet
+    fileio.hashed_files.clear()  # a new process: nothing verified yet
     calls = []
     real = encode.encode_texts
     monkeypatch.setattr(

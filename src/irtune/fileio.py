@@ -53,6 +53,22 @@ def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+# file -> (size, mtime_ns, sha256) of the files hashed by this process (cache chunks, exports)
+hashed_files: dict[Path, tuple[int, int, str]] = {}
+
+
+def sha256_file_once(path: Path) -> str:
+    """A large file's sha256, hashed once per process while its size and mtime stay the same
+    (embedding chunks and model exports are checked on every use)."""
+    stat = path.stat()
+    seen = hashed_files.get(path)
+    if seen is not None and seen[:2] == (stat.st_size, stat.st_mtime_ns):
+        return seen[2]
+    digest = sha256_file(path)
+    hashed_files[path] = (stat.st_size, stat.st_mtime_ns, digest)
+    return digest
+
+
 def sha256_text(*parts: str) -> str:
     digest = hashlib.sha256()
     for part in parts:

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from irtune.errors import IrtuneError
-from irtune.fileio import sha256_file, sha256_text, write_json_atomic
+from irtune.fileio import sha256_file, sha256_file_once, sha256_text, write_json_atomic
 from irtune.leakage import text_fingerprint
 from irtune.locks import folder_lock
 from irtune.models import LoadedModel
@@ -217,24 +217,9 @@ def _export_problem(folder: Path) -> str | None:
     for name, digest in listed.items():
         if name not in present:
             return f"{name} is missing"
-        if _export_file_sha256(folder / name) != digest:
+        if sha256_file_once(folder / name) != digest:
             return f"{name} does not match the sha256 its manifest records (a damaged or replaced file)"
     return None
-
-
-_export_hashes: dict[Path, tuple[int, int, str]] = {}  # file -> (size, mtime_ns, sha256) hashed here
-
-
-def _export_file_sha256(path: Path) -> str:
-    """An export file's sha256, hashed once per process while its size and mtime stay the same
-    (an export is hundreds of MB; every `on_backend` call checks it)."""
-    stat = path.stat()
-    seen = _export_hashes.get(path)
-    if seen is not None and seen[:2] == (stat.st_size, stat.st_mtime_ns):
-        return seen[2]
-    digest = sha256_file(path)
-    _export_hashes[path] = (stat.st_size, stat.st_mtime_ns, digest)
-    return digest
 
 
 def _empty(folder: Path) -> None:
@@ -345,7 +330,7 @@ def _export(
         moved = sorted(p.name for p in converted.iterdir())
         for name in moved:
             os.replace(converted / name, folder / name)
-        files = {name: _export_file_sha256(folder / name) for name in moved}  # the manifest, written last
+        files = {name: sha256_file_once(folder / name) for name in moved}  # the manifest, written last
     write_json_atomic(
         folder / MANIFEST,
         {

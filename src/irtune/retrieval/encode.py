@@ -31,7 +31,13 @@ import numpy as np
 import torch
 from platformdirs import user_cache_dir
 
-from irtune.fileio import atomic_path, sha256_file, sha256_text, write_json_atomic
+from irtune.fileio import (
+    atomic_path,
+    hashed_files,
+    sha256_file_once,
+    sha256_text,
+    write_json_atomic,
+)
 from irtune.locks import folder_lock
 from irtune.models import LoadedModel
 
@@ -232,20 +238,6 @@ def encode_corpus_cached(
     return EmbeddingShards(folder=folder, chunks=chunks)
 
 
-_verified: dict[Path, tuple[int, int, str]] = {}  # chunk -> (size, mtime, sha256) hashed in this process
-
-
-def _digest(chunk: Path) -> str:
-    """The chunk's sha256, hashed once per process while its size and mtime stay the same."""
-    stat = chunk.stat()
-    seen = _verified.get(chunk)
-    if seen is not None and seen[:2] == (stat.st_size, stat.st_mtime_ns):
-        return seen[2]
-    digest = sha256_file(chunk)
-    _verified[chunk] = (stat.st_size, stat.st_mtime_ns, digest)
-    return digest
-
-
 class _Journal:
     """A cache entry's manifest: its settings and each finished chunk with its sha256, rewritten
     atomically after every chunk (the caller holds the entry's lock)."""
@@ -270,7 +262,7 @@ class _Journal:
         if not chunk.is_file():
             return False
         listed = self.chunks.get(chunk.name)
-        if listed is not None and _digest(chunk) == listed:
+        if listed is not None and sha256_file_once(chunk) == listed:
             return True
         problem = (
             "it is not listed in its cache entry's manifest"
@@ -280,11 +272,11 @@ class _Journal:
         log.warning("%s: %s; dropping it and encoding it again", chunk, problem)
         chunk.unlink()
         self.chunks.pop(chunk.name, None)
-        _verified.pop(chunk, None)
+        hashed_files.pop(chunk, None)
         return False
 
     def record(self, chunk: Path) -> None:
-        self.chunks[chunk.name] = _digest(chunk)
+        self.chunks[chunk.name] = sha256_file_once(chunk)
         write_json_atomic(self.path, {**self.settings, "chunks": dict(sorted(self.chunks.items()))})
 
 
