@@ -1,9 +1,12 @@
 """Does bf16 training cost the main job's gain? The README's quickstart recipe trained in fp32
-and in bf16 autocast over several seeds, in one `irtune run` (one baseline, one Holm family):
-each run's test NDCG@10 gain with its CI and Holm-corrected p, then per precision the mean and
-range of the gain over seeds, and the training wall time per run.
+and in bf16 autocast over several seeds, in one `irtune run` (one baseline): per precision each
+seed's test NDCG@10 gain, their mean and range, the recipe's CI over seeds and queries, the
+shipped run's Holm-corrected p, and the training wall time per run.
 
-    python benchmarks/training_precision.py [--seeds 1,2,3] [--work /tmp/irtune-precision]
+    python benchmarks/training_precision.py [--seeds 1,2,3] [--bf16-seeds 1,2,3,4,5] [--work DIR]
+
+Runs that differ only in the training seed are one recipe (irtune.seeds): compare tests the
+run chosen on dev and gives the recipe's gain a CI over seeds and queries (two-level bootstrap).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -21,27 +23,32 @@ from _common import HERE, data_dir, write_results
 PRECISIONS = {"fp32": "none", "bf16": "bf16"}
 
 
-def study(out: Path, seeds: list[int]) -> str:
+def study(out: Path, seeds: dict[str, list[int]]) -> str:
     quickstart = (HERE.parent / "examples" / "quickstart.toml").read_text()
     head, _, _ = quickstart.partition("[[variants]]")
     head = head.replace('out_dir = "runs/quickstart"', f'out_dir = "{out}"')
     head = head.replace('retrievers = ["dense", "bm25"]', 'retrievers = ["dense"]')
     variants = "".join(
         f'\n[[variants]]\nname = "{name}-seed{seed}"\ntrain = ["scifact"]\n'
-        f'training = {{ seed = {seed}, mixed_precision = "{mode}" }}\n'
-        for name, mode in PRECISIONS.items()
-        for seed in seeds
+        f'training = {{ seed = {seed}, mixed_precision = "{PRECISIONS[name]}" }}\n'
+        for name, chosen in seeds.items()
+        for seed in chosen
     )
     return head + variants
 
 
+def seeds_arg(text: str) -> list[int]:
+    return [int(s) for s in text.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--seeds", default="1,2,3", help="seeds trained in fp32 and in bf16")
+    parser.add_argument("--bf16-seeds", default=None, help="seeds trained in bf16 (default: --seeds)")
     parser.add_argument("--work", default="/tmp/irtune-precision")
     parser.add_argument("--irtune", default=str(HERE.parent / ".venv" / "bin" / "irtune"))
     args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = {"fp32": seeds_arg(args.seeds), "bf16": seeds_arg(args.bf16_seeds or args.seeds)}
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     path = work / "study.toml"
@@ -54,52 +61,49 @@ def main() -> None:
     stages = work / "run" / "stages"
     baseline = next(stages.glob("baseline-*/results.json"))
     tuned = sorted(stages.glob("eval-*/results.json"))
-    comparisons, _ = load_comparisons([baseline, *tuned])
-    runs = []
+    comparisons, _ = load_comparisons([baseline, *tuned])  # one recipe per precision
+    recipes = {}
     for comparison in comparisons:
-        row = comparison.datasets[0].metric("ndcg@10")
-        name = comparison.candidate_label.rsplit("(", 1)[-1].rstrip(")")
-        training = json.loads(
-            next(stages.glob(f"train-{name}-*/model/irtune_training.json")).read_text(encoding="utf-8")
-        )
-        runs.append(
-            {
-                "run": name,
-                "precision": name.split("-")[0],
-                "seed": int(name.rsplit("seed", 1)[1]),
-                "ndcg@10": round(row.candidate, 4),
-                "gain": round(row.delta, 4),
-                "ci": [round(row.ci_low, 4), round(row.ci_high, 4)],
-                "p_holm": round(row.p_holm, 4),
-                "training_wall_s": training["wall_time_s"],
-                "mixed_precision": training["config"]["mixed_precision"],
-                "activation_checkpointing": training.get("activation_checkpointing"),
-            }
-        )
-        print(
-            f"{name:12s} NDCG@10 {row.baseline:.4f} -> {row.candidate:.4f} ({row.delta:+.4f}, "
-            f"p_holm {row.p_holm:.4f}), training {training['wall_time_s']:.0f} s"
-        )
-    summary = {}
-    for precision in PRECISIONS:
-        gains = [r["gain"] for r in runs if r["precision"] == precision]
-        walls = [r["training_wall_s"] for r in runs if r["precision"] == precision]
-        summary[precision] = {
-            "mean_gain": round(statistics.fmean(gains), 4),
-            "min_gain": min(gains),
-            "max_gain": max(gains),
-            "mean_training_wall_s": round(statistics.fmean(walls), 1),
+        recipe = comparison.seeds
+        assert recipe is not None, "each precision's runs form one recipe over seeds"
+        gain = recipe.datasets[0].metric("ndcg@10")
+        names = [label.rsplit("(", 1)[-1].rstrip(")") for label in recipe.labels]
+        precision = names[0].split("-")[0]
+        trainings = [
+            json.loads(next(stages.glob(f"train-{name}-*/model/irtune_training.json")).read_text("utf-8"))
+            for name in names
+        ]
+        shipped = comparison.datasets[0].metric("ndcg@10")
+        recipes[precision] = {
+            "seeds": recipe.seeds,
+            "gains": [round(g, 4) for g in gain.gains],
+            "mean_gain": round(gain.mean, 4),
+            "range": [round(min(gain.gains), 4), round(max(gain.gains), 4)],
+            "ci_seeds_and_queries": [round(gain.ci_low, 4), round(gain.ci_high, 4)],
+            "ci": recipe.describe_level(),
+            "shipped_seed": recipe.shipped,
+            "shipped_reason": recipe.reason,
+            "shipped_gain": round(shipped.delta, 4),
+            "shipped_ci_queries": [round(shipped.ci_low, 4), round(shipped.ci_high, 4)],
+            "shipped_p_holm": round(shipped.p_holm, 4),
+            "training_wall_s": [t["wall_time_s"] for t in trainings],
+            "mixed_precision": sorted({t["config"]["mixed_precision"] for t in trainings}),
+            "activation_checkpointing": sorted({bool(t.get("activation_checkpointing")) for t in trainings}),
         }
-        mean = summary[precision]["mean_gain"]
-        print(f"{precision}: gain mean {mean:+.4f}, range [{min(gains):+.4f}, {max(gains):+.4f}]")
+        print(
+            f"{precision}: seeds {recipe.seeds}: gains {recipes[precision]['gains']}, mean "
+            f"{gain.mean:+.4f}, {recipe.describe_level()} over seeds and queries "
+            f"[{gain.ci_low:+.4f}, {gain.ci_high:+.4f}]; shipped seed {recipe.shipped} "
+            f"{shipped.delta:+.4f} (p_holm {shipped.p_holm:.4f})"
+        )
+    command = f"python benchmarks/training_precision.py --seeds {args.seeds}"
     write_results(
         "training_precision",
         {
-            "command": f"python benchmarks/training_precision.py --seeds {args.seeds}",
+            "command": command + (f" --bf16-seeds {args.bf16_seeds}" if args.bf16_seeds else ""),
             "baseline_ndcg@10": round(comparisons[0].datasets[0].metric("ndcg@10").baseline, 4),
             "holm_family": comparisons[0].correction.model_dump() if comparisons[0].correction else None,
-            "runs": runs,
-            "summary": summary,
+            "recipes": recipes,
         },
     )
 

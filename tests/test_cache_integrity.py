@@ -234,3 +234,36 @@ def test_an_unchanged_export_is_hashed_once_per_process(tiny, tmp_path, monkeypa
     _scribble(_export_folder(tmp_path, tiny, "onnx") / "model.onnx")()  # rewritten: same bytes, new mtime
     backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
     assert hashed.count("model.onnx") == 1
+
+
+def _vouch_for_damage(folder, damaged: str, garbage: bool) -> None:
+    """Damage `damaged` and rewrite the manifest to vouch for it (a sync tool or a copy that
+    rewrote both, or a damage this process's hash cache has not seen)."""
+    target = folder / damaged
+    if garbage:
+        target.write_bytes(b"\x08\x07not a protobuf" * 40)
+    else:  # weights of the same size, all zero
+        target.write_bytes(bytes(target.stat().st_size))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"][damaged] = _sha256(target)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    fileio.hashed_files.clear()
+
+
+@pytest.mark.parametrize(
+    ("backend", "damaged", "garbage"),
+    [("onnx-int8", "model_int8.onnx", True), ("openvino", "openvino_model.bin", False)],
+    ids=["int8-not-a-protobuf", "openvino-zeroed-weights"],
+)
+def test_an_export_that_fails_to_load_or_verify_is_rebuilt_with_a_warning(
+    backend, damaged, garbage, tiny, tmp_path, caplog
+):
+    before = backends.on_backend(tiny, backend, cache_dir=tmp_path).model.encode(TEXTS)
+    folder = _export_folder(tmp_path, tiny, backend)
+    _vouch_for_damage(folder, damaged, garbage)
+    with caplog.at_level("WARNING", logger="irtune"):
+        again = backends.on_backend(tiny, backend, cache_dir=tmp_path)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(str(folder) in m and "exporting it again" in m for m in warned), warned
+    assert np.array_equal(again.model.encode(TEXTS), before)
+    assert json.loads((folder / "manifest.json").read_text())["files"][damaged] == _sha256(folder / damaged)

@@ -74,6 +74,23 @@ def test_mismatched_query_sets_and_data_are_refused(files, tmp_path):
         compare(base, _loaded(tmp_path, "older", older))
 
 
+def test_a_results_file_listing_one_dataset_twice_by_content_is_refused(tmp_path):
+    """Two names, one content (`cp -r data/scifact data/copy`): counting both would double the
+    dataset's weight in the averages and its tests in the Holm family."""
+    copied = {"scifact": LEVELS["scifact"], "copy": LEVELS["scifact"]}
+    docs = [
+        results_doc(label, copied, shift=shift, seed=seed)
+        for label, shift, seed in (("b", 0, 0), ("t", 0.05, 1))
+    ]
+    for doc in docs:
+        doc["datasets"][1]["data_files_sha256"] = doc["datasets"][0]["data_files_sha256"]
+    base, tuned = (_loaded(tmp_path, doc["label"], doc) for doc in docs)
+    with pytest.raises(
+        IrtuneError, match=r"b/results.json: datasets 'copy' and 'scifact' hold the same files .*split test"
+    ):
+        compare(base, tuned)
+
+
 V1_FILES = Path(__file__).parent / "data" / "v1"
 
 
@@ -138,6 +155,43 @@ def test_compare_cli_marks_contamination_and_writes_json(files, tmp_path):
     assert data[0]["contaminated"] and all(d["contaminated"] for d in data[0]["datasets"])
 
 
+def _marked_contaminated(where: str) -> dict:
+    """A contaminated run whose file holds the mark only at `where` (older or hand-made files)."""
+    doc = results_doc("leaky", LEVELS, shift=0.1, seed=3)
+    if where == "run and model":
+        doc["contaminated"] = doc["model"]["contaminated"] = True
+    elif where == "run":
+        doc["contaminated"] = True
+    else:  # one dataset
+        doc["datasets"][0]["contaminated"] = True
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("where", "marked"),
+    [("run and model", ["scifact", "nfcorpus"]), ("run", ["scifact", "nfcorpus"]), ("dataset", ["scifact"])],
+)
+def test_every_view_marks_the_same_numbers_contaminated(files, tmp_path, where, marked):
+    """The marks of a results file are read once (its run, its model, each dataset): the
+    compare table, the Markdown and the HTML report mark the same datasets and the same run."""
+    dirty = write(tmp_path / "dirty2" / "results.json", _marked_contaminated(where))
+    result = load_results(dirty)
+    assert result.contaminated and [e.dataset for e in result.datasets if e.contaminated] == marked
+    [comparison] = load_comparisons([files[0], dirty])[0]
+    assert comparison.contaminated
+    assert [d.dataset for d in comparison.datasets if d.contaminated] == marked
+    shown = runner.invoke(app, ["compare", str(files[0]), str(dirty)], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    assert sum(f"{name} ⚠ contaminated" in shown.output for name in ("scifact", "nfcorpus")) == len(marked)
+    md = markdown_report([comparison])
+    assert [name for name in ("scifact", "nfcorpus") if f"| {name} ⚠ contaminated |" in md] == marked
+    out = tmp_path / "report.html"
+    assert runner.invoke(app, ["report", str(files[0]), str(dirty), "--out", str(out)]).exit_code == 0
+    html = out.read_text()
+    assert '<h3>leaky <span class="contaminated">⚠ contaminated</span></h3>' in html
+    assert html.count(" — CONTAMINATED") == len(marked)
+
+
 def test_cli_errors_are_one_line_with_exit_2(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
@@ -157,7 +211,7 @@ def test_report_html_and_markdown(files, tmp_path):
     assert result.exit_code == 0, result.output
     html = out.read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # nothing fetched
-    assert "<script" not in html
+    assert not re.search(r"<script[^>]*\ssrc", html)  # the query table's script is inline
     assert html.count('class="chart chart-radar"') == 4  # 2 datasets x 2 comparisons
     assert html.count('class="chart chart-hist"') == 4 and 'id="chart-bars"' in html
     assert 'id="contamination-banner"' in html

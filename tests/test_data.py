@@ -64,6 +64,12 @@ def _corrupt(tmp_path, name, content: bytes):
         (b"", r"corpus.jsonl: empty file"),
         (b'{"_id": "d1", "text": "caf\xe9"}\n', r"corpus.jsonl:1: not valid UTF-8"),
         (b'["d1", "a"]\n', r"corpus.jsonl:1: expected a JSON object"),
+        # ids holding whitespace would break a TREC run file: refused as `import` refuses them
+        (
+            b'{"_id": "d1", "text": "a"}\n{"_id": "d\\t2", "text": "b"}\n',
+            r"""corpus.jsonl:2: "_id" 'd\\t2' holds whitespace""",
+        ),
+        (b'{"_id": "d1 ", "text": "a"}\n', r"""corpus.jsonl:1: "_id" 'd1 ' has surrounding spaces"""),
     ],
 )
 def test_bad_corpus_files_name_file_line_and_problem(tmp_path, content, message):
@@ -79,6 +85,15 @@ def test_bad_corpus_files_name_file_line_and_problem(tmp_path, content, message)
         (b"query-id\tcorpus-id\tscore\r\nq1\td1\thigh\r\n", r"test.tsv:2: relevance score \"high\""),
         (b"query-id\tcorpus-id\tscore\r\n", r"test.tsv: empty file"),
         (b"q1\td1\t1\nq1\td1\t2\n", r"test.tsv:2: conflicting scores"),
+        (
+            b"query-id\tcorpus-id\tscore\r\nq1 \td1\t1\r\n",
+            r"""test.tsv:2: "query-id" 'q1 ' has surrounding""",
+        ),
+        (b"q1\td 1\t1\n", r"""test.tsv:1: "corpus-id" 'd 1' holds whitespace"""),
+        (b"q1\td1\t1\n\td2\t1\n", r'test.tsv:2: "query-id" is empty'),
+        # trec_eval holds grades in a C int
+        (b"q1\td1\t1e20\n", r'test.tsv:1: relevance score "1e20" is outside a 32-bit integer'),
+        (b"q1\td1\t-2147483649\n", r'test.tsv:1: relevance score "-2147483649" is outside a 32-bit'),
     ],
 )
 def test_bad_qrels_name_file_line_and_problem(tmp_path, content, message):
@@ -89,11 +104,19 @@ def test_bad_qrels_name_file_line_and_problem(tmp_path, content, message):
 
 def test_qrels_accept_lf_crlf_headerless_and_trec_four_columns(tmp_path):
     for i, content in enumerate(
-        [b"q1\td1\t1\n", b"query-id\tcorpus-id\tscore\r\nq1\td1\t1\r\n", b"q1 0 d1 1\n"]
+        [b"q1\td1\t1\n", b"query-id\tcorpus-id\tscore\r\nq1\td1\t1\r\n", b"q1 0 d1 1\n", b"  q1  0 d1 1 \n"]
     ):
         path = tmp_path / f"{i}.tsv"
         path.write_bytes(content)
         assert load_qrels(path) == {"q1": {"d1": 1}}
+    (tmp_path / "wide.tsv").write_bytes(b"q1\td1\t2147483647\nq1\td2\t-2147483648\n")
+    assert load_qrels(tmp_path / "wide.tsv") == {"q1": {"d1": 2**31 - 1, "d2": -(2**31)}}
+
+
+def test_query_ids_holding_whitespace_are_refused(tmp_path):
+    ds = _corrupt(tmp_path, "queries.jsonl", b'{"_id": "q1", "text": "one"}\n{"_id": "q 2", "text": "two"}\n')
+    with pytest.raises(DataError, match=r"""queries.jsonl:2: "_id" 'q 2' holds whitespace"""):
+        _ = ds.queries
 
 
 def test_unknown_ids_warn_with_counts_or_fail_in_strict_mode(tmp_path, caplog):
@@ -122,3 +145,13 @@ def test_gzip_corruption_is_reported(tmp_path):
     with pytest.raises(DataError, match=r"corpus\.jsonl\.gz"):
         _ = BeirDataset(root).corpus
     assert gzip.decompress(data)  # the fixture itself was fine
+
+
+def test_a_folder_with_an_unreadable_import_manifest_is_refused(tmp_path):
+    """Whether an import into it finished cannot be told: refused in one line, not loaded."""
+    root = write_beir(tmp_path / "d", DOCS, QUERIES, QRELS)
+    (root / "irtune-import.json").write_text('{"dataset": "d", "complete": ')
+    with pytest.raises(DataError, match=r"irtune-import.json: unreadable import manifest \(Expecting value"):
+        BeirDataset(root)
+    (root / "irtune-import.json").write_text('{"dataset": "d"}')  # written before `complete` existed
+    assert BeirDataset(root).qrels("test") == QRELS["test"]

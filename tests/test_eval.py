@@ -218,7 +218,7 @@ def test_heldout_eval_part_of_a_test_only_dataset_is_scored_end_to_end(tmp_path)
 
 
 def test_top_k_below_a_metric_cutoff_is_refused(scifact_slice):
-    with pytest.raises(IrtuneError, match=r"--top-k 100 .*recall@1000") as caught:
+    with pytest.raises(IrtuneError, match=r"^top_k 100 .*recall@1000") as caught:
         EvalSettings(top_k=100)  # the default metrics include recall@1000
     assert "\n" not in str(caught.value)
     assert EvalSettings(top_k=100, metrics=("ndcg@10", "recall@100")).top_k == 100
@@ -242,6 +242,16 @@ def test_run_file_scores_round_trip_in_order_and_value(tmp_path):
     assert rank_documents(back["q1"]) == rank_documents(run["q1"])
 
 
+def test_a_run_file_of_a_label_with_spaces_has_six_columns(tmp_path):
+    """Labels such as "minilm (base)" are the run tag: TREC tools split a line on whitespace."""
+    path = tmp_path / "run.trec"
+    write_run_file(path, {"q1": {"d1": 0.5, "d2": 0.25}}, tag="minilm tuned\ton  scifact (base)")
+    assert [line.split()[5] for line in path.read_text().splitlines()] == [
+        "minilm_tuned_on_scifact_(base)"
+    ] * 2
+    assert read_run(path) == {"q1": {"d1": 0.5, "d2": 0.25}}
+
+
 def test_a_reused_out_folder_holds_only_the_run_files_of_its_results(tmp_path):
     """Evaluating fewer datasets into the same --out must not leave the other datasets' run
     files beside a results.json that no longer mentions them."""
@@ -252,14 +262,16 @@ def test_a_reused_out_folder_holds_only_the_run_files_of_its_results(tmp_path):
     judged = {"test": {"q1": {"d1": 1}, "q2": {"d2": 1}}}
     first, second = (
         write_beir(tmp_path / "a", docs, queries, judged),
-        write_beir(tmp_path / "b", docs, queries, judged),
+        write_beir(tmp_path / "b", {**docs, "d3": {"text": "another document"}}, queries, judged),
     )
     out = tmp_path / "out"
     settings = EvalSettings(retriever="bm25")
     run_evaluation(None, [str(first), str(second)], settings, out_dir=out)
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["a.test.trec", "b.test.trec"]
     (out / "runs" / "mine.trec").write_text("a run file irtune did not write\n")
-    run_evaluation(None, [str(first)], settings, out_dir=out)
+    with pytest.raises(IrtuneError, match="holds the results of another evaluation"):
+        run_evaluation(None, [str(first)], settings, out_dir=out)  # other datasets: another evaluation
+    run_evaluation(None, [str(first)], settings, out_dir=out, force=True)
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["a.test.trec", "mine.trec"]
     assert [d["dataset"] for d in json.loads((out / "results.json").read_text())["datasets"]] == ["a"]
 

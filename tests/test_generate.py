@@ -102,6 +102,16 @@ def test_generator_specs_are_checked():
             make_generator("openai:http://127.0.0.1:9/v1", model="m", openai_settings=bad)
     with pytest.raises(IrtuneError, match="use openai:URL"):
         make_generator("gpt4")
+    with pytest.raises(IrtuneError, match=r"openai:localhost:8000/v1: the URL must start with http\(s\)://"):
+        make_generator("openai:localhost:8000/v1", model="m")
+    for url, problem in (
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://127.0.0.1:99999/v1", "Port out of range 0-65535"),
+        ("http:///v1", "no host"),
+    ):
+        with pytest.raises(IrtuneError) as caught:
+            make_generator(f"openai:{url}", model="m")
+        assert str(caught.value) == f"--generator openai:{url}: not a URL irtune can use ({problem})"
 
 
 @pytest.fixture(scope="module")
@@ -177,11 +187,15 @@ class ScriptedGenerator:
     def describe(self) -> dict[str, Any]:
         return {"backend": "scripted"}
 
-    def generate(self, prompts: Sequence[str]) -> list[str]:
+    def generate(self, prompts: Sequence[str], on_reply: Any = None) -> list[str]:
         if self.fail_after is not None and len(self.prompts) + len(prompts) > self.fail_after:
             raise KeyboardInterrupt
         self.prompts.extend(prompts)
-        return [answer_for(p) for p in prompts]
+        texts = [answer_for(p) for p in prompts]
+        if on_reply is not None:
+            for index, text in enumerate(texts):
+                on_reply(index, text)
+        return texts
 
 
 @pytest.fixture()
@@ -211,7 +225,9 @@ def test_generation_resumes_where_it_stopped(scifact_copy):
     assert len(again.prompts) == 30  # --restart forgets the journal
     bigger = ScriptedGenerator()
     generate_synthetic(
-        BeirDataset(scifact_copy), bigger, GenerationRequest(sample=40, round_trip_k=0, few_shot=0)
+        BeirDataset(scifact_copy),
+        bigger,
+        GenerationRequest(sample=40, round_trip_k=0, few_shot=0, force=True),
     )
     assert len(bigger.prompts) == 10  # the 30 of the seeded sample are reused
 
@@ -419,3 +435,295 @@ def test_endpoint_urls_are_recorded_without_credentials():
         redacted("https://user:secret@api.example.com:8443/v1?key=abc") == "https://api.example.com:8443/v1"
     )
     assert redacted("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
+
+
+# --- a misbehaving endpoint (issue 25)
+
+
+def _finishes(call: Any, within_s: float) -> Any:
+    """`call()`'s result or exception, run in a thread; fails the test if it is still running
+    after `within_s` (a generous bound: the old client read a dripping reply for minutes)."""
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(within_s)
+    assert not thread.is_alive(), f"still running after {within_s} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def test_timeout_is_a_deadline_for_the_whole_request():
+    with serve_openai([Fault(drip_s=0.3)]) as server:  # a byte every 0.3 s: the reply takes a minute
+        generator = _openai(server, timeout_s=1.5, max_retries=0, concurrency=1)
+        with pytest.raises(IrtuneError) as caught:
+            _finishes(lambda: generator.generate([PROMPT]), within_s=15)
+    assert str(caught.value) == (
+        f"{server.url}: no complete reply within the 1.5 s deadline (--timeout) after 1 attempt"
+    )
+    assert len(server.requests) == 1
+
+
+@pytest.fixture(scope="module")
+def tls_certificate(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (the OpenAI stub's address), and its key."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "irtune test stub")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return folder / "cert.pem", folder / "key.pem"
+
+
+def test_timeout_is_a_deadline_over_https_too(tls_certificate, monkeypatch):
+    """TLS wraps the connected socket in another object (the first one is detached): the
+    deadline must cut the connection whatever object reads from it."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_certificate[0]))  # trusted by this test's client only
+    with serve_openai([Fault(), Fault(drip_s=0.3)], certificate=tls_certificate) as server:
+        generator = _openai(server, timeout_s=1.5, max_retries=0, concurrency=1)
+        assert generator.generate([PROMPT]) == [answer_for(PROMPT)]  # a normal reply, over HTTPS
+        with pytest.raises(IrtuneError) as caught:
+            _finishes(lambda: generator.generate([PROMPT]), within_s=15)
+    assert server.url.startswith("https://") and str(caught.value) == (
+        f"{server.url}: no complete reply within the 1.5 s deadline (--timeout) after 1 attempt"
+    )
+    assert len(server.requests) == 2
+
+
+def test_a_reply_over_the_size_cap_is_refused_and_not_retried():
+    huge = json.dumps({"choices": [{"message": {"content": "x" * (1 << 20)}}]}).encode()
+    with serve_openai([Fault(body=huge)] * 3) as server:
+        with pytest.raises(IrtuneError) as caught:
+            _openai(server, concurrency=1).generate([PROMPT])
+        assert len(server.requests) == 1
+    assert str(caught.value) == f"{server.url}: reply larger than 1 MiB (1,048,576 bytes); refused"
+    with serve_openai() as server:  # the cap is a setting; a normal reply is well under it
+        assert _openai(server, max_reply_bytes=4096).generate([PROMPT]) == [answer_for(PROMPT)]
+
+
+def test_the_api_key_is_redacted_from_errors_and_logs(monkeypatch, caplog):
+    monkeypatch.setenv("MY_KEY", "sk-hostile-7f3a")
+    with serve_openai([Fault(401, echo_authorization=True)]) as server, pytest.raises(IrtuneError) as caught:
+        _openai(server, api_key_env="MY_KEY").generate([PROMPT])
+    assert "sk-hostile-7f3a" not in str(caught.value)
+    assert "HTTP 401" in str(caught.value) and "Bearer [redacted]" in str(caught.value)
+    caplog.set_level("DEBUG")
+    with (
+        serve_openai([Fault(500, echo_authorization=True)] * 2) as server,
+        pytest.raises(IrtuneError, match=r"HTTP 500 .*after 2 attempts") as caught,
+    ):
+        _openai(server, api_key_env="MY_KEY", max_retries=1, concurrency=1).generate([PROMPT])
+    assert "sk-hostile-7f3a" not in str(caught.value) + caplog.text
+    assert "retrying" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("body", "api", "problem"),
+    [
+        (b'{"choices": [{"mess', "chat", 'not JSON: {"choices": [{"mess'),
+        (b'{"choices": [{"message": {"content": "\xff\xfe bad"}}]}', "chat", "not UTF-8 text"),
+        (b"[1, 2]", "chat", "a JSON array, not an object"),
+        (b'{"choices": []}', "chat", "no choices in it"),
+        (b'{"choices": {"text": "q"}}', "completions", "choices is a JSON object, not an array"),
+        (
+            b'{"error": {"message": "model not found"}}',
+            "chat",
+            "no choices; the server says: model not found",
+        ),
+        (b'{"error": "overloaded"}', "completions", "no choices; the server says: overloaded"),
+        (b'{"choices": [{"message": {"content": null}}]}', "chat", "its first choice has no message.content"),
+        (b'{"choices": [{"text": "q"}]}', "chat", "its first choice has no message.content"),
+        (
+            b'{"choices": [{"message": {"content": ["a"]}}]}',
+            "chat",
+            "message.content is a JSON array, not text",
+        ),
+        (b'{"choices": [{"text": 7}]}', "completions", "text is a JSON number, not text"),
+    ],
+)
+def test_a_malformed_reply_is_described_in_words(body: bytes, api: str, problem: str):
+    with serve_openai([Fault(body=body)]) as server, pytest.raises(IrtuneError) as caught:
+        _openai(server, api=api, max_retries=0, concurrency=1).generate([PROMPT])
+    assert str(caught.value) == f"{server.url}: malformed reply ({problem}) after 1 attempt"
+
+
+def test_a_failed_connection_is_described_in_words():
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on once this socket is closed
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    generator = OpenAIGenerator(OpenAISettings(url, "m", max_retries=0, concurrency=1))
+    with pytest.raises(IrtuneError) as caught:
+        generator.generate([PROMPT])
+    assert str(caught.value) == f"{url}: cannot connect ([Errno 111] Connection refused) after 1 attempt"
+
+
+def test_the_error_a_server_sends_instead_of_a_reply_is_shown_redacted(monkeypatch):
+    monkeypatch.setenv("MY_KEY", "sk-hostile-7f3a")
+    with serve_openai([Fault(echo_authorization=True)]) as server, pytest.raises(IrtuneError) as caught:
+        _openai(server, api_key_env="MY_KEY", max_retries=0).generate([PROMPT])
+    assert str(caught.value) == (
+        f"{server.url}: malformed reply (no choices; the server says: invalid header Bearer [redacted]) "
+        "after 1 attempt"
+    )
+
+
+def test_a_retry_after_beyond_the_longest_wait_fails_at_once_counting_the_requests_made():
+    with serve_openai([Fault(429, b'{"error": "quota"}', {"Retry-After": "3600"})]) as server:
+        with pytest.raises(IrtuneError) as caught:
+            _finishes(lambda: _openai(server, max_retries=1, concurrency=1).generate([PROMPT]), 15)
+        assert len(server.requests) == 1
+    assert str(caught.value) == (
+        f'{server.url}: HTTP 429 ({{"error": "quota"}}) after 1 attempt: the server asks to wait '
+        "3600 s (Retry-After), longer than the 120 s irtune waits; try again later"
+    )
+
+
+def test_ctrl_c_keeps_the_replies_already_received(scifact_copy):
+    """The journal takes each reply as it arrives: after an interruption during a batch, the
+    re-run asks the endpoint for exactly the documents not yet answered."""
+    import signal
+    import threading
+
+    def ctrl_c() -> None:
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    request = GenerationRequest(sample=10, round_trip_k=0, few_shot=0)
+    with serve_openai([Fault(), Fault(), Fault(on_request=ctrl_c, delay_s=120)]) as server:
+        with pytest.raises(KeyboardInterrupt):
+            # deadline and reply delay far beyond the interrupt: only Ctrl-C ends the third
+            # request, however long a loaded machine takes to handle it
+            generate_synthetic(
+                BeirDataset(scifact_copy), _openai(server, concurrency=1, timeout_s=300), request
+            )
+        assert len(server.requests) == 3  # the queued ones of the batch were never sent
+        journal = next((scifact_copy / JOURNALS).glob("*.jsonl"))
+        assert len(journal.read_text().splitlines()) == 2
+        manifest = generate_synthetic(BeirDataset(scifact_copy), _openai(server, concurrency=1), request)
+    asked = [r["body"]["messages"][0]["content"] for r in server.requests]
+    assert manifest.generation["generated_now"] == 8 and len(asked) == 3 + 8
+    assert not set(asked[3:]) & set(asked[:2])  # the two answered before Ctrl-C are not asked again
+
+
+def test_journals_of_paid_replies_are_deleted_only_with_force(scifact_copy):
+    journals = scifact_copy / JOURNALS
+    journals.mkdir()
+    old_corpus = journals / "0123456789abcdef-0123456789abcdef.jsonl"
+    old_corpus.write_text('{"doc": "1", "raw": "x"}\n')
+    request = GenerationRequest(sample=6, round_trip_k=0, few_shot=0)
+    generate_synthetic(BeirDataset(scifact_copy), ScriptedGenerator(), request)
+    (first,) = set(journals.glob("*.jsonl")) - {old_corpus}
+    assert old_corpus.is_file()  # another corpus content's replies: kept without force
+    other = GenerationRequest(sample=6, round_trip_k=0, few_shot=0, domain="scientific", force=True)
+    with pytest.raises(KeyboardInterrupt):
+        generate_synthetic(BeirDataset(scifact_copy), ScriptedGenerator(fail_after=0), other)
+    assert set(journals.glob("*.jsonl")) == {old_corpus, first}  # an interrupted run deletes none
+    generate_synthetic(BeirDataset(scifact_copy), ScriptedGenerator(), other)
+    (current,) = journals.glob("*.jsonl")  # replacing the split (force) deletes the others
+    assert current != first and len(current.read_text().splitlines()) == 6
+
+
+def test_a_split_of_other_settings_is_replaced_only_with_force(scifact_copy):
+    """A run with other settings used to replace the split and delete the journal of its paid
+    replies, saying so in an INFO line only: now it is refused before any request."""
+    from irtune.errors import ParameterError
+
+    generate_synthetic(
+        BeirDataset(scifact_copy),
+        ScriptedGenerator(),
+        GenerationRequest(sample=6, round_trip_k=0, few_shot=0),
+    )
+    split = scifact_copy / "synthetic"
+    kept = json.loads((split / "manifest.json").read_text())["kept"]
+    before = {p: p.read_bytes() for p in [*split.iterdir(), *(scifact_copy / JOURNALS).glob("*.jsonl")]}
+    refused = {
+        "sample, seed": (GenerationRequest(sample=3, seed=5, round_trip_k=0, few_shot=0), ""),
+        "prompt": (
+            GenerationRequest(sample=6, round_trip_k=0, few_shot=0, domain="scientific"),
+            " and delete 1 generation journal of other settings (6 paid replies)",
+        ),
+    }
+    for differ, (request, journals) in refused.items():
+        generator = ScriptedGenerator()
+        with pytest.raises(ParameterError) as caught:
+            generate_synthetic(BeirDataset(scifact_copy), generator, request)
+        assert str(caught.value) == (
+            f"{split}: holds {kept} generated queries made with other settings ({differ}); generating "
+            f"now would replace them{journals}; pass force to do so, or copy the dataset folder to keep them"
+        )
+        assert generator.prompts == []
+        assert {p: p.read_bytes() for p in before} == before
+    same = ScriptedGenerator()  # the same settings again: nothing to lose, nothing asked
+    generate_synthetic(
+        BeirDataset(scifact_copy), same, GenerationRequest(sample=6, round_trip_k=0, few_shot=0)
+    )
+    assert same.prompts == []
+    forced = GenerationRequest(sample=3, seed=5, round_trip_k=0, few_shot=0, force=True)
+    assert generate_synthetic(BeirDataset(scifact_copy), ScriptedGenerator(), forced).documents == 3
+
+
+def test_a_full_disk_names_the_file(scifact_copy, monkeypatch):
+    import errno
+    import os
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    request = GenerationRequest(sample=4, round_trip_k=0, few_shot=0)
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fsync", full)
+        with pytest.raises(OSError) as caught:
+            generate_synthetic(BeirDataset(scifact_copy), ScriptedGenerator(), request)
+    (journal,) = (scifact_copy / JOURNALS).glob("*.jsonl")
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(journal)
+
+    written = Path.write_text
+
+    def full_qrels(self: Path, *args: Any, **kwargs: Any) -> int:
+        if self.name == "qrels.tsv":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return written(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_qrels)
+    with pytest.raises(OSError) as caught:
+        generate_synthetic(BeirDataset(scifact_copy), ScriptedGenerator(), request)
+    assert caught.value.filename == str(scifact_copy / "synthetic" / "qrels.tsv")
+    assert not (scifact_copy / "synthetic").exists()

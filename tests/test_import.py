@@ -274,9 +274,9 @@ def test_bad_parquet_and_saved_dataset_rows_are_named_by_row(tmp_path):
     saved = write_table(tmp_path / "saved.hf", rows)
     queries = write_table(tmp_path / "q.csv", [{"qid": "q1", "query": "a?"}])
     qrels = write_table(
-        tmp_path / "qrels.parquet", [{"qid": "q1", "doc_id": "1"}, {"qid": "q1", "doc_id": "9"}]
+        tmp_path / "qrels.parquet", [{"qid": "q1", "doc_id": "1"}, {"qid": "q9", "doc_id": "2"}]
     )
-    with pytest.raises(DataError, match=r"qrels.parquet: row 2: unknown document id \"9\""):
+    with pytest.raises(DataError, match=r"qrels.parquet: row 2: unknown query id \"q9\""):
         import_dataset(
             ImportRequest("b", corpus=saved, queries=queries, qrels={"test": qrels}), tmp_path / "b"
         )
@@ -320,6 +320,25 @@ def test_bad_grades_name_the_line(tmp_path, grade, suffix):
     request = ImportRequest("g", corpus=corpus, queries=queries, qrels={"test": qrels})
     with pytest.raises(DataError, match=rf"qrels{suffix}:2: .*(not an integer|not a number)"):
         import_dataset(request, tmp_path / "g")
+
+
+@pytest.mark.parametrize("grade", ["1e20", "2147483648", "-2147483649"])
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".pairs.csv"])
+def test_grades_beyond_what_trec_eval_holds_are_refused(tmp_path, grade, suffix):
+    """trec_eval (and pytrec_eval) keep a grade in a C int: a larger one would be cut, not judged."""
+    corpus = write_table(tmp_path / "c.csv", [{"id": "1", "text": "a"}])
+    queries = write_table(tmp_path / "q.csv", [{"id": "q1", "text": "what?"}])
+    path = tmp_path / f"qrels{suffix}"
+    sep = "\t" if suffix == ".tsv" else ","
+    if suffix == ".pairs.csv":
+        path.write_text(f"query,positive,score\nwhat?,a,{grade}\n")
+        request = ImportRequest("g", pairs={"test": path})
+    else:
+        path.write_text(f"query_id{sep}doc_id{sep}score\nq1{sep}1{sep}{grade}\n")
+        request = ImportRequest("g", corpus=corpus, queries=queries, qrels={"test": path})
+    with pytest.raises(DataError, match=rf"qrels{suffix}:2: .*{grade}.* is outside a 32-bit integer"):
+        import_dataset(request, tmp_path / "g")
+    assert not (tmp_path / "g").exists()
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".tsv"])

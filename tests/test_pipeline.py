@@ -15,6 +15,8 @@ from irtune.cli import app
 from irtune.errors import IrtuneError
 from irtune.pipeline import load_study, run_study
 
+from conftest import write_beir
+
 runner = CliRunner()
 
 
@@ -229,3 +231,57 @@ def test_an_evaluation_of_other_weights_than_the_trained_model_is_redone(
         run_study(study, data_dir=data_dir, cache_dir=cache)
     assert "eval:single: measured other weights than train:single holds; redone" in caplog.text
     assert json.loads(results.read_text())["model"]["weights_sha256"] == trained_sha
+
+
+def test_a_variant_trained_over_seeds_keeps_every_run_and_ships_the_one_chosen_on_dev(
+    tiny_model, scifact_slice, tmp_path
+):
+    path = study_file(tmp_path, tiny_model, scifact_slice)
+    text = path.read_text().replace("epochs = 2", "epochs = 1").replace('"dense", "bm25"', '"dense"')
+    path.write_text(text.replace("[training]\n", "[training]\nseeds = [2, 1]\n"))
+    report, comparisons = run_study(
+        load_study(path), data_dir=scifact_slice.parent, cache_dir=tmp_path / "cache"
+    )
+    stages = tmp_path / "run" / "stages"
+    trained = {p.name.rsplit("-", 1)[0]: p / "model" for p in stages.glob("train-*")}
+    assert sorted(trained) == ["train-single@seed-1", "train-single@seed-2"]
+    assert sorted(p.name.rsplit("-", 1)[0] for p in stages.glob("eval-*")) == [
+        "eval-single@seed-1",
+        "eval-single@seed-2",
+    ]
+    records = {
+        seed: json.loads((trained[f"train-single@seed-{seed}"] / "irtune_training.json").read_text())
+        for seed in (1, 2)
+    }
+    assert {seed: r["config"]["seed"] for seed, r in records.items()} == {1: 1, 2: 2}
+    dev = {seed: r["selected"]["dev"]["ndcg@10"] for seed, r in records.items()}
+    shipped = max((1, 2), key=lambda s: (round(dev[s], 12), -s))
+    chosen = json.loads((tmp_path / "run" / "single.seeds.json").read_text())
+    assert chosen["shipped"]["seed"] == shipped
+    assert chosen["shipped"]["model"] == str(trained[f"train-single@seed-{shipped}"])
+    [comparison] = comparisons  # one test for the variant, whatever the number of seeds
+    assert comparison.seeds is not None and comparison.seeds.seeds == [1, 2]
+    assert comparison.seeds.shipped == shipped
+    assert (
+        comparison.candidate_label
+        == f"{tiny_model.name} tuned on {scifact_slice.name} (single, seed {shipped})"
+    )
+    html = report.read_text()
+    assert 'id="seeds"' in html and "<th>seed 1</th><th>seed 2</th>" in html
+    assert f"The recipe over seeds 1, 2 vs {tiny_model.name} (base)" in html
+
+
+def test_a_dataset_with_no_train_dev_or_test_split_is_one_line_not_a_traceback(tmp_path):
+    """The split a dataset named without one trains on (the first of train, dev and test it
+    has) is one helper, shared by the study's checks and the seed protocol's plan."""
+    from irtune.pipeline import _refuse_repeated_training_sets
+
+    corpus, queries, judged = {"d1": {"text": "aspirin"}}, {"q1": "aspirin"}, {"q1": {"d1": 1}}
+    write_beir(tmp_path / "imported", corpus, queries, {"validation": judged})
+    write_beir(tmp_path / "dt", corpus, queries, {"dev": judged, "test": judged})
+    with pytest.raises(
+        IrtuneError, match=r"no train, dev or test split to train on \(available: validation\)"
+    ):
+        _refuse_repeated_training_sets(["imported"], tmp_path)
+    with pytest.raises(IrtuneError, match=r"'dt' and 'dt:dev' both train on dt:dev"):
+        _refuse_repeated_training_sets(["dt", "dt:dev"], tmp_path)

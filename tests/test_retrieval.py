@@ -108,3 +108,38 @@ def test_a_cached_corpus_is_not_read_again(tiny_model, scifact_slice, cache_dir)
         model, must_not_be_read(), "once", cache_dir, chunk_size=64, count=len(texts)
     )
     assert np.array_equal(first, again.to_array())
+
+
+def test_a_block_of_corpus_rows_stays_within_the_byte_budget(monkeypatch):
+    """Few queries on a wide corpus: the float32 copy of a block (rows x dim) is bounded by
+    BLOCK_BYTES, not only the score matrix (10 queries x 768 dims once copied 10 GB at once)."""
+    from irtune.retrieval import exact
+
+    copied: list[int] = []
+    float32 = exact._float32
+    monkeypatch.setattr(
+        exact, "_float32", lambda pieces: copied.append((out := float32(pieces)).nbytes) or out
+    )
+    monkeypatch.setattr(exact, "BLOCK_BYTES", 4 * 16 * 100, raising=False)  # 100 rows of 16 dims
+    corpus, queries = unit(1000, 16, 0), unit(3, 16, 1)
+    _, index = exact_search(queries, [(o, corpus[o : o + 300]) for o in range(0, 1000, 300)], top_k=25)
+    assert max(copied) == 4 * 16 * 100 and sum(copied) == corpus.nbytes
+    assert (index == np.argsort(-(queries @ corpus.T), axis=1, kind="stable")[:, :25]).all()
+    monkeypatch.undo()
+    assert exact.block_rows(queries=10, query_batch=1024, dim=768) == exact.BLOCK_BYTES // (4 * 768)
+    assert exact.block_rows(queries=4096, query_batch=1024, dim=8) == exact.SCORES_PER_STEP // 1024
+
+
+@pytest.mark.parametrize("rows_per_block", [1, 3, 7, 1000])
+def test_ties_at_the_cut_off_keep_the_lowest_corpus_index(monkeypatch, rows_per_block):
+    """Equal scores (duplicate documents) at the k-th place: the lowest corpus indices are
+    kept, best first and then by index, whatever the block layout."""
+    from irtune.retrieval import exact
+
+    monkeypatch.setattr(exact, "BLOCK_BYTES", 4 * 2 * rows_per_block, raising=False)
+    corpus = np.array([[1.0, 0.0]] * 12 + [[2.0, 0.0]] * 2 + [[1.0, 0.0]] * 6, dtype=np.float32)
+    queries = np.array([[1.0, 0.0], [0.5, 0.0]], dtype=np.float32)
+    shards = [(0, corpus[:5]), (5, corpus[5:13]), (13, corpus[13:])]
+    scores, index = exact_search(queries, shards, top_k=6)
+    assert index.tolist() == [[12, 13, 0, 1, 2, 3]] * 2
+    assert scores.tolist() == [[2.0, 2.0, 1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.5, 0.5, 0.5, 0.5]]

@@ -11,7 +11,7 @@ from irtune.data.beir import BeirDataset
 from irtune.data.splits import SplitPart
 from irtune.leakage import text_fingerprint
 from irtune.models import LoadedModel, Prompts
-from irtune.training.selection import PoolSettings, build_dev_set, score_dev
+from irtune.training.selection import PoolSettings, build_dev_set, interpolated_state, score_dev
 
 from conftest import write_beir
 
@@ -125,3 +125,20 @@ def test_trained_and_same_text_queries_are_excluded_from_dev(tmp_path):
     )
     assert dev.qids == ["q1"] and set(dev.qrels) == {"q1"}
     assert dev.documents["queries"] == 1 and dev.documents["left_out_same_text"] == 1
+
+
+def test_the_end_points_of_interpolation_are_the_two_models_bit_for_bit():
+    """alpha 1 ships the epoch model that was scored on dev, alpha 0 the base: the same bits,
+    negative zeros included (MiniLM's word embeddings hold one; lerp's arithmetic turns it
+    into +0.0, another weights hash, and the shipped model's embeddings were encoded again)."""
+    base = {"w": torch.tensor([-0.0, 1.5, -2.0, 0.0]), "ids": torch.tensor([1, 2])}
+    tuned = {"w": torch.tensor([-0.0, 1.25, -0.0, 3.0]), "ids": torch.tensor([3, 4])}
+
+    def bits(state: dict[str, torch.Tensor]) -> dict[str, list[int]]:
+        return {
+            k: v.view(torch.int32 if v.is_floating_point() else v.dtype).tolist() for k, v in state.items()
+        }
+
+    assert bits(interpolated_state(base, tuned, 1.0)) == bits(tuned)
+    assert bits(interpolated_state(base, tuned, 0.0)) == {"w": bits(base)["w"], "ids": [3, 4]}
+    assert interpolated_state(base, tuned, 0.5)["w"].tolist() == [0.0, 1.375, -1.0, 1.5]

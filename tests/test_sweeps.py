@@ -4,6 +4,7 @@ results file equal to the single-setting run, all compared with full precision a
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -34,9 +35,9 @@ def test_the_grid_starts_at_full_precision_and_drops_repeats():
 @pytest.mark.parametrize(
     ("dims", "quantize", "rescore", "message"),
     [
-        ([128, 0], ["none"], 1, "--dims must be at least 1"),
-        ([128], ["none", "int4"], 1, "--quantize must be among none, int8, ubinary, not 'int4'"),
-        ([128, 64], ["none", "int8"], 4, "--rescore applies to --quantize ubinary"),
+        ([128, 0], ["none"], 1, "dims must be at least 1"),
+        ([128], ["none", "int4"], 1, "quantize must be among none, int8, ubinary, not 'int4'"),
+        ([128, 64], ["none", "int8"], 4, "rescore applies to quantize ubinary"),
     ],
 )
 def test_a_bad_grid_is_one_line(dims, quantize, rescore, message):
@@ -115,3 +116,61 @@ def test_bad_sweeps_are_one_line_before_the_model_loads(extra, message, tmp_path
 
     data = write_beir(tmp_path / "ds", {"d1": {"text": "x"}}, {"q1": "y"}, {"test": {"q1": {"d1": 1}}})
     assert_one_line_error(irtune("eval", "-m", "minilm", "-d", str(data), *extra), message)
+
+
+def _small_dataset(tmp_path):
+    from conftest import write_beir
+
+    corpus = {f"d{i}": {"title": f"T{i}", "text": f"document {i} about topic {i % 3}"} for i in range(12)}
+    queries = {"q1": "topic 1", "q2": "topic 2"}
+    return str(write_beir(tmp_path / "ds", corpus, queries, {"test": {"q1": {"d1": 1}, "q2": {"d2": 1}}}))
+
+
+def test_each_setting_folder_is_checked_before_the_model_loads_and_force_replaces(tiny_model, tmp_path):
+    """A setting's folder holding another evaluation is refused before anything is encoded or
+    written; a results.json at the sweep's root, which a sweep never writes, is no obstacle."""
+    import irtune as api
+
+    data, out, cache = _small_dataset(tmp_path), tmp_path / "sizes", tmp_path / "cache"
+    api.evaluate(None, data, retriever="bm25", out_dir=out)  # the user's own run, at the root
+    api.evaluate(None, data, retriever="bm25", out_dir=out / "d16-int8")
+    with pytest.raises(IrtuneError) as refused:
+        api.frontier(
+            str(tiny_model), data, dims=[16], quantize=["none", "int8"], out_dir=out, cache_dir=cache
+        )
+    assert str(refused.value) == (
+        f"out_dir {out / 'd16-int8'}: holds the results of another evaluation (other retriever); "
+        "choose another folder, or force replacing them"
+    )
+    assert (
+        sorted(p.name for p in out.iterdir()) == ["d16-int8", "results.json", "runs"] and not cache.exists()
+    )
+    root = (out / "results.json").read_bytes()
+    api.frontier(
+        str(tiny_model), data, dims=[16], quantize=["none", "int8"], out_dir=out, cache_dir=cache, force=True
+    )
+    assert json.loads((out / "d16-int8" / "results.json").read_text())["retriever"]["name"] == "dense"
+    assert (out / "results.json").read_bytes() == root
+
+
+@pytest.mark.parametrize(
+    ("held", "problem"),
+    [
+        ("my notes\n", "holds a frontier.json irtune did not write"),
+        (json.dumps({"baseline": "full", "settings": {"full": "full/results.json"}}), "(settings full)"),
+    ],
+)
+def test_a_frontier_file_of_another_sweep_is_not_replaced_without_force(tiny_model, tmp_path, held, problem):
+    import irtune as api
+
+    data, out, cache = _small_dataset(tmp_path), tmp_path / "sizes", tmp_path / "cache"
+    out.mkdir()
+    (out / "frontier.json").write_text(held)
+    with pytest.raises(IrtuneError, match=re.escape(problem)):
+        api.frontier(str(tiny_model), data, dims=[16], out_dir=out, cache_dir=cache)
+    assert sorted(p.name for p in out.iterdir()) == ["frontier.json"] and not cache.exists()
+    assert (out / "frontier.json").read_text() == held
+    api.frontier(str(tiny_model), data, dims=[16], out_dir=out, cache_dir=cache, force=True)
+    assert sorted(json.loads((out / "frontier.json").read_text())["settings"]) == ["d16-float", "full"]
+    api.frontier(str(tiny_model), data, dims=[16], out_dir=out, cache_dir=cache)  # a re-run replaces its own
+    assert sorted(json.loads((out / "frontier.json").read_text())["settings"]) == ["d16-float", "full"]

@@ -1,7 +1,7 @@
 """irtune: evaluate and honestly fine-tune text-embedding models for retrieval.
 
 The Python API (see `irtune.api`): `load_dataset`, `import_data`, `load_model`,
-`generate_queries`, `evaluate`, `train`, `compare`, `report`. They are imported on first
+`generate_queries`, `evaluate`, `train`, `compare`, `report`, `inspect`. They are imported on first
 use, so `import irtune` stays light.
 """
 
@@ -22,6 +22,7 @@ __all__ = [
     "frontier",
     "generate_queries",
     "import_data",
+    "inspect",
     "load_dataset",
     "load_model",
     "report",
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
         frontier,
         generate_queries,
         import_data,
+        inspect,
         load_dataset,
         load_model,
         report,

@@ -9,25 +9,41 @@
 Every function takes keyword-only options after its subject; the CLI is a thin layer
 over these. Heavy libraries (torch, transformers) are imported only by the functions
 that need them, so `compare` and `report` stay fast.
+
+Arguments are checked as they come in (`irtune.inputs`): a path may be a `str` or a
+`pathlib.Path`; one dataset, path or metric may stand for a list of one; an empty
+required list, a blank name or a wrong type (a switch such as `force` or `strict` given as
+anything but `True`/`False`: `"no"` is truthy) is refused with an `InvalidValueError`
+(a `ValueError`) or `InvalidTypeError` (a `TypeError`) naming the parameter.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
+from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from irtune import inputs
+from irtune.errors import InvalidTypeError
+from irtune.inputs import PathArg
 
 if TYPE_CHECKING:
     from irtune.comparison import Comparison
     from irtune.data.beir import BeirDataset
     from irtune.models import LoadedModel
+    from irtune.reporting.queries import QueryAnalysis
     from irtune.results import ResultsFile
+    from irtune.settings import EvalSettings
     from irtune.sweeps import Frontier
     from irtune.tracking import Tracking
     from irtune.training.config import TrainConfig
 
 
-def load_dataset(name_or_path: str, *, data_dir: Path | None = None, strict: bool = False) -> BeirDataset:
+def load_dataset(
+    name_or_path: PathArg, *, data_dir: PathArg | None = None, strict: bool = False
+) -> BeirDataset:
     """A BEIR dataset by name (under `data_dir` or $IRTUNE_DATA_DIR) or by folder.
 
     >>> scifact = irtune.load_dataset("scifact", data_dir=Path("../shared/data/beir"))
@@ -36,7 +52,11 @@ def load_dataset(name_or_path: str, *, data_dir: Path | None = None, strict: boo
     """
     from irtune.data.registry import resolve_dataset
 
-    return resolve_dataset(name_or_path, data_dir, strict)
+    return resolve_dataset(
+        inputs.dataset("name_or_path", name_or_path),
+        inputs.optional_path("data_dir", data_dir),
+        inputs.flag("strict", strict),
+    )
 
 
 def load_model(
@@ -56,26 +76,28 @@ def load_model(
     """
     from irtune.settings import ModelOptions
 
-    return ModelOptions(device, max_seq_length, query_prompt, doc_prompt).load(spec)
+    return ModelOptions(device, max_seq_length, query_prompt, doc_prompt).load(inputs.text("spec", spec))
 
 
 def evaluate(
     model: str | LoadedModel | None,
-    datasets: str | Sequence[str],
+    datasets: PathArg | Sequence[PathArg],
     *,
-    out_dir: Path | None = None,
-    split_files: Sequence[Path] = (),
-    data_dir: Path | None = None,
+    out_dir: PathArg | None = None,
+    split_files: PathArg | Sequence[PathArg] = (),
+    data_dir: PathArg | None = None,
     label: str | None = None,
     strict: bool = False,
     device: str | None = None,
     max_seq_length: int | None = None,
     query_prompt: str | None = None,
     doc_prompt: str | None = None,
+    force: bool = False,
     **settings: Any,
 ) -> ResultsFile:
     """Evaluate a model (or a model-free retriever: `model=None, retriever="bm25"`) on
-    datasets; returns the results and, with `out_dir`, writes results.json and run files.
+    datasets; returns the results and, with `out_dir`, writes results.json and run files
+    (results of another setup already there are replaced only with `force`).
 
     `settings` are those of `irtune.settings.EvalSettings`: retriever ("dense", "bm25",
     ...), split, precision, batch_size, top_k, metrics, cache_dir, index, ... `device`,
@@ -86,36 +108,57 @@ def evaluate(
     >>> round(results.datasets[0].metrics["ndcg@10"], 4)
     0.6451
     """
-    from irtune.settings import EvalSettings, ModelOptions
+    from irtune.settings import ModelOptions
     from irtune.workflows import run_evaluation
 
-    try:
-        chosen = EvalSettings(**settings)
-    except TypeError as exc:
-        raise TypeError(f"evaluate(): {exc} (see irtune.settings.EvalSettings)") from None
-    names = [datasets] if isinstance(datasets, str) else list(datasets)
+    chosen = _eval_settings("evaluate", settings)
     return run_evaluation(
-        model,
-        names,
+        _model("model", model, required=False),
+        inputs.datasets("datasets", datasets),
         chosen,
         model_options=ModelOptions(device, max_seq_length, query_prompt, doc_prompt),
-        out_dir=out_dir,
-        split_files=split_files,
-        data_dir=data_dir,
-        strict=strict,
-        label=label,
+        out_dir=inputs.optional_path("out_dir", out_dir),
+        split_files=inputs.paths("split_files", split_files),
+        data_dir=inputs.optional_path("data_dir", data_dir),
+        strict=inputs.flag("strict", strict),
+        label=inputs.optional_text("label", label),
+        force=inputs.flag("force", force),
     )
+
+
+def _eval_settings(function: str, settings: Mapping[str, Any]) -> EvalSettings:
+    """The evaluation settings among a function's keyword arguments; an unknown one is refused."""
+    from irtune.settings import EvalSettings
+
+    known = {f.name for f in dataclasses.fields(EvalSettings)}
+    for name in settings:
+        if name not in known:
+            raise InvalidTypeError(
+                "{" + name + "} is not a parameter of {function}() (see irtune.settings.EvalSettings)",
+                function=function,
+            )
+    return EvalSettings(**settings)
+
+
+def _model(parameter: str, value: object, *, required: bool = True) -> Any:
+    """A model given by name, hub id or folder (text), or loaded (`load_model`)."""
+    if value is None and not required:
+        return None
+    if isinstance(value, str):
+        return inputs.text(parameter, value)
+    inputs.instance(parameter, value, "irtune.models", "LoadedModel", "a model name or a loaded model")
+    return value
 
 
 def train(
     model: str,
     datasets: str | Sequence[str],
     *,
-    out_dir: Path,
+    out_dir: PathArg,
     config: TrainConfig | Mapping[str, Any] | None = None,
-    split_files: Sequence[Path] = (),
-    data_dir: Path | None = None,
-    cache_dir: Path | None = None,
+    split_files: PathArg | Sequence[PathArg] = (),
+    data_dir: PathArg | None = None,
+    cache_dir: PathArg | None = None,
     resume: bool = False,
     device: str | None = None,
     query_prompt: str | None = None,
@@ -138,21 +181,41 @@ def train(
     from irtune.tracking import Tracking
     from irtune.training.config import TrainConfig
     from irtune.training.plan import expand_presets
+    from irtune.training.seed_runs import train_over_seeds
     from irtune.training.trainer import train_model
 
+    resume = inputs.flag("resume", resume)
     if not isinstance(config, TrainConfig):
-        config = validated(TrainConfig, dict(config or {}), "training config")
-    specs = expand_presets([datasets] if isinstance(datasets, str) else list(datasets))
+        config = validated(TrainConfig, inputs.mapping("config", config), "training config")
+    specs = expand_presets(inputs.names("datasets", datasets, required=False))  # none: says what to give
     options = ModelOptions(device, None, query_prompt, doc_prompt)
     if not isinstance(tracking, Tracking):
-        tracking = validated(Tracking, dict(tracking or {}), "tracking")
-    return train_model(
-        model, specs, out_dir, config, data_dir, cache_dir, split_files, resume, options, tracking=tracking
-    )
+        tracking = validated(Tracking, inputs.mapping("tracking", tracking), "tracking")
+    tracked = tracking
+
+    def train_one(run: TrainConfig, folder: Path, again: bool) -> Path:
+        return train_model(
+            inputs.text("model", model),
+            specs,
+            folder,
+            run,
+            inputs.optional_path("data_dir", data_dir),
+            inputs.optional_path("cache_dir", cache_dir),
+            inputs.paths("split_files", split_files),
+            again,
+            options,
+            tracking=tracked,
+        )
+
+    if config.seeds is None:
+        return train_one(config, inputs.path("out_dir", out_dir), resume)
+    return train_over_seeds(train_one, config, inputs.path("out_dir", out_dir), resume)
 
 
 def compare(
-    baseline: ResultsFile | Path, *candidates: ResultsFile | Path, metrics: Sequence[str] | None = None
+    baseline: ResultsFile | PathArg,
+    *candidates: ResultsFile | PathArg,
+    metrics: str | Sequence[str] | None = None,
 ) -> list[Comparison]:
     """Each candidate against the baseline, per dataset and metric: change, 95% bootstrap
     CI, paired randomization test with Holm over every (candidate, dataset, metric) test
@@ -166,31 +229,43 @@ def compare(
     """
     from irtune.comparison import compare_study, distinct_labels
     from irtune.metrics import HEADLINE_METRICS
+
+    runs = [_loaded("baseline", baseline), *(_loaded("candidates", c) for c in candidates)]
+    base, *others = distinct_labels(runs)
+    chosen = HEADLINE_METRICS if metrics is None else tuple(inputs.names("metrics", metrics))
+    return compare_study(base, others, chosen)
+
+
+def _loaded(parameter: str, item: object) -> ResultsFile:
+    """A results file given as itself or by path."""
     from irtune.results import ResultsFile, read_results
 
-    def loaded(item: ResultsFile | Path) -> ResultsFile:
-        return item if isinstance(item, ResultsFile) else read_results(Path(item))
+    return item if isinstance(item, ResultsFile) else read_results(_results_path(parameter, item))
 
-    base, *others = distinct_labels([loaded(baseline), *(loaded(c) for c in candidates)])
-    return compare_study(base, others, tuple(metrics) if metrics else HEADLINE_METRICS)
+
+def _results_path(parameter: str, value: object, at: object = inputs.NOWHERE) -> Path:
+    if not isinstance(value, str | PathLike):
+        raise inputs.wrong_type(parameter, "a results file (path) or ResultsFile", value, at)
+    return inputs.path(parameter, value, at)
 
 
 def frontier(
     model: str | LoadedModel,
-    datasets: str | Sequence[str],
+    datasets: PathArg | Sequence[PathArg],
     *,
-    dims: Sequence[int] = (),
-    quantize: Sequence[str] = ("none",),
+    dims: int | Sequence[int] = (),
+    quantize: str | Sequence[str] = ("none",),
     rescore: int = 1,
-    out_dir: Path | None = None,
-    split_files: Sequence[Path] = (),
-    data_dir: Path | None = None,
+    out_dir: PathArg | None = None,
+    split_files: PathArg | Sequence[PathArg] = (),
+    data_dir: PathArg | None = None,
     label: str | None = None,
     strict: bool = False,
     device: str | None = None,
     max_seq_length: int | None = None,
     query_prompt: str | None = None,
     doc_prompt: str | None = None,
+    force: bool = False,
     **settings: Any,
 ) -> Frontier:
     """The model's embeddings at every `dims` x `quantize` setting (and at full precision),
@@ -202,56 +277,104 @@ def frontier(
     >>> [(row["setting"], round(row["ndcg@10"], 4)) for row in sizes.rows()][:2]
     [('full', 0.6451), ('d256-float', 0.6351)]
     """
-    from irtune.settings import EvalSettings, ModelOptions
+    from irtune.settings import ModelOptions
     from irtune.sweeps import grid, sweep
 
-    try:
-        chosen = EvalSettings(**settings)
-    except TypeError as exc:
-        raise TypeError(f"frontier(): {exc} (see irtune.settings.EvalSettings)") from None
+    chosen = _eval_settings("frontier", settings)
+    strict, force = inputs.flag("strict", strict), inputs.flag("force", force)
     return sweep(
-        model,
-        [datasets] if isinstance(datasets, str) else list(datasets),
+        _model("model", model),
+        inputs.datasets("datasets", datasets),
         chosen,
         grid(dims, quantize, rescore),
         model_options=ModelOptions(device, max_seq_length, query_prompt, doc_prompt),
-        out_dir=out_dir,
-        split_files=split_files,
-        data_dir=data_dir,
+        out_dir=inputs.optional_path("out_dir", out_dir),
+        split_files=inputs.paths("split_files", split_files),
+        data_dir=inputs.optional_path("data_dir", data_dir),
         strict=strict,
-        label=label,
+        label=inputs.optional_text("label", label),
+        force=force,
     )
 
 
-def report(results: Sequence[Path], *, out: Path, baseline: Path | None = None) -> Path:
+def report(
+    results: PathArg | Sequence[PathArg],
+    *,
+    out: PathArg,
+    baseline: PathArg | None = None,
+    data_dir: PathArg | None = None,
+    force: bool = False,
+) -> Path:
     """A self-contained HTML report (tables, charts, provenance) of results files compared
     with the baseline (default: the sweep's own baseline, `frontier.json`'s, when `results` are the
     settings of one frontier sweep, else the first), and report.md next to it; returns the HTML path.
+    Its per-query analysis reads the evaluated datasets under `data_dir` (or $IRTUNE_DATA_DIR).
+    An existing file is replaced only if it is a report irtune wrote, or with `force`.
 
     >>> irtune.report([Path("runs/base"), Path("runs/tuned")], out=Path("report.html"))
     PosixPath('report.html')
     """
     from irtune.reporting.files import write_report
 
-    html_path, _, _ = write_report(results, out, baseline)
+    html_path, _, _ = write_report(
+        inputs.paths("results", results, required=True),
+        inputs.path("out", out),
+        inputs.optional_path("baseline", baseline),
+        inputs.optional_path("data_dir", data_dir),
+        inputs.flag("force", force),
+    )
     return html_path
+
+
+def inspect(
+    baseline: ResultsFile | PathArg,
+    candidate: ResultsFile | PathArg,
+    *,
+    query: str | None = None,
+    data_dir: PathArg | None = None,
+) -> QueryAnalysis:
+    """Which queries the candidate moved against the baseline: every query's change in NDCG@10,
+    the rankings of those that gained and lost most (or of `query` alone) from the runs' TREC
+    files, and slices by query length, relevant documents and dataset with their paired tests
+    (Holm within the slices). Texts and titles come from the datasets under `data_dir` (or
+    $IRTUNE_DATA_DIR) whose files match the results' hashes; what is missing is said.
+
+    >>> moved = irtune.inspect(Path("runs/base"), Path("runs/tuned"))
+    >>> [row.qid for row in moved.datasets[0].gained][:2]
+    ['70', '742']
+    """
+    from irtune.comparison import compare as compare_runs
+    from irtune.comparison import distinct_labels
+    from irtune.reporting.queries import analyse
+
+    base, cand = distinct_labels([_loaded("baseline", baseline), _loaded("candidate", candidate)])
+    return analyse(
+        compare_runs(base, cand),
+        base,
+        cand,
+        inputs.optional_path("data_dir", data_dir),
+        inputs.optional_text("query", query),
+    )
 
 
 def import_data(
     name: str,
     *,
-    corpus: Path | None = None,
-    queries: Path | None = None,
-    qrels: Mapping[str, Path] | None = None,
-    pairs: Mapping[str, Path] | None = None,
+    corpus: PathArg | None = None,
+    queries: PathArg | None = None,
+    qrels: Mapping[str, PathArg] | None = None,
+    pairs: Mapping[str, PathArg] | None = None,
     columns: Mapping[str, str] | None = None,
     ir_datasets: Mapping[str, str] | None = None,
-    data_dir: Path | None = None,
-    out: Path | None = None,
+    data_dir: PathArg | None = None,
+    out: PathArg | None = None,
     force: bool = False,
+    drop_unknown_judgements: bool = False,
 ) -> BeirDataset:
     """Import CSV, TSV, JSONL, JSON, parquet or saved Hugging Face datasets into a validated
     BEIR folder (`out`, else `data_dir/name`) with an import manifest; returns the dataset.
+    `force` replaces only the files an earlier import wrote; judgements of documents absent
+    from the corpus are kept (they count in R, as in trec_eval) unless `drop_unknown_judgements`.
 
     >>> docs = irtune.import_data("mydocs", corpus=Path("docs.csv"), columns={"text": "body"})
     >>> faq = irtune.import_data("faq", pairs={"test": Path("faq_pairs.parquet")})
@@ -261,16 +384,22 @@ def import_data(
     from irtune.data.importer import ImportRequest, import_dataset
     from irtune.data.registry import default_data_dir
 
+    name = inputs.text("name", name)
+    force = inputs.flag("force", force)
     request = ImportRequest(
         name,
-        corpus=corpus,
-        queries=queries,
-        qrels=dict(qrels or {}),
-        pairs=dict(pairs or {}),
-        columns=dict(columns or {}),
-        ir_datasets=dict(ir_datasets or {}),
+        corpus=inputs.optional_path("corpus", corpus),
+        queries=inputs.optional_path("queries", queries),
+        qrels=inputs.mapping("qrels", qrels, inputs.path),
+        pairs=inputs.mapping("pairs", pairs, inputs.path),
+        columns=inputs.mapping("columns", columns, inputs.text),
+        ir_datasets=inputs.mapping("ir_datasets", ir_datasets, inputs.text),
+        drop_unknown_judgements=inputs.flag("drop_unknown_judgements", drop_unknown_judgements),
     )
-    target = out or (data_dir or default_data_dir()) / name
+    target = (
+        inputs.optional_path("out", out)
+        or (inputs.optional_path("data_dir", data_dir) or default_data_dir()) / name
+    )
     import_dataset(request, target, force=force)
     return BeirDataset(target, name=name)
 
@@ -281,8 +410,8 @@ def generate_queries(
     *,
     generator_model: str | None = None,
     base_model: str | LoadedModel | None = "minilm",
-    data_dir: Path | None = None,
-    cache_dir: Path | None = None,
+    data_dir: PathArg | None = None,
+    cache_dir: PathArg | None = None,
     precision: str = "fp32",
     openai_settings: Mapping[str, Any] | None = None,
     hf_settings: Mapping[str, Any] | None = None,
@@ -303,16 +432,25 @@ def generate_queries(
     from irtune.generation.backends import make_generator
     from irtune.generation.synthetic import GenerationRequest, generate_synthetic
 
-    found = dataset if isinstance(dataset, BeirDataset) else load_dataset(dataset, data_dir=data_dir)
-    checks.output_folder("--dataset", found.root)  # the synthetic split is written into it
-    checks.output_folder("--cache-dir", cache_dir)
+    if isinstance(dataset, BeirDataset):
+        found = dataset
+    else:
+        found = load_dataset(inputs.dataset("dataset", dataset), data_dir=data_dir)
+    cache_dir = inputs.optional_path("cache_dir", cache_dir)
+    checks.output_folder("dataset", found.root)  # the synthetic split is written into it
+    checks.output_folder("cache_dir", cache_dir)
     settings = GenerationRequest(**request)
-    hf = {"cache_dir": cache_dir, **(hf_settings or {})}
+    inputs.flag("restart", settings.restart)
+    hf = {"cache_dir": cache_dir, **inputs.mapping("hf_settings", hf_settings)}
     backend = make_generator(
-        generator, model=generator_model, openai_settings=dict(openai_settings or {}), hf_settings=hf
+        inputs.text("generator", generator),
+        model=inputs.optional_text("generator_model", generator_model),
+        openai_settings=inputs.mapping("openai_settings", openai_settings),
+        hf_settings=hf,
     )
     round_trip = None
     model_name = None
+    base_model = _model("base_model", base_model, required=False)
     if settings.round_trip_k and base_model is not None:
         model = base_model if not isinstance(base_model, str) else load_model(base_model)
         round_trip = _dense_top_k(model, found, precision=precision, cache_dir=cache_dir)

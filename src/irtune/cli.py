@@ -6,9 +6,12 @@ import errno
 import inspect
 import logging
 import os
+import shlex
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import click
 import typer
@@ -17,10 +20,11 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
+from typer.main import get_command
 
 from irtune.allocator import reexec_with_mimalloc
 from irtune.cli_config import config_overrides, config_parameters
-from irtune.errors import IrtuneError
+from irtune.errors import IrtuneError, ParameterError
 from irtune.retrieval.registry import retriever_names
 from irtune.training.config import TrainConfig
 
@@ -158,10 +162,17 @@ def data_import(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Write here instead of --data-dir/NAME.")
     ] = None,
-    force: Annotated[bool, typer.Option(help="Replace an existing dataset folder.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Replace the files an earlier import wrote (nothing else in the folder).")
+    ] = False,
+    drop_unknown_judgements: Annotated[
+        bool,
+        typer.Option(help="Drop judgements of documents not in the corpus (kept by default: count in R)."),
+    ] = False,
 ) -> None:
     """Import your own files as a validated BEIR folder (with an import manifest)."""
     from irtune.api import import_data
+    from irtune.data.beir import load_qrels
     from irtune.data.importer import IMPORT_MANIFEST, qrels_summary
 
     columns = _key_values(col or [], "--col")
@@ -184,8 +195,10 @@ def data_import(
         data_dir=data_dir,
         out=out_dir,
         force=force,
+        drop_unknown_judgements=drop_unknown_judgements,
     )
-    summary = qrels_summary({s: dataset.qrels(s) for s in dataset.splits()})
+    # the judgements as written: the import warned of those naming absent documents already
+    summary = qrels_summary({s: load_qrels(dataset.qrels_path(s)) for s in dataset.splits()})
     splits = "; ".join(
         f"{s}: {v['queries']:,} queries, {v['relevant']:,} relevant" for s, v in summary.items()
     )
@@ -266,6 +279,9 @@ def eval_command(
         ),
     ] = "torch",
     mlflow: MlflowUri = None,
+    force: Annotated[
+        bool, typer.Option(help="Replace the results of another evaluation (other setup) in --out.")
+    ] = False,
 ) -> None:
     """Evaluate a model (or BM25) on datasets and print NDCG@10/100, MAP@100, Recall@100."""
     from irtune.api import evaluate, frontier
@@ -298,6 +314,7 @@ def eval_command(
         "store_dtype": store_dtype,
         "devices": tuple(d.strip() for d in devices.split(",")) if devices else (),
         "backend": backend,
+        "force": force,
     }
     if len(sizes) > 1 or len(kinds) > 1:
         if model is None:
@@ -359,7 +376,9 @@ def generate_command(
         str, typer.Option(help="chat or completions (openai:; completions for base models).")
     ] = "chat",
     concurrency: Annotated[int, typer.Option(help="Parallel requests (openai:).")] = 4,
-    timeout: Annotated[float, typer.Option(help="Seconds per request (openai:).")] = 60.0,
+    timeout: Annotated[
+        float, typer.Option(help="Deadline per request in seconds: connecting and every read (openai:).")
+    ] = 60.0,
     retries: Annotated[int, typer.Option(help="Retries per request with backoff (openai:).")] = 5,
     api_key_env: Annotated[
         str, typer.Option(help="Environment variable holding the API key (never logged).")
@@ -367,6 +386,13 @@ def generate_command(
     precision: Annotated[str, typer.Option(help="Precision of the round-trip encoding.")] = "fp32",
     restart: Annotated[
         bool, typer.Option(help="Generate every document again instead of resuming from the journal.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Replace a generated split made with other settings (deleting the journals of other "
+            "settings: their paid replies)."
+        ),
     ] = False,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
@@ -402,6 +428,7 @@ def generate_command(
         round_trip_k=round_trip_k,
         filters=FilterSettings(min_words, max_words),
         restart=restart,
+        force=force,
     )
     reasons = ", ".join(f"{reason}: {n:,}" for reason, n in manifest.dropped.items()) or "none"
     out.print(
@@ -425,16 +452,23 @@ def split_command(
     eval_fraction: Annotated[
         float, typer.Option(help="Share of a test-only split kept for evaluation.")
     ] = 0.5,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace existing files that are not irtune's split of this plan.")
+    ] = False,
 ) -> None:
     """Write deterministic, query-level train/dev/eval splits (JSON of query ids)."""
     from irtune import checks
-    from irtune.data.splits import LEFT_OUT_FOR_CLUSTERS, make_plan, save_plan
+    from irtune.data.splits import LEFT_OUT_FOR_CLUSTERS, check_plan_file, make_plan, save_plan
 
-    checks.output_folder("--out", out_dir)
-    for name in dataset:
+    checks.output_folder("out_dir", out_dir)
+    planned = []
+    for name in dataset:  # every file is checked before any is written
         ds = _dataset(name, data_dir)
         plan = make_plan(ds, seed, dev_fraction, eval_fraction)
         path = out_dir / f"{ds.name}.split.json"
+        check_plan_file(plan, path, force=force)
+        planned.append((ds, plan, path))
+    for ds, plan, path in planned:
         save_plan(plan, path)
         counts = plan.stats["queries"]
         sizes = ", ".join(
@@ -543,15 +577,18 @@ def compare_command(
     from irtune import checks
     from irtune.comparison import load_comparisons
     from irtune.fileio import write_json_atomic
+    from irtune.reporting.seeds import seeds_table
     from irtune.reporting.tables import comparison_table
     from irtune.tracking import Tracking, log_comparisons
 
-    checks.output_file("--json", json_out)
+    checks.output_file("json_out", json_out)
     tracking = Tracking(mlflow=mlflow)
     tracking.check()
     comparisons, _ = load_comparisons(results, baseline)
     for comparison in comparisons:
         out.print(comparison_table(comparison))
+        if comparison.seeds is not None:
+            out.print(seeds_table(comparison, comparison.seeds))
     if json_out:
         write_json_atomic(json_out, [c.to_json() for c in comparisons])
     if run_id := log_comparisons(tracking, comparisons, json_out):
@@ -571,12 +608,31 @@ def report_command(
             "else the first given)."
         ),
     ] = None,
+    data_dir: DataDir = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace existing files that are not reports irtune wrote.")
+    ] = False,
 ) -> None:
-    """Self-contained HTML report (tables, charts, provenance) plus Markdown tables."""
+    """Self-contained HTML report (tables, charts, per-query analysis, provenance) plus Markdown tables."""
     from irtune.reporting.files import write_report
 
-    html_path, md_path, _ = write_report(results, out_path, baseline)
+    html_path, md_path, _ = write_report(results, out_path, baseline, data_dir, force)
     out.print(f"wrote {html_path} and {md_path}")
+
+
+@app.command("inspect")
+def inspect_command(
+    baseline: Annotated[Path, typer.Argument(help="Baseline results.json (or its folder).")],
+    candidate: Annotated[Path, typer.Argument(help="Candidate results.json (or its folder).")],
+    query: Annotated[str | None, typer.Option(help="Show this query's rankings (a query id).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Which queries moved: those that gained and lost most with their rankings, and slices."""
+    from irtune.api import inspect as inspect_queries
+    from irtune.reporting.queries_console import inspect_view
+
+    for part in inspect_view(inspect_queries(baseline, candidate, query=query, data_dir=data_dir), query):
+        out.print(part)
 
 
 @app.command("export")
@@ -587,6 +643,9 @@ def export_command(
     model_name: Annotated[
         str | None, typer.Option(help="Model name for the folder (default: the results' model).")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace task results irtune did not export.")
+    ] = False,
 ) -> None:
     """Write a results file in another tool's format (MTEB), to sit beside its numbers."""
     from irtune import checks
@@ -594,8 +653,8 @@ def export_command(
 
     if format_ != "mteb":
         raise IrtuneError(f"--format {format_}: only mteb is supported")
-    checks.output_folder("--out", out_dir)
-    for path in export_mteb(results, out_dir, model_name):
+    checks.output_folder("out_dir", out_dir)
+    for path in export_mteb(results, out_dir, model_name, force=force):
         out.print(f"wrote {path}", markup=False, highlight=False)
 
 
@@ -628,12 +687,15 @@ def run_command(
 ) -> None:
     """The whole study: baselines, fine-tuning, evaluation, comparison, report; resumable."""
     from irtune.pipeline import load_study, run_study
+    from irtune.reporting.seeds import seeds_table
     from irtune.reporting.tables import comparison_table
 
     study = load_study(config_file, data_dir)
     report, comparisons = run_study(study, data_dir=data_dir, cache_dir=cache_dir, force=force or [])
     for comparison in comparisons:
         out.print(comparison_table(comparison))
+        if comparison.seeds is not None:
+            out.print(seeds_table(comparison, comparison.seeds))
     out.print(f"report: {report} (Markdown: {report.with_suffix('.md')})")
 
 
@@ -702,8 +764,76 @@ ENVIRONMENT_ERRNOS = frozenset(
 )
 
 
+# API parameters that commands spell otherwise: the names of the command parameters that set them
+COMMAND_PARAMETERS = {
+    "datasets": ("dataset", "train"),
+    "name_or_path": ("dataset",),
+    "split_files": ("heldout", "split_file"),
+    "index_params": ("index_param",),
+    "out": ("out_dir", "out_path"),
+    "columns": ("col",),
+    "generator_model": ("model",),
+}
+
+
+def flag_names(args: list[str]) -> Callable[[str], str]:
+    """parameter -> the flag of the command in `args` that sets it (`batch_size` -> `--batch-size`,
+    `out_dir` -> `--out`), so that library errors, which name parameters, name what the user
+    typed; a parameter no flag sets keeps its name (a study's keys in `irtune run`)."""
+    command: Any = get_command(app)
+    for word in args:
+        if word not in getattr(command, "commands", {}):
+            break
+        command = command.commands[word]
+    flags = {
+        param.name: max((o for o in param.opts if o.startswith("--")), key=len)
+        for param in getattr(command, "params", [])
+        if param.param_type_name == "option" and any(o.startswith("--") for o in param.opts)
+    }
+
+    def flag(parameter: str) -> str:
+        found = (flags[n] for n in (parameter, *COMMAND_PARAMETERS.get(parameter, ())) if n in flags)
+        return next(found, parameter)
+
+    return flag
+
+
+def _print_error(console: Console, message: str) -> None:
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 # commands that train or encode: they run under mimalloc (irtune.allocator)
 HEAVY_COMMANDS = frozenset({"run", "train", "eval", "generate"})
+
+
+_terminated = False  # SIGTERM arrived (else a stop is Ctrl-C)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (kill, a scheduler's time limit) unwinds like Ctrl-C: the folders a command
+    created and left empty are removed, and it says so in one line."""
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
+
+
+def _resume_hint(args: list[str]) -> str:
+    """`train` continues an unfinished --out only when told to (its state does not record the
+    options it ran with): the hint is the exact command that resumes it."""
+    if args[:1] == ["train"] and "--resume" not in args:
+        return f"resume with: irtune {shlex.join([*args, '--resume'])}"
+    return "re-run the same command to resume"
+
+
+def _stopped(stderr: Console) -> NoReturn:
+    word, code = ("terminated", 143) if _terminated else ("interrupted", 130)
+    stderr.print(
+        f"{word}: finished work (cached embeddings, completed stages and epochs) is kept; "
+        + escape(_resume_hint(sys.argv[1:])),
+        highlight=False,
+        soft_wrap=True,
+    )
+    sys.exit(code)
 
 
 def main() -> None:
@@ -715,18 +845,17 @@ def main() -> None:
     logging.getLogger("irtune").setLevel(logging.INFO)
     _quiet_libraries()
     stderr = Console(stderr=True)
-    interrupted = (
-        "interrupted: finished work (cached embeddings, completed stages and epochs) is kept; "
-        "re-run the same command to resume"
-    )
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = app(standalone_mode=False)  # typer turns Ctrl-C into the exit code 130
+    except ParameterError as exc:
+        _print_error(stderr, exc.naming(flag_names(sys.argv[1:])))
+        sys.exit(2)
     except IrtuneError as exc:
-        stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        _print_error(stderr, str(exc))
         sys.exit(2)
     except KeyboardInterrupt:
-        stderr.print(interrupted, highlight=False, soft_wrap=True)
-        sys.exit(130)
+        _stopped(stderr)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:  # end of input at a prompt
@@ -746,6 +875,6 @@ def main() -> None:
         )
         sys.exit(1)
     if code == 130:
-        stderr.print(interrupted, highlight=False, soft_wrap=True)
+        _stopped(stderr)
     if isinstance(code, int) and code:
         sys.exit(code)

@@ -22,7 +22,8 @@ from irtune.results import (
     results_path,
     summary_lineage,
 )
-from irtune.significance import bootstrap_ci, holm, paired_randomization_test
+from irtune.seeds import seed_groups, seed_of, shipped_run
+from irtune.significance import bootstrap_ci, holm, paired_randomization_test, two_level_bootstrap_ci
 from irtune.sweeps import FRONTIER_FILE
 
 ALPHA = 0.05
@@ -88,6 +89,86 @@ class DatasetComparison(BaseModel):
 
     def metric(self, name: str) -> MetricComparison:
         return next(m for m in self.metrics if m.metric == name)
+
+
+class SeedGain(BaseModel):
+    """One metric on one dataset over a recipe's seeds: each run's test gain over the baseline
+    and the two-level bootstrap CI of their mean (seeds and queries resampled)."""
+
+    metric: str
+    gains: list[float]  # each seed's mean per-query gain, in seed order
+    ci_low: float = 0.0
+    ci_high: float = 0.0
+    deltas: list[list[float]] = Field(repr=False, exclude=True)  # [seed][query]: candidate - baseline
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.gains))
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.ci_low > 0 or self.ci_high < 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "gains": self.gains,
+            "mean": self.mean,
+            "range": [min(self.gains), max(self.gains)],
+            "ci": [self.ci_low, self.ci_high],
+        }
+
+
+class SeedDataset(BaseModel):
+    dataset: str
+    split: str
+    queries: int
+    contaminated: bool  # a run of the recipe (or the baseline) trained on evaluated queries
+    metrics: list[SeedGain]
+
+    def metric(self, name: str) -> SeedGain:
+        return next(m for m in self.metrics if m.metric == name)
+
+
+class SeedRuns(BaseModel):
+    """A recipe trained once per seed (irtune.seeds): the comparison it is attached to tests the
+    run that ships; the others are measured, not tested, and the recipe's gain is judged from
+    its CIs. Those CIs are a family of their own, every recipe interval of the report, each at
+    1 - ALPHA / family (Bonferroni): more seeds make an interval more precise, never more
+    numerous."""
+
+    seeds: list[int]
+    labels: list[str]
+    shipped: int  # the seed that ships
+    reason: str  # why that seed
+    datasets: list[SeedDataset]
+    level: float = 1 - ALPHA
+    family: int = 1  # recipe intervals corrected together
+
+    def describe_level(self) -> str:
+        """'95% CI' or '98.8% CI (Bonferroni over 4 recipe intervals)'."""
+        level = f"{100 * self.level:.4g}% CI"
+        return level if self.family == 1 else f"{level} (Bonferroni over {self.family} recipe intervals)"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seeds": self.seeds,
+            "labels": self.labels,
+            "shipped": self.shipped,
+            "reason": self.reason,
+            "ci_level": self.level,
+            "ci_family": self.family,
+            "datasets": [
+                {
+                    "dataset": d.dataset,
+                    "split": d.split,
+                    "queries": d.queries,
+                    "contaminated": d.contaminated,
+                    "metrics": [m.to_json() for m in d.metrics],
+                }
+                for d in self.datasets
+            ],
+        }
 
 
 class Correction(BaseModel):
@@ -305,6 +386,7 @@ class Comparison(BaseModel):
     caveats: list[str] = Field(default_factory=list)
     baseline_setup: RunSetup | None = None
     candidate_setup: RunSetup | None = None
+    seeds: SeedRuns | None = None  # the candidate is the shipped run of a recipe over these seeds
 
     @property
     def differences(self) -> list[str]:
@@ -373,6 +455,7 @@ class Comparison(BaseModel):
                 "baseline": self.baseline_setup.to_json() if self.baseline_setup else None,
                 "candidate": self.candidate_setup.to_json() if self.candidate_setup else None,
             },
+            "seeds": self.seeds.to_json() if self.seeds else None,
         }
 
 
@@ -402,6 +485,27 @@ def _check_alignment(base: DatasetResult, cand: DatasetResult, base_path: str, c
         raise IrtuneError(
             f"cannot compare {where}: the data files differ between {base_path} and {cand_path}"
         )
+
+
+def refuse_repeated_content(result: ResultsFile) -> None:
+    """A results file listing one dataset twice under two names (`eval -d scifact -d copy` of a
+    copied folder, by a version that did not refuse it) would count its tests twice in the Holm
+    family and its numbers twice in the averages: refused, as `irtune eval` refuses it now."""
+    names: dict[tuple[str, frozenset[tuple[str, str]]], str] = {}
+    for entry in result.datasets:
+        if not entry.data_files_sha256:
+            continue  # recorded before results held the files' hashes
+        content = (entry.split, frozenset(entry.data_files_sha256.items()))
+        if (first := names.setdefault(content, entry.dataset)) != entry.dataset:
+            raise IrtuneError(
+                f"cannot compare {result.name}: datasets {entry.dataset!r} and {first!r} hold the same "
+                f"files (one dataset by content, split {entry.split}); evaluate it once"
+            )
+
+
+def _check_per_query_metrics(entry: DatasetResult, path: str, metrics: tuple[str, ...]) -> None:
+    if missing := [m for m in metrics if any(m not in v for v in entry.per_query.values())]:
+        raise IrtuneError(f"cannot compare {key_name(entry)}: {path} has no per-query {missing[0]}")
 
 
 def holm_over_family(comparisons: Sequence[Comparison]) -> None:
@@ -481,13 +585,84 @@ def compare_study(
     states both kinds of result, so both count as tests."""
     if not candidates:
         raise IrtuneError("nothing to compare: give at least one candidate besides the baseline")
-    comparisons = [_uncorrected(baseline, c, metrics) for c in candidates]
+    for result in (baseline, *candidates):
+        refuse_repeated_content(result)
+    recipes = _recipes(baseline, candidates, metrics)
+    shipped = {id(runs[seeds.seeds.index(seeds.shipped)]): seeds for runs, seeds in recipes}
+    measured_only = {id(r) for runs, _ in recipes for r in runs if id(r) not in shipped}
+    tested = [c for c in candidates if id(c) not in measured_only]
+    comparisons = [_uncorrected(baseline, c, metrics) for c in tested]
+    for candidate, comparison in zip(tested, comparisons, strict=True):
+        comparison.seeds = shipped.get(id(candidate))
     comparisons += [
         _uncorrected(specialist, domain, metrics, only=dataset, kind="head to head")
-        for specialist, domain, dataset in head_to_head_pairs(candidates)
+        for specialist, domain, dataset in head_to_head_pairs(tested)
     ]
     holm_over_family(comparisons)
+    recipe_intervals(comparisons)
     return comparisons
+
+
+def _recipes(
+    baseline: ResultsFile, candidates: Sequence[ResultsFile], metrics: tuple[str, ...]
+) -> list[tuple[list[ResultsFile], SeedRuns]]:
+    """(runs by seed, their summary) for each recipe given with several seeds (irtune.seeds):
+    only the run chosen on dev is tested; every seed is measured on the baseline's queries."""
+    found = []
+    for runs in seed_groups(candidates):
+        seeds = [seed_of(r) or 0 for r in runs]
+        index, reason = shipped_run(seeds, [r.model.training if r.model else None for r in runs])
+        datasets = [_seed_dataset(baseline, runs, entry, metrics) for entry in runs[index].datasets]
+        summary = SeedRuns(
+            seeds=seeds,
+            labels=[r.label for r in runs],
+            shipped=seeds[index],
+            reason=reason,
+            datasets=[d for d in datasets if d is not None],
+        )
+        found.append((runs, summary))
+    return found
+
+
+def _seed_dataset(
+    baseline: ResultsFile, runs: list[ResultsFile], entry: DatasetResult, metrics: tuple[str, ...]
+) -> SeedDataset | None:
+    """Each seed's per-query gains on one dataset, paired with the baseline's same queries
+    (every run of a recipe evaluated the same datasets: they are part of its key)."""
+    key = (entry.dataset, entry.split)
+    base = next((e for e in baseline.datasets if (e.dataset, e.split) == key), None)
+    if base is None:
+        return None
+    entries = []
+    for run in runs:
+        own = next(e for e in run.datasets if (e.dataset, e.split) == key)
+        _check_alignment(base, own, baseline.name, run.name)
+        _check_per_query_metrics(own, run.name, metrics)
+        entries.append(own)
+    qids = sorted(entry.per_query)
+    gains = []
+    for name in metrics:
+        deltas = [[e.per_query[q][name] - base.per_query[q][name] for q in qids] for e in entries]
+        gains.append(SeedGain(metric=name, gains=[float(np.mean(d)) for d in deltas], deltas=deltas))
+    return SeedDataset(
+        dataset=entry.dataset,
+        split=entry.split,
+        queries=len(qids),
+        contaminated=base.contaminated or any(e.contaminated for e in entries),
+        metrics=gains,
+    )
+
+
+def recipe_intervals(comparisons: Sequence[Comparison]) -> None:
+    """The two-level bootstrap CI of every recipe gain the comparisons report, each at the
+    level that keeps the whole family of recipe intervals at 1 - ALPHA (Bonferroni)."""
+    recipes = [c.seeds for c in comparisons if c.seeds is not None]
+    gains = [m for runs in recipes for d in runs.datasets for m in d.metrics]
+    level = 1 - ALPHA / max(1, len(gains))
+    for runs in recipes:
+        runs.level, runs.family = level, len(gains)
+    for gain in gains:
+        gain.ci_low, gain.ci_high = two_level_bootstrap_ci(np.array(gain.deltas), level)
 
 
 def _uncorrected(
@@ -507,9 +682,8 @@ def _uncorrected(
         if base is None or (only is not None and entry.dataset != only):
             continue
         _check_alignment(base, entry, baseline.name, candidate.name)
-        for run, path in ((base, baseline.name), (entry, candidate.name)):
-            if missing := [m for m in metrics if any(m not in v for v in run.per_query.values())]:
-                raise IrtuneError(f"cannot compare {key_name(entry)}: {path} has no per-query {missing[0]}")
+        _check_per_query_metrics(base, baseline.name, metrics)
+        _check_per_query_metrics(entry, candidate.name, metrics)
         qids = sorted(entry.per_query)
         comparisons = [_metric_comparison(name, base, entry, qids) for name in metrics]
         rows.append(

@@ -27,9 +27,10 @@ def validated(model_cls: type[M], data: dict[str, Any], source: str) -> M:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """A TOML file as a dict; a missing, unreadable, binary or malformed file is one line."""
+    """A TOML file as a dict; a missing, unreadable, binary or malformed file is one line. A
+    UTF-8 byte order mark (which Windows editors write) is skipped: TOML itself forbids it."""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise IrtuneError(f"{path}: file not found") from None
     except IsADirectoryError:

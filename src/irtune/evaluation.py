@@ -7,13 +7,14 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from irtune.data.beir import BeirDataset, Qrels, content_sha256
 from irtune.data.importer import judged_relevant_to_own_id
 from irtune.data.official import official_name
-from irtune.errors import IrtuneError
+from irtune.errors import InvalidValueError, IrtuneError, invalid
 from irtune.fileio import atomic_path, sha256_text, write_json_atomic
 from irtune.leakage import find_overlap
 from irtune.metrics import evaluate_run, mean_metrics, rank_documents
@@ -65,13 +66,39 @@ def selected_queries(dataset: BeirDataset, split: str, selection: QuerySelection
     return qids
 
 
+def refuse_repeated_datasets(datasets: Sequence[BeirDataset]) -> None:
+    """Results are kept by dataset name: a dataset given twice would be listed twice (and count
+    twice in a comparison's correction family), by its name or by its content under another
+    name (a copied folder: the same corpus, queries and qrels files)."""
+    if len(datasets) < 2:
+        return  # nothing to repeat, and no corpus to hash
+    roots: dict[str, Path] = {}
+    names: dict[frozenset[tuple[str, str]], str] = {}  # content -> the name it was first given by
+    for dataset in datasets:
+        if (seen := roots.get(dataset.name)) is not None:
+            where = "" if seen.resolve() == dataset.root.resolve() else f" (by {seen} and {dataset.root})"
+            raise invalid("datasets", "name {name!r} is given twice{where}", name=dataset.name, where=where)
+        roots[dataset.name] = dataset.root
+        files = [dataset.corpus_path, dataset.queries_path, *map(dataset.qrels_path, dataset.splits())]
+        content = frozenset(dataset.identity(files).items())
+        if (first := names.setdefault(content, dataset.name)) != dataset.name:
+            raise invalid(
+                "datasets",
+                "{name!r} holds the same files as {first!r} (one dataset by content): give it once",
+                name=dataset.name,
+                first=first,
+            )
+
+
 def without_self_matches(run: Run, top_k: int, ignore_identical_ids: bool) -> Run:
     """Each query's top_k, after dropping a document whose id is the query's own (BEIR's
     default: on Quora a question retrieves itself)."""
-    return {
-        qid: dict(list((d, s) for d, s in hits.items() if not (ignore_identical_ids and d == qid))[:top_k])
-        for qid, hits in run.items()
-    }
+    kept: Run = {}
+    for qid, hits in run.items():
+        if ignore_identical_ids and qid in hits:
+            hits = {d: s for d, s in hits.items() if d != qid}
+        kept[qid] = hits if len(hits) <= top_k else dict(islice(hits.items(), top_k))
+    return kept
 
 
 def self_judged_queries(dataset: BeirDataset, qrels: Qrels, qids: Sequence[str], dropped: bool) -> int:
@@ -102,9 +129,11 @@ def evaluate_dataset(
     settings name) and score the run; `dev` are the judged queries a retriever that tunes
     itself may fit on (never the evaluated ones: refused if they overlap)."""
     if dataset.is_synthetic(settings.split):
-        raise IrtuneError(
-            f"{dataset.name}: the {settings.split!r} split holds generated queries; they may train and "
-            "select a model but never measure it: evaluate on real queries (e.g. --split test)"
+        raise InvalidValueError(
+            "{name}: {split} {value!r} holds generated queries; they may train and select a model "
+            "but never measure it: evaluate on real queries (set {split} to test)",
+            name=dataset.name,
+            value=settings.split,
         )
     selection = selection or QuerySelection()
     retriever = retriever or make_retriever(settings.retriever, settings, model)
@@ -173,11 +202,17 @@ def _contamination(model: LoadedModel | None, dataset: BeirDataset, qids: Sequen
 def write_run_file(path: Path, run: dict[str, dict[str, float]], tag: str) -> None:
     """TREC run file. Scores are written round-trippable (repr: shortest exact form), not
     rounded: rounding ties near-equal scores, and trec_eval re-ranks ties by document id,
-    so a re-read run would be ordered (and scored) differently from the evaluated one."""
+    so a re-read run would be ordered (and scored) differently from the evaluated one. The tag
+    is one token (whitespace becomes `_`): TREC tools split a line on whitespace."""
+    tag = "_".join(tag.split()) or "irtune"
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as out:
         for qid, scores in run.items():
-            for rank, doc in enumerate(rank_documents(scores), start=1):
-                out.write(f"{qid} Q0 {doc} {rank} {float(scores[doc])!r} {tag}\n")
+            out.write(
+                "".join(
+                    f"{qid} Q0 {doc} {rank} {float(scores[doc])!r} {tag}\n"
+                    for rank, doc in enumerate(rank_documents(scores), start=1)
+                )
+            )
 
 
 def results_file(

@@ -13,13 +13,18 @@ silently equating them."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from irtune import checks
 from irtune.data.official import OFFICIAL_DATASETS
 from irtune.errors import IrtuneError
-from irtune.fileio import write_json_atomic
+from irtune.fileio import tidy_on_failure, write_json_atomic
 from irtune.results import DatasetResult, ResultsFile
 
 # irtune dataset name -> MTEB task name (BEIR's English retrieval tasks; all eng-Latn)
@@ -40,7 +45,9 @@ MTEB_TASKS = {
     "msmarco": "MSMARCO",
 }
 FAMILIES = {"ndcg": "ndcg", "map": "map", "recall": "recall", "p": "precision", "mrr": "mrr"}
-NO_REVISION = "no_revision_available"  # what MTEB records for a model without a hub revision
+NO_REVISION = "no_revision_available"
+# the start of the dataset_revision of every task result irtune exports
+REVISION_PREFIX = "irtune-beir-files-"  # what MTEB records for a model without a hub revision
 # the tasks on which MTEB drops a document whose id is the query's (mteb 2.x task metadata)
 MTEB_IGNORES_IDENTICAL_IDS = {"QuoraRetrieval", "ArguAna", "FiQA2018", "FEVER", "MSMARCO"}
 
@@ -114,7 +121,7 @@ def task_result(result: ResultsFile, entry: DatasetResult, where: str) -> tuple[
     scores |= {"main_score": scores["ndcg_at_10"], "hf_subset": "default", "languages": ["eng-Latn"]}
     corpus = next((v for k, v in entry.data_files_sha256.items() if k.startswith("corpus")), "")
     return task, {
-        "dataset_revision": f"irtune-beir-files-{corpus[:12]}",
+        "dataset_revision": f"{REVISION_PREFIX}{corpus[:12]}",
         "task_name": task,
         "mteb_version": "2.0.0",  # the schema version written (the writer was irtune)
         "scores": {entry.split: [scores]},
@@ -128,9 +135,12 @@ def _folder_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("/", "__"))
 
 
-def export_mteb(results_path: Path, out_dir: Path, model_name: str | None = None) -> list[Path]:
+def export_mteb(
+    results_path: Path, out_dir: Path, model_name: str | None = None, *, force: bool = False
+) -> list[Path]:
     """Write OUT/MODEL/REVISION/TASK.json for each dataset of the results file (every check
-    passes before anything is written)."""
+    passes before anything is written). An existing TASK.json is replaced only if it is
+    irtune's export of the task from the same data files, or with `force`."""
     from irtune.results import read_results
 
     result = read_results(results_path)
@@ -142,9 +152,38 @@ def export_mteb(results_path: Path, out_dir: Path, model_name: str | None = None
     if not name.strip("."):
         raise IrtuneError(f"--model-name {model_name!r}: not a usable folder name")
     folder = out_dir / name / (result.model.revision or NO_REVISION)
-    written = []
     for task, data in tasks:
-        path = folder / f"{task}.json"
-        write_json_atomic(path, data)
-        written.append(path)
-    return written
+        same = partial(_same_export, data=data)
+        what = "irtune's export of this task from the same files"
+        checks.replaceable_file("out_dir", folder / f"{task}.json", same, what, force=force)
+    return _write_all(folder, {f"{task}.json": data for task, data in tasks})
+
+
+def _same_export(path: Path, data: dict[str, Any]) -> bool:
+    """Whether `path` is a task result irtune exported for the same task and data files."""
+    try:
+        held = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    keys = ("task_name", "dataset_revision")
+    return (
+        isinstance(held, dict)
+        and str(held.get("dataset_revision")).startswith(REVISION_PREFIX)
+        and all(held.get(key) == data[key] for key in keys)
+    )
+
+
+def _write_all(folder: Path, documents: dict[str, Any]) -> list[Path]:
+    """Every document written in a work folder inside `folder`, then renamed into place: a
+    failure (a full disk) leaves none of them, and no folder it created."""
+    with tidy_on_failure(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as work:
+            for name, data in documents.items():
+                try:
+                    write_json_atomic(Path(work) / name, data)
+                except OSError as exc:  # name the file the user asked for, not the work copy
+                    raise OSError(exc.errno, exc.strerror, str(folder / name)) from None
+            for name in documents:
+                os.replace(Path(work) / name, folder / name)
+    return [folder / name for name in documents]

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from irtune.errors import IrtuneError
+
 
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
@@ -26,14 +28,29 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             yield tmp_path
         except OSError as exc:
             if exc.filename is None:  # a failed write (disk full) says which file it was writing
-                raise OSError(exc.errno, exc.strerror, str(path)) from exc
+                raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
             raise
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; give the usual mode
+        give_usual_mode(tmp_path)  # mkstemp creates 0600
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def give_usual_mode(path: Path) -> None:
+    """The mode a file created by `open` gets (0666 less the umask), for files that their
+    writer created private (mkstemp, safetensors) and that users read."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def create_folder(folder: Path, what: str) -> None:
+    """`folder` with its missing parents, or one line saying why the file system refused (a
+    pseudo file system such as /proc, a read-only mount, a full disk)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IrtuneError(f"{folder}: cannot create this {what} ({exc.strerror})") from None
 
 
 def write_text_atomic(path: Path | str, text: str) -> None:

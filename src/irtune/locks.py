@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from irtune.errors import IrtuneError
-from irtune.fileio import remove_created_folders
+from irtune.fileio import create_folder, remove_created_folders
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def folder_lock(folder: Path, *, what: str, wait: bool = False) -> Iterator[None
     """Hold an exclusive lock on `folder` (created if missing) for the block. `what` says
     what the folder is for, in the message a second process gets."""
     created = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
-    folder.mkdir(parents=True, exist_ok=True)
+    create_folder(folder, what)
     key = folder.resolve()
     if key in _held:
         yield

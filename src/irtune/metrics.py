@@ -61,8 +61,12 @@ def rank_documents(scores: Mapping[str, float]) -> list[str]:
     can differ below that precision and would otherwise be ordered otherwise than the run file
     is scored)."""
     docs = list(scores)
-    as_float32 = np.asarray([scores[d] for d in docs], dtype=np.float32).tolist()
-    return [doc for _, doc in sorted(zip(as_float32, docs, strict=True), reverse=True)]
+    as_float32 = np.fromiter(scores.values(), dtype=np.float32, count=len(docs))
+    order = np.argsort(-as_float32)
+    ranked = as_float32[order]
+    if np.all(ranked[1:] < ranked[:-1]):  # no tie (nor NaN): the scores alone decide, sorted in C
+        return list(map(docs.__getitem__, order.tolist()))
+    return [doc for _, doc in sorted(zip(as_float32.tolist(), docs, strict=True), reverse=True)]
 
 
 def _dcg(gains: Iterable[float]) -> float:
@@ -70,29 +74,26 @@ def _dcg(gains: Iterable[float]) -> float:
 
 
 def score_query(ranked: list[str], judged: Mapping[str, int], specs: list[MetricSpec]) -> dict[str, float]:
-    grades = [judged.get(doc, 0) for doc in ranked]
+    depth = max((spec.k for spec in specs), default=0)
+    # (rank, grade) of each relevant document retrieved within the deepest cut-off, best first
+    hits = [(rank, grade) for rank, doc in enumerate(ranked[:depth]) if (grade := judged.get(doc, 0)) > 0]
     relevant_grades = sorted((g for g in judged.values() if g > 0), reverse=True)
     n_relevant = len(relevant_grades)
-    hits_prefix = [0]
-    for grade in grades:
-        hits_prefix.append(hits_prefix[-1] + (grade > 0))
     out: dict[str, float] = {}
     for spec in specs:
         k = spec.k
-        top = grades[:k]
+        top = [(rank, grade) for rank, grade in hits if rank < k]
         if spec.family == "ndcg":
             ideal = _dcg(relevant_grades[:k])
-            out[spec.name] = _dcg(top) / ideal if ideal > 0 else 0.0
+            out[spec.name] = sum(g / math.log2(rank + 2) for rank, g in top) / ideal if ideal > 0 else 0.0
         elif spec.family == "map":
-            precision_sum = sum(hits_prefix[i + 1] / (i + 1) for i, grade in enumerate(top) if grade > 0)
-            out[spec.name] = precision_sum / n_relevant
+            out[spec.name] = sum((found + 1) / (rank + 1) for found, (rank, _) in enumerate(top)) / n_relevant
         elif spec.family == "recall":
-            out[spec.name] = hits_prefix[min(k, len(grades))] / n_relevant
+            out[spec.name] = len(top) / n_relevant
         elif spec.family == "p":
-            out[spec.name] = hits_prefix[min(k, len(grades))] / k
+            out[spec.name] = len(top) / k
         else:  # mrr
-            first = next((i for i, grade in enumerate(top) if grade > 0), None)
-            out[spec.name] = 1.0 / (first + 1) if first is not None else 0.0
+            out[spec.name] = 1.0 / (top[0][0] + 1) if top else 0.0
     return out
 
 

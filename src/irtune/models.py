@@ -15,7 +15,7 @@ from huggingface_hub import snapshot_download
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.util import ORIGINAL_TRANSFORMER_MODELS
 
-from irtune.errors import IrtuneError
+from irtune.errors import IrtuneError, invalid
 from irtune.parted_models import PARTED_ALIASES, parted_model_path
 from irtune.training.metadata import SPLITS_DIR, TRAINING_METADATA, TrainingRecord
 
@@ -173,6 +173,18 @@ class LoadedModel:
         self.weights_sha256 = weights_sha256(self.model)
 
 
+def position_limit(model: SentenceTransformer) -> int | None:
+    """The most tokens the model's transformer has position embeddings for (None: not known,
+    or not limited by them). RoBERTa-like models number positions after the padding index."""
+    transformer = getattr(model[0], "model", None) if len(model) else None
+    positions = getattr(getattr(transformer, "embeddings", None), "position_embeddings", None)
+    if isinstance(positions, torch.nn.Embedding):
+        offset = 0 if positions.padding_idx is None else positions.padding_idx + 1
+        return positions.num_embeddings - offset
+    limit = getattr(getattr(transformer, "config", None), "max_position_embeddings", None)
+    return limit if isinstance(limit, int) else None
+
+
 def load_model(
     spec: str,
     device: str | None = None,
@@ -201,6 +213,15 @@ def load_model(
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise IrtuneError(f"cannot load model {spec!r}: {first_line}") from None
     if max_seq_length is not None:
+        limit = position_limit(model)
+        if limit is not None and max_seq_length > limit:
+            raise invalid(
+                "max_seq_length",
+                "{value} is above the limit of {model} ({limit} positions)",
+                value=max_seq_length,
+                model=spec,
+                limit=limit,
+            )
         model.max_seq_length = max_seq_length
     training = None
     metadata = folder / TRAINING_METADATA

@@ -19,6 +19,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,14 @@ from irtune.models import hub_repo_id, hub_snapshot, resolve_model_location
 from irtune.reporting.files import write_report
 from irtune.results import read_results
 from irtune.retrieval.registry import RETRIEVERS, retriever_names
+from irtune.seeds import dev_score, shipped_run
 from irtune.settings import PRECISIONS, EvalSettings, ModelOptions
 from irtune.tracking import Tracking, log_comparisons, log_results
 from irtune.training.card import add_test_results
 from irtune.training.config import TrainConfig
-from irtune.training.metadata import TRAINING_METADATA
-from irtune.training.plan import expand_presets
-from irtune.training.trainer import train_model
+from irtune.training.metadata import TRAINING_METADATA, TrainingRecord
+from irtune.training.plan import default_train_split, expand_presets
+from irtune.training.trainer import WORK, train_model
 from irtune.workflows import run_evaluation
 
 log = logging.getLogger(__name__)
@@ -70,9 +72,16 @@ class ModelSection(BaseModel):
         return ModelOptions(self.device, self.max_seq_length, self.query_prompt, self.doc_prompt)
 
 
+def _distinct(names: list[str]) -> list[str]:
+    if repeated := next((name for name in names if names.count(name) > 1), None):
+        raise ValueError(f"must not repeat a name ({repeated!r} twice)")
+    return names
+
+
 class EvaluationSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     datasets: list[str] = Field(min_length=1)
+    # the only split a study can report: a key of its own so that configs say what they report
     split: str = "test"
     precision: str = "fp32"
     batch_size: int = Field(32, ge=1)
@@ -89,6 +98,25 @@ class EvaluationSection(BaseModel):
             )
         return data
 
+    @field_validator("split")
+    @classmethod
+    def _reported_split(cls, split: str) -> str:
+        """The honest plans evaluate their held-out test queries (the seed protocol: all of test);
+        any other split would be silently replaced by test, or hold queries a variant trains or
+        selects on."""
+        if split != "test":
+            raise ValueError(
+                f'must be "test": a study reports the held-out test queries of each dataset (its split '
+                f'plan\'s eval part), and its variants train and select on the others, so "{split}" '
+                "cannot be reported"
+            )
+        return split
+
+    @field_validator("datasets")
+    @classmethod
+    def _distinct_datasets(cls, names: list[str]) -> list[str]:
+        return _distinct(names)
+
     @field_validator("precision")
     @classmethod
     def _known_precision(cls, precision: str) -> str:
@@ -102,9 +130,7 @@ class EvaluationSection(BaseModel):
         for name in names:
             if name not in retriever_names():
                 raise ValueError(f"unknown retriever {name!r} (choices: {', '.join(retriever_names())})")
-        if len(set(names)) != len(names):
-            raise ValueError("retrievers must not repeat a name")
-        return names
+        return _distinct(names)
 
 
 class Variant(BaseModel):
@@ -113,6 +139,11 @@ class Variant(BaseModel):
     train: list[str] = Field(min_length=1)
     evaluate_on: list[str] | None = None
     training: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("evaluate_on")
+    @classmethod
+    def _distinct_targets(cls, names: list[str] | None) -> list[str] | None:
+        return names if names is None else _distinct(names)
 
 
 class Study(BaseModel):
@@ -135,6 +166,17 @@ class Study(BaseModel):
         if len(names) != len(set(names)):
             raise ValueError("variant names must be unique")
         return variants
+
+    @model_validator(mode="after")
+    def _compares_runs(self) -> Study:
+        """The report compares every run with the first retriever's: one run has nothing to
+        compare with (and nothing would say so until every stage before the report had run)."""
+        if not self.variants and len(self.evaluation.retrievers) < 2:
+            raise ValueError(
+                "a study compares runs: give it a variant ([[variants]]) or a second retriever in "
+                "evaluation.retrievers (the first is the baseline)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _targets_are_evaluated(self) -> Study:
@@ -178,6 +220,24 @@ def _resolve_inputs(study: Study, path: Path, data_dir: Path | None) -> None:
             resolve_dataset(name, data_dir).check_files(split)
         except IrtuneError as exc:
             raise IrtuneError(f"{path}: {key}: {exc}") from None
+    for variant in study.variants:
+        try:
+            _refuse_repeated_training_sets(expand_presets(variant.train, study.groups), data_dir)
+        except IrtuneError as exc:
+            raise IrtuneError(f"{path}: variants.{variant.name}.train: {exc}") from None
+
+
+def _refuse_repeated_training_sets(specs: Sequence[str], data_dir: Path | None) -> None:
+    """`ds` trains on its plan's train split (`default_train_split`): with `ds:train` beside it,
+    training would refuse the repeated set only after the stages before it had run."""
+    seen: dict[str, str] = {}
+    for spec in specs:
+        name, _, split = spec.partition(":")
+        dataset = resolve_dataset(name, data_dir)
+        key = f"{dataset.name}:{split or default_train_split(dataset)}"
+        if key in seen:
+            raise IrtuneError(f"{seen[key]!r} and {spec!r} both train on {key}")
+        seen[key] = spec
 
 
 class Stages:
@@ -221,8 +281,9 @@ class Stages:
         return folder
 
     def forced(self, name: str) -> bool:
-        """`--force NAME` names a stage, or a kind of stage done per dataset (`splits`)."""
-        return name in self.force or name.partition(":")[0] in self.force
+        """`--force NAME` names a stage, a kind of stage done per dataset (`splits`), or a
+        variant's stages over all its seeds (`train:NAME` forces `train:NAME@seed-1` ...)."""
+        return bool({name, name.partition(":")[0], name.partition("@")[0]} & self.force)
 
     @staticmethod
     def stamp(folder: Path) -> str:
@@ -313,6 +374,27 @@ def _hub_revision(spec: str) -> dict[str, str]:
     return {"revision": snapshot.name}
 
 
+def _record_shipped_seed(path: Path, variant: str, runs: Sequence[tuple[TrainConfig, Path, Path]]) -> None:
+    """`<variant>.seeds.json`: the runs of a variant trained over several seeds, and which one
+    ships (the best on dev, irtune.seeds.shipped_run) and why."""
+    seeds = [config.seed for config, _, _ in runs]
+    models = [trained / "model" for _, trained, _ in runs]
+    records = [json.loads((model / TRAINING_METADATA).read_text(encoding="utf-8")) for model in models]
+    index, reason = shipped_run(seeds, records)
+    log.info("%s: ships %s", variant, reason)
+    write_json_atomic(
+        path,
+        {
+            "variant": variant,
+            "shipped": {"seed": seeds[index], "model": str(models[index]), "reason": reason},
+            "runs": [
+                {"seed": seed, "model": str(model), "dev": dev_score(record), "results": str(evaluated)}
+                for seed, model, record, (_, _, evaluated) in zip(seeds, models, records, runs, strict=True)
+            ],
+        },
+    )
+
+
 def _splits_by_dataset(specs: Sequence[str]) -> dict[str, list[str]]:
     """`dataset[:split]` training specs -> the splits named for each dataset (none: the plan's)."""
     named: dict[str, list[str]] = {}
@@ -336,18 +418,25 @@ def _model_name(base: str) -> str:
     return path.name if path.is_dir() else base
 
 
-def run_label(base: str, retriever: str = "dense", train: Sequence[str] = (), variant: str = "") -> str:
+def run_label(
+    base: str, retriever: str = "dense", train: Sequence[str] = (), variant: str = "", seed: int | None = None
+) -> str:
     """Runs are labelled by model and training data, never by a bare variant name: a variant
     called "scifact" would read as a dataset in a legend. "minilm (base)", "bm25",
     "minilm (base, hybrid)", "minilm tuned on scifact", "minilm tuned on scifact+nfcorpus
-    (scientific)"."""
+    (scientific)"; one run of a variant trained over several seeds: "... (scientific, seed 2)"."""
     if not RETRIEVERS[retriever].needs_model:
         return retriever
     model = _model_name(base)
     if not train:
         return f"{model} (base)" if retriever == "dense" else f"{model} (base, {retriever})"
     data = "+".join(train)
-    return f"{model} tuned on {data}" + ("" if variant in ("", data) else f" ({variant})")
+    notes = [
+        note
+        for note in (variant if variant != data else "", f"seed {seed}" if seed is not None else "")
+        if note
+    ]
+    return f"{model} tuned on {data}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def run_study(
@@ -362,173 +451,217 @@ def run_study(
 def _run_stages(
     study: Study, data_dir: Path | None, cache_dir: Path | None, force: Sequence[str]
 ) -> tuple[Path, list[Comparison]]:
-    out = study.out_dir
-    ev = study.evaluation
-    study_inputs = StudyInputs(data_dir)
-    datasets = {name: study_inputs.dataset(name) for name in ev.datasets}
-    split_stages = {name: f"splits:{dataset.name}" for name, dataset in datasets.items()}
-    retriever_stages = {name: _retriever_stage(name) for name in ev.retrievers}
-    known = {"splits", "report", *split_stages.values(), *retriever_stages.values()} | {
-        f"{kind}:{v.name}" for v in study.variants for kind in ("train", "eval")
-    }
-    if unknown := set(force) - known:
-        raise IrtuneError(
-            f"--force: unknown stage {sorted(unknown)[0]!r} (stages: {', '.join(sorted(known))})"
-        )
-    stages = Stages(out, force)
-    stages.total = len(datasets) + len(ev.retrievers) + 2 * len(study.variants) + 1
-    training = study.training
-    options = study.model.options()
+    run = StudyRun(study, data_dir, cache_dir, force)
+    run.splits()
+    results = [run.retriever(name) for name in study.evaluation.retrievers]
+    for variant in study.variants:
+        results += run.variant(variant)
+    final = run.report(results)
+    for name in ("report.html", "report.md"):
+        shutil.copyfile(final / name, study.out_dir / name)
+    return study.out_dir / "report.html", load_comparisons([r / "results.json" for r in results])[0]
 
-    def make_splits(dataset: BeirDataset) -> Callable[[Path], None]:
-        def work(folder: Path) -> None:
-            plan = make_plan(dataset, training.split_seed, training.dev_fraction, training.eval_fraction)
-            save_plan(plan, folder / f"{dataset.name}.split.json")
 
-        return work
+class StudyRun:
+    """The stages of one run of a study, in the order they run (and are counted): the split
+    plan of each dataset, each retriever over the base model, the training and the evaluation
+    of each run of each variant (one per seed), the report."""
 
-    split_settings = {
-        "seed": training.split_seed,
-        "dev": training.dev_fraction,
-        "eval": training.eval_fraction,
-    }
-    split_files = {}
-    for name, stage in split_stages.items():
-        split_inputs = {**split_settings, "data": study_inputs.content(name)}
-        folder = stages.run(stage, split_inputs, make_splits(datasets[name]))
-        split_files[name] = folder / f"{datasets[name].name}.split.json"
+    def __init__(self, study: Study, data_dir: Path | None, cache_dir: Path | None, force: Sequence[str]):
+        self.study = study
+        self.data_dir = data_dir
+        self.cache_dir = cache_dir
+        self.inputs = StudyInputs(data_dir)
+        self.datasets = {name: self.inputs.dataset(name) for name in study.evaluation.datasets}
+        self.configs = {
+            v.name: TrainConfig.model_validate({**study.training.model_dump(), **v.training})
+            for v in study.variants
+        }
+        planned = self._planned()
+        known = {"splits", *planned} | {
+            f"{kind}:{name}" for name in self.configs for kind in ("train", "eval")
+        }
+        if unknown := set(force) - known:
+            raise IrtuneError(
+                f"--force: unknown stage {sorted(unknown)[0]!r} (stages: {', '.join(sorted(known))})"
+            )
+        self.stages = Stages(study.out_dir, force)
+        self.stages.total = len(planned)
+        self.split_files: dict[str, Path] = {}  # by dataset, once `splits` ran
+        self.options = study.model.options()
+        self.eval_settings = {
+            "model": study.model.model_dump(),
+            "evaluation": study.evaluation.model_dump(exclude={"retrievers"}),  # each stage names its own
+            "protocol": study.training.protocol,
+        }
 
-    def applied(names: Iterable[str]) -> list[Path]:
+    def _planned(self) -> list[str]:
+        return [
+            *(f"splits:{dataset.name}" for dataset in self.datasets.values()),
+            *(_retriever_stage(name) for name in self.study.evaluation.retrievers),
+            *(
+                f"{kind}:{name}{suffix}"
+                for name in self.configs
+                for _, suffix in self._runs(name)
+                for kind in ("train", "eval")
+            ),
+            "report",
+        ]
+
+    def _runs(self, variant: str) -> list[tuple[TrainConfig, str]]:
+        """(config, stage suffix) of each training run of a variant: one, or one per seed
+        ("@seed-N")."""
+        config = self.configs[variant]
+        return [(run, "" if config.seeds is None else f"@seed-{run.seed}") for run in config.per_seed()]
+
+    def splits(self) -> None:
+        training = self.study.training
+        settings = {"seed": training.split_seed, "dev": training.dev_fraction, "eval": training.eval_fraction}
+        for name, dataset in self.datasets.items():
+            inputs = {**settings, "data": self.inputs.content(name)}
+            folder = self.stages.run(
+                f"splits:{dataset.name}", inputs, partial(_write_plan, dataset, training)
+            )
+            self.split_files[name] = folder / f"{dataset.name}.split.json"
+
+    def applied(self, names: Iterable[str]) -> list[Path]:
         """The split files a stage reading these datasets applies (none under the seed protocol)."""
-        if training.protocol == "seed":
+        if self.study.training.protocol == "seed":
             return []
-        return [split_files[name] for name in names if name in split_files]
+        return [self.split_files[name] for name in names if name in self.split_files]
 
-    def reads(splits_by_name: dict[str, list[str]]) -> dict[str, Any]:
+    def reads(self, splits_by_name: dict[str, list[str]]) -> dict[str, Any]:
         """A stage's inputs from the datasets it reads: their files' content (with the qrels
         of the named splits) and the split files it applies, as the stamps of their stages."""
         return {
-            "data": {name: study_inputs.content(name, splits) for name, splits in splits_by_name.items()},
-            "splits": [stages.stamp(path.parent) for path in applied(splits_by_name)],
+            "data": {name: self.inputs.content(name, splits) for name, splits in splits_by_name.items()},
+            "splits": [self.stages.stamp(path.parent) for path in self.applied(splits_by_name)],
         }
 
-    def evaluate(
-        model: str | None, retriever: str, names: Sequence[str], label: str
-    ) -> Callable[[Path], None]:
-        def work(folder: Path) -> None:
-            settings = EvalSettings(
-                split=ev.split,
-                retriever=retriever,
-                batch_size=ev.batch_size,
-                precision=ev.precision,
-                cache_dir=cache_dir,
-            )
-            result = run_evaluation(
-                model,
-                names,
-                settings,
-                model_options=options,
-                out_dir=folder,
-                split_files=applied(names),
-                data_dir=data_dir,
-                label=label,
-            )
-            log_results(study.tracking, result, folder / "results.json")
+    def _evaluation_inputs(self, names: Sequence[str]) -> dict[str, Any]:
+        return {**self.eval_settings, **self.reads({name: [self.study.evaluation.split] for name in names})}
 
-        return work
-
-    def train(specs: list[str], config: TrainConfig) -> Callable[[Path], None]:
-        def work(folder: Path) -> None:
-            model_dir = folder / "model"
-            if (model_dir / TRAINING_METADATA).is_file():  # finished just before an interruption
-                return
-            train_model(
-                study.model.base,
-                specs,
-                model_dir,
-                config,
-                data_dir,
-                cache_dir,
-                applied(_splits_by_dataset(specs)),
-                resume=model_dir.exists(),
-                model_options=options,
-                tracking=study.tracking,
-            )
-
-        return work
-
-    eval_settings = {
-        "model": study.model.model_dump(),
-        "evaluation": ev.model_dump(exclude={"retrievers"}),  # each stage names its own
-        "protocol": training.protocol,
-    }
-
-    def evaluation_reads(names: Sequence[str]) -> dict[str, Any]:
-        return reads({name: [ev.split] for name in names})
-
-    results = []
-    for name, stage in retriever_stages.items():
+    def retriever(self, name: str) -> Path:
+        """The base model (or no model) under one retriever, on every dataset."""
         with_model = RETRIEVERS[name].needs_model
-        model = study.model.base if with_model else None
-        label = run_label(study.model.base, name)
-        stage_inputs = {
-            **eval_settings,
-            **evaluation_reads(ev.datasets),
-            "model": eval_settings["model"] if with_model else None,
-            "base_model": study_inputs.model(study.model.base) if with_model else None,
+        base = self.study.model.base
+        inputs = {
+            **self._evaluation_inputs(self.study.evaluation.datasets),
+            "model": self.eval_settings["model"] if with_model else None,
+            "base_model": self.inputs.model(base) if with_model else None,
             "retriever": name,
         }
-        results.append(stages.run(stage, stage_inputs, evaluate(model, name, ev.datasets, label)))
-    for variant in study.variants:
-        config = TrainConfig.model_validate({**training.model_dump(), **variant.training})
+        work = partial(
+            self._evaluate,
+            base if with_model else None,
+            name,
+            self.study.evaluation.datasets,
+            run_label(base, name),
+        )
+        return self.stages.run(_retriever_stage(name), inputs, work)
+
+    def variant(self, variant: Variant) -> list[Path]:
+        """The evaluation stage of each training run of a variant; over several seeds, which run
+        ships is recorded beside the report."""
+        done = [
+            (config, *self._train_and_evaluate(variant, config, suffix))
+            for config, suffix in self._runs(variant.name)
+        ]
+        if self.configs[variant.name].seeds is not None:
+            _record_shipped_seed(self.study.out_dir / f"{variant.name}.seeds.json", variant.name, done)
+        return [evaluated for _, _, evaluated in done]
+
+    def _train_and_evaluate(self, variant: Variant, config: TrainConfig, suffix: str) -> tuple[Path, Path]:
+        """(train stage, eval stage) of one training run of a variant."""
+        study = self.study
         specs = expand_presets(variant.train, study.groups)
         train_inputs = {
             "model": study.model.model_dump(),
-            "base_model": study_inputs.model(study.model.base),
+            "base_model": self.inputs.model(study.model.base),
             "specs": specs,
-            "config": config.model_dump(),
-            **reads(_splits_by_dataset(specs)),
+            "config": config.model_dump(exclude={"seeds"}),
+            **self.reads(_splits_by_dataset(specs)),
         }
-        trained = stages.run(f"train:{variant.name}", train_inputs, train(specs, config))
+        train_stage = f"train:{variant.name}{suffix}"
+        trained = self.stages.run(train_stage, train_inputs, partial(self._train, specs, config))
         trained_names = {s.partition(":")[0] for s in specs}
-        targets = variant.evaluate_on or [n for n in ev.datasets if n in trained_names] or ev.datasets
-
-        def measured_other_weights(
-            folder: Path, trained: Path = trained, name: str = variant.name
-        ) -> str | None:
-            """Stages finished before run ids were recorded key on folder names alone, so an
-            evaluation could look done after its model was retrained."""
-            shipped = json.loads((trained / "model" / TRAINING_METADATA).read_text(encoding="utf-8"))
-            model = read_results(folder / "results.json").model
-            if model is None or model.weights_sha256 != shipped["weights_sha256"]:
-                return f"measured other weights than train:{name} holds"
-            return None
-
-        evaluated = stages.run(
-            f"eval:{variant.name}",
-            {
-                **eval_settings,
-                **evaluation_reads(targets),
-                "trained": stages.stamp(trained),
-                "targets": targets,
-            },
-            evaluate(
-                str(trained / "model"),
-                "dense",
-                targets,
-                run_label(study.model.base, train=specs, variant=variant.name),
-            ),
-            stale=measured_other_weights,
+        datasets = study.evaluation.datasets
+        targets = variant.evaluate_on or [n for n in datasets if n in trained_names] or datasets
+        label = run_label(
+            study.model.base, train=specs, variant=variant.name, seed=config.seed if suffix else None
         )
-        if ev.split == "test":  # the model's card gets its held-out test metrics (Hub model-index)
-            add_test_results(trained / "model", [read_results(evaluated / "results.json")])
-        results.append(evaluated)
+        evaluated = self.stages.run(
+            f"eval:{variant.name}{suffix}",
+            {**self._evaluation_inputs(targets), "trained": self.stages.stamp(trained), "targets": targets},
+            partial(self._evaluate, str(trained / "model"), "dense", targets, label),
+            stale=partial(_measured_other_weights, trained / "model", train_stage),
+        )
+        # the model's card gets its held-out test metrics (Hub model-index)
+        add_test_results(trained / "model", [read_results(evaluated / "results.json")])
+        return trained, evaluated
 
-    def report(folder: Path) -> None:
-        _, _, comparisons = write_report([r / "results.json" for r in results], folder / "report.html")
-        log_comparisons(study.tracking, comparisons)
+    def report(self, results: Sequence[Path]) -> Path:
+        return self.stages.run(
+            "report", {"results": [self.stages.stamp(r) for r in results]}, partial(self._report, results)
+        )
 
-    final = stages.run("report", {"results": [stages.stamp(r) for r in results]}, report)
-    for name in ("report.html", "report.md"):
-        shutil.copyfile(final / name, out / name)
-    return out / "report.html", load_comparisons([r / "results.json" for r in results])[0]
+    def _evaluate(
+        self, model: str | None, retriever: str, names: Sequence[str], label: str, folder: Path
+    ) -> None:
+        ev = self.study.evaluation
+        settings = EvalSettings(
+            split=ev.split,
+            retriever=retriever,
+            batch_size=ev.batch_size,
+            precision=ev.precision,
+            cache_dir=self.cache_dir,
+        )
+        result = run_evaluation(
+            model,
+            names,
+            settings,
+            model_options=self.options,
+            out_dir=folder,
+            split_files=self.applied(names),
+            data_dir=self.data_dir,
+            label=label,
+        )
+        log_results(self.study.tracking, result, folder / "results.json")
+
+    def _train(self, specs: list[str], config: TrainConfig, folder: Path) -> None:
+        model_dir = folder / "model"
+        if (model_dir / TRAINING_METADATA).is_file():  # finished just before an interruption
+            return
+        train_model(
+            self.study.model.base,
+            specs,
+            model_dir,
+            config,
+            self.data_dir,
+            self.cache_dir,
+            self.applied(_splits_by_dataset(specs)),
+            resume=(model_dir / WORK).is_dir(),  # an unfinished run to continue
+            model_options=self.options,
+            tracking=self.study.tracking,
+        )
+
+    def _report(self, results: Sequence[Path], folder: Path) -> None:
+        _, _, comparisons = write_report(
+            [r / "results.json" for r in results], folder / "report.html", data_dir=self.data_dir
+        )
+        log_comparisons(self.study.tracking, comparisons)
+
+
+def _write_plan(dataset: BeirDataset, training: TrainConfig, folder: Path) -> None:
+    plan = make_plan(dataset, training.split_seed, training.dev_fraction, training.eval_fraction)
+    save_plan(plan, folder / f"{dataset.name}.split.json")
+
+
+def _measured_other_weights(model: Path, train_stage: str, folder: Path) -> str | None:
+    """Stages finished before run ids were recorded key on folder names alone, so an
+    evaluation could look done after its model was retrained."""
+    shipped = TrainingRecord.read(model / TRAINING_METADATA)
+    measured = read_results(folder / "results.json").model
+    if measured is None or measured.weights_sha256 != shipped.weights_sha256:
+        return f"measured other weights than {train_stage} holds"
+    return None

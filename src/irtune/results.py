@@ -169,20 +169,27 @@ class ResultsFile(Record):
 
     @model_validator(mode="before")
     @classmethod
-    def _inherited_contamination(cls, data: Any) -> Any:
-        """A model an ancestor of which trained contaminated is contaminated, and so is every
-        number it produced: results written before irtune followed the chain hold that mark
-        only in the model's training summary."""
-        model = data.get("model") if isinstance(data, dict) else None
-        if not isinstance(model, dict) or not summary_contaminated(model.get("training")):
+    def _contamination_marks_agree(cls, data: Any) -> Any:
+        """The contamination marks of a file, made to agree so that every view (compare, the
+        Markdown and the HTML report) reads the same answer from them. A contaminated model
+        (itself, or an ancestor in its training summary: results written before irtune
+        followed the chain hold that mark only there) taints every number it produced; a run
+        marked contaminated with no dataset marked cannot say which numbers are clean, so all
+        are marked; a marked dataset marks its run."""
+        if not isinstance(data, dict) or not isinstance(datasets := data.get("datasets"), list):
             return data
-        datasets = data.get("datasets")
-        return {
-            **data,
-            "contaminated": True,
-            "model": {**model, "contaminated": True},
-            "datasets": [_marked(e) for e in datasets] if isinstance(datasets, list) else datasets,
-        }
+        model = data.get("model")
+        if isinstance(model, dict) and (
+            model.get("contaminated") or summary_contaminated(model.get("training"))
+        ):
+            data = {**data, "model": {**model, "contaminated": True}}
+            datasets = [_marked(e, by_model=True) for e in datasets]
+        elif data.get("contaminated") and not any(map(_is_marked, datasets)):
+            datasets = [_marked(e, by_model=False) for e in datasets]
+        else:
+            datasets = [_marked(e, by_model=False) if _is_marked(e) else e for e in datasets]
+        contaminated = bool(data.get("contaminated")) or any(map(_is_marked, datasets))
+        return {**data, "contaminated": contaminated, "datasets": datasets}
 
     @property
     def name(self) -> str:
@@ -193,13 +200,23 @@ class ResultsFile(Record):
         return self.model_dump(mode="json")
 
 
-def _marked(entry: Any) -> Any:
-    """A dataset's result, as a raw dict, marked contaminated by its model."""
+def _is_marked(entry: Any) -> bool:
+    """Whether a dataset's raw result is marked contaminated, by itself or in its contamination."""
+    if not isinstance(entry, dict):
+        return False
+    contamination = entry.get("contamination")
+    return bool(
+        entry.get("contaminated") or (isinstance(contamination, dict) and contamination.get("contaminated"))
+    )
+
+
+def _marked(entry: Any, *, by_model: bool) -> Any:
+    """A dataset's result, as a raw dict, marked contaminated (`by_model`: by its model)."""
     if not isinstance(entry, dict):
         return entry
     contamination = entry.get("contamination")
     contamination = contamination if isinstance(contamination, dict) else {}
-    marks = {"contaminated": True, "model_contaminated": True}
+    marks = {"contaminated": True, "model_contaminated": True} if by_model else {"contaminated": True}
     return {**entry, "contaminated": True, "contamination": {**contamination, **marks}}
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from irtune import checks
-from irtune.errors import IrtuneError
+from irtune import checks, inputs
+from irtune.errors import InvalidValueError, invalid
 from irtune.metrics import DEFAULT_METRICS, parse_metric
 from irtune.results import EvaluationSettings
 from irtune.retrieval.registry import check_retriever
@@ -32,6 +32,19 @@ DEFAULT_INDEX_PARAMS: dict[str, dict[str, int]] = {
     "ivf": {"nlist": 1024, "nprobe": 32, "train_size": 100_000},
     "hnsw": {"m": 32, "ef_construction": 80, "ef_search": 128},
 }
+
+
+def rescore_without_ubinary() -> InvalidValueError:
+    return InvalidValueError("{rescore} applies to {quantize} ubinary (int8 is scored with the float query)")
+
+
+def compression_needs_exact_dense(subject: str, retriever: str, index: str) -> InvalidValueError:
+    """`subject` ("{dims} and {quantize} apply") only to exact dense search."""
+    return InvalidValueError(
+        subject + " to {retriever} dense with {index} exact (not {name} with {index} {index_name})",
+        name=retriever,
+        index_name=index,
+    )
 
 
 @dataclass
@@ -54,56 +67,74 @@ class EvalSettings:
     backend: str = "torch"  # irtune.retrieval.backends
 
     def __post_init__(self) -> None:
+        self._check_types()
         check_retriever(self.retriever)
         choices = {
+            "split": (self.split, None),
             "precision": (self.precision, PRECISIONS),
             "index": (self.index, INDEX_TYPES),
-            "store-dtype": (self.store_dtype, ("float32", "float16")),
+            "store_dtype": (self.store_dtype, ("float32", "float16")),
             "quantize": (self.quantize, QUANTIZATIONS),
             "backend": (self.backend, BACKENDS),
         }
         for option, (value, allowed) in choices.items():
-            if value not in allowed:
-                raise IrtuneError(f"--{option} must be one of {', '.join(allowed)}, not {value!r}")
-        checks.at_least("--batch-size", self.batch_size, 1)
-        checks.at_least("--top-k", self.top_k, 1)
+            inputs.text(option, value)
+            if allowed is not None and value not in allowed:
+                raise invalid(
+                    option, "must be one of {allowed}, not {value!r}", allowed=", ".join(allowed), value=value
+                )
+        checks.at_least("batch_size", self.batch_size, 1)
+        checks.at_least("top_k", self.top_k, 1)
         _check_top_k(self.top_k, self.metrics)
         _check_index_params(self.index, self.index_params)
         for name in self.devices:
-            checks.device("--devices", name)
-        checks.output_folder("--cache-dir", self.cache_dir)
+            checks.device("devices", name)
+        checks.output_folder("cache_dir", self.cache_dir)
         self._check_compression()
         self._check_backend()
+
+    def _check_types(self) -> None:
+        """Lists, paths, numbers and switches as the API accepts them (see `irtune.inputs`)."""
+        self.metrics = tuple(inputs.names("metrics", self.metrics))
+        self.devices = tuple(inputs.names("devices", self.devices, required=False))
+        self.cache_dir = inputs.optional_path("cache_dir", self.cache_dir)
+        self.index_params = inputs.mapping("index_params", self.index_params)
+        self.ignore_identical_ids = inputs.flag("ignore_identical_ids", self.ignore_identical_ids)
+        for name in ("batch_size", "top_k", "rescore"):
+            inputs.whole_number(name, getattr(self, name))
+        if self.dims is not None:
+            inputs.whole_number("dims", self.dims)
 
     def _check_backend(self) -> None:
         if self.backend == "torch":
             return
         if not check_retriever(self.retriever).needs_model:
-            raise IrtuneError(
-                f"--backend {self.backend} encodes with a model; --retriever {self.retriever} encodes nothing"
+            raise InvalidValueError(
+                "{backend} {name} encodes with a model; {retriever} {retriever_name} encodes nothing",
+                name=self.backend,
+                retriever_name=self.retriever,
             )
         if self.precision != "fp32":
-            raise IrtuneError(
-                f"--precision {self.precision} applies to --backend torch; --backend {self.backend} "
-                "runs the exported graph as it is (fp32, or int8 for the -int8 backends)"
+            raise InvalidValueError(
+                "{precision} {value} applies to {backend} torch; {backend} {name} runs the exported "
+                "graph as it is (fp32, or int8 for the -int8 backends)",
+                value=self.precision,
+                name=self.backend,
             )
         if self.devices:
-            raise IrtuneError(
-                f"--devices applies to --backend torch; --backend {self.backend} runs on the CPU"
+            raise InvalidValueError(
+                "{devices} applies to {backend} torch; {backend} {name} runs on the CPU", name=self.backend
             )
 
     def _check_compression(self) -> None:
-        checks.at_least("--dims", self.dims, 1)
-        checks.at_least("--rescore", self.rescore, 1)
+        checks.at_least("dims", self.dims, 1)
+        checks.at_least("rescore", self.rescore, 1)
         if self.rescore > 1 and self.quantize != "ubinary":
-            raise IrtuneError("--rescore applies to --quantize ubinary (int8 is scored with the float query)")
+            raise rescore_without_ubinary()
         if (self.dims is not None or self.quantize != "none") and (
             self.retriever != "dense" or self.index != "exact"
         ):
-            raise IrtuneError(
-                "--dims and --quantize apply to --retriever dense with --index exact "
-                f"(not {self.retriever} with --index {self.index})"
-            )
+            raise compression_needs_exact_dense("{dims} and {quantize} apply", self.retriever, self.index)
 
     def describe(self) -> EvaluationSettings:
         """What the results file records of these settings (the retriever describes itself)."""
@@ -124,11 +155,15 @@ def _check_top_k(top_k: int, metrics: Sequence[str]) -> None:
     try:
         deepest = max((parse_metric(m) for m in metrics), key=lambda spec: spec.k, default=None)
     except ValueError as exc:
-        raise IrtuneError(str(exc)) from None
+        raise invalid("metrics", "{problem}", problem=str(exc)) from None
     if deepest is not None and top_k < deepest.k:
-        raise IrtuneError(
-            f"--top-k {top_k} is below the deepest metric cutoff: {deepest.name} would be "
-            f"computed on a truncated ranking; use --top-k {deepest.k} or more"
+        raise invalid(
+            "top_k",
+            "{value} is below the deepest metric cutoff: {metric} would be computed on a truncated "
+            "ranking; use {top_k} {needed} or more",
+            value=top_k,
+            metric=deepest.name,
+            needed=deepest.k,
         )
 
 
@@ -137,9 +172,17 @@ def _check_index_params(index: str, params: dict[str, Any]) -> None:
     for key, value in params.items():
         if key not in known:
             allowed = f"one of {', '.join(known)}" if known else "none"
-            raise IrtuneError(f"--index-param {key}: not a parameter of --index {index} ({allowed})")
+            raise invalid(
+                "index_params",
+                "{key}: not a parameter of {index} {name} ({allowed})",
+                key=key,
+                name=index,
+                allowed=allowed,
+            )
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise IrtuneError(f"--index-param {key}={value}: must be a whole number of at least 1")
+            raise invalid(
+                "index_params", "{key}={value}: must be a whole number of at least 1", key=key, value=value
+            )
 
 
 @dataclass(frozen=True)
@@ -152,8 +195,13 @@ class ModelOptions:
     doc_prompt: str | None = None
 
     def __post_init__(self) -> None:
-        checks.device("--device", self.device)
-        checks.at_least("--max-seq-length", self.max_seq_length, 1)
+        for name in ("device", "query_prompt", "doc_prompt"):
+            if (value := getattr(self, name)) is not None and not isinstance(value, str):
+                raise inputs.wrong_type(name, "text (str) or None", value)
+        if self.max_seq_length is not None:
+            inputs.whole_number("max_seq_length", self.max_seq_length)
+        checks.device("device", self.device)
+        checks.at_least("max_seq_length", self.max_seq_length, 1)
 
     def for_backend(self, backend: str) -> ModelOptions:
         """An exported backend runs on the CPU: load there unless a device was named (a

@@ -6,15 +6,16 @@ whole family: settings x datasets x metrics)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from irtune import checks
-from irtune.errors import IrtuneError
+from irtune import checks, inputs
+from irtune.errors import invalid
 from irtune.fileio import write_json_atomic
-from irtune.settings import QUANTIZATIONS
+from irtune.settings import QUANTIZATIONS, compression_needs_exact_dense, rescore_without_ubinary
 
 if TYPE_CHECKING:
     from irtune.comparison import Comparison
@@ -53,24 +54,38 @@ class Setting:
         return replace(point, dims=full).name
 
 
-def grid(dims: Sequence[int], quantize: Sequence[str], rescore: int = 1) -> list[Setting]:
+def grid(dims: int | Sequence[int], quantize: str | Sequence[str], rescore: int = 1) -> list[Setting]:
     """Full precision first, then every size (all dimensions, then each of `dims`) x every
-    storage in `quantize`; `rescore` applies to the binary ones."""
-    for value in dims:
-        checks.at_least("--dims", value, 1)
-    for kind in quantize:
+    storage in `quantize`; `rescore` applies to the binary ones (one size or storage may
+    stand for a list of one)."""
+    sizes: list[int | None] = [
+        None,
+        *dict.fromkeys(inputs.items("dims", dims, int, _dimension, required=False)),
+    ]
+    kinds = list(dict.fromkeys(inputs.names("quantize", quantize)))
+    for kind in kinds:
         if kind not in QUANTIZATIONS:
-            raise IrtuneError(f"--quantize must be among {', '.join(QUANTIZATIONS)}, not {kind!r}")
-    if rescore > 1 and "ubinary" not in quantize:
-        raise IrtuneError("--rescore applies to --quantize ubinary (int8 is scored with the float query)")
-    sizes: list[int | None] = [None, *dict.fromkeys(dims)]
+            raise invalid(
+                "quantize",
+                "must be among {allowed}, not {kind!r}",
+                allowed=", ".join(QUANTIZATIONS),
+                kind=kind,
+            )
+    if inputs.whole_number("rescore", rescore) > 1 and "ubinary" not in kinds:
+        raise rescore_without_ubinary()
     settings = [Setting(None)]
     for size in sizes:
-        for kind in dict.fromkeys(quantize):
+        for kind in kinds:
             setting = Setting(size, kind, rescore if kind == "ubinary" else 1)
             if setting not in settings:
                 settings.append(setting)
     return settings
+
+
+def _dimension(parameter: str, value: object, at: object) -> int:
+    size = inputs.whole_number(parameter, value)
+    checks.at_least(parameter, size, 1)
+    return size
 
 
 @dataclass
@@ -125,6 +140,7 @@ def sweep(
     data_dir: Path | None = None,
     strict: bool = False,
     label: str | None = None,
+    force: bool = False,
 ) -> Frontier:
     """Evaluate every setting (the model loads once, the corpus is encoded once into the
     cache); with `out_dir`, each setting's results go to `out_dir/SETTING`."""
@@ -133,20 +149,20 @@ def sweep(
     from irtune.workflows import check_before_loading, run_evaluation
 
     if settings.retriever != "dense" or settings.index != "exact":
-        raise IrtuneError(
-            "several --dims/--quantize settings apply to --retriever dense with --index exact "
-            f"(not {settings.retriever} with --index {settings.index})"
+        raise compression_needs_exact_dense(
+            "several {dims}/{quantize} settings apply", settings.retriever, settings.index
         )
-    checks.output_folder("--out", out_dir)
+    checks.output_folder("out_dir", out_dir)
     if isinstance(model, str):
-        check_before_loading(model, datasets, settings, model_options, out_dir, split_files, data_dir, strict)
+        check_before_loading(model, datasets, settings, model_options, None, split_files, data_dir, strict)
+        _check_outputs(out_dir, settings, [point.named(None) for point in points], force, family_known=False)
         model = (model_options or ModelOptions()).for_backend(settings.backend).load(model)
     full = model.model.get_embedding_dimension()
+    # e.g. --dims 384 on a 384-dimensional model: that is `full`
+    resolved = {point.named(full): point.resolved(full) for point in points}
+    _check_outputs(out_dir, settings, list(resolved), force, family_known=True)
     runs: dict[str, ResultsFile] = {}
-    for point in points:
-        point, name = point.resolved(full), point.named(full)
-        if name in runs:  # e.g. --dims 384 on a 384-dimensional model: that is `full`
-            continue
+    for name, point in resolved.items():
         chosen = dataclasses.replace(
             settings, dims=point.dims, quantize=point.quantize, rescore=point.rescore
         )
@@ -159,6 +175,7 @@ def sweep(
             data_dir=data_dir,
             strict=strict,
             label=f"{label or model.name} {name}",
+            force=force,
         )
     others = [run for name, run in runs.items() if name != FULL]
     comparisons = compare_study(runs[FULL], others) if others else []
@@ -167,3 +184,49 @@ def sweep(
     if out_dir is not None:  # the corrected p-values, with the family they were corrected over
         write_json_atomic(out_dir / FRONTIER_FILE, frontier.to_json())
     return frontier
+
+
+def _check_outputs(
+    out_dir: Path | None, settings: EvalSettings, names: Sequence[str], force: bool, *, family_known: bool
+) -> None:
+    """Each setting's folder (`out_dir/NAME`) and the sweep's frontier.json hold nothing a
+    sweep of these settings would not write, unless `force`. Before the model loads, a setting
+    at all dimensions has no final name yet (`dall-int8`, later `d384-int8`): the family of
+    settings in frontier.json is compared only once it is known (`family_known`)."""
+    from irtune.workflows import check_results_folder
+
+    if out_dir is None:
+        return
+    for name in names:
+        check_results_folder(out_dir / name, settings, force)
+    path = out_dir / FRONTIER_FILE
+    if force or not path.exists():
+        return
+    held = _frontier_settings(path)
+    if held is None:
+        raise invalid(
+            "out_dir",
+            "{path}: holds a frontier.json irtune did not write; choose another folder, or "
+            "force replacing it",
+            path=out_dir,
+        )
+    if family_known and sorted(held) != sorted(names):
+        raise invalid(
+            "out_dir",
+            "{path}: holds the frontier.json of another sweep (settings {held}); choose another folder, "
+            "or force replacing it",
+            path=out_dir,
+            held=", ".join(held),
+        )
+
+
+def _frontier_settings(path: Path) -> list[str] | None:
+    """The setting names a frontier.json lists; None if it is not a frontier irtune wrote."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    settings = data.get("settings") if isinstance(data, dict) else None
+    if not isinstance(settings, dict) or data.get("baseline") != FULL:
+        return None
+    return list(settings)

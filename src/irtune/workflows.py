@@ -7,17 +7,18 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from irtune import checks
 from irtune.data.beir import BeirDataset
 from irtune.data.registry import resolve_dataset
 from irtune.data.splits import SplitPlan, evaluated_cluster_mates, make_plan, plans_for
-from irtune.errors import IrtuneError
+from irtune.errors import IrtuneError, ParameterError
 from irtune.evaluation import (
     DatasetEvaluation,
     QuerySelection,
     evaluate_dataset,
+    refuse_repeated_datasets,
     results_file,
     selected_queries,
     write_results,
@@ -25,7 +26,7 @@ from irtune.evaluation import (
 from irtune.fileio import sha256_file
 from irtune.leakage import text_fingerprint
 from irtune.locks import folder_lock
-from irtune.results import ResultsFile
+from irtune.results import EvaluationSettings, ResultsFile, read_results
 from irtune.retrieval.base import LabelledQueries, Retriever
 from irtune.retrieval.registry import check_retriever, make_retriever
 from irtune.settings import EvalSettings, ModelOptions
@@ -124,13 +125,16 @@ def run_evaluation(
     data_dir: Path | None = None,
     strict: bool = False,
     label: str | None = None,
+    force: bool = False,
 ) -> ResultsFile:
     """Evaluate on each dataset (its `eval` queries where a split file names them).
 
     Everything that can be checked without a model is checked first (datasets, their files
-    and splits, split files, the output folder), so a typo fails before the model loads."""
+    and splits, split files, the output folder), so a typo fails before the model loads.
+    Results already in `out_dir` are replaced only by an evaluation of the same setup (a
+    re-run), or with `force`."""
     found, explicit = check_before_loading(
-        model_spec, datasets, settings, model_options, out_dir, split_files, data_dir, strict
+        model_spec, datasets, settings, model_options, out_dir, split_files, data_dir, strict, force=force
     )
     with contextlib.ExitStack() as stack:
         if out_dir is not None:
@@ -145,6 +149,7 @@ def run_evaluation(
         )
         results = results_file(evaluations, settings, retriever, model, label or default_label)
         if out_dir is not None:
+            _refuse_other_setup(out_dir, force, _setup(results))
             write_results(out_dir, results, [e.run for e in evaluations])
         return results
 
@@ -158,12 +163,15 @@ def check_before_loading(
     split_files: Sequence[Path],
     data_dir: Path | None,
     strict: bool,
+    *,
+    force: bool = False,
 ) -> tuple[list[BeirDataset], dict[str, HeldOut]]:
     """Everything about an evaluation that can be checked without a model: the output
-    folder, the backend, each dataset with its files and split, the split files."""
+    folder (and the setup of the results it holds), the backend, each dataset with its files
+    and split, the split files."""
     if check_retriever(settings.retriever).needs_model and model_spec is None:
         raise IrtuneError(f"{settings.retriever} retrieval needs a model: -m minilm, a hub id or a folder")
-    checks.output_folder("--out", out_dir)
+    check_results_folder(out_dir, settings, force)
     if settings.backend != "torch":
         from irtune.retrieval.backends import require
 
@@ -172,6 +180,7 @@ def check_before_loading(
             raise IrtuneError(f"--backend {settings.backend} runs on the CPU, not {device}; drop --device")
         require(settings.backend)
     found = [resolve_dataset(name, data_dir, strict) for name in datasets]
+    refuse_repeated_datasets(found)
     explicit = held_out_from_files(split_files, found)
     planned = _planned_before_loading(model_spec)  # their split is the plan's (checked later)
     for dataset in found:
@@ -179,6 +188,60 @@ def check_before_loading(
         if held or dataset.name not in planned:
             dataset.check_files(held.plan.eval.split if held else settings.split)
     return found, explicit
+
+
+def check_results_folder(out_dir: Path | None, settings: EvalSettings, force: bool) -> None:
+    """`out_dir` can be written in and holds no results of an evaluation with other settings
+    or another retriever (unless `force`): what can be told before a model loads."""
+    checks.output_folder("out_dir", out_dir)
+    if out_dir is not None:
+        known = {"retriever": settings.retriever, "settings": _settings_setup(settings.describe())}
+        _refuse_other_setup(out_dir, force, known)
+
+
+def _settings_setup(settings: EvaluationSettings) -> dict[str, Any]:
+    """The evaluation settings that make the numbers (not where or how fast they were made)."""
+    return settings.model_dump(mode="json", exclude={"cache_dir", "devices", "batch_size"})
+
+
+def _setup(results: ResultsFile) -> dict[str, Any]:
+    """What a results file's numbers are of, by content: the model's weights, prompts and max
+    length, the retriever with its settings, the evaluation settings, and each dataset's
+    files and evaluated queries. Its label, date, timings and machine are not part of it."""
+    model = results.model
+    return {
+        "model": None if model is None else [model.weights_sha256, model.prompts, model.max_seq_length],
+        "retriever": results.retriever.name,
+        "retriever settings": results.retriever.model_dump(mode="json"),
+        "settings": _settings_setup(results.settings),
+        "datasets": [[d.split, d.data_files_sha256, d.queries.ids_sha256] for d in results.datasets],
+    }
+
+
+def _refuse_other_setup(out_dir: Path, force: bool, setup: dict[str, Any]) -> None:
+    """Refuse to replace the results in `out_dir` when they differ from `setup` (some or all
+    of `_setup`'s parts) in any part, or cannot be read; `force` replaces them."""
+    if force or not (out_dir / "results.json").exists():
+        return
+    try:
+        held = _setup(read_results(out_dir))
+    except IrtuneError as exc:
+        raise ParameterError(
+            "{out_dir} {path}: holds a results.json irtune cannot read ({problem}); choose another "
+            "folder, or force replacing it",
+            path=out_dir,
+            problem=exc,
+        ) from None
+    differ = [part for part, value in setup.items() if held[part] != value]
+    if "retriever" in differ:  # then its settings are another retriever's: not news
+        differ = [part for part in differ if part != "retriever settings"]
+    if differ:
+        raise ParameterError(
+            "{out_dir} {path}: holds the results of another evaluation (other {parts}); choose "
+            "another folder, or force replacing them",
+            path=out_dir,
+            parts=", ".join(differ),
+        )
 
 
 def _carried_held_out(

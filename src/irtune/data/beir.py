@@ -10,12 +10,13 @@ import gzip
 import hashlib
 import json
 import logging
-import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from irtune import checks
 from irtune.errors import DataError
 from irtune.fileio import sha256_file
 
@@ -31,6 +32,12 @@ SYNTHETIC_DIR = Path("synthetic")
 SYNTHETIC_QUERIES = SYNTHETIC_DIR / "queries.jsonl"
 SYNTHETIC_QRELS = SYNTHETIC_DIR / "qrels.tsv"
 SYNTHETIC_MANIFEST = SYNTHETIC_DIR / "manifest.json"
+
+# written by `irtune data import`; `"complete": false` while it moves its files in
+IMPORT_MANIFEST = "irtune-import.json"
+
+TREC_GRADES = range(-(2**31), 2**31)  # trec_eval and pytrec_eval keep a grade in a C int
+_WHITESPACE = re.compile(r"\s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,33 @@ def content_sha256(path: Path) -> str:
         while block := handle.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def shown(value: object) -> str:
+    """A value as an error message shows it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def id_problem(value: str, field: str) -> str | None:
+    """Why `value` cannot be a query or document id (None when it can): run and qrels files
+    split their fields on whitespace, so an id holding any would not survive one."""
+    if not value:
+        return f'"{field}" is empty'
+    if value.strip() != value:
+        return f'"{field}" {shown(value)} has surrounding spaces, tabs or line breaks'
+    if _WHITESPACE.search(value):
+        return f'"{field}" {shown(value)} holds whitespace (run and qrels files split fields on it)'
+    return None
+
+
+def grade_problem(number: float) -> str | None:
+    """Why `number` cannot be a relevance grade (None when it can)."""
+    if isinstance(number, float) and not number.is_integer():
+        return "is not an integer"
+    if int(number) not in TREC_GRADES:
+        return "is outside a 32-bit integer (the grades trec_eval holds)"
+    return None
 
 
 def find_jsonl(root: Path, stem: str) -> Path:
@@ -99,6 +133,8 @@ def _iter_jsonl(path: Path, *, allow_empty: bool = False) -> Iterator[tuple[int,
         if not isinstance(raw_id, str | int) or isinstance(raw_id, bool) or raw_id == "":
             raise DataError(path, '"_id" must be a non-empty string', number)
         doc_id = str(raw_id)
+        if wrong := id_problem(doc_id, "_id"):
+            raise DataError(path, wrong, number)
         if doc_id in seen:
             raise DataError(path, f'duplicate id "{doc_id}" (first at line {seen[doc_id]})', number)
         seen[doc_id] = number
@@ -129,8 +165,8 @@ def _parse_grade(value: str, path: Path, number: int) -> int:
         grade = float(value)
     except ValueError:
         raise DataError(path, f'relevance score "{value}" is not a number', number) from None
-    if not math.isfinite(grade) or grade != int(grade):
-        raise DataError(path, f'relevance score "{value}" is not an integer', number)
+    if problem := grade_problem(grade):
+        raise DataError(path, f'relevance score "{value}" {problem}', number)
     return int(grade)
 
 
@@ -145,20 +181,25 @@ def iter_qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
         if not line.strip():
             continue
         cols = line.split("\t") if "\t" in line else line.split()
-        if number == 1 and len(cols) >= 3 and not _is_number(cols[-1]):
+        if number == 1 and len(cols) in (3, 4) and not _is_number(cols[-1]):
             continue  # header row, e.g. "query-id corpus-id score"
         if len(cols) == 4:
             qid, _, doc_id, value = cols
         elif len(cols) == 3:
             qid, doc_id, value = cols
         else:
+            separator = "tab" if "\t" in line else "whitespace"
             raise DataError(
                 path,
-                f"expected 3 tab-separated columns (query-id, corpus-id, score), found {len(cols)}",
+                f"expected 3 {separator}-separated columns (query-id, corpus-id, score) or 4 (TREC: "
+                f"query-id, iteration, doc-id, relevance), found {len(cols)}",
                 number,
             )
+        for value_id, field in ((qid, "query-id"), (doc_id, "corpus-id")):
+            if problem := id_problem(value_id, field):
+                raise DataError(path, problem, number)
         any_line = True
-        yield number, qid.strip(), doc_id.strip(), _parse_grade(value.strip(), path, number)
+        yield number, qid, doc_id, _parse_grade(value.strip(), path, number)
     if not any_line:
         raise DataError(path, "empty file (no judgements)")
 
@@ -182,6 +223,20 @@ def _is_number(value: str) -> bool:
     return True
 
 
+def check_import_finished(root: Path) -> None:
+    """Refuse a folder an import was killed in while moving its files in: it may hold the new
+    corpus beside the old qrels, which no import wrote together."""
+    path = root / IMPORT_MANIFEST
+    if not path.is_file():
+        return
+    try:
+        complete = json.loads(path.read_bytes()).get("complete", True)
+    except (OSError, ValueError, AttributeError) as exc:
+        raise DataError(path, f"unreadable import manifest ({' '.join(str(exc).split())[:200]})") from None
+    if complete is False:
+        raise DataError(root, "an import into this folder was interrupted; re-run it")
+
+
 class BeirDataset:
     """A BEIR folder: `corpus.jsonl[.gz]`, `queries.jsonl[.gz]`, `qrels/<split>.tsv`.
 
@@ -195,6 +250,7 @@ class BeirDataset:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(self.root, "dataset folder not found")
+        check_import_finished(self.root)
         self.name = name or self.root.name
         self.strict = strict
         self._qrels: dict[str, Qrels] = {}
@@ -270,6 +326,7 @@ class BeirDataset:
         return sorted(real | generated)
 
     def _qrels_file(self, split: str) -> Path:
+        checks.split_name("split", split)  # every command reaches a split's files through here
         return (
             self.root / SYNTHETIC_QRELS if self.is_synthetic(split) else self.root / "qrels" / f"{split}.tsv"
         )

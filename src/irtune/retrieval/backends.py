@@ -176,25 +176,41 @@ def on_backend(
     used = calibration if backend == "openvino-int8" else None
     folder = cache_dir / "exports" / export_key(model, backend, used.key if used else "")
     with folder_lock(folder, what="model export", wait=True):
-        if (problem := _export_problem(folder)) is not None:
-            if any(folder.iterdir()):
-                log.warning("%s: %s; exporting it again", folder, problem)
-            _empty(folder)
+        if (problem := _export_problem(folder)) is None:
             try:
-                _export(model, hf_model, backend, folder, used.draw() if used else CalibrationSample([], 0))
-            except (RuntimeError, ValueError, TypeError, ImportError) as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise IrtuneError(
-                    f"--backend {backend}: exporting {model.name} failed ({first}); use --backend torch"
-                ) from None
-        infer = _load(backend, folder)
-        content = sha256_file(folder / MANIFEST)
-    encoder = ExportedTransformer(infer, _input_names(transformer), copy.deepcopy(hf_model.config))
+                return _exported(model, backend, folder)
+            except Exception as exc:  # onnxruntime's and OpenVINO's load errors share no base class
+                problem = f"it fails to load or to encode like the model ({_first_line(exc)})"
+        if any(folder.iterdir()):
+            log.warning("%s: %s; exporting it again", folder, problem)
+        _empty(folder)
+        try:
+            _export(model, hf_model, backend, folder, used.draw() if used else CalibrationSample([], 0))
+        except (RuntimeError, ValueError, TypeError, ImportError) as exc:
+            first = _first_line(exc)
+            raise IrtuneError(
+                f"--backend {backend}: exporting {model.name} failed ({first}); use --backend torch"
+            ) from None
+        return _exported(model, backend, folder)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _exported(model: LoadedModel, backend: str, folder: Path) -> LoadedModel:
+    """`model` whose transformer is the export in `folder` (held locked by the caller), checked
+    against the torch model."""
+    transformer = model.model[0]
+    hf_model: Any = transformer.model  # a Hugging Face model (checked by on_backend)
+    encoder = ExportedTransformer(
+        _load(backend, folder), _input_names(transformer), copy.deepcopy(hf_model.config)
+    )
     # a copy of the sentence-transformers model whose Hugging Face model is the export (the
     # memo hands the copy our encoder instead of copying the weights)
     swapped = copy.deepcopy(model.model, memo={id(hf_model): encoder})
     # the export's content (its manifest lists every file's sha256) keys the embeddings it makes
-    loaded = replace(model, model=swapped, backend=backend, backend_key=content)
+    loaded = replace(model, model=swapped, backend=backend, backend_key=sha256_file(folder / MANIFEST))
     _verify(model, loaded, backend)
     return loaded
 

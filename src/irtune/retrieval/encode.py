@@ -17,6 +17,7 @@ dropped and encoded again; it is never re-blessed.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import json
 import logging
@@ -229,8 +230,7 @@ def encode_corpus_cached(
                 if consumed != index * chunk_size + rows[index]:
                     raise ValueError(f"encode_corpus_cached: the text stream ended before {count} texts")
                 vectors = encode_texts(model, batch, model.prompts.document, batch_size, precision, pool)
-                with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-                    np.save(handle, vectors.astype(store_dtype))
+                _save_chunk(path, vectors.astype(store_dtype))
                 journal.record(path)
             chunks.append(np.load(path, mmap_mode="r"))
             if on_progress is not None:
@@ -278,6 +278,16 @@ class _Journal:
     def record(self, chunk: Path) -> None:
         self.chunks[chunk.name] = sha256_file_once(chunk)
         write_json_atomic(self.path, {**self.settings, "chunks": dict(sorted(self.chunks.items()))})
+
+
+def _save_chunk(path: Path, vectors: np.ndarray) -> None:
+    """Written by Python's file object, not numpy's C stdio: on a full disk numpy reports a short
+    write without its cause, or nothing at all when the bytes fit its buffer (the chunk is cut
+    short and would then be hashed into the manifest as if whole)."""
+    buffer = io.BytesIO()
+    np.save(buffer, vectors)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def _chunk_path(folder: Path, index: int, chunk_size: int) -> Path:

@@ -28,6 +28,11 @@ class TrainConfig(BaseModel):
     warmup_steps: int = Field(500, ge=0, description="Linear warmup steps, capped at 10% of all steps")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
     seed: int = Field(42, description="Random seed (pairs, negatives, batch order, dropout)")
+    seeds: list[int] | None = Field(
+        None,
+        description="Train once per seed instead of once with seed: each run is selected on dev, the "
+        "best on dev ships, and the gain is reported over the seeds",
+    )
     max_steps: int | None = Field(None, ge=1, description="Stop after this many steps in total")
     loss: str = Field(
         "mnrl",
@@ -145,6 +150,19 @@ class TrainConfig(BaseModel):
         if self.matryoshka_dims is not None and not self.loss.endswith("+matryoshka"):
             raise ValueError(f"matryoshka_dims needs a +matryoshka loss (loss is {self.loss})")
         return self
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)):
+            raise ValueError("seeds must be a non-empty list of distinct seeds")
+        return seeds
+
+    def per_seed(self) -> list[TrainConfig]:
+        """One single-seed config per training run: each of `seeds`, or `seed` alone."""
+        if self.seeds is None:
+            return [self]
+        return [self.model_copy(update={"seed": seed, "seeds": None}) for seed in self.seeds]
 
     @field_validator("interpolation_alphas")
     @classmethod

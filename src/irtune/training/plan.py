@@ -31,6 +31,19 @@ SEED_PROTOCOL_ORDER = ("train", "dev", "test")
 log = logging.getLogger(__name__)
 
 
+def default_train_split(dataset: BeirDataset) -> str:
+    """The split a dataset named without one trains on: the first of train, dev and test it has
+    (the train side of `make_plan`'s plan; the seed protocol trains on all of it)."""
+    found = next((split for split in SEED_PROTOCOL_ORDER if dataset.has_split(split)), None)
+    if found is None:
+        available = ", ".join(dataset.splits()) or "none"
+        raise IrtuneError(
+            f"{dataset.root}: no train, dev or test split to train on (available: {available}); "
+            "name one as DATASET:SPLIT"
+        )
+    return found
+
+
 @dataclass
 class TrainSet:
     dataset: BeirDataset
@@ -64,12 +77,18 @@ class TrainSet:
 
 
 def expand_presets(specs: Sequence[str], groups: Mapping[str, Sequence[str]] | None = None) -> list[str]:
-    """`general`, `scientific` or a user group name -> its datasets; other specs unchanged."""
+    """`general`, `scientific` or a user group name -> its datasets (a group may name groups);
+    other specs unchanged. A group reaching itself is refused: `group cycle: a → b → a`."""
     known = {**DOMAIN_PRESETS, **(groups or {})}
-    expanded: list[str] = []
-    for spec in specs:
-        expanded.extend(known.get(spec, (spec,)))
-    return list(dict.fromkeys(expanded))
+
+    def expand(spec: str, within: tuple[str, ...]) -> list[str]:
+        if spec not in known:
+            return [spec]
+        if spec in within:
+            raise IrtuneError(f"group cycle: {' → '.join((*within[within.index(spec) :], spec))}")
+        return [name for member in known[spec] for name in expand(member, (*within, spec))]
+
+    return list(dict.fromkeys(name for spec in specs for name in expand(spec, ())))
 
 
 def resolve_train_sets(
@@ -98,7 +117,7 @@ def resolve_train_sets(
         else:
             plan = planner(dataset, config.split_seed, config.dev_fraction, config.eval_fraction)
         if not honest:
-            split = split or next(s for s in SEED_PROTOCOL_ORDER if dataset.has_split(s))
+            split = split or default_train_split(dataset)
             part = SplitPart(split, None)
             plan = seed_protocol_plan(plan, part)
         elif not split or split == plan.train.split:

@@ -15,7 +15,7 @@ from typing import Any
 from irtune.data.beir import content_sha256
 from irtune.data.official import official_name
 from irtune.data.splits import save_plan
-from irtune.fileio import sha256_file, write_json_atomic, write_text_atomic
+from irtune.fileio import give_usual_mode, sha256_file, write_json_atomic, write_text_atomic
 from irtune.models import LoadedModel
 from irtune.provenance import environment
 from irtune.results import ModelRecord
@@ -80,6 +80,9 @@ def write_model(
     staging = out_dir / WORK / "final"
     shutil.rmtree(staging, ignore_errors=True)
     model.save(str(staging))
+    for written in staging.rglob("*"):  # safetensors writes its weights 0600
+        if written.is_file():
+            give_usual_mode(written)
     base.refresh_hash()
     record = TrainingRecord(
         base_model=ModelRecord.model_validate(base_description),

@@ -191,8 +191,14 @@ def interpolated_state(
     base_state: dict[str, torch.Tensor], tuned_state: dict[str, torch.Tensor], alpha: float
 ) -> dict[str, torch.Tensor]:
     """(1 - alpha) * base + alpha * tuned for floating-point tensors (weight-space ensembling,
-    as in WiSE-FT); integer buffers come from the tuned model."""
+    as in WiSE-FT); integer buffers come from the tuned model. The end points are the two
+    models bit for bit: lerp's arithmetic turns a -0.0 into +0.0, which changes nothing
+    computed but gives the epoch model scored on dev another weights hash when shipped."""
+    if alpha == 1.0:
+        return dict(tuned_state)
     return {
-        name: torch.lerp(base_state[name], tensor, alpha) if tensor.is_floating_point() else tensor
+        name: (base_state[name] if alpha == 0.0 else torch.lerp(base_state[name], tensor, alpha))
+        if tensor.is_floating_point()
+        else tensor
         for name, tensor in tuned_state.items()
     }

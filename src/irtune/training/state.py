@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from irtune.errors import IrtuneError
+from irtune.errors import InvalidValueError, IrtuneError, invalid
 from irtune.fileio import write_json_atomic
 from irtune.training.metadata import TRAINING_METADATA
 
@@ -77,6 +77,9 @@ class TrainingState(_Record):
         path = cls.path(out_dir)
         if (out_dir / TRAINING_METADATA).is_file():
             raise IrtuneError(f"{out_dir}: already holds a finished trained model (use a new --out)")
+        if not (out_dir / WORK).is_dir():
+            check_new_folder(out_dir, resume)
+            return cls()
         if not path.is_file():
             return cls()
         if not resume:
@@ -97,3 +100,26 @@ class TrainingState(_Record):
 
     def save(self, out_dir: Path) -> None:
         write_json_atomic(self.path(out_dir), self.to_json())
+
+
+def check_new_folder(out_dir: Path, resume: bool) -> None:
+    """`out_dir` holds no training run: it must then be absent or empty (a user's files and
+    another command's results are never written over), and there is nothing to resume. The
+    work folder is the run's own: another rank of a distributed run may have just made it."""
+    found = sorted(p.name for p in out_dir.iterdir() if p.name != WORK) if out_dir.is_dir() else []
+    if found:
+        raise foreign_folder(out_dir, found)
+    if resume:
+        raise invalid(
+            "resume", "{path}: holds no unfinished training run; start one without {resume}", path=out_dir
+        )
+
+
+def foreign_folder(out_dir: Path, found: list[str]) -> InvalidValueError:
+    shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+    return invalid(
+        "out_dir",
+        "{path}: holds files irtune train did not write ({shown}); choose an empty or new folder",
+        path=out_dir,
+        shown=shown,
+    )

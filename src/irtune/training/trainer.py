@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from irtune import checks
+from irtune.errors import invalid
 from irtune.locks import folder_lock
 from irtune.settings import ModelOptions
 from irtune.tracking import Tracking
@@ -64,6 +65,7 @@ def train_model(
     """
     checks.output_folder("--out", out_dir)
     checks.output_folder("--cache-dir", cache_dir)
+    check_apart_from_base(base_spec, out_dir)
     tracking = tracking or Tracking()
     tracking.check()
     dist = Distributed()
@@ -83,6 +85,24 @@ def train_model(
             dist,
             tracking,
         )
+
+
+def check_apart_from_base(base_spec: str, out_dir: Path) -> None:
+    """The model folder is written in place: it must not be the base model's folder, lie
+    inside it or hold it (the base's weights would be overwritten, and its record with them)."""
+    base = Path(base_spec).expanduser()
+    if not base.is_dir():
+        return  # a hub id or an alias: not a folder of the user's
+    base, out = base.resolve(), out_dir.resolve()
+    if out == base:
+        where = "is the base model's folder"
+    elif out.is_relative_to(base):
+        where = "is inside the base model's folder {base}"
+    elif base.is_relative_to(out):
+        where = "holds the base model's folder {base}"
+    else:
+        return
+    raise invalid("out_dir", "{path}: " + where + "; choose a folder apart from it", path=out_dir, base=base)
 
 
 def _train(
