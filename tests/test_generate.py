@@ -617,32 +617,6 @@ def test_a_retry_after_beyond_the_longest_wait_fails_at_once_counting_the_reques
     )
 
 
-def test_ctrl_c_keeps_the_replies_already_received(scifact_copy):
-    """The journal takes each reply as it arrives: after an interruption during a batch, the
-    re-run asks the endpoint for exactly the documents not yet answered."""
-    import signal
-    import threading
-
-    def ctrl_c() -> None:
-        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-
-    request = GenerationRequest(sample=10, round_trip_k=0, few_shot=0)
-    with serve_openai([Fault(), Fault(), Fault(on_request=ctrl_c, delay_s=120)]) as server:
-        with pytest.raises(KeyboardInterrupt):
-            # deadline and reply delay far beyond the interrupt: only Ctrl-C ends the third
-            # request, however long a loaded machine takes to handle it
-            generate_synthetic(
-                BeirDataset(scifact_copy), _openai(server, concurrency=1, timeout_s=300), request
-            )
-        assert len(server.requests) == 3  # the queued ones of the batch were never sent
-        journal = next((scifact_copy / JOURNALS).glob("*.jsonl"))
-        assert len(journal.read_text().splitlines()) == 2
-        manifest = generate_synthetic(BeirDataset(scifact_copy), _openai(server, concurrency=1), request)
-    asked = [r["body"]["messages"][0]["content"] for r in server.requests]
-    assert manifest.generation["generated_now"] == 8 and len(asked) == 3 + 8
-    assert not set(asked[3:]) & set(asked[:2])  # the two answered before Ctrl-C are not asked again
-
-
 def test_journals_of_paid_replies_are_deleted_only_with_force(scifact_copy):
     journals = scifact_copy / JOURNALS
     journals.mkdir()
