@@ -91,6 +91,17 @@ class DatasetComparison(BaseModel):
         return next(m for m in self.metrics if m.metric == name)
 
 
+def _dataset_json(d: Any) -> dict[str, Any]:
+    """One dataset's entry of a comparison or a seed recipe, as JSON."""
+    return {
+        "dataset": d.dataset,
+        "split": d.split,
+        "queries": d.queries,
+        "contaminated": d.contaminated,
+        "metrics": [m.to_json() for m in d.metrics],
+    }
+
+
 class SeedGain(BaseModel):
     """One metric on one dataset over a recipe's seeds: each run's test gain over the baseline
     and the two-level bootstrap CI of their mean (seeds and queries resampled)."""
@@ -158,16 +169,7 @@ class SeedRuns(BaseModel):
             "reason": self.reason,
             "ci_level": self.level,
             "ci_family": self.family,
-            "datasets": [
-                {
-                    "dataset": d.dataset,
-                    "split": d.split,
-                    "queries": d.queries,
-                    "contaminated": d.contaminated,
-                    "metrics": [m.to_json() for m in d.metrics],
-                }
-                for d in self.datasets
-            ],
+            "datasets": [_dataset_json(d) for d in self.datasets],
         }
 
 
@@ -437,16 +439,7 @@ class Comparison(BaseModel):
                 "candidate": list(self.candidate_trained_on),
             },
             "contaminated": self.contaminated,
-            "datasets": [
-                {
-                    "dataset": d.dataset,
-                    "split": d.split,
-                    "queries": d.queries,
-                    "contaminated": d.contaminated,
-                    "metrics": [m.to_json() for m in d.metrics],
-                }
-                for d in self.datasets
-            ],
+            "datasets": [_dataset_json(d) for d in self.datasets],
             "summary": self.summary(),
             "correction": self.correction.to_json() if self.correction else None,
             "caveats": list(self.caveats),
