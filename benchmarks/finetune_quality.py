@@ -17,7 +17,7 @@ import argparse
 import json
 
 from irtune.pipeline import Study, run_study
-from irtune.workflows import load_comparisons
+from irtune.comparison import load_comparisons
 
 from _common import RESULTS, data_dir, write_results
 
