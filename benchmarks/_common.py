@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from irtune.provenance import environment
+from irtune.core.provenance import environment
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

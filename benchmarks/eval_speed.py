@@ -27,11 +27,11 @@ from typing import Any
 import torch
 
 from irtune.data.registry import resolve_dataset
-from irtune.evaluation import evaluate_dataset
-from irtune.models import bundled_model_path, load_model
+from irtune.evaluation.runner import evaluate_dataset
+from irtune.models.loading import bundled_model_path, load_model
 from irtune.retrieval.base import Corpus
 from irtune.retrieval.dense import DenseRetriever
-from irtune.settings import EvalSettings
+from irtune.retrieval.settings import EvalSettings
 
 from _common import data_dir, timed, write_results
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from irtune.pipeline import Study, run_study
-from irtune.comparison import load_comparisons
+from irtune.results.compare import load_comparisons
+from irtune.study.runner import Study, run_study
 
 from _common import RESULTS, data_dir, write_results
 

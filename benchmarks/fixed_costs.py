@@ -57,11 +57,14 @@ PHASES: dict[str, tuple[tuple[str, str], ...]] = {
     "search_topk": (("irtune.retrieval.dense", "exact_search"),),
     "run_assembly": (
         ("irtune.retrieval.dense", "run_from_arrays"),
-        ("irtune.evaluation", "without_self_matches"),
+        ("irtune.evaluation.runner", "without_self_matches"),
     ),
-    "metrics": (("irtune.evaluation", "evaluate_run"), ("irtune.evaluation", "mean_metrics")),
-    "results_build_validate": (("irtune.workflows", "results_file"), ("irtune.results", "_numbers_problem")),
-    "results_writing": (("irtune.workflows", "write_results"),),
+    "metrics": (("irtune.evaluation.runner", "evaluate_run"), ("irtune.evaluation.runner", "mean_metrics")),
+    "results_build_validate": (
+        ("irtune.evaluation.job", "results_file"),
+        ("irtune.results.schema", "_numbers_problem"),
+    ),
+    "results_writing": (("irtune.evaluation.job", "write_results"),),
 }
 
 
@@ -72,7 +75,7 @@ def tiny_model(folder: Path, max_seq_length: int) -> Path:
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from irtune.models import bundled_model_path
+    from irtune.models.loading import bundled_model_path
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_path()))
@@ -220,7 +223,7 @@ def irtune_eval(
 ) -> tuple[dict[str, float], float]:
     """irtune's evaluation, split by phase, and its NDCG@10."""
     import irtune
-    from irtune.fileio import hashed_files
+    from irtune.core.files import hashed_files
 
     hashed_files.clear()  # a re-run in a new process hashes every chunk once
     timer = PhaseTimer()

@@ -20,8 +20,8 @@ import argparse
 from pathlib import Path
 
 import irtune
-from irtune.settings import EvalSettings
-from irtune.sweeps import FULL, Setting, sweep
+from irtune.evaluation.sweep import FULL, Setting, sweep
+from irtune.retrieval.settings import EvalSettings
 
 from _common import RESULTS, data_dir, timed, write_results
 

@@ -53,7 +53,7 @@ WHEELS = (
 def pack(bundle: Path, data_dir: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from irtune.models import bundled_model_path
+    from irtune.models.loading import bundled_model_path
 
     model = SentenceTransformer(str(bundled_model_path()), device="cpu").half()
     model.save(str(bundle / "minilm-fp16"))
@@ -102,9 +102,9 @@ def timed(label: str, fn: Any) -> tuple[Any, float]:
 
 
 def irtune_eval(dataset: Any, model_dir: Path, precision: str, device: str, cache: Path, batch: int) -> float:
-    from irtune.evaluation import evaluate_dataset
-    from irtune.models import load_model
-    from irtune.settings import EvalSettings
+    from irtune.evaluation.runner import evaluate_dataset
+    from irtune.models.loading import load_model
+    from irtune.retrieval.settings import EvalSettings
 
     settings = EvalSettings(precision=precision, cache_dir=cache, batch_size=batch)
     model = load_model(str(model_dir), device=device)
@@ -117,7 +117,7 @@ def beir_eval(dataset: Any, model_dir: Path, precision: str, device: str, batch:
     from beir.retrieval import models
     from beir.retrieval.search.dense import DenseRetrievalExactSearch
 
-    from irtune.metrics import evaluate_run, mean_metrics
+    from irtune.results.metrics import evaluate_run, mean_metrics
 
     corpus = {d: {"title": doc.title, "text": doc.text} for d, doc in dataset.corpus.items()}
     qrels = dataset.qrels("test")
@@ -173,7 +173,7 @@ def run(
     import torch
 
     from irtune.data.registry import resolve_dataset
-    from irtune.training.metadata import TRAINING_METADATA, TrainingRecord
+    from irtune.models.lineage import TRAINING_METADATA, TrainingRecord
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit("error: no CUDA device here; this check runs on a GPU machine (or --device cpu)")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import irtune
 from irtune.reporting.tables import comparison_table
-from irtune.results import read_results
+from irtune.results.schema import read_results
 
 from _common import RESULTS, data_dir, timed, write_results
 

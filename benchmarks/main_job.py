@@ -34,7 +34,7 @@ import json, resource, sys, time
 import torch
 from sentence_transformers import SentenceTransformer
 from irtune.data.beir import BeirDataset
-from irtune.models import bundled_model_path
+from irtune.models.loading import bundled_model_path
 dataset = BeirDataset(sys.argv[1])
 texts = [doc.full_text() for doc in dataset.corpus.values()]
 model = SentenceTransformer(str(bundled_model_path()), device="cpu")
@@ -73,7 +73,7 @@ def measured(command: list[str], env: dict[str, str], cwd: Path | None = None) -
 
 def with_mimalloc(env: dict[str, str]) -> dict[str, str]:
     """E and T in the allocator irtune's CLI runs under, so that the floor is the same machine."""
-    from irtune.allocator import MIMALLOC_OPTIONS, mimalloc_library
+    from irtune.core.allocator import MIMALLOC_OPTIONS, mimalloc_library
 
     library = mimalloc_library()
     return {**env, **MIMALLOC_OPTIONS, "LD_PRELOAD": str(library)} if library else env

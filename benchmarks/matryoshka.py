@@ -17,9 +17,9 @@ import tomllib
 from pathlib import Path
 
 import irtune
-from irtune.results import ResultsFile
-from irtune.significance import holm
-from irtune.training.metadata import TRAINING_METADATA
+from irtune.models.lineage import TRAINING_METADATA
+from irtune.results.schema import ResultsFile
+from irtune.results.significance import holm
 
 from _common import HERE, RESULTS, data_dir, timed, write_results
 

@@ -57,15 +57,15 @@ def synthetic_texts(n: int, seed: int, min_words: int, max_words: int) -> list[s
 
 def worker(args: argparse.Namespace) -> dict:
     """One measurement in this (fresh) process; prints a JSON line."""
+    from irtune.core.provenance import peak_rss_mb
     from irtune.data.beir import BeirDataset
-    from irtune.models import load_model
-    from irtune.provenance import peak_rss_mb
+    from irtune.models.loading import load_model
     from irtune.retrieval import ann
     from irtune.retrieval.base import Corpus
     from irtune.retrieval.dense import DenseRetriever
     from irtune.retrieval.encode import encode_texts
     from irtune.retrieval.exact import exact_search
-    from irtune.settings import DEFAULT_INDEX_PARAMS
+    from irtune.retrieval.settings import DEFAULT_INDEX_PARAMS
 
     model = load_model("minilm")
     dataset = BeirDataset(WORK / "beir", name="synthetic-quora-size")

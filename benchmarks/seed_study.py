@@ -1,7 +1,7 @@
 """How much of a fine-tuning gain is the recipe, and how much one lucky training run? A
 dataset's recipe trained once per seed (`seeds = [..]` in `[training]`, one `irtune run`, one
 baseline): each seed's test NDCG@10 gain, their mean and range, the recipe's CI over seeds and
-queries (two-level bootstrap, irtune.significance), and the shipped run (chosen on dev).
+queries (two-level bootstrap, irtune.results.significance), and the shipped run (chosen on dev).
 
     python benchmarks/seed_study.py --dataset nfcorpus [--seeds 1,2,3,4,5] [--work DIR]
 
@@ -20,11 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-from _common import HERE, data_dir, write_results
 from finetune_quality import COMMON, STUDIES
 
-from irtune.comparison import load_comparisons
-from irtune.pipeline import Study, run_study
+from irtune.results.compare import load_comparisons
+from irtune.study.runner import Study, run_study
+
+from _common import HERE, data_dir, write_results
 
 
 def quickstart_recipe() -> dict:
@@ -84,7 +85,9 @@ def main() -> None:
     shipped = comparison.datasets[0].metric("ndcg@10")
     trainings = {
         seed: json.loads(
-            next(stages.glob(f"train-{args.dataset}-seed-{seed}-*/model/irtune_training.json")).read_text("utf-8")
+            next(stages.glob(f"train-{args.dataset}-seed-{seed}-*/model/irtune_training.json")).read_text(
+                "utf-8"
+            )
         )
         for seed in recipe_result.seeds
     }
@@ -114,7 +117,10 @@ def main() -> None:
     )
     write_results(
         f"seed_study_{args.dataset}",
-        {"command": f"python benchmarks/seed_study.py --dataset {args.dataset} --seeds {args.seeds}", **figures},
+        {
+            "command": f"python benchmarks/seed_study.py --dataset {args.dataset} --seeds {args.seeds}",
+            **figures,
+        },
     )
 
 

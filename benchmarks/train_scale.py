@@ -67,7 +67,7 @@ def write_judged_queries() -> None:
 
 def encode_only() -> None:
     from irtune.data.beir import BeirDataset
-    from irtune.models import load_model
+    from irtune.models.loading import load_model
     from irtune.retrieval.base import Corpus
     from irtune.retrieval.dense import DenseRetriever
 

@@ -44,7 +44,7 @@ def preload(allocator: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     env["IRTUNE_ALLOCATOR"] = "system"  # the bare step: no allocator chosen by irtune
     if allocator == "mimalloc":  # as irtune's CLI runs it
-        from irtune.allocator import MIMALLOC_OPTIONS, mimalloc_library
+        from irtune.core.allocator import MIMALLOC_OPTIONS, mimalloc_library
 
         env["LD_PRELOAD"] = str(mimalloc_library())
         env |= MIMALLOC_OPTIONS
@@ -77,7 +77,7 @@ def run_setting(setting: str, steps: int, batch: int) -> dict:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from irtune.models import bundled_model_path
+    from irtune.models.loading import bundled_model_path
 
     allocator, precision, checkpointing = setting.split(":")
     if allocator == "glibc-1mib":

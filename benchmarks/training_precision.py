@@ -5,7 +5,7 @@ shipped run's Holm-corrected p, and the training wall time per run.
 
     python benchmarks/training_precision.py [--seeds 1,2,3] [--bf16-seeds 1,2,3,4,5] [--work DIR]
 
-Runs that differ only in the training seed are one recipe (irtune.seeds): compare tests the
+Runs that differ only in the training seed are one recipe (irtune.results.seeds): compare tests the
 run chosen on dev and gives the recipe's gain a CI over seeds and queries (two-level bootstrap).
 """
 
@@ -56,7 +56,7 @@ def main() -> None:
     env = {**os.environ, "IRTUNE_DATA_DIR": str(data_dir()), "IRTUNE_CACHE_DIR": str(work / "cache")}
     subprocess.run([args.irtune, "run", str(path)], env=env, check=True)  # resumes when re-run
 
-    from irtune.comparison import load_comparisons
+    from irtune.results.compare import load_comparisons
 
     stages = work / "run" / "stages"
     baseline = next(stages.glob("baseline-*/results.json"))

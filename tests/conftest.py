@@ -87,7 +87,7 @@ def tiny_model(tmp_path_factory) -> Path:
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from irtune.models import bundled_model_path
+    from irtune.models.loading import bundled_model_path
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-model")

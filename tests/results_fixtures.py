@@ -6,10 +6,10 @@ import json
 import random
 from pathlib import Path
 
-from irtune.fileio import sha256_text
-from irtune.metrics import HEADLINE_METRICS
-from irtune.results import RESULTS_FORMAT
-from irtune.settings import EvalSettings
+from irtune.core.files import sha256_text
+from irtune.results.metrics import HEADLINE_METRICS
+from irtune.results.schema import RESULTS_FORMAT
+from irtune.retrieval.settings import EvalSettings
 
 
 def results_doc(

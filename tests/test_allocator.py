@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from irtune.allocator import mimalloc_library
+from irtune.core.allocator import mimalloc_library
 
 from conftest import irtune
 

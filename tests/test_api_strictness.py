@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import irtune
-from irtune.cli import flag_names
-from irtune.config_errors import read_toml
+from irtune.cli.app import flag_names
+from irtune.core.configs import read_toml
 from irtune.errors import IrtuneError
 
 from conftest import irtune as run_cli
@@ -341,7 +341,7 @@ def test_a_bad_argument_is_a_value_or_type_error_naming_its_parameter(case: Case
 
 
 def test_paths_may_be_text_or_path_objects_and_one_item_a_list(ws: Workspace):
-    from irtune.metrics import HEADLINE_METRICS
+    from irtune.results.metrics import HEADLINE_METRICS
 
     out = ws.tmp / "runs" / "x"
     results = bm25(ws, datasets=ws.ds, out_dir=str(out), metrics="ndcg@10", top_k=10)

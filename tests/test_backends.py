@@ -11,14 +11,14 @@ import sys
 import numpy as np
 import pytest
 
-from irtune.comparison import compare
+from irtune.core.files import sha256_file
+from irtune.data.leakage import text_fingerprint
 from irtune.errors import IrtuneError
-from irtune.fileio import sha256_file
-from irtune.leakage import text_fingerprint
-from irtune.models import load_model
+from irtune.models.loading import load_model
+from irtune.results.compare import compare
 from irtune.retrieval import backends
 from irtune.retrieval.encode import cache_key
-from irtune.settings import EvalSettings
+from irtune.retrieval.settings import EvalSettings
 
 from conftest import assert_one_line_error, irtune, write_beir
 
@@ -133,7 +133,7 @@ def test_an_export_missing_a_file_its_manifest_names_is_redone(tiny, tmp_path):
 
 
 def test_a_cpu_backend_loads_the_model_on_the_cpu_unless_told_otherwise():
-    from irtune.settings import ModelOptions
+    from irtune.retrieval.settings import ModelOptions
 
     assert ModelOptions().for_backend("onnx").device == "cpu"
     assert ModelOptions(device="cpu:0").for_backend("onnx").device == "cpu:0"
@@ -198,7 +198,7 @@ def test_eval_records_the_backend_and_compare_says_it_differs(tiny_model, tmp_pa
     assert torch_run["retriever"]["params"]["backend"] == "torch"
     assert int8_run["retriever"]["params"]["backend"] == "onnx-int8"
     assert int8_run["retriever"]["precision"] == "int8"
-    from irtune.results import ResultsFile
+    from irtune.results.schema import ResultsFile
 
     candidate = ResultsFile.model_validate(int8_run)
     assert "onnx-int8 backend" in candidate.retriever.label()
@@ -227,7 +227,7 @@ def test_settings_that_do_not_fit_a_backend_are_one_line(extra, message, tmp_pat
 def test_an_accelerator_with_a_cpu_backend_is_refused_before_loading(tmp_path, monkeypatch):
     """(This machine has no GPU, so the device check itself is stubbed to accept "cuda".)"""
     import irtune
-    from irtune import checks
+    from irtune.core import checks
 
     monkeypatch.setattr(checks, "device", lambda option, name: None)
     data = write_beir(tmp_path / "ds", {"d1": {"text": "x"}}, {"q1": "y"}, {"test": {"q1": {"d1": 1}}})
@@ -238,7 +238,7 @@ def test_an_accelerator_with_a_cpu_backend_is_refused_before_loading(tmp_path, m
 BLOCKED = """
 import sys
 sys.modules[{module!r}] = None  # as if the package were not installed
-from irtune.cli import main
+from irtune.cli.app import main
 sys.argv = ["irtune", *sys.argv[1:]]
 main()
 """

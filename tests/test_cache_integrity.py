@@ -11,12 +11,12 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from irtune import fileio
+from irtune.core import files as fileio
 from irtune.data.beir import BeirDataset
-from irtune.evaluation import evaluate_dataset
-from irtune.models import load_model
+from irtune.evaluation.runner import evaluate_dataset
+from irtune.models.loading import load_model
 from irtune.retrieval import backends, encode
-from irtune.settings import EvalSettings
+from irtune.retrieval.settings import EvalSettings
 
 from conftest import write_beir
 

@@ -12,12 +12,12 @@ from hub_stub import hub_env, serve_repos
 from huggingface_hub import ModelCard
 
 from irtune.errors import IrtuneError
-from irtune.results import read_results
-from irtune.settings import EvalSettings
+from irtune.evaluation.job import run_evaluation
+from irtune.results.schema import read_results
+from irtune.retrieval.settings import EvalSettings
 from irtune.training.card import add_test_results, base_model_id, model_card
 from irtune.training.config import TrainConfig
 from irtune.training.trainer import train_model
-from irtune.workflows import run_evaluation
 
 TOKEN = "hf_stub_secret_token_0123456789"
 

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from typer.testing import CliRunner
 
-from irtune.cli import app
+from irtune.cli.app import app
 
 from conftest import assert_one_line_error, irtune, write_beir
 from test_download import GOOD
@@ -31,7 +31,9 @@ def test_missing_split_and_unknown_options_fail_cleanly(tmp_path):
     assert_one_line_error(
         irtune("eval", "--retriever", "sparse", "-d", str(root)), "--retriever must be one of dense, bm25"
     )
-    assert_one_line_error(irtune("eval", "-d", str(root)), "dense retrieval needs a model")
+    assert_one_line_error(
+        irtune("eval", "-d", str(root)), "dense retrieval needs a --model: minilm, a hub id or a folder"
+    )
 
 
 def test_bad_training_config_names_the_key(tmp_path):

@@ -11,7 +11,8 @@ import logging
 
 from irtune.data.beir import BeirDataset
 from irtune.data.splits import SplitPart, SplitPlan, make_plan, save_plan
-from irtune.evaluation import QuerySelection, selected_queries
+from irtune.evaluation.job import dev_queries
+from irtune.evaluation.runner import QuerySelection, selected_queries
 from irtune.training.config import TrainConfig
 from irtune.training.pairs import positives
 from irtune.training.plan import (
@@ -22,7 +23,6 @@ from irtune.training.plan import (
     resolve_train_sets,
 )
 from irtune.training.selection import PoolSettings, build_dev_set
-from irtune.workflows import dev_queries
 
 from conftest import write_beir
 
@@ -105,7 +105,7 @@ def test_a_hand_made_plan_is_held_to_the_clusters_too(tmp_path, caplog):
 def test_split_says_how_many_queries_the_clusters_left_out(tmp_path):
     from typer.testing import CliRunner
 
-    from irtune.cli import app
+    from irtune.cli.app import app
 
     root = quora_with_a_cross_split_cluster(tmp_path)
     args = ["split", "-d", str(root), "--out", str(tmp_path / "s"), "--seed", str(SEED_WITH_A_IN_TRAIN)]

@@ -17,15 +17,15 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from irtune import api as irtune_api
-from irtune import comparison as compare_module
-from irtune.cli import app
-from irtune.comparison import compare, load_comparisons
+from irtune.cli.app import app
 from irtune.errors import IrtuneError
 from irtune.reporting.html import html_report
 from irtune.reporting.markdown import markdown_report
 from irtune.reporting.tables import comparison_table
-from irtune.results import read_results as load_results
-from irtune.significance import bootstrap_ci, holm, paired_randomization_test
+from irtune.results import compare as compare_module
+from irtune.results.compare import compare, load_comparisons
+from irtune.results.schema import read_results as load_results
+from irtune.results.significance import bootstrap_ci, holm, paired_randomization_test
 
 from results_fixtures import LEVELS, results_doc, write
 
@@ -415,7 +415,8 @@ def test_several_candidates_share_one_holm_family(monkeypatch, tmp_path):
 def test_a_frontier_folders_report_takes_the_sweeps_baseline_not_the_first_folder(tmp_path):
     """`irtune report runs/sizes/*/`: the shell gives the settings alphabetically, so `d16-float`
     came first and became the baseline; the sweep compared every setting with `full`."""
-    from irtune.sweeps import FRONTIER_FILE, Frontier
+    from irtune.evaluation.sweep import Frontier
+    from irtune.results.files import FRONTIER_FILE
 
     sizes = tmp_path / "sizes"
     runs = {}

@@ -10,7 +10,7 @@ import pytest
 
 from irtune.errors import IrtuneError
 from irtune.retrieval.compressed import CompressedCorpus, Compression, truncated
-from irtune.settings import EvalSettings
+from irtune.retrieval.settings import EvalSettings
 
 
 def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:

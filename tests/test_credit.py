@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from irtune.cli import app
-from irtune.comparison import load_comparisons
+from irtune.cli.app import app
 from irtune.reporting.html import html_report
 from irtune.reporting.verdict import domain_answer, verdict
+from irtune.results.compare import load_comparisons
 
 from results_fixtures import LEVELS, results_doc, write
 

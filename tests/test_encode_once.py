@@ -14,11 +14,11 @@ import torch
 
 import irtune.retrieval.encode as encode_module
 from irtune.data.beir import BeirDataset
-from irtune.models import load_model
-from irtune.pipeline import load_study, run_study
+from irtune.evaluation.job import run_evaluation
+from irtune.models.loading import load_model
 from irtune.retrieval.encode import encode_corpus_cached, entry_folder, share_entry
-from irtune.settings import EvalSettings
-from irtune.workflows import run_evaluation
+from irtune.retrieval.settings import EvalSettings
+from irtune.study.runner import load_study, run_study
 
 
 def study_file(root: Path, model: Path, dataset: Path, alphas: str) -> Path:

@@ -9,20 +9,25 @@ import pytest
 import pytrec_eval
 from typer.testing import CliRunner
 
-from irtune import fileio
-from irtune.cli import app
+from irtune.cli.app import app
+from irtune.core import files as fileio
+from irtune.core.files import sha256_text
 from irtune.data.beir import BeirDataset
 from irtune.data.splits import SPLIT_FORMAT
 from irtune.errors import IrtuneError
-from irtune.evaluation import evaluate_dataset, write_run_file
-from irtune.fileio import sha256_text
-from irtune.metrics import DEFAULT_METRICS, HEADLINE_METRICS, evaluate_run, mean_metrics, rank_documents
-from irtune.models import load_model
-from irtune.results import read_results
+from irtune.evaluation.job import run_evaluation
+from irtune.evaluation.runner import evaluate_dataset, write_run_file
+from irtune.models.loading import load_model
+from irtune.results.metrics import (
+    DEFAULT_METRICS,
+    HEADLINE_METRICS,
+    evaluate_run,
+    mean_metrics,
+    rank_documents,
+)
+from irtune.results.schema import read_results
 from irtune.retrieval import encode
-from irtune.retrieval.registry import make_retriever
-from irtune.settings import EvalSettings
-from irtune.workflows import run_evaluation
+from irtune.retrieval.settings import EvalSettings, make_retriever
 
 from conftest import shared_dataset, slice_dataset
 

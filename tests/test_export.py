@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from irtune.cli import app
+from irtune.cli.app import app
+from irtune.core.files import sha256_text
 from irtune.data.beir import BeirDataset
 from irtune.errors import IrtuneError
-from irtune.export import export_mteb, mteb_metric
-from irtune.fileio import sha256_text
+from irtune.results.mteb import export_mteb, mteb_metric
 
 from conftest import shared_dataset
 from results_fixtures import LEVELS, results_doc, write
@@ -143,8 +143,8 @@ def test_a_dataset_is_official_by_its_files_not_its_name(tmp_path, scifact_slice
     import shutil
 
     from irtune.data.official import official_name
-    from irtune.evaluation import evaluate_dataset
-    from irtune.settings import EvalSettings
+    from irtune.evaluation.runner import evaluate_dataset
+    from irtune.retrieval.settings import EvalSettings
 
     source = shared_dataset("scifact")
     copy = Path(shutil.copytree(source, tmp_path / "claims"))
@@ -166,8 +166,8 @@ def test_a_dataset_is_official_by_its_files_not_its_name(tmp_path, scifact_slice
 def test_a_query_judged_relevant_to_its_own_id_is_counted_and_warned_about(tmp_path, caplog):
     """Identical ids are dropped (BEIR's default), so a qrels row `d1 d1 1` can never be found:
     that query scores 0, which must not pass silently."""
-    from irtune.evaluation import evaluate_dataset
-    from irtune.settings import EvalSettings
+    from irtune.evaluation.runner import evaluate_dataset
+    from irtune.retrieval.settings import EvalSettings
 
     from conftest import write_beir
 

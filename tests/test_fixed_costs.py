@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import pytrec_eval
 
-from irtune.metrics import evaluate_run, rank_documents
+from irtune.results.metrics import evaluate_run, rank_documents
 from irtune.retrieval import exact
 from irtune.retrieval.exact import exact_search
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from openai_stub import Fault, answer_for, serve_openai
 
-from irtune.data.beir import BeirDataset
+from irtune.data.beir import GENERATION_JOURNALS, BeirDataset
 from irtune.errors import DataError, IrtuneError
 from irtune.generation.backends import (
     HFGenerator,
@@ -25,7 +25,6 @@ from irtune.generation.backends import (
 from irtune.generation.filters import FilterSettings, QueryFilter, clean_generation
 from irtune.generation.prompts import TEMPLATES, build_prompt
 from irtune.generation.synthetic import (
-    JOURNALS,
     SYNTHETIC_MANIFEST,
     GenerationRequest,
     few_shot_examples,
@@ -120,7 +119,7 @@ def tiny_causal_lm(tmp_path_factory) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from irtune.models import bundled_model_path
+    from irtune.models.loading import bundled_model_path
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_path()))
@@ -207,7 +206,7 @@ def test_generation_resumes_where_it_stopped(scifact_copy):
     request = GenerationRequest(sample=30, round_trip_k=0, few_shot=0)
     with pytest.raises(KeyboardInterrupt):
         generate_synthetic(BeirDataset(scifact_copy), ScriptedGenerator(fail_after=10), request)
-    journal = next((scifact_copy / JOURNALS).glob("*.jsonl"))
+    journal = next((scifact_copy / GENERATION_JOURNALS).glob("*.jsonl"))
     assert len(journal.read_text().splitlines()) == 8  # two whole batches of 4 were kept
     with open(journal, "a") as handle:
         handle.write('{"doc": "cut short by a ki')  # a kill during a write
@@ -349,7 +348,7 @@ def test_unlabelled_corpus_trains_on_synthetic_and_selects_on_a_synthetic_slice(
 def test_data_info_marks_the_generated_split(scifact_copy, tmp_path):
     from typer.testing import CliRunner
 
-    from irtune.cli import app
+    from irtune.cli.app import app
 
     request = GenerationRequest(sample=12, round_trip_k=0)
     manifest = generate_synthetic(BeirDataset(scifact_copy), ScriptedGenerator(), request)
@@ -618,7 +617,7 @@ def test_a_retry_after_beyond_the_longest_wait_fails_at_once_counting_the_reques
 
 
 def test_journals_of_paid_replies_are_deleted_only_with_force(scifact_copy):
-    journals = scifact_copy / JOURNALS
+    journals = scifact_copy / GENERATION_JOURNALS
     journals.mkdir()
     old_corpus = journals / "0123456789abcdef-0123456789abcdef.jsonl"
     old_corpus.write_text('{"doc": "1", "raw": "x"}\n')
@@ -647,7 +646,9 @@ def test_a_split_of_other_settings_is_replaced_only_with_force(scifact_copy):
     )
     split = scifact_copy / "synthetic"
     kept = json.loads((split / "manifest.json").read_text())["kept"]
-    before = {p: p.read_bytes() for p in [*split.iterdir(), *(scifact_copy / JOURNALS).glob("*.jsonl")]}
+    before = {
+        p: p.read_bytes() for p in [*split.iterdir(), *(scifact_copy / GENERATION_JOURNALS).glob("*.jsonl")]
+    }
     refused = {
         "sample, seed": (GenerationRequest(sample=3, seed=5, round_trip_k=0, few_shot=0), ""),
         "prompt": (
@@ -686,7 +687,7 @@ def test_a_full_disk_names_the_file(scifact_copy, monkeypatch):
         patch.setattr(os, "fsync", full)
         with pytest.raises(OSError) as caught:
             generate_synthetic(BeirDataset(scifact_copy), ScriptedGenerator(), request)
-    (journal,) = (scifact_copy / JOURNALS).glob("*.jsonl")
+    (journal,) = (scifact_copy / GENERATION_JOURNALS).glob("*.jsonl")
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(journal)
 
     written = Path.write_text

@@ -21,12 +21,12 @@ import pytest
 import pytrec_eval
 import test_hostile_input as table
 
+from irtune.core.files import sha256_file
 from irtune.data.beir import BeirDataset
 from irtune.data.importer import IMPORT_MANIFEST, ImportRequest, import_dataset
 from irtune.data.registry import resolve_dataset
 from irtune.errors import DataError, IrtuneError
-from irtune.fileio import sha256_file
-from irtune.metrics import evaluate_run
+from irtune.results.metrics import evaluate_run
 
 from conftest import assert_one_line_error, irtune
 

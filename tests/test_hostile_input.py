@@ -152,7 +152,7 @@ CASES = [
     case(*EVAL, "--split", "dev", message='split "dev" not found (available: test)'),
     case(*EVAL, "--split-file", "{tmp}/nosuch.json", message="nosuch.json: cannot read split file"),
     case(*EVAL, "--split-file", "{tmp}/file.txt", message="file.txt: cannot read split file"),
-    case("eval", "-d", "ds", message="dense retrieval needs a model"),
+    case("eval", "-d", "ds", message="dense retrieval needs a --model: minilm, a hub id or a folder"),
     case("eval", "-d", "ds", "-m", "{tmp}/nosuch-model", message="model folder not found"),
     case(*BM25_OUT, message="corpus.jsonl:2: malformed JSON", setup=CORRUPT_CORPUS),
     case(*BM25_OUT, message="test.tsv:2: ", setup=SHORT_QRELS_ROW),
@@ -423,7 +423,7 @@ def test_ctrl_c_during_a_study_keeps_finished_stages_and_exits_130(tmp_path):
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from irtune.locks import folder_lock
+from irtune.core.locks import folder_lock
 folder = Path(sys.argv[1])
 try:
     with folder_lock(folder, what="test"):
@@ -499,7 +499,7 @@ def test_a_second_process_on_a_busy_folder_is_refused_and_the_lock_dies_with_its
 
 
 def test_a_second_process_encoding_the_same_cache_entry_waits_for_the_first(tmp_path):
-    from irtune.locks import folder_lock
+    from irtune.core.locks import folder_lock
 
     entry = tmp_path / "embeddings" / "key"
     holder = _holder(entry, 1.5)
@@ -511,7 +511,7 @@ def test_a_second_process_encoding_the_same_cache_entry_waits_for_the_first(tmp_
 def test_a_waiter_whose_holder_failed_and_removed_the_folder_locks_the_new_one(tmp_path):
     """The holder fails, so it removes the empty folder it created: the waiter must not end up
     holding a lock on the removed folder while a third process locks the recreated one."""
-    from irtune.locks import folder_lock
+    from irtune.core.locks import folder_lock
 
     entry = tmp_path / "embeddings" / "key"
     holder = _holder(entry, 1.5, end="fail")
@@ -528,7 +528,7 @@ def test_a_file_system_without_locks_runs_unlocked_with_a_warning(tmp_path, monk
     import errno
     import fcntl
 
-    from irtune.locks import folder_lock
+    from irtune.core.locks import folder_lock
 
     def no_locks(fd, operation):
         raise OSError(errno.EBADF, "Bad file descriptor")  # what NFS says to flock on a folder
@@ -566,8 +566,8 @@ def test_a_full_disk_is_one_line_naming_the_file_and_nothing_half_written(tmp_pa
 def test_a_failed_block_removes_only_the_empty_folders_it_created(tmp_path):
     """Inside a held lock, every empty folder the block created goes (nothing else writes there);
     files and the folders holding them stay, and so does what existed before."""
-    from irtune.fileio import tidy_on_failure
-    from irtune.locks import folder_lock
+    from irtune.core.files import tidy_on_failure
+    from irtune.core.locks import folder_lock
 
     out = tmp_path / "out"
     (out / "mine-before").mkdir(parents=True)

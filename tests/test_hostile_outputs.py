@@ -24,7 +24,7 @@ from test_hostile_input import CORPUS, QUERIES, Case, _says, _snapshot, _workspa
 
 from irtune.api import evaluate
 from irtune.errors import IrtuneError
-from irtune.models import load_model
+from irtune.models.loading import load_model
 
 from conftest import assert_one_line_error, irtune, shared_dataset, write_beir
 from results_fixtures import LEVELS, results_doc, write

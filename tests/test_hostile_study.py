@@ -18,9 +18,9 @@ import test_hostile_input as table
 from test_hostile_input import CORPUS, QUERIES, RUN_STUDY, Case, case
 
 import irtune.training.dev as dev_module
-from irtune import cli
+from irtune.cli import app as cli
 from irtune.errors import IrtuneError
-from irtune.pipeline import load_study
+from irtune.study.runner import load_study
 
 from conftest import write_beir
 

@@ -8,20 +8,19 @@ import pytest
 import pytrec_eval
 from typer.testing import CliRunner
 
-from irtune.cli import app
-from irtune.comparison import compare
+from irtune.cli.app import app
 from irtune.data.beir import BeirDataset
 from irtune.data.splits import make_plan
 from irtune.errors import IrtuneError
-from irtune.evaluation import evaluate_dataset, write_run_file
-from irtune.metrics import evaluate_run
-from irtune.models import load_model
-from irtune.results import read_results
+from irtune.evaluation.runner import evaluate_dataset, write_run_file
+from irtune.models.loading import load_model
+from irtune.results.compare import compare
+from irtune.results.metrics import evaluate_run
+from irtune.results.schema import read_results
 from irtune.retrieval import dense as dense_module
 from irtune.retrieval.base import Corpus, LabelledQueries
 from irtune.retrieval.hybrid import WEIGHTS, choose_weight, convex_fusion, fusable, reciprocal_rank_fusion
-from irtune.retrieval.registry import make_retriever
-from irtune.settings import EvalSettings
+from irtune.retrieval.settings import EvalSettings, make_retriever
 from irtune.training.pairs import training_queries
 
 runner = CliRunner()

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from irtune.cli import app
+from irtune.cli.app import app
 from irtune.data.beir import BeirDataset
 from irtune.data.importer import IMPORT_MANIFEST, ImportRequest, content_id, import_dataset
 from irtune.errors import DataError, IrtuneError

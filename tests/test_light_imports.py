@@ -13,7 +13,7 @@ HEAVY = ("torch", "transformers", "sentence_transformers", "faiss", "bm25s")
 
 PROBE = """
 import json, sys
-from irtune.cli import main
+from irtune.cli.app import main
 sys.argv = ["irtune", *sys.argv[1:]]
 try:
     main()
@@ -59,7 +59,7 @@ def test_bad_eval_and_train_flags_fail_before_the_ml_stack_loads(tmp_path: Path)
 
 def test_the_probe_sees_a_heavy_import_when_there_is_one(tmp_path: Path):
     """The check above can fail: the probe does see torch once something imports it."""
-    probe = PROBE.replace("main()", "import irtune.models; main()")
+    probe = PROBE.replace("main()", "import irtune.models.loading; main()")
     done = subprocess.run(
         [sys.executable, "-c", probe, "--help"], capture_output=True, text=True, check=False, timeout=300
     )
@@ -81,10 +81,10 @@ def test_the_api_names_stay_functions_after_their_modules_are_imported():
     """`irtune.train` is the function even once `irtune.training` (a package) is loaded:
     no submodule shares a name with the API."""
     import irtune
-    import irtune.comparison
-    import irtune.evaluation
+    import irtune.evaluation.runner
+    import irtune.evaluation.sweep
     import irtune.reporting.files
-    import irtune.sweeps
+    import irtune.results.compare
     import irtune.training.trainer
 
     for name in ("load_dataset", "load_model", "evaluate", "frontier", "train", "compare", "report"):

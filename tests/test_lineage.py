@@ -12,18 +12,18 @@ import pytest
 from huggingface_hub import ModelCard
 
 from irtune.data.beir import BeirDataset
+from irtune.data.leakage import TrainingQueries, find_overlap
 from irtune.data.splits import SplitPart, SplitPlan, save_plan
 from irtune.errors import IrtuneError, LeakageError
-from irtune.evaluation import evaluate_dataset
-from irtune.export import export_mteb
-from irtune.leakage import TrainingQueries, find_overlap
-from irtune.models import load_model
-from irtune.settings import EvalSettings
+from irtune.evaluation.job import run_evaluation
+from irtune.evaluation.runner import evaluate_dataset
+from irtune.models.lineage import TRAINING_METADATA, TrainingRecord
+from irtune.models.loading import load_model
+from irtune.results.mteb import export_mteb
+from irtune.retrieval.settings import EvalSettings
 from irtune.training.card import add_test_results
 from irtune.training.config import TrainConfig
-from irtune.training.metadata import TRAINING_METADATA, TrainingRecord
 from irtune.training.trainer import train_model
-from irtune.workflows import run_evaluation
 
 from conftest import shared_dataset, slice_dataset
 from results_fixtures import LEVELS, results_doc, training_summary, write
@@ -156,8 +156,8 @@ def test_the_export_refuses_a_results_file_whose_models_ancestor_was_contaminate
 
 
 def test_a_dataset_an_ancestor_trained_on_is_not_called_never_trained_on(tmp_path):
-    from irtune.comparison import trained_on
-    from irtune.results import read_results
+    from irtune.results.compare import trained_on
+    from irtune.results.schema import read_results
 
     doc = results_doc("m2", {"scifact": LEVELS["scifact"]}, trained_on=("nfcorpus",))
     ancestor = {"name": "m1", "weights_sha256": "cd" * 32, "training": training_summary(("scifact",))}
@@ -169,9 +169,9 @@ def test_a_results_file_of_a_model_with_a_contaminated_ancestor_is_contaminated_
     """Upgrade on read: a results file written before irtune followed the chain holds the
     ancestor's mark only in the training summary. Old code: export and the card read it, while
     compare said `contaminated: False` and the verdict "fine-tuning raised ... never-trained-on"."""
-    from irtune.comparison import load_comparisons
     from irtune.reporting.verdict import verdict
-    from irtune.results import ResultsFile, read_results
+    from irtune.results.compare import load_comparisons
+    from irtune.results.schema import ResultsFile, read_results
 
     one = {"scifact": LEVELS["scifact"]}
     m2 = results_doc("m2", one, shift=0.05, seed=1, trained_on=("nfcorpus",))

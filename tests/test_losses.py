@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from irtune.config_errors import validated
+from irtune.core.configs import validated
 from irtune.errors import IrtuneError
-from irtune.training.config import TrainConfig
-from irtune.training.losses import LOSSES, build_loss, unknown_loss
+from irtune.training.config import LOSS_NAMES, TrainConfig, unknown_loss
+from irtune.training.losses import LOSSES, build_loss
 
 
 def test_every_loss_in_the_table_is_a_valid_config_choice():
@@ -23,6 +23,10 @@ def test_every_loss_in_the_table_is_a_valid_config_choice():
     ]
     for name in LOSSES:
         assert TrainConfig(loss=name).loss == name
+
+
+def test_the_config_knows_exactly_the_losses_that_are_built():
+    assert list(LOSSES) == list(LOSS_NAMES)
 
 
 def test_an_unknown_loss_is_one_line_listing_the_choices():
@@ -40,7 +44,7 @@ def test_an_unknown_loss_is_one_line_listing_the_choices():
 
 @pytest.mark.parametrize("name", list(LOSSES))
 def test_each_loss_builds_for_a_model(tiny_model, name):
-    from irtune.models import load_model
+    from irtune.models.loading import load_model
 
     base = load_model(str(tiny_model), device="cpu")
     loss = build_loss(base, TrainConfig(loss=name, mini_batch_size=4), gather=False)
@@ -52,7 +56,7 @@ def test_matryoshka_is_the_inner_loss_summed_over_the_leading_dimensions(tiny_mo
     import torch
     import torch.nn.functional as F
 
-    from irtune.models import load_model
+    from irtune.models.loading import load_model
 
     base = load_model(str(tiny_model), device="cpu")
     config = TrainConfig(loss="mnrl+matryoshka", matryoshka_dims=[8, 32, 16])

@@ -7,7 +7,7 @@ import pytrec_eval
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from irtune.metrics import evaluate_run, mean_metrics, parse_metric, rank_documents
+from irtune.results.metrics import evaluate_run, mean_metrics, parse_metric, rank_documents
 
 DOCS = [f"d{i}" for i in range(12)]
 KS = (1, 3, 5, 10)

@@ -13,10 +13,11 @@ import pytest
 from hub_stub import hub_env, serve_repos
 
 from irtune.data.beir import BeirDataset
+from irtune.data.leakage import TrainingQueries
 from irtune.data.splits import SplitPart, SplitPlan, save_plan
 from irtune.errors import IrtuneError
-from irtune.leakage import TrainingQueries
-from irtune.models import (
+from irtune.models.lineage import SPLITS_DIR, TRAINING_METADATA
+from irtune.models.loading import (
     BGE_QUERY,
     bundled_model_path,
     hub_repo_id,
@@ -24,7 +25,6 @@ from irtune.models import (
     resolve_model_location,
     resolve_prompts,
 )
-from irtune.training.metadata import SPLITS_DIR, TRAINING_METADATA
 
 
 def test_bundled_aliases_resolve_to_the_installed_package():
@@ -85,10 +85,10 @@ def test_a_model_stored_in_half_precision_computes_in_fp32(tiny_model, tmp_path)
 HUB_CHECK = """
 import json, sys
 from pathlib import Path
-from irtune.settings import EvalSettings
-from irtune.models import load_model
-from irtune.settings import ModelOptions
-from irtune.workflows import run_evaluation
+from irtune.retrieval.settings import EvalSettings
+from irtune.models.loading import load_model
+from irtune.retrieval.settings import ModelOptions
+from irtune.evaluation.job import run_evaluation
 
 tuned, plain, dataset, cache = sys.argv[1:5]
 model = load_model(tuned, device="cpu")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from irtune.errors import IrtuneError
-from irtune.models import load_model, resolve_model_location
-from irtune.parted_models import DONE, MPNET, PartedModel, parted_model_path
+from irtune.models.loading import load_model, resolve_model_location
+from irtune.models.parted import DONE, MPNET, PartedModel, parted_model_path
 
 
 def _install_parts(site: Path, tiny_model: Path, name: str, count: int) -> PartedModel:

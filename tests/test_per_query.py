@@ -20,15 +20,15 @@ import pytrec_eval
 from browser import chromium_command
 from test_light_imports import _run_cli
 
-from irtune.comparison import compare, load_comparisons
+from irtune.core.files import sha256_text
 from irtune.data.beir import BeirDataset
-from irtune.evaluation import write_run_file
-from irtune.fileio import sha256_text
-from irtune.metrics import HEADLINE_METRICS, evaluate_run
+from irtune.evaluation.runner import write_run_file
 from irtune.reporting.html import html_report
 from irtune.reporting.queries import analyse, read_run
-from irtune.results import read_results
-from irtune.significance import holm, paired_randomization_test
+from irtune.results.compare import compare, load_comparisons
+from irtune.results.metrics import HEADLINE_METRICS, evaluate_run
+from irtune.results.schema import read_results
+from irtune.results.significance import holm, paired_randomization_test
 
 from conftest import assert_one_line_error, irtune, write_beir
 from results_fixtures import LEVELS, results_doc, write

@@ -11,9 +11,9 @@ from huggingface_hub import ModelCard
 from typer.testing import CliRunner
 
 import irtune.training.dev as dev_module
-from irtune.cli import app
+from irtune.cli.app import app
 from irtune.errors import IrtuneError
-from irtune.pipeline import load_study, run_study
+from irtune.study.runner import load_study, run_study
 
 from conftest import write_beir
 
@@ -167,8 +167,8 @@ def test_retrievers_are_checked_against_the_registry(tiny_model, scifact_slice, 
 def test_every_example_study_is_a_valid_config(example):
     """The shipped studies parse with every variant's training options (datasets are resolved
     when run: the seed study needs SciDocs and Quora fetched)."""
-    from irtune.config_errors import read_toml, validated
-    from irtune.pipeline import Study
+    from irtune.core.configs import read_toml, validated
+    from irtune.study.runner import Study
     from irtune.training.config import TrainConfig
 
     study = validated(Study, read_toml(example), str(example))
@@ -274,7 +274,7 @@ def test_a_variant_trained_over_seeds_keeps_every_run_and_ships_the_one_chosen_o
 def test_a_dataset_with_no_train_dev_or_test_split_is_one_line_not_a_traceback(tmp_path):
     """The split a dataset named without one trains on (the first of train, dev and test it
     has) is one helper, shared by the study's checks and the seed protocol's plan."""
-    from irtune.pipeline import _refuse_repeated_training_sets
+    from irtune.study.runner import _refuse_repeated_training_sets
 
     corpus, queries, judged = {"d1": {"text": "aspirin"}}, {"q1": "aspirin"}, {"q1": {"d1": 1}}
     write_beir(tmp_path / "imported", corpus, queries, {"validation": judged})

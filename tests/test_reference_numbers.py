@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from irtune.data.beir import BeirDataset
-from irtune.evaluation import evaluate_dataset
-from irtune.models import load_model
-from irtune.settings import EvalSettings
+from irtune.evaluation.runner import evaluate_dataset
+from irtune.models.loading import load_model
+from irtune.retrieval.settings import EvalSettings
 
 from conftest import shared_dataset
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from browser import chromium_command
 
-from irtune.comparison import load_comparisons
 from irtune.reporting.files import write_report
 from irtune.reporting.html import html_report
 from irtune.reporting.markdown import markdown_report
 from irtune.reporting.training import training_rows
 from irtune.reporting.verdict import verdict
+from irtune.results.compare import load_comparisons
 
 from results_fixtures import LEVELS, results_doc, training_summary, write
 
@@ -251,8 +251,8 @@ def test_the_verdict_names_every_significant_change_not_only_the_headline(tmp_pa
 def test_a_change_significant_only_before_the_correction_says_so():
     """'No significant change' beside a CI that excludes 0 reads as a contradiction unless the
     sentence says the test was significant before the Holm correction, and only then."""
-    from irtune.comparison import MetricComparison
     from irtune.reporting.verdict import _change
+    from irtune.results.compare import MetricComparison
 
     def metric(p_value: float) -> MetricComparison:
         return MetricComparison(
@@ -285,8 +285,8 @@ def test_runs_that_share_a_label_are_told_apart(tmp_path):
 
 
 def test_verdict_wording_never_says_unchanged_and_head_to_head_reads_candidate_first():
-    from irtune.comparison import MetricComparison
     from irtune.reporting.verdict import _p, _short
+    from irtune.results.compare import MetricComparison
 
     flat = MetricComparison(
         metric="recall@100", baseline=0.925, candidate=0.95, ci_low=0.005, ci_high=0.047,

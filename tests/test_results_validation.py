@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from irtune.errors import DataError
-from irtune.results import read_results
+from irtune.results.schema import read_results
 
 from results_fixtures import LEVELS, results_doc, write
 
@@ -128,7 +128,7 @@ def test_results_built_in_memory_are_checked_too():
     `irtune.compare` printed `candidate: nan, p_holm 0.0004`."""
     from pydantic import ValidationError
 
-    from irtune.results import ResultsFile
+    from irtune.results.schema import ResultsFile
 
     doc = results_doc("tuned", ONE, shift=0.05, seed=1)
     _set_per_query(math.nan)(doc)

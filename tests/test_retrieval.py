@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 
 from irtune.data.beir import BeirDataset
-from irtune.evaluation import evaluate_dataset
-from irtune.models import load_model
+from irtune.evaluation.runner import evaluate_dataset
+from irtune.models.loading import load_model
 from irtune.retrieval import ann
 from irtune.retrieval.encode import encode_corpus_cached, encode_texts
 from irtune.retrieval.exact import exact_search
-from irtune.retrieval.registry import make_retriever
-from irtune.settings import EvalSettings
+from irtune.retrieval.settings import EvalSettings, make_retriever
 
 
 def unit(rows: int, dim: int, seed: int) -> np.ndarray:

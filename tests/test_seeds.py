@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from irtune.cli import app
-from irtune.comparison import load_comparisons
+from irtune.cli.app import app
+from irtune.models.lineage import TRAINING_METADATA
 from irtune.reporting.files import write_report
 from irtune.reporting.verdict import verdict
-from irtune.results import read_results
-from irtune.significance import bootstrap_ci, two_level_bootstrap_ci, two_level_bootstrap_means
-from irtune.training.metadata import TRAINING_METADATA
+from irtune.results.compare import load_comparisons
+from irtune.results.schema import read_results
+from irtune.results.significance import bootstrap_ci, two_level_bootstrap_ci, two_level_bootstrap_means
 
 from results_fixtures import LEVELS, results_doc, write
 

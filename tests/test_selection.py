@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from irtune.data.beir import BeirDataset
+from irtune.data.leakage import text_fingerprint
 from irtune.data.splits import SplitPart
-from irtune.leakage import text_fingerprint
-from irtune.models import LoadedModel, Prompts
+from irtune.models.loading import LoadedModel, Prompts
 from irtune.training.selection import PoolSettings, build_dev_set, interpolated_state, score_dev
 
 from conftest import write_beir

@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 
 from irtune.data.beir import BeirDataset
+from irtune.data.leakage import normalize_text
 from irtune.data.splits import SplitPart, SplitPlan, duplicate_groups, load_plan, make_plan, save_plan
 from irtune.errors import IrtuneError, LeakageError
-from irtune.leakage import normalize_text
 from irtune.training.config import TrainConfig
 from irtune.training.plan import (
     TrainSet,
@@ -144,7 +144,7 @@ def test_queries_sharing_documents_are_split_by_query_with_balanced_parts(tmp_pa
 def test_split_cli_reports_sizes_and_shared_documents(tmp_path):
     from typer.testing import CliRunner
 
-    from irtune.cli import app
+    from irtune.cli.app import app
 
     ds = nfcorpus_test_only(tmp_path)
     result = CliRunner().invoke(app, ["split", "-d", str(ds.root), "--out", str(tmp_path / "splits")])
@@ -240,8 +240,8 @@ def tiny_dataset(root, texts: str = "question"):
 
 
 def bm25_eval(root, split_file):
-    from irtune.settings import EvalSettings
-    from irtune.workflows import run_evaluation
+    from irtune.evaluation.job import run_evaluation
+    from irtune.retrieval.settings import EvalSettings
 
     return run_evaluation(None, [str(root)], EvalSettings(retriever="bm25"), split_files=[split_file])
 
@@ -364,7 +364,7 @@ def _tuned_model(tiny_model, folder, plan):
     """A fine-tuned model folder as irtune writes it (a training record and its split plan)."""
     import json
 
-    from irtune.training.metadata import SPLITS_DIR, TRAINING_METADATA
+    from irtune.models.lineage import SPLITS_DIR, TRAINING_METADATA
 
     shutil.copytree(tiny_model, folder)
     record = {
@@ -385,8 +385,8 @@ def _tuned_model(tiny_model, folder, plan):
 
 
 def _dense_eval(model, root, split_files=()):
-    from irtune.settings import EvalSettings
-    from irtune.workflows import run_evaluation
+    from irtune.evaluation.job import run_evaluation
+    from irtune.retrieval.settings import EvalSettings
 
     settings = EvalSettings(cache_dir=root.parent / "cache")
     (result,) = run_evaluation(str(model), [str(root)], settings, split_files=split_files).datasets

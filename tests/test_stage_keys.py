@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-import irtune.pipeline as pipeline
-from irtune.pipeline import StudyInputs, load_study, run_study
-from irtune.settings import EvalSettings
-from irtune.workflows import run_evaluation
+import irtune.study.runner as pipeline
+from irtune.evaluation.job import run_evaluation
+from irtune.retrieval.settings import EvalSettings
+from irtune.study.runner import StudyInputs, load_study, run_study
 
 from conftest import write_beir
 
@@ -229,7 +229,7 @@ def test_a_base_model_folder_changed_in_place_redoes_every_stage_that_used_it(
 
 HUB_KEY = """
 import json, sys
-from irtune.pipeline import StudyInputs
+from irtune.study.runner import StudyInputs
 print(json.dumps([StudyInputs(None).model(spec) for spec in sys.argv[1:]]))
 """
 

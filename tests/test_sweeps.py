@@ -9,7 +9,7 @@ import re
 import pytest
 
 from irtune.errors import IrtuneError
-from irtune.sweeps import FULL, Setting, grid
+from irtune.evaluation.sweep import FULL, Setting, grid
 
 from conftest import assert_one_line_error, irtune
 

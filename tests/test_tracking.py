@@ -10,9 +10,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from irtune.cli import app
+from irtune.cli.app import app
 from irtune.errors import IrtuneError
-from irtune.tracking import Tracking, scoped_environment
+from irtune.results.tracking import Tracking, scoped_environment
 from irtune.training.config import TrainConfig
 from irtune.training.trainer import train_model
 

@@ -13,15 +13,15 @@ import irtune.training.dev as dev_module
 from irtune.data.beir import BeirDataset
 from irtune.data.splits import load_plan
 from irtune.errors import IrtuneError, LeakageError
-from irtune.evaluation import evaluate_dataset
-from irtune.models import load_model
-from irtune.settings import EvalSettings
+from irtune.evaluation.job import run_evaluation
+from irtune.evaluation.runner import evaluate_dataset
+from irtune.models.lineage import TRAINING_METADATA
+from irtune.models.loading import load_model
+from irtune.retrieval.settings import EvalSettings
 from irtune.training.config import TrainConfig
 from irtune.training.losses import build_loss
-from irtune.training.metadata import TRAINING_METADATA
 from irtune.training.selection import PoolSettings, build_dev_set, score_dev
 from irtune.training.trainer import BASE_WEIGHTS_SHIPPED, train_model
-from irtune.workflows import run_evaluation
 
 FAST = dict(
     epochs=2,

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 import pytest
 
 import irtune.training.loop as loop_module
+from irtune.models.lineage import TRAINING_METADATA
 from irtune.training.config import TrainConfig
 from irtune.training.memory import MEASURED_OVERHEAD, activation_checkpointing, estimated_activations_gb
-from irtune.training.metadata import TRAINING_METADATA
 from irtune.training.trainer import train_model
 
 
@@ -64,7 +64,7 @@ def test_checkpointing_is_on_only_when_a_steps_activations_exceed_the_budget():
     not fit 4 GB without recompute; at 64 tokens, or with a larger budget, it runs without."""
     from sentence_transformers import SentenceTransformer
 
-    from irtune.models import bundled_model_path
+    from irtune.models.loading import bundled_model_path
 
     model = SentenceTransformer(str(bundled_model_path()), device="cpu")
     model.max_seq_length = 256

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from irtune.errors import IrtuneError
+from irtune.models.lineage import TRAINING_METADATA
 from irtune.training.config import TrainConfig
-from irtune.training.metadata import TRAINING_METADATA
 from irtune.training.seed_runs import SEEDS_RECORD, train_over_seeds
 from irtune.training.trainer import train_model
 

@@ -15,8 +15,8 @@ import pytest
 
 import irtune.training.dev as dev_module
 from irtune.errors import IrtuneError
+from irtune.models.lineage import TRAINING_METADATA
 from irtune.training.config import TrainConfig
-from irtune.training.metadata import TRAINING_METADATA
 from irtune.training.state import TrainingState
 from irtune.training.trainer import train_model
 

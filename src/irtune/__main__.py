@@ -1,3 +1,3 @@
-from irtune.cli import main
+from irtune.cli.app import main
 
 main()

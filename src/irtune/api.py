@@ -10,7 +10,7 @@ Every function takes keyword-only options after its subject; the CLI is a thin l
 over these. Heavy libraries (torch, transformers) are imported only by the functions
 that need them, so `compare` and `report` stay fast.
 
-Arguments are checked as they come in (`irtune.inputs`): a path may be a `str` or a
+Arguments are checked as they come in (`irtune.core.inputs`): a path may be a `str` or a
 `pathlib.Path`; one dataset, path or metric may stand for a list of one; an empty
 required list, a blank name or a wrong type (a switch such as `force` or `strict` given as
 anything but `True`/`False`: `"no"` is truthy) is refused with an `InvalidValueError`
@@ -25,19 +25,19 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from irtune import inputs
+from irtune.core import inputs
+from irtune.core.inputs import PathArg
 from irtune.errors import InvalidTypeError
-from irtune.inputs import PathArg
 
 if TYPE_CHECKING:
-    from irtune.comparison import Comparison
     from irtune.data.beir import BeirDataset
-    from irtune.models import LoadedModel
+    from irtune.evaluation.sweep import Frontier
+    from irtune.models.loading import LoadedModel
     from irtune.reporting.queries import QueryAnalysis
-    from irtune.results import ResultsFile
-    from irtune.settings import EvalSettings
-    from irtune.sweeps import Frontier
-    from irtune.tracking import Tracking
+    from irtune.results.compare import Comparison
+    from irtune.results.schema import ResultsFile
+    from irtune.results.tracking import Tracking
+    from irtune.retrieval.settings import EvalSettings
     from irtune.training.config import TrainConfig
 
 
@@ -74,7 +74,7 @@ def load_model(
     >>> model.prompts.query
     'query: '
     """
-    from irtune.settings import ModelOptions
+    from irtune.retrieval.settings import ModelOptions
 
     return ModelOptions(device, max_seq_length, query_prompt, doc_prompt).load(inputs.text("spec", spec))
 
@@ -99,7 +99,7 @@ def evaluate(
     datasets; returns the results and, with `out_dir`, writes results.json and run files
     (results of another setup already there are replaced only with `force`).
 
-    `settings` are those of `irtune.settings.EvalSettings`: retriever ("dense", "bm25",
+    `settings` are those of `irtune.retrieval.settings.EvalSettings`: retriever ("dense", "bm25",
     ...), split, precision, batch_size, top_k, metrics, cache_dir, index, ... `device`,
     `max_seq_length` and the prompts apply when `model` is given by name. A fine-tuned
     model is evaluated on the held-out queries of the split plans saved with it.
@@ -108,8 +108,8 @@ def evaluate(
     >>> round(results.datasets[0].metrics["ndcg@10"], 4)
     0.6451
     """
-    from irtune.settings import ModelOptions
-    from irtune.workflows import run_evaluation
+    from irtune.evaluation.job import run_evaluation
+    from irtune.retrieval.settings import ModelOptions
 
     chosen = _eval_settings("evaluate", settings)
     return run_evaluation(
@@ -128,13 +128,15 @@ def evaluate(
 
 def _eval_settings(function: str, settings: Mapping[str, Any]) -> EvalSettings:
     """The evaluation settings among a function's keyword arguments; an unknown one is refused."""
-    from irtune.settings import EvalSettings
+    from irtune.retrieval.settings import EvalSettings
 
     known = {f.name for f in dataclasses.fields(EvalSettings)}
     for name in settings:
         if name not in known:
             raise InvalidTypeError(
-                "{" + name + "} is not a parameter of {function}() (see irtune.settings.EvalSettings)",
+                "{"
+                + name
+                + "} is not a parameter of {function}() (see irtune.retrieval.settings.EvalSettings)",
                 function=function,
             )
     return EvalSettings(**settings)
@@ -146,7 +148,9 @@ def _model(parameter: str, value: object, *, required: bool = True) -> Any:
         return None
     if isinstance(value, str):
         return inputs.text(parameter, value)
-    inputs.instance(parameter, value, "irtune.models", "LoadedModel", "a model name or a loaded model")
+    inputs.instance(
+        parameter, value, "irtune.models.loading", "LoadedModel", "a model name or a loaded model"
+    )
     return value
 
 
@@ -171,14 +175,14 @@ def train(
 
     `datasets` are names, DATASET:SPLIT specs, or a preset (general, scientific);
     `config` holds the options of `irtune.training.config.TrainConfig`; `tracking` those of
-    `irtune.tracking.Tracking` (report_to: tensorboard, mlflow, wandb; mlflow: a tracking URI).
+    `irtune.results.tracking.Tracking` (report_to: tensorboard, mlflow, wandb; mlflow: a tracking URI).
 
     >>> folder = irtune.train("minilm", "scifact", out_dir=Path("runs/tuned"), config={"epochs": 1})
     >>> tuned = irtune.evaluate(str(folder), "scifact")  # on its held-out queries
     """
-    from irtune.config_errors import validated
-    from irtune.settings import ModelOptions
-    from irtune.tracking import Tracking
+    from irtune.core.configs import validated
+    from irtune.results.tracking import Tracking
+    from irtune.retrieval.settings import ModelOptions
     from irtune.training.config import TrainConfig
     from irtune.training.plan import expand_presets
     from irtune.training.seed_runs import train_over_seeds
@@ -227,8 +231,8 @@ def compare(
     >>> comparison.datasets[0].metric("ndcg@10").p_holm < 0.05
     True
     """
-    from irtune.comparison import compare_study, distinct_labels
-    from irtune.metrics import HEADLINE_METRICS
+    from irtune.results.compare import compare_study, distinct_labels
+    from irtune.results.metrics import HEADLINE_METRICS
 
     runs = [_loaded("baseline", baseline), *(_loaded("candidates", c) for c in candidates)]
     base, *others = distinct_labels(runs)
@@ -238,7 +242,7 @@ def compare(
 
 def _loaded(parameter: str, item: object) -> ResultsFile:
     """A results file given as itself or by path."""
-    from irtune.results import ResultsFile, read_results
+    from irtune.results.schema import ResultsFile, read_results
 
     return item if isinstance(item, ResultsFile) else read_results(_results_path(parameter, item))
 
@@ -277,8 +281,8 @@ def frontier(
     >>> [(row["setting"], round(row["ndcg@10"], 4)) for row in sizes.rows()][:2]
     [('full', 0.6451), ('d256-float', 0.6351)]
     """
-    from irtune.settings import ModelOptions
-    from irtune.sweeps import grid, sweep
+    from irtune.evaluation.sweep import grid, sweep
+    from irtune.retrieval.settings import ModelOptions
 
     chosen = _eval_settings("frontier", settings)
     strict, force = inputs.flag("strict", strict), inputs.flag("force", force)
@@ -343,9 +347,9 @@ def inspect(
     >>> [row.qid for row in moved.datasets[0].gained][:2]
     ['70', '742']
     """
-    from irtune.comparison import compare as compare_runs
-    from irtune.comparison import distinct_labels
     from irtune.reporting.queries import analyse
+    from irtune.results.compare import compare as compare_runs
+    from irtune.results.compare import distinct_labels
 
     base, cand = distinct_labels([_loaded("baseline", baseline), _loaded("candidate", candidate)])
     return analyse(
@@ -427,7 +431,7 @@ def generate_queries(
     >>> irtune.generate_queries("mydocs", "hf:gemma3-270m", sample=1000)
     >>> irtune.train("minilm", ["mydocs:synthetic"], out_dir=Path("runs/synthetic"))
     """
-    from irtune import checks
+    from irtune.core import checks
     from irtune.data.beir import BeirDataset
     from irtune.generation.backends import make_generator
     from irtune.generation.synthetic import GenerationRequest, generate_synthetic

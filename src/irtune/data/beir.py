@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from irtune import checks
+from irtune.core import checks
+from irtune.core.files import sha256_file
 from irtune.errors import DataError
-from irtune.fileio import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ SYNTHETIC_DIR = Path("synthetic")
 SYNTHETIC_QUERIES = SYNTHETIC_DIR / "queries.jsonl"
 SYNTHETIC_QRELS = SYNTHETIC_DIR / "qrels.tsv"
 SYNTHETIC_MANIFEST = SYNTHETIC_DIR / "manifest.json"
+GENERATION_JOURNALS = Path(".irtune-generate")  # beside, not inside, the split folder swapped whole
 
 # written by `irtune data import`; `"complete": false` while it moves its files in
 IMPORT_MANIFEST = "irtune-import.json"

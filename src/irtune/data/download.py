@@ -14,10 +14,10 @@ from typing import BinaryIO
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from irtune import checks
+from irtune.core import checks
+from irtune.core.files import tidy_on_failure
 from irtune.data.registry import BEIR_BASE_URL, KNOWN_DATASETS
 from irtune.errors import IrtuneError
-from irtune.fileio import tidy_on_failure
 
 
 def source_for(name: str, mirror: str | None) -> str:

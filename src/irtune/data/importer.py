@@ -37,8 +37,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from irtune import checks
+from irtune.core import checks
+from irtune.core.files import sha256_file, sha256_text, write_json_atomic
+from irtune.core.locks import folder_lock
 from irtune.data.beir import (
+    GENERATION_JOURNALS,
     IMPORT_MANIFEST,
     SYNTHETIC_DIR,
     SYNTHETIC_MANIFEST,
@@ -53,8 +56,6 @@ from irtune.data.beir import (
 )
 from irtune.data.tables import Table, Where, open_table
 from irtune.errors import DataError, IrtuneError
-from irtune.fileio import sha256_file, sha256_text, write_json_atomic
-from irtune.locks import folder_lock
 
 log = logging.getLogger(__name__)
 
@@ -681,9 +682,7 @@ def import_dataset(request: ImportRequest, target: Path, *, force: bool = False)
 @contextmanager
 def _dataset_lock(target: Path) -> Iterator[None]:
     """The lock `generate` takes (on its journals' folder), removed after if made for this."""
-    from irtune.generation.synthetic import JOURNALS
-
-    folder = target / JOURNALS
+    folder = target / GENERATION_JOURNALS
     made = not folder.exists()
     with folder_lock(folder, what="dataset (an import or a query generation)"):
         yield
@@ -713,9 +712,7 @@ def previous_import(target: Path, *, force: bool) -> ImportManifest | None:
 
 
 def _empty_lock_folder(path: Path) -> bool:
-    from irtune.generation.synthetic import JOURNALS
-
-    return path.name == JOURNALS.name and path.is_dir() and not any(path.iterdir())
+    return path.name == GENERATION_JOURNALS.name and path.is_dir() and not any(path.iterdir())
 
 
 WRITTEN_FILE = re.compile(rf"corpus\.jsonl|queries\.jsonl|qrels/{SPLIT_NAME.pattern}\.tsv")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
-from irtune import checks
+from irtune.core import checks
 from irtune.data.beir import BeirDataset
 from irtune.errors import IrtuneError
 

@@ -38,11 +38,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from irtune import checks
+from irtune.core import checks
+from irtune.core.files import write_json_atomic
 from irtune.data.beir import SYNTHETIC_QRELS, SYNTHETIC_QUERIES, SYNTHETIC_SPLIT, BeirDataset
+from irtune.data.leakage import text_fingerprint
 from irtune.errors import DataError, IrtuneError
-from irtune.fileio import write_json_atomic
-from irtune.leakage import text_fingerprint
 
 log = logging.getLogger(__name__)
 

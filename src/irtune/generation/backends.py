@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from irtune import checks
+from irtune.core import checks
+from irtune.core.files import sha256_file
 from irtune.errors import IrtuneError
-from irtune.fileio import sha256_file
 
 log = logging.getLogger(__name__)
 

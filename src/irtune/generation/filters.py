@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from irtune.leakage import normalize_text, text_fingerprint
+from irtune.data.leakage import normalize_text, text_fingerprint
 
 LABEL = re.compile(r"^\s*(?:relevant\s+)?(?:query|question|q|search)\s*\d*\s*[:.)-]\s*", re.IGNORECASE)
 NUMBERING = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+")

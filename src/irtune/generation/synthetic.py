@@ -30,26 +30,26 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from irtune.core.files import sha256_text
+from irtune.core.locks import folder_lock
+from irtune.core.progress import progress_bar
 from irtune.data.beir import (
+    GENERATION_JOURNALS,
     SYNTHETIC_DIR,
     SYNTHETIC_MANIFEST,
     SYNTHETIC_QRELS,
     SYNTHETIC_QUERIES,
     BeirDataset,
 )
+from irtune.data.leakage import text_fingerprint
 from irtune.data.splits import make_plan
 from irtune.errors import DataError, IrtuneError, ParameterError
-from irtune.fileio import sha256_text
 from irtune.generation.backends import Generator
 from irtune.generation.filters import FilterSettings, QueryFilter, clean_generation
 from irtune.generation.prompts import Example, PromptBuilder, build_prompt
-from irtune.leakage import text_fingerprint
-from irtune.locks import folder_lock
-from irtune.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-JOURNALS = Path(".irtune-generate")  # beside, not inside, the split folder that is swapped whole
 SYNTHETIC_FORMAT = "irtune-synthetic-v1"
 
 
@@ -137,7 +137,7 @@ def few_shot_examples(dataset: BeirDataset, count: int, seed: int) -> list[Examp
 def _journal_path(dataset: BeirDataset, generator: Generator, prompt: PromptBuilder) -> Path:
     """`<corpus>-<settings>.jsonl`: the corpus part tells which journals could still resume."""
     settings = sha256_text(json.dumps(generator.describe(), sort_keys=True), json.dumps(prompt.describe()))
-    return dataset.root / JOURNALS / f"{dataset.corpus_hash()[:16]}-{settings[:16]}.jsonl"
+    return dataset.root / GENERATION_JOURNALS / f"{dataset.corpus_hash()[:16]}-{settings[:16]}.jsonl"
 
 
 def other_journals(current: Path) -> list[Path]:
@@ -324,7 +324,7 @@ def generate_synthetic(
 ) -> SyntheticManifest:
     """Generate, filter and write the synthetic split; returns its manifest. One process at a
     time per dataset: a second one is refused (the journal is appended to as it goes)."""
-    journals = dataset.root / JOURNALS
+    journals = dataset.root / GENERATION_JOURNALS
     with folder_lock(journals, what="dataset's query generation"):
         return _generate_synthetic(dataset, generator, request, round_trip, round_trip_model)
 
@@ -393,7 +393,7 @@ def _generate_synthetic(
         reasons = ", ".join(f"{r}: {n}" for r, n in dropped.most_common())
         raise IrtuneError(
             f"{dataset.name}: every generated query was filtered out ({reasons}); the raw generations are "
-            f"kept in {dataset.root / JOURNALS} (--restart generates them again)"
+            f"kept in {dataset.root / GENERATION_JOURNALS} (--restart generates them again)"
         )
     manifest = SyntheticManifest(
         dataset=dataset.name,

@@ -13,9 +13,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.artist import Artist
 
-from irtune.comparison import Comparison
 from irtune.reporting.rows import metric_label
-from irtune.results import ResultsFile
+from irtune.results.compare import Comparison
+from irtune.results.schema import ResultsFile
 
 # seaborn's "deep" palette
 COLORS = (

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from irtune import checks
-from irtune.comparison import Comparison, load_comparisons
+from irtune.core import checks
+from irtune.core.files import write_text_atomic
 from irtune.errors import invalid
-from irtune.fileio import write_text_atomic
 from irtune.reporting.html import html_report
 from irtune.reporting.markdown import markdown_report
+from irtune.results.compare import Comparison, load_comparisons
 
 # the last line of every report file irtune writes: what `write_report` may replace without force
 MARKER = "<!-- written by irtune report -->"

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from irtune import __version__
-from irtune.comparison import Comparison, RunSetup
-from irtune.provenance import now_iso
+from irtune.core.provenance import now_iso
 from irtune.reporting import charts, queries_html
 from irtune.reporting.queries import analyse_report
 from irtune.reporting.rows import (
@@ -24,7 +23,8 @@ from irtune.reporting.rows import (
 from irtune.reporting.seeds import seeds_html
 from irtune.reporting.training import training_rows
 from irtune.reporting.verdict import domain_answer, verdict
-from irtune.results import ResultsFile
+from irtune.results.compare import Comparison, RunSetup
+from irtune.results.schema import ResultsFile
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}

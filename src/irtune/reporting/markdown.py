@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from irtune.comparison import Comparison
 from irtune.reporting.rows import HEADERS, LEGEND, comparison_rows, setup_lines, significance_note, title
 from irtune.reporting.seeds import seeds_markdown
 from irtune.reporting.verdict import domain_answer, verdict
+from irtune.results.compare import Comparison
 
 
 def markdown_report(comparisons: list[Comparison]) -> str:

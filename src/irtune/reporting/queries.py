@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from irtune.comparison import TIE, Comparison, DatasetComparison
 from irtune.data.beir import BeirDataset, Qrels, iter_corpus
 from irtune.data.registry import resolve_dataset
 from irtune.errors import DataError, IrtuneError
-from irtune.metrics import evaluate_run, rank_documents
-from irtune.results import DatasetResult, ResultsFile
-from irtune.significance import bootstrap_ci, holm, paired_randomization_test
+from irtune.results.compare import TIE, Comparison, DatasetComparison
+from irtune.results.metrics import evaluate_run, rank_documents
+from irtune.results.schema import DatasetResult, ResultsFile
+from irtune.results.significance import bootstrap_ci, holm, paired_randomization_test
 
 METRIC = "ndcg@10"
 MOVERS = 5  # queries told in words, among those that gained and among those that lost most

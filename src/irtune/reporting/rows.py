@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from irtune.comparison import Comparison, MetricComparison, RunSetup
-from irtune.significance import N_RESAMPLES
+from irtune.results.compare import Comparison, MetricComparison, RunSetup
+from irtune.results.significance import N_RESAMPLES
 
 HEADERS = ("dataset", "metric", "baseline", "candidate", "Δ", "Δ %", "95% CI of Δ", "p (Holm)", "W/T/L")
 CONTAMINATED = "⚠ contaminated"

@@ -9,8 +9,8 @@ import html
 from rich.markup import escape
 from rich.table import Table
 
-from irtune.comparison import Comparison, SeedRuns
 from irtune.reporting.rows import CONTAMINATED, metric_label
+from irtune.results.compare import Comparison, SeedRuns
 
 FAMILY_NOTE = (
     "Seeds are not tests: each recipe enters the Holm family once, through one run (the best on "

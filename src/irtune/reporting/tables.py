@@ -7,8 +7,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from irtune.comparison import Comparison
-from irtune.metrics import HEADLINE_METRICS
+from irtune.evaluation.sweep import Frontier
 from irtune.reporting.rows import CONTAMINATED as CONTAMINATED_MARK
 from irtune.reporting.rows import (
     HEADERS,
@@ -19,8 +18,9 @@ from irtune.reporting.rows import (
     significance_note,
     title,
 )
-from irtune.results import ResultsFile
-from irtune.sweeps import Frontier
+from irtune.results.compare import Comparison
+from irtune.results.metrics import HEADLINE_METRICS
+from irtune.results.schema import ResultsFile
 
 
 def results_table(result: ResultsFile) -> Table:

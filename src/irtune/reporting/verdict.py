@@ -7,8 +7,8 @@ a difference the test cannot see is not evidence that there is none."""
 
 from __future__ import annotations
 
-from irtune.comparison import ALPHA, Comparison, DatasetComparison, MetricComparison, SeedRuns
 from irtune.reporting.rows import metric_label
+from irtune.results.compare import ALPHA, Comparison, DatasetComparison, MetricComparison, SeedRuns
 
 HEADLINE = "ndcg@10"
 SECOND = "recall@100"

@@ -13,7 +13,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from irtune.settings import DEFAULT_INDEX_PARAMS, INDEX_TYPES
+from irtune.retrieval.settings import DEFAULT_INDEX_PARAMS, INDEX_TYPES
 
 
 def build_index(

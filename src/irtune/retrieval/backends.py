@@ -40,12 +40,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from irtune.core.files import sha256_file, sha256_file_once, sha256_text, write_json_atomic
+from irtune.core.locks import folder_lock
+from irtune.data.leakage import text_fingerprint
 from irtune.errors import IrtuneError
-from irtune.fileio import sha256_file, sha256_file_once, sha256_text, write_json_atomic
-from irtune.leakage import text_fingerprint
-from irtune.locks import folder_lock
-from irtune.models import LoadedModel
-from irtune.settings import BACKENDS
+from irtune.models.loading import LoadedModel
+from irtune.retrieval.settings import BACKENDS
 
 if TYPE_CHECKING:
     from irtune.retrieval.base import Corpus

@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from irtune.fileio import sha256_text
+from irtune.core.files import sha256_text
 
 if TYPE_CHECKING:
     from irtune.data.beir import BeirDataset
-    from irtune.results import RetrieverInfo
+    from irtune.results.schema import RetrieverInfo
 
 DOC_TEXT_RECIPE = "title+' '+text, stripped"
 

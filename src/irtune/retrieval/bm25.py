@@ -16,12 +16,12 @@ import bm25s
 import numpy as np
 import Stemmer
 
-from irtune.results import RetrieverInfo
+from irtune.results.schema import RetrieverInfo
 from irtune.retrieval.base import Corpus, LabelledQueries, Retrieval, run_from_arrays
 
 if TYPE_CHECKING:
-    from irtune.models import LoadedModel
-    from irtune.settings import EvalSettings
+    from irtune.models.loading import LoadedModel
+    from irtune.retrieval.settings import EvalSettings
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from irtune.core.progress import progress_bar
 from irtune.errors import IrtuneError
-from irtune.models import LoadedModel
-from irtune.progress import progress_bar
-from irtune.results import RetrieverInfo
+from irtune.models.loading import LoadedModel
+from irtune.results.schema import RetrieverInfo
 from irtune.retrieval.base import Corpus, LabelledQueries, Retrieval, run_from_arrays
 from irtune.retrieval.compressed import CompressedCorpus, Compression
 from irtune.retrieval.encode import EmbeddingShards, encode_corpus_cached, encode_texts, entry_folder
 from irtune.retrieval.exact import exact_search
-from irtune.settings import DEFAULT_INDEX_PARAMS
+from irtune.retrieval.settings import DEFAULT_INDEX_PARAMS
 
 if TYPE_CHECKING:
-    from irtune.settings import EvalSettings
+    from irtune.retrieval.settings import EvalSettings
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,8 @@ class DenseRetriever:
         of this corpus's documents, never on queries nor on their own documents)."""
         if self.backend == "torch":
             return self.model
+        from irtune.core.cache import default_cache_dir
         from irtune.retrieval import backends
-        from irtune.retrieval.encode import default_cache_dir
 
         calibration = backends.corpus_calibration(corpus, self.model.prompts.document)
         return backends.on_backend(

@@ -21,7 +21,6 @@ import io
 import itertools
 import json
 import logging
-import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,31 +29,25 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from platformdirs import user_cache_dir
 
-from irtune.fileio import (
+from irtune.core.cache import default_cache_dir
+from irtune.core.files import (
     atomic_path,
     hashed_files,
     sha256_file_once,
     sha256_text,
     write_json_atomic,
 )
-from irtune.locks import folder_lock
-from irtune.models import LoadedModel
+from irtune.core.locks import folder_lock
+from irtune.models.loading import LoadedModel
 
 log = logging.getLogger(__name__)
 
-CACHE_DIR_ENV = "IRTUNE_CACHE_DIR"
 CACHE_FORMAT = "irtune-embeddings-v1"
 MANIFEST = "manifest.json"
 
 Progress = Callable[[int], None]
 Pool = dict[Literal["input", "output", "processes"], Any]  # sentence-transformers' multi-process pool
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get(CACHE_DIR_ENV)
-    return Path(env) if env else Path(user_cache_dir("irtune")) / "cache"
 
 
 @contextlib.contextmanager

@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from irtune.errors import IrtuneError
-from irtune.metrics import evaluate_run, rank_documents
-from irtune.results import RetrieverInfo
+from irtune.results.metrics import evaluate_run, rank_documents
+from irtune.results.schema import RetrieverInfo
 from irtune.retrieval.base import Corpus, LabelledQueries, Retrieval, Retriever, Run, SearchIndex
 from irtune.retrieval.bm25 import BM25Retriever
 from irtune.retrieval.dense import dense_retriever
 
 if TYPE_CHECKING:
-    from irtune.models import LoadedModel
-    from irtune.settings import EvalSettings
+    from irtune.models.loading import LoadedModel
+    from irtune.retrieval.settings import EvalSettings
 
 RRF_K = 60
 WEIGHTS = tuple(round(i * 0.05, 2) for i in range(21))  # dense weight; 1 - w goes to BM25

@@ -6,16 +6,9 @@ without importing torch, faiss or bm25s.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from irtune.errors import IrtuneError
-
-if TYPE_CHECKING:
-    from irtune.models import LoadedModel
-    from irtune.retrieval.base import Retriever
-    from irtune.settings import EvalSettings
+from irtune.errors import invalid
 
 
 @dataclass(frozen=True)
@@ -43,15 +36,7 @@ def retriever_names() -> tuple[str, ...]:
 
 def check_retriever(name: str) -> Registered:
     if name not in RETRIEVERS:
-        raise IrtuneError(f"--retriever must be one of {', '.join(RETRIEVERS)}, not {name!r}")
+        raise invalid(
+            "retriever", "must be one of {choices}, not {name!r}", choices=", ".join(RETRIEVERS), name=name
+        )
     return RETRIEVERS[name]
-
-
-def make_retriever(name: str, settings: EvalSettings, model: LoadedModel | None) -> Retriever:
-    registered = check_retriever(name)
-    if registered.needs_model and model is None:
-        raise IrtuneError(f"{name} retrieval needs a model: -m minilm, a hub id or a folder")
-    module, _, function = registered.factory.partition(":")
-    factory = getattr(importlib.import_module(module), function)
-    retriever: Retriever = factory(settings, model)
-    return retriever

@@ -10,9 +10,9 @@ import torch
 from sentence_transformers import SentenceTransformerTrainingArguments
 from sentence_transformers.base.sampler import MultiDatasetBatchSamplers
 
+from irtune.core.provenance import native_bf16
 from irtune.errors import IrtuneError
-from irtune.models import LoadedModel
-from irtune.provenance import native_bf16
+from irtune.models.loading import LoadedModel
 from irtune.training.batching import InOrderBatchSampler
 from irtune.training.config import TrainConfig
 from irtune.training.distributed import Distributed
@@ -46,7 +46,7 @@ def training_arguments(
         save_steps=config.save_steps,
         save_total_limit=1,
         logging_steps=logging_steps,
-        report_to=list(report_to) or "none",  # the Trainer's own tracker callbacks (irtune.tracking)
+        report_to=list(report_to) or "none",  # the Trainer's own tracker callbacks (irtune.results.tracking)
         run_name=f"epoch-{epoch}",
         dataloader_pin_memory=on_gpu,
         use_cpu=not on_gpu,  # lets bf16 autocast train on CPU

@@ -16,11 +16,11 @@ from typing import Any, cast
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from irtune.core.files import write_text_atomic
 from irtune.errors import IrtuneError
-from irtune.fileio import write_text_atomic
-from irtune.metrics import HEADLINE_METRICS
-from irtune.results import ResultsFile
-from irtune.training.metadata import TRAINING_METADATA, TrainingRecord
+from irtune.models.lineage import TRAINING_METADATA, TrainingRecord
+from irtune.results.metrics import HEADLINE_METRICS
+from irtune.results.schema import ResultsFile
 
 # irtune's aliases and the hub models they are; their licenses, from the hub cards
 HUB_IDS = {

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from irtune.errors import IrtuneError
-from irtune.models import LoadedModel
+from irtune.models.loading import LoadedModel
 from irtune.training import dev
 from irtune.training.config import TrainConfig
 from irtune.training.selection import SELECTION_KEY, DevSet, interpolated_state

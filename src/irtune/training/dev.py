@@ -11,9 +11,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from irtune.data.leakage import text_fingerprint
 from irtune.errors import IrtuneError
-from irtune.leakage import text_fingerprint
-from irtune.models import LoadedModel
+from irtune.models.loading import LoadedModel
 from irtune.retrieval.encode import share_entry
 from irtune.training.config import TrainConfig
 from irtune.training.plan import evaluated_queries

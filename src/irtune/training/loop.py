@@ -20,9 +20,9 @@ from datasets import DatasetDict
 from sentence_transformers import SentenceTransformerTrainer
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback, get_linear_schedule_with_warmup
 
-from irtune.fileio import atomic_path
-from irtune.models import LoadedModel
-from irtune.tracking import Tracking, release_trainer_run
+from irtune.core.files import atomic_path
+from irtune.models.loading import LoadedModel
+from irtune.results.tracking import Tracking, release_trainer_run
 from irtune.training import dev
 from irtune.training.arguments import mixed_precision, training_arguments
 from irtune.training.config import TrainConfig

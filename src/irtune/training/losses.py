@@ -18,13 +18,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from irtune.errors import IrtuneError
+from irtune.training.config import TrainConfig, unknown_loss
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from torch import nn
 
-    from irtune.models import LoadedModel
-    from irtune.training.config import TrainConfig
+    from irtune.models.loading import LoadedModel
 
 LossFactory = Callable[["LoadedModel", "TrainConfig", bool], "nn.Module"]
 
@@ -108,10 +108,6 @@ LOSSES: dict[str, LossFactory] = {
     "gist+matryoshka": _matryoshka(_gist),
 }
 CACHED = frozenset({"cached_mnrl", "cached_gist"})  # losses that hold one mini-batch at a time
-
-
-def unknown_loss(name: str) -> str:
-    return f"unknown loss {name!r}; choices: {', '.join(LOSSES)}"
 
 
 def build_loss(model: LoadedModel, config: TrainConfig, gather: bool) -> nn.Module:

@@ -10,7 +10,7 @@ RNG and autocast state, so dropout masks, loss and gradients are unchanged; the 
 recompute (a third of a step), so it is on only when a step's estimated activations exceed
 the memory budget (`memory_budget_gb`, 4 GB by default).
 
-The allocator: the CLI runs under mimalloc (`irtune.allocator`), which reuses freed memory
+The allocator: the CLI runs under mimalloc (`irtune.core.allocator`), which reuses freed memory
 without faulting it in again. Under glibc (the Python API in a plain interpreter), glibc raises
 its mmap threshold each time a large block is freed, so later activation tensors of up to
 32 MB come from the heap, whose freed pages stay resident (~1.2 GB kept between steps); a
@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from irtune.allocator import active_allocator
+from irtune.core.allocator import active_allocator
 from irtune.training.config import TrainConfig
 from irtune.training.losses import CACHED
 
@@ -106,7 +106,7 @@ def checkpointed_activations(model: SentenceTransformer, enabled: bool) -> Itera
 def return_freed_memory(device: torch.device) -> None:
     """For CPU training under glibc: a fixed mmap threshold for this process (unless the
     environment sets one, `MALLOC_MMAP_THRESHOLD_`). Under mimalloc (the CLI's allocator,
-    `irtune.allocator`) nothing: it keeps freed memory for reuse without faulting it in again,
+    `irtune.core.allocator`) nothing: it keeps freed memory for reuse without faulting it in again,
     and glibc's setting would outlive training and slow every later encode of the process."""
     if device.type != "cpu" or not sys.platform.startswith("linux") or active_allocator() == "mimalloc":
         return

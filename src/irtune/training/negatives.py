@@ -18,12 +18,13 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from irtune.core.cache import default_cache_dir
+from irtune.core.files import sha256_text, write_json_atomic
 from irtune.data.beir import BeirDataset
-from irtune.fileio import sha256_text, write_json_atomic
-from irtune.models import LoadedModel
+from irtune.models.loading import LoadedModel
 from irtune.retrieval.base import Corpus
 from irtune.retrieval.dense import DenseIndex, DenseRetriever
-from irtune.retrieval.encode import EmbeddingShards, default_cache_dir
+from irtune.retrieval.encode import EmbeddingShards
 
 
 @dataclass

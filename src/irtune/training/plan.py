@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from irtune.data.beir import BeirDataset, content_sha256
+from irtune.data.leakage import TrainingQueries, find_overlap, text_fingerprint
 from irtune.data.registry import resolve_dataset
 from irtune.data.splits import (
     LEFT_OUT_FOR_CLUSTERS,
@@ -22,7 +23,6 @@ from irtune.data.splits import (
     without_cluster_mates,
 )
 from irtune.errors import IrtuneError, LeakageError
-from irtune.leakage import TrainingQueries, find_overlap, text_fingerprint
 from irtune.training.config import DOMAIN_PRESETS, TrainConfig
 from irtune.training.pairs import training_queries
 
@@ -315,7 +315,7 @@ def inherited_leakage(train_sets: Sequence[TrainSet], inherited: Sequence[Traini
 def guard_leakage(
     train_sets: Sequence[TrainSet], allow: bool, inherited: Sequence[TrainingQueries] = ()
 ) -> list[dict]:
-    """`inherited`: what the base model's lineage trained on (irtune.training.metadata)."""
+    """`inherited`: what the base model's lineage trained on (irtune.models.lineage)."""
     findings = leakage_report(train_sets) + inherited_leakage(train_sets, inherited)
     if findings and not allow:
         first = findings[0]

@@ -12,16 +12,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from irtune.core.files import give_usual_mode, sha256_file, write_json_atomic, write_text_atomic
+from irtune.core.provenance import environment
 from irtune.data.beir import content_sha256
 from irtune.data.official import official_name
 from irtune.data.splits import save_plan
-from irtune.fileio import give_usual_mode, sha256_file, write_json_atomic, write_text_atomic
-from irtune.models import LoadedModel
-from irtune.provenance import environment
-from irtune.results import ModelRecord
+from irtune.models.lineage import SPLITS_DIR, TRAINING_METADATA, TrainingRecord, TrainSetRecord
+from irtune.models.loading import LoadedModel
+from irtune.results.schema import ModelRecord
 from irtune.training.card import model_card
 from irtune.training.config import TrainConfig
-from irtune.training.metadata import SPLITS_DIR, TRAINING_METADATA, TrainingRecord, TrainSetRecord
 from irtune.training.plan import TrainSet
 from irtune.training.state import WORK, TrainingState
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from datasets import Dataset
 
-from irtune.models import LoadedModel
+from irtune.models.loading import LoadedModel
 from irtune.training.batching import Row, conflict_free_order
 from irtune.training.config import TrainConfig
 from irtune.training.negatives import random_negative

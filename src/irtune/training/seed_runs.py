@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from irtune.core.files import write_json_atomic
+from irtune.core.locks import folder_lock
 from irtune.errors import invalid
-from irtune.fileio import write_json_atomic
-from irtune.locks import folder_lock
-from irtune.seeds import dev_score, shipped_run
+from irtune.models.lineage import TRAINING_METADATA
+from irtune.results.seeds import dev_score, shipped_run
 from irtune.training.config import TrainConfig
 from irtune.training.distributed import Distributed
-from irtune.training.metadata import TRAINING_METADATA
 from irtune.training.state import WORK, check_new_folder, foreign_folder
 
 log = logging.getLogger(__name__)

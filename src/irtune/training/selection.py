@@ -29,12 +29,12 @@ from typing import Any
 
 import torch
 
+from irtune.core.files import sha256_text
 from irtune.data.beir import BeirDataset
+from irtune.data.leakage import text_fingerprint
 from irtune.data.splits import SplitPart
-from irtune.fileio import sha256_text
-from irtune.leakage import text_fingerprint
-from irtune.metrics import evaluate_run, mean_metrics
-from irtune.models import LoadedModel
+from irtune.models.loading import LoadedModel
+from irtune.results.metrics import evaluate_run, mean_metrics
 from irtune.retrieval.base import Corpus
 from irtune.retrieval.bm25 import BM25Retriever
 from irtune.retrieval.dense import DenseRetriever

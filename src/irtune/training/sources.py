@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from irtune.errors import IrtuneError
-from irtune.models import LoadedModel
+from irtune.models.loading import LoadedModel
 from irtune.retrieval.base import corpus_content_key
 from irtune.retrieval.encode import encode_corpus_cached
 from irtune.training.config import TrainConfig

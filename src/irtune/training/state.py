@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from irtune.core.files import write_json_atomic
 from irtune.errors import InvalidValueError, IrtuneError, invalid
-from irtune.fileio import write_json_atomic
-from irtune.training.metadata import TRAINING_METADATA
+from irtune.models.lineage import TRAINING_METADATA
 
 WORK = "_irtune_work"
 STATE = "state.json"

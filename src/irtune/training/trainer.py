@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from irtune import checks
+from irtune.core import checks
+from irtune.core.locks import folder_lock
 from irtune.errors import invalid
-from irtune.locks import folder_lock
-from irtune.settings import ModelOptions
-from irtune.tracking import Tracking
+from irtune.results.tracking import Tracking
+from irtune.retrieval.settings import ModelOptions
 from irtune.training import dev
 from irtune.training.arguments import mixed_precision
 from irtune.training.choose import BASE_WEIGHTS_SHIPPED, select_and_interpolate

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from irtune.errors import IrtuneError
 
 if TYPE_CHECKING:
-    from irtune.comparison import Comparison
-    from irtune.results import ResultsFile
+    from irtune.results.compare import Comparison
+    from irtune.results.schema import ResultsFile
 
 # tracker name -> (module the Trainer's callback imports, what to pip install)
 TRACKERS = {

@@ -25,28 +25,28 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from irtune import checks
-from irtune.comparison import Comparison, load_comparisons
-from irtune.config_errors import read_toml, validated
+from irtune.core import checks
+from irtune.core.configs import read_toml, validated
+from irtune.core.files import sha256_file, sha256_text, write_json_atomic
+from irtune.core.locks import folder_lock
 from irtune.data.beir import SYNTHETIC_MANIFEST, SYNTHETIC_QUERIES, BeirDataset
 from irtune.data.registry import resolve_dataset
 from irtune.data.splits import make_plan, save_plan
 from irtune.errors import IrtuneError
-from irtune.fileio import sha256_file, sha256_text, write_json_atomic
-from irtune.locks import folder_lock
-from irtune.models import hub_repo_id, hub_snapshot, resolve_model_location
+from irtune.evaluation.job import run_evaluation
+from irtune.models.lineage import TRAINING_METADATA, TrainingRecord
+from irtune.models.loading import hub_repo_id, hub_snapshot, resolve_model_location
 from irtune.reporting.files import write_report
-from irtune.results import read_results
+from irtune.results.compare import Comparison, load_comparisons
+from irtune.results.schema import read_results
+from irtune.results.seeds import dev_score, shipped_run
+from irtune.results.tracking import Tracking, log_comparisons, log_results
 from irtune.retrieval.registry import RETRIEVERS, retriever_names
-from irtune.seeds import dev_score, shipped_run
-from irtune.settings import PRECISIONS, EvalSettings, ModelOptions
-from irtune.tracking import Tracking, log_comparisons, log_results
+from irtune.retrieval.settings import PRECISIONS, EvalSettings, ModelOptions
 from irtune.training.card import add_test_results
 from irtune.training.config import TrainConfig
-from irtune.training.metadata import TRAINING_METADATA, TrainingRecord
 from irtune.training.plan import default_train_split, expand_presets
 from irtune.training.trainer import WORK, train_model
-from irtune.workflows import run_evaluation
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +376,7 @@ def _hub_revision(spec: str) -> dict[str, str]:
 
 def _record_shipped_seed(path: Path, variant: str, runs: Sequence[tuple[TrainConfig, Path, Path]]) -> None:
     """`<variant>.seeds.json`: the runs of a variant trained over several seeds, and which one
-    ships (the best on dev, irtune.seeds.shipped_run) and why."""
+    ships (the best on dev, irtune.results.seeds.shipped_run) and why."""
     seeds = [config.seed for config, _, _ in runs]
     models = [trained / "model" for _, trained, _ in runs]
     records = [json.loads((model / TRAINING_METADATA).read_text(encoding="utf-8")) for model in models]

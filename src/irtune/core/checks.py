@@ -3,7 +3,7 @@
 A bad flag must fail in a second with one line, not after an hour of encoding, and must
 leave nothing behind: these checks read the file system but never write to it, and import
 torch only to ask whether a named accelerator exists. Every command runs them (through
-the settings objects in `irtune.settings`, the study config, or the CLI) before loading a
+the settings objects in `irtune.retrieval.settings`, the study config, or the CLI) before loading a
 model or a corpus.
 """
 

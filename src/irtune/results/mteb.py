@@ -21,11 +21,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from irtune import checks
+from irtune.core import checks
+from irtune.core.files import tidy_on_failure, write_json_atomic
 from irtune.data.official import OFFICIAL_DATASETS
 from irtune.errors import IrtuneError
-from irtune.fileio import tidy_on_failure, write_json_atomic
-from irtune.results import DatasetResult, ResultsFile
+from irtune.results.schema import DatasetResult, ResultsFile
 
 # irtune dataset name -> MTEB task name (BEIR's English retrieval tasks; all eng-Latn)
 MTEB_TASKS = {
@@ -141,7 +141,7 @@ def export_mteb(
     """Write OUT/MODEL/REVISION/TASK.json for each dataset of the results file (every check
     passes before anything is written). An existing TASK.json is replaced only if it is
     irtune's export of the task from the same data files, or with `force`."""
-    from irtune.results import read_results
+    from irtune.results.schema import read_results
 
     result = read_results(results_path)
     where = str(results_path)

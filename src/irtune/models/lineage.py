@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from irtune.data.leakage import TrainingQueries
 from irtune.errors import DataError
-from irtune.leakage import TrainingQueries
-from irtune.results import ModelRecord, summary_contaminated
+from irtune.results.schema import ModelRecord, summary_contaminated
 
 TRAINING_FORMAT = "irtune-training-v1"
 SUMMARY_KEYS = (
@@ -63,7 +63,7 @@ class TrainingRecord(BaseModel):
     base_model: ModelRecord
     weights_sha256: str
     train_sets: list[TrainSetRecord]
-    train_queries: list[dict[str, Any]]  # irtune.leakage.TrainingQueries, as JSON
+    train_queries: list[dict[str, Any]]  # irtune.data.leakage.TrainingQueries, as JSON
     protocol: str
     contaminated: bool
     leakage: list[dict[str, Any]] = Field(default_factory=list)

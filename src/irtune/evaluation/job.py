@@ -9,12 +9,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from irtune import checks
+from irtune.core import checks
+from irtune.core.files import sha256_file
+from irtune.core.locks import folder_lock
 from irtune.data.beir import BeirDataset
+from irtune.data.leakage import text_fingerprint
 from irtune.data.registry import resolve_dataset
 from irtune.data.splits import SplitPlan, evaluated_cluster_mates, make_plan, plans_for
 from irtune.errors import IrtuneError, ParameterError
-from irtune.evaluation import (
+from irtune.evaluation.runner import (
     DatasetEvaluation,
     QuerySelection,
     evaluate_dataset,
@@ -23,18 +26,15 @@ from irtune.evaluation import (
     selected_queries,
     write_results,
 )
-from irtune.fileio import sha256_file
-from irtune.leakage import text_fingerprint
-from irtune.locks import folder_lock
-from irtune.results import EvaluationSettings, ResultsFile, read_results
+from irtune.models.lineage import SPLITS_DIR
+from irtune.results.schema import EvaluationSettings, ResultsFile, read_results
 from irtune.retrieval.base import LabelledQueries, Retriever
-from irtune.retrieval.registry import check_retriever, make_retriever
-from irtune.settings import EvalSettings, ModelOptions
-from irtune.training.metadata import SPLITS_DIR
+from irtune.retrieval.registry import check_retriever
+from irtune.retrieval.settings import EvalSettings, ModelOptions, check_model_given, make_retriever
 from irtune.training.pairs import training_queries
 
 if TYPE_CHECKING:
-    from irtune.models import LoadedModel
+    from irtune.models.loading import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +169,7 @@ def check_before_loading(
     """Everything about an evaluation that can be checked without a model: the output
     folder (and the setup of the results it holds), the backend, each dataset with its files
     and split, the split files."""
-    if check_retriever(settings.retriever).needs_model and model_spec is None:
-        raise IrtuneError(f"{settings.retriever} retrieval needs a model: -m minilm, a hub id or a folder")
+    check_model_given(settings.retriever, model_spec)
     check_results_folder(out_dir, settings, force)
     if settings.backend != "torch":
         from irtune.retrieval.backends import require

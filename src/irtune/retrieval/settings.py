@@ -6,19 +6,21 @@ These objects are light (no torch, faiss or bm25s): `irtune eval --top-k 0` or
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from irtune import checks, inputs
+from irtune.core import checks, inputs
 from irtune.errors import InvalidValueError, invalid
-from irtune.metrics import DEFAULT_METRICS, parse_metric
-from irtune.results import EvaluationSettings
-from irtune.retrieval.registry import check_retriever
+from irtune.results.metrics import DEFAULT_METRICS, parse_metric
+from irtune.results.schema import EvaluationSettings
+from irtune.retrieval.registry import Registered, check_retriever
 
 if TYPE_CHECKING:
-    from irtune.models import LoadedModel
+    from irtune.models.loading import LoadedModel
+    from irtune.retrieval.base import Retriever
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 INDEX_TYPES = ("exact", "flat", "ivf", "hnsw")
@@ -94,7 +96,7 @@ class EvalSettings:
         self._check_backend()
 
     def _check_types(self) -> None:
-        """Lists, paths, numbers and switches as the API accepts them (see `irtune.inputs`)."""
+        """Lists, paths, numbers and switches as the API accepts them (see `irtune.core.inputs`)."""
         self.metrics = tuple(inputs.names("metrics", self.metrics))
         self.devices = tuple(inputs.names("devices", self.devices, required=False))
         self.cache_dir = inputs.optional_path("cache_dir", self.cache_dir)
@@ -211,6 +213,25 @@ class ModelOptions:
         return replace(self, device="cpu")
 
     def load(self, spec: str) -> LoadedModel:
-        from irtune.models import load_model
+        from irtune.models.loading import load_model
 
         return load_model(spec, self.device, self.max_seq_length, self.query_prompt, self.doc_prompt)
+
+
+def check_model_given(retriever: str, model: object | None) -> Registered:
+    """The registered retriever, refused when it needs a model and none is given."""
+    registered = check_retriever(retriever)
+    if registered.needs_model and model is None:
+        raise InvalidValueError(
+            "{retriever} retrieval needs a {model}: minilm, a hub id or a folder", retriever=retriever
+        )
+    return registered
+
+
+def make_retriever(name: str, settings: EvalSettings, model: LoadedModel | None) -> Retriever:
+    """The registered retriever `name` (irtune.retrieval.registry), its module imported now."""
+    registered = check_model_given(name, model)
+    module, _, function = registered.factory.partition(":")
+    factory = getattr(importlib.import_module(module), function)
+    retriever: Retriever = factory(settings, model)
+    return retriever

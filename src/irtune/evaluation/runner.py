@@ -11,15 +11,15 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from irtune.core.files import atomic_path, sha256_text, write_json_atomic
+from irtune.core.provenance import environment
 from irtune.data.beir import BeirDataset, Qrels, content_sha256
 from irtune.data.importer import judged_relevant_to_own_id
+from irtune.data.leakage import find_overlap
 from irtune.data.official import official_name
 from irtune.errors import InvalidValueError, IrtuneError, invalid
-from irtune.fileio import atomic_path, sha256_text, write_json_atomic
-from irtune.leakage import find_overlap
-from irtune.metrics import evaluate_run, mean_metrics, rank_documents
-from irtune.provenance import environment
-from irtune.results import (
+from irtune.results.metrics import evaluate_run, mean_metrics, rank_documents
+from irtune.results.schema import (
     Contamination,
     DatasetResult,
     ModelRecord,
@@ -27,11 +27,10 @@ from irtune.results import (
     ResultsFile,
 )
 from irtune.retrieval.base import Corpus, LabelledQueries, Retriever, Run
-from irtune.retrieval.registry import make_retriever
-from irtune.settings import EvalSettings
+from irtune.retrieval.settings import EvalSettings, make_retriever
 
 if TYPE_CHECKING:
-    from irtune.models import LoadedModel
+    from irtune.models.loading import LoadedModel
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from irtune.core.files import create_folder, remove_created_folders
 from irtune.errors import IrtuneError
-from irtune.fileio import create_folder, remove_created_folders
 
 log = logging.getLogger(__name__)
 

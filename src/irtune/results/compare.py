@@ -13,8 +13,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from irtune.errors import DataError, IrtuneError
-from irtune.metrics import HEADLINE_METRICS
-from irtune.results import (
+from irtune.results.files import FRONTIER_FILE
+from irtune.results.metrics import HEADLINE_METRICS
+from irtune.results.schema import (
     DatasetResult,
     ModelRecord,
     ResultsFile,
@@ -22,9 +23,8 @@ from irtune.results import (
     results_path,
     summary_lineage,
 )
-from irtune.seeds import seed_groups, seed_of, shipped_run
-from irtune.significance import bootstrap_ci, holm, paired_randomization_test, two_level_bootstrap_ci
-from irtune.sweeps import FRONTIER_FILE
+from irtune.results.seeds import seed_groups, seed_of, shipped_run
+from irtune.results.significance import bootstrap_ci, holm, paired_randomization_test, two_level_bootstrap_ci
 
 ALPHA = 0.05
 TIE = 1e-12
@@ -142,7 +142,7 @@ class SeedDataset(BaseModel):
 
 
 class SeedRuns(BaseModel):
-    """A recipe trained once per seed (irtune.seeds): the comparison it is attached to tests the
+    """A recipe trained once per seed (irtune.results.seeds): the comparison it is attached to tests the
     run that ships; the others are measured, not tested, and the recipe's gain is judged from
     its CIs. Those CIs are a family of their own, every recipe interval of the report, each at
     1 - ALPHA / family (Bonferroni): more seeds make an interval more precise, never more
@@ -599,7 +599,7 @@ def compare_study(
 def _recipes(
     baseline: ResultsFile, candidates: Sequence[ResultsFile], metrics: tuple[str, ...]
 ) -> list[tuple[list[ResultsFile], SeedRuns]]:
-    """(runs by seed, their summary) for each recipe given with several seeds (irtune.seeds):
+    """(runs by seed, their summary) for each recipe given with several seeds (irtune.results.seeds):
     only the run chosen on dev is tested; every seed is measured on the baseline's queries."""
     found = []
     for runs in seed_groups(candidates):

@@ -98,7 +98,7 @@ def sha256_text(*parts: str) -> str:
 def tidy_on_failure(folder: Path | None) -> Iterator[None]:
     """If the block fails, remove `folder` and the parents it created when they are empty: a
     command that fails leaves no empty folder behind. Nothing under a folder that existed is
-    touched (another process may be working there); `irtune.locks.folder_lock` also removes
+    touched (another process may be working there); `irtune.core.locks.folder_lock` also removes
     the empty folders created inside the folder it holds."""
     created = [] if folder is None else [p for p in (folder, *folder.parents) if not p.exists()]
     try:

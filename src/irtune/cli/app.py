@@ -22,8 +22,8 @@ from rich.markup import escape
 from rich.table import Table
 from typer.main import get_command
 
-from irtune.allocator import reexec_with_mimalloc
-from irtune.cli_config import config_overrides, config_parameters
+from irtune.cli.options import config_overrides, config_parameters
+from irtune.core.allocator import reexec_with_mimalloc
 from irtune.errors import IrtuneError, ParameterError
 from irtune.retrieval.registry import retriever_names
 from irtune.training.config import TrainConfig
@@ -285,7 +285,7 @@ def eval_command(
 ) -> None:
     """Evaluate a model (or BM25) on datasets and print NDCG@10/100, MAP@100, Recall@100."""
     from irtune.api import evaluate, frontier
-    from irtune.tracking import Tracking, log_results
+    from irtune.results.tracking import Tracking, log_results
 
     tracking = Tracking(mlflow=mlflow)
     tracking.check()  # before the model loads
@@ -457,7 +457,7 @@ def split_command(
     ] = False,
 ) -> None:
     """Write deterministic, query-level train/dev/eval splits (JSON of query ids)."""
-    from irtune import checks
+    from irtune.core import checks
     from irtune.data.splits import LEFT_OUT_FOR_CLUSTERS, check_plan_file, make_plan, save_plan
 
     checks.output_folder("out_dir", out_dir)
@@ -522,7 +522,7 @@ def train_command(
     """Fine-tune on honest splits, select on dev, interpolate, save the model. Every
     training option is a flag (--epochs 3, --loss gist, --hard-negatives, ...)."""
     from irtune.api import train as train_model
-    from irtune.config_errors import read_toml, validated
+    from irtune.core.configs import read_toml, validated
 
     values = read_toml(config_file) if config_file else {}
     values.update(config_overrides(TrainConfig, options))
@@ -574,12 +574,12 @@ def compare_command(
     mlflow: MlflowUri = None,
 ) -> None:
     """Baseline vs candidates per dataset: change, 95% CI, paired test (Holm), W/T/L."""
-    from irtune import checks
-    from irtune.comparison import load_comparisons
-    from irtune.fileio import write_json_atomic
+    from irtune.core import checks
+    from irtune.core.files import write_json_atomic
     from irtune.reporting.seeds import seeds_table
     from irtune.reporting.tables import comparison_table
-    from irtune.tracking import Tracking, log_comparisons
+    from irtune.results.compare import load_comparisons
+    from irtune.results.tracking import Tracking, log_comparisons
 
     checks.output_file("json_out", json_out)
     tracking = Tracking(mlflow=mlflow)
@@ -648,8 +648,8 @@ def export_command(
     ] = False,
 ) -> None:
     """Write a results file in another tool's format (MTEB), to sit beside its numbers."""
-    from irtune import checks
-    from irtune.export import export_mteb
+    from irtune.core import checks
+    from irtune.results.mteb import export_mteb
 
     if format_ != "mteb":
         raise IrtuneError(f"--format {format_}: only mteb is supported")
@@ -669,7 +669,7 @@ def push_command(
     private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
 ) -> None:
     """Upload a fine-tuned model to the Hugging Face Hub (token from HF_TOKEN, never printed)."""
-    from irtune.push import push_model
+    from irtune.training.push import push_model
 
     url = push_model(model_dir, repo_id, results=results or [], private=private)
     out.print(f"pushed {model_dir} to {repo_id}: {url}", markup=False, highlight=False)
@@ -686,9 +686,9 @@ def run_command(
     cache_dir: CacheDir = None,
 ) -> None:
     """The whole study: baselines, fine-tuning, evaluation, comparison, report; resumable."""
-    from irtune.pipeline import load_study, run_study
     from irtune.reporting.seeds import seeds_table
     from irtune.reporting.tables import comparison_table
+    from irtune.study.runner import load_study, run_study
 
     study = load_study(config_file, data_dir)
     report, comparisons = run_study(study, data_dir=data_dir, cache_dir=cache_dir, force=force or [])
@@ -802,7 +802,7 @@ def _print_error(console: Console, message: str) -> None:
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
-# commands that train or encode: they run under mimalloc (irtune.allocator)
+# commands that train or encode: they run under mimalloc (irtune.core.allocator)
 HEAVY_COMMANDS = frozenset({"run", "train", "eval", "generate"})
 
 

@@ -16,8 +16,8 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.util import ORIGINAL_TRANSFORMER_MODELS
 
 from irtune.errors import IrtuneError, invalid
-from irtune.parted_models import PARTED_ALIASES, parted_model_path
-from irtune.training.metadata import SPLITS_DIR, TRAINING_METADATA, TrainingRecord
+from irtune.models.lineage import SPLITS_DIR, TRAINING_METADATA, TrainingRecord
+from irtune.models.parted import PARTED_ALIASES, parted_model_path
 
 BUNDLED_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
 # What irtune itself fetches of a hub repo: sentence-transformers downloads only the files it
@@ -55,7 +55,7 @@ def resolve_model_location(spec: str) -> str:
     if spec.lower() in BUNDLED_ALIASES:
         return str(bundled_model_path())
     if spec.lower() in PARTED_ALIASES:
-        from irtune.retrieval.encode import default_cache_dir
+        from irtune.core.cache import default_cache_dir
 
         return str(parted_model_path(PARTED_ALIASES[spec.lower()], default_cache_dir()))
     path = Path(spec).expanduser()

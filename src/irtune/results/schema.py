@@ -19,8 +19,8 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from irtune.core.files import sha256_text
 from irtune.errors import DataError
-from irtune.fileio import sha256_text
 
 RESULTS_FORMAT = "irtune-results-v2"
 V1_FORMAT = "irtune-results-v1"

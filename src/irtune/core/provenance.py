@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from irtune import __version__
-from irtune.allocator import active_allocator
+from irtune.core.allocator import active_allocator
 
 
 def _package_version(name: str) -> str | None:

@@ -12,19 +12,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from irtune import checks, inputs
+from irtune.core import checks, inputs
+from irtune.core.files import write_json_atomic
 from irtune.errors import invalid
-from irtune.fileio import write_json_atomic
-from irtune.settings import QUANTIZATIONS, compression_needs_exact_dense, rescore_without_ubinary
+from irtune.results.files import FRONTIER_FILE
+from irtune.retrieval.settings import QUANTIZATIONS, compression_needs_exact_dense, rescore_without_ubinary
 
 if TYPE_CHECKING:
-    from irtune.comparison import Comparison
-    from irtune.models import LoadedModel
-    from irtune.results import ResultsFile
-    from irtune.settings import EvalSettings, ModelOptions
+    from irtune.models.loading import LoadedModel
+    from irtune.results.compare import Comparison
+    from irtune.results.schema import ResultsFile
+    from irtune.retrieval.settings import EvalSettings, ModelOptions
 
 FULL = "full"  # the setting every other one is compared with
-FRONTIER_FILE = "frontier.json"
 
 
 @dataclass(frozen=True)
@@ -144,9 +144,9 @@ def sweep(
 ) -> Frontier:
     """Evaluate every setting (the model loads once, the corpus is encoded once into the
     cache); with `out_dir`, each setting's results go to `out_dir/SETTING`."""
-    from irtune.comparison import compare_study
-    from irtune.settings import ModelOptions
-    from irtune.workflows import check_before_loading, run_evaluation
+    from irtune.evaluation.job import check_before_loading, run_evaluation
+    from irtune.results.compare import compare_study
+    from irtune.retrieval.settings import ModelOptions
 
     if settings.retriever != "dense" or settings.index != "exact":
         raise compression_needs_exact_dense(
@@ -193,7 +193,7 @@ def _check_outputs(
     sweep of these settings would not write, unless `force`. Before the model loads, a setting
     at all dimensions has no final name yet (`dall-int8`, later `d384-int8`): the family of
     settings in frontier.json is compared only once it is known (`family_known`)."""
-    from irtune.workflows import check_results_folder
+    from irtune.evaluation.job import check_results_folder
 
     if out_dir is None:
         return

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from irtune.results import ResultsFile
+from irtune.results.schema import ResultsFile
 
 log = logging.getLogger(__name__)
 

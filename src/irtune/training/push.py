@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from irtune.errors import IrtuneError
-from irtune.results import read_results
+from irtune.models.lineage import TRAINING_METADATA
+from irtune.results.schema import read_results
 from irtune.training.card import add_test_results
-from irtune.training.metadata import TRAINING_METADATA
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:

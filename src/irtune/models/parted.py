@@ -12,8 +12,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from irtune.core.locks import folder_lock
 from irtune.errors import IrtuneError
-from irtune.locks import folder_lock
 
 DONE = ".complete"  # written last: an extraction without it never finished
 

@@ -1,0 +1,1 @@
+"""irtune's command line: Typer commands over the Python API (irtune.api)."""

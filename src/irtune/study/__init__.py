@@ -1,0 +1,1 @@
+"""`irtune run`: a whole study from one TOML file, as resumable stages."""
