@@ -31,7 +31,7 @@ from irtune.evaluation.runner import evaluate_dataset
 from irtune.models.loading import bundled_model_path, load_model
 from irtune.retrieval.base import Corpus
 from irtune.retrieval.dense import DenseRetriever
-from irtune.retrieval.settings import EvalSettings
+from irtune.retrieval.settings import RetrievalSettings
 
 from _common import data_dir, timed, write_results
 
@@ -48,7 +48,7 @@ PEERS = ("beir_exact_search", "st_ir_evaluator")
 
 def irtune_eval(dataset: Any, backend: str, precision: str, cache: Path) -> float:
     model = load_model("minilm")
-    settings = EvalSettings(precision=precision, cache_dir=cache, backend=backend)
+    settings = RetrievalSettings(precision=precision, cache_dir=cache, backend=backend)
     return evaluate_dataset(dataset, settings, model).result.metrics["ndcg@10"]
 
 

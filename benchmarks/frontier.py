@@ -21,7 +21,7 @@ from pathlib import Path
 
 import irtune
 from irtune.evaluation.sweep import FULL, Setting, sweep
-from irtune.retrieval.settings import EvalSettings
+from irtune.retrieval.settings import RetrievalSettings
 
 from _common import RESULTS, data_dir, timed, write_results
 
@@ -39,7 +39,12 @@ def main() -> None:
     points = [Setting(dims, quantize, rescore) for dims in DIMS for quantize, rescore in STORAGE]
     frontier, seconds = timed(
         lambda: sweep(
-            model, DATASETS, EvalSettings(cache_dir=args.cache_dir), points, out_dir=OUT, data_dir=data_dir()
+            model,
+            DATASETS,
+            RetrievalSettings(cache_dir=args.cache_dir),
+            points,
+            out_dir=OUT,
+            data_dir=data_dir(),
         )
     )
     rows = []

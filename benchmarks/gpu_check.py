@@ -104,9 +104,9 @@ def timed(label: str, fn: Any) -> tuple[Any, float]:
 def irtune_eval(dataset: Any, model_dir: Path, precision: str, device: str, cache: Path, batch: int) -> float:
     from irtune.evaluation.runner import evaluate_dataset
     from irtune.models.loading import load_model
-    from irtune.retrieval.settings import EvalSettings
+    from irtune.retrieval.settings import RetrievalSettings
 
-    settings = EvalSettings(precision=precision, cache_dir=cache, batch_size=batch)
+    settings = RetrievalSettings(precision=precision, cache_dir=cache, batch_size=batch)
     model = load_model(str(model_dir), device=device)
     return round(evaluate_dataset(dataset, settings, model).result.metrics["ndcg@10"], 4)
 

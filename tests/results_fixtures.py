@@ -9,7 +9,7 @@ from pathlib import Path
 from irtune.core.files import sha256_text
 from irtune.results.metrics import HEADLINE_METRICS
 from irtune.results.schema import RESULTS_FORMAT
-from irtune.retrieval.settings import EvalSettings
+from irtune.retrieval.settings import RetrievalSettings
 
 
 def results_doc(
@@ -26,11 +26,11 @@ def results_doc(
 ) -> dict:
     """Per-query values drawn around a per-dataset level; `shift` moves every query.
 
-    `settings` overrides EvalSettings' defaults (retriever, precision, index, top_k, ...),
+    `settings` overrides RetrievalSettings' defaults (retriever, precision, index, top_k, ...),
     recorded as `irtune eval` records them (a BM25 run gets no model and no index);
     `trained_on` gives the model a training record (training_summary) on those datasets."""
     rng = random.Random(seed)
-    chosen = EvalSettings(**(settings or {}))
+    chosen = RetrievalSettings(**(settings or {}))
     dense = chosen.retriever == "dense"
     retriever = {"name": "bm25", "description": "bm25s 0.2 (method=lucene)", "encodes": False}
     retrieval: dict = {}

@@ -11,6 +11,7 @@ and under TYPE_CHECKING, since each is a dependency a reader has to follow.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -140,6 +141,41 @@ def long_functions() -> list[str]:
     return found
 
 
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+")
+NOT_IRTUNE_FLAGS = {
+    "--porcelain",
+    "--untracked-files",
+    "--no-deps",
+}  # git's and pip's, in commands run or shown
+
+
+def flag_mentions() -> list[str]:
+    """Strings outside the CLI that name a command-line flag (docstrings aside): the library
+    names its parameters, and the CLI turns them into flags (errors.ParameterError)."""
+    found = []
+    for module, path in modules().items():
+        if room(module) == "cli":
+            continue
+        tree = ast.parse(path.read_text("utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+                and set(FLAG.findall(node.value)) - NOT_IRTUNE_FLAGS
+            ):
+                found.append(f"{module}:{node.lineno}: {node.value.strip()[:70]}")
+    return sorted(found)
+
+
 def test_every_room_stands_on_a_floor() -> None:
     rooms = {room(module) for module in modules()} - {""}
     assert rooms <= set().union(*FLOORS), rooms - set().union(*FLOORS)
@@ -156,6 +192,10 @@ def test_imports_go_down_or_level() -> None:
 def test_the_top_level_shows_the_architecture() -> None:
     top = sorted(p.name for p in PACKAGE.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file())
     assert len(top) <= MAX_TOP_LEVEL, top
+
+
+def test_the_library_speaks_in_parameters_not_flags() -> None:
+    assert flag_mentions() == []
 
 
 def test_no_function_too_long_to_read() -> None:
@@ -175,4 +215,5 @@ if __name__ == "__main__":
     print(f"circles: {circles(graph)}")
     print("imports running back up:", *upward(graph), sep="\n  ")
     print("functions over 80 lines:", *long_functions(), sep="\n  ")
+    print("flags named outside the CLI:", *flag_mentions(), sep="\n  ")
     sys.exit(0)

@@ -18,7 +18,7 @@ from irtune.models.loading import load_model
 from irtune.results.compare import compare
 from irtune.retrieval import backends
 from irtune.retrieval.encode import cache_key
-from irtune.retrieval.settings import EvalSettings
+from irtune.retrieval.settings import RetrievalSettings
 
 from conftest import assert_one_line_error, irtune, write_beir
 
@@ -275,4 +275,4 @@ def test_a_backend_that_is_not_installed_is_one_line_before_the_model_loads(back
 
 
 def test_settings_default_to_torch():
-    assert EvalSettings().backend == "torch"
+    assert RetrievalSettings().backend == "torch"

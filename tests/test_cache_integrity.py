@@ -16,7 +16,7 @@ from irtune.data.beir import BeirDataset
 from irtune.evaluation.runner import evaluate_dataset
 from irtune.models.loading import load_model
 from irtune.retrieval import backends, encode
-from irtune.retrieval.settings import EvalSettings
+from irtune.retrieval.settings import RetrievalSettings
 
 from conftest import write_beir
 
@@ -210,7 +210,7 @@ def test_static_int8_calibration_leaves_out_the_documents_of_queries(tiny_model,
 
     monkeypatch.setattr(backends, "_convert", spy)
     model = load_model(str(tiny_model), device="cpu")
-    settings = EvalSettings(backend="openvino-int8", cache_dir=tmp_path / "cache")
+    settings = RetrievalSettings(backend="openvino-int8", cache_dir=tmp_path / "cache")
     evaluate_dataset(BeirDataset(data), settings, model)
     (sample,) = calibrated
     assert sorted(sample) == sorted(

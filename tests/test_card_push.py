@@ -14,7 +14,7 @@ from huggingface_hub import ModelCard
 from irtune.errors import IrtuneError
 from irtune.evaluation.job import run_evaluation
 from irtune.results.schema import read_results
-from irtune.retrieval.settings import EvalSettings
+from irtune.retrieval.settings import RetrievalSettings
 from irtune.training.card import add_test_results, base_model_id, model_card
 from irtune.training.config import TrainConfig
 from irtune.training.trainer import train_model
@@ -31,7 +31,7 @@ def tuned(tiny_model, scifact_slice, tmp_path_factory):
     config = TrainConfig(epochs=1, batch_size=8, learning_rate=5e-4, warmup_steps=1, select_on_dev=False)
     model = root / "tuned"
     train_model(str(tiny_model), [str(scifact_slice)], model, config, cache_dir=cache)
-    settings = EvalSettings(cache_dir=cache)
+    settings = RetrievalSettings(cache_dir=cache)
     run_evaluation(str(model), [str(scifact_slice)], settings, out_dir=root / "tuned-eval")
     run_evaluation(str(tiny_model), [str(scifact_slice)], settings, out_dir=root / "base-eval")
     return model, root / "tuned-eval" / "results.json", root / "base-eval" / "results.json"

@@ -10,7 +10,7 @@ import pytest
 
 from irtune.errors import IrtuneError
 from irtune.retrieval.compressed import CompressedCorpus, Compression, truncated
-from irtune.retrieval.settings import EvalSettings
+from irtune.retrieval.settings import RetrievalSettings
 
 
 def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -131,7 +131,7 @@ def test_a_dot_product_model_is_truncated_without_renormalising(corpus):
 )
 def test_bad_compression_settings_are_one_line(settings, message):
     with pytest.raises(IrtuneError, match=message):
-        EvalSettings(**settings)
+        RetrievalSettings(**settings)
 
 
 def test_compressed_runs_come_from_the_cache_and_compare_with_full_precision(

@@ -17,7 +17,7 @@ from irtune.data.beir import BeirDataset
 from irtune.evaluation.job import run_evaluation
 from irtune.models.loading import load_model
 from irtune.retrieval.encode import encode_corpus_cached, entry_folder, share_entry
-from irtune.retrieval.settings import EvalSettings
+from irtune.retrieval.settings import RetrievalSettings
 from irtune.study.runner import load_study, run_study
 
 
@@ -116,7 +116,7 @@ def test_each_weights_encode_the_corpus_once(
     fresh = run_evaluation(
         str(model_dir),
         [scifact_slice.name],
-        EvalSettings(precision="bf16", cache_dir=tmp_path / "fresh"),
+        RetrievalSettings(precision="bf16", cache_dir=tmp_path / "fresh"),
         data_dir=scifact_slice.parent,
     ).datasets[0]
     assert fresh.queries.ids_sha256 == tuned["datasets"][0]["queries"]["ids_sha256"]

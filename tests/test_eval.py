@@ -27,7 +27,7 @@ from irtune.results.metrics import (
 )
 from irtune.results.schema import read_results
 from irtune.retrieval import encode
-from irtune.retrieval.settings import EvalSettings, make_retriever
+from irtune.retrieval.settings import RetrievalSettings, make_retriever
 
 from conftest import shared_dataset, slice_dataset
 
@@ -80,7 +80,7 @@ def test_eval_cli_bundled_model_on_scifact_slice(scifact_slice, tmp_path):
 
 
 def test_bm25_on_slice(scifact_slice):
-    settings = EvalSettings(retriever="bm25")
+    settings = RetrievalSettings(retriever="bm25")
     retriever = make_retriever("bm25", settings, None)
     entry = evaluate_dataset(BeirDataset(scifact_slice), settings, retriever=retriever).result
     described = retriever.describe()
@@ -210,7 +210,7 @@ def test_heldout_eval_part_of_a_test_only_dataset_is_scored_end_to_end(tmp_path)
     result = run_evaluation(
         None,
         [str(root)],
-        EvalSettings(retriever="bm25"),
+        RetrievalSettings(retriever="bm25"),
         out_dir=tmp_path / "r",
         split_files=[split_file],
     )
@@ -224,11 +224,11 @@ def test_heldout_eval_part_of_a_test_only_dataset_is_scored_end_to_end(tmp_path)
 
 def test_top_k_below_a_metric_cutoff_is_refused(scifact_slice):
     with pytest.raises(IrtuneError, match=r"^top_k 100 .*recall@1000") as caught:
-        EvalSettings(top_k=100)  # the default metrics include recall@1000
+        RetrievalSettings(top_k=100)  # the default metrics include recall@1000
     assert "\n" not in str(caught.value)
-    assert EvalSettings(top_k=100, metrics=("ndcg@10", "recall@100")).top_k == 100
+    assert RetrievalSettings(top_k=100, metrics=("ndcg@10", "recall@100")).top_k == 100
     with pytest.raises(IrtuneError, match="unknown metric"):
-        EvalSettings(metrics=("ndcg@ten",))
+        RetrievalSettings(metrics=("ndcg@ten",))
     result = runner.invoke(app, ["eval", "--retriever", "bm25", "-d", str(scifact_slice), "--top-k", "100"])
     assert isinstance(result.exception, IrtuneError) and "recall@1000" in str(result.exception)
 
@@ -270,7 +270,7 @@ def test_a_reused_out_folder_holds_only_the_run_files_of_its_results(tmp_path):
         write_beir(tmp_path / "b", {**docs, "d3": {"text": "another document"}}, queries, judged),
     )
     out = tmp_path / "out"
-    settings = EvalSettings(retriever="bm25")
+    settings = RetrievalSettings(retriever="bm25")
     run_evaluation(None, [str(first), str(second)], settings, out_dir=out)
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["a.test.trec", "b.test.trec"]
     (out / "runs" / "mine.trec").write_text("a run file irtune did not write\n")
@@ -292,7 +292,7 @@ def test_trec_eval_scores_each_written_run_file_as_irtune_did(retriever, tiny_mo
     run_evaluation(
         None if retriever == "bm25" else str(tiny_model),
         [str(scifact_slice)],
-        EvalSettings(retriever=retriever, cache_dir=tmp_path / "cache"),
+        RetrievalSettings(retriever=retriever, cache_dir=tmp_path / "cache"),
         out_dir=out,
     )
     entry = read_results(out).datasets[0]

@@ -144,7 +144,7 @@ def test_a_dataset_is_official_by_its_files_not_its_name(tmp_path, scifact_slice
 
     from irtune.data.official import official_name
     from irtune.evaluation.runner import evaluate_dataset
-    from irtune.retrieval.settings import EvalSettings
+    from irtune.retrieval.settings import RetrievalSettings
 
     source = shared_dataset("scifact")
     copy = Path(shutil.copytree(source, tmp_path / "claims"))
@@ -157,7 +157,7 @@ def test_a_dataset_is_official_by_its_files_not_its_name(tmp_path, scifact_slice
     qrels.chmod(0o644)
     qrels.write_bytes(b"".join(qrels.read_bytes().splitlines(keepends=True)[:-1]))  # one judgement less
     assert official_name(BeirDataset(copy), "test") is None
-    bm25 = EvalSettings(retriever="bm25")
+    bm25 = RetrievalSettings(retriever="bm25")
     assert evaluate_dataset(BeirDataset(source), bm25).result.public_dataset == "scifact"
     sliced = evaluate_dataset(BeirDataset(scifact_slice), bm25).result  # a folder named scifact
     assert sliced.dataset == "scifact" and sliced.public_dataset is None
@@ -167,19 +167,21 @@ def test_a_query_judged_relevant_to_its_own_id_is_counted_and_warned_about(tmp_p
     """Identical ids are dropped (BEIR's default), so a qrels row `d1 d1 1` can never be found:
     that query scores 0, which must not pass silently."""
     from irtune.evaluation.runner import evaluate_dataset
-    from irtune.retrieval.settings import EvalSettings
+    from irtune.retrieval.settings import RetrievalSettings
 
     from conftest import write_beir
 
     corpus = {"d1": {"text": "apples are red"}, "d2": {"text": "pears are green"}, "d3": {"text": "sky"}}
     queries = {"d1": "red apples", "q2": "green pears"}
     folder = write_beir(tmp_path / "self", corpus, queries, {"test": {"d1": {"d1": 1}, "q2": {"d2": 1}}})
-    result = evaluate_dataset(BeirDataset(folder), EvalSettings(retriever="bm25")).result
+    result = evaluate_dataset(BeirDataset(folder), RetrievalSettings(retriever="bm25")).result
     assert result.self_judged_queries == 1 and result.per_query["d1"]["ndcg@10"] == 0.0
     assert (
         "self: 1 of 2 evaluated queries are judged relevant to the document with their own id" in caplog.text
     )
     caplog.clear()
-    kept = evaluate_dataset(BeirDataset(folder), EvalSettings(retriever="bm25", ignore_identical_ids=False))
+    kept = evaluate_dataset(
+        BeirDataset(folder), RetrievalSettings(retriever="bm25", ignore_identical_ids=False)
+    )
     assert kept.result.self_judged_queries == 1 and kept.result.per_query["d1"]["ndcg@10"] == 1.0
     assert "own id" not in caplog.text  # nothing is dropped: nothing to warn about

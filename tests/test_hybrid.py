@@ -20,7 +20,7 @@ from irtune.results.schema import read_results
 from irtune.retrieval import dense as dense_module
 from irtune.retrieval.base import Corpus, LabelledQueries
 from irtune.retrieval.hybrid import WEIGHTS, choose_weight, convex_fusion, fusable, reciprocal_rank_fusion
-from irtune.retrieval.settings import EvalSettings, make_retriever
+from irtune.retrieval.settings import RetrievalSettings, make_retriever
 from irtune.training.pairs import training_queries
 
 runner = CliRunner()
@@ -96,7 +96,7 @@ def test_hybrid_eval_tunes_on_the_plans_dev_queries_only(tiny_model, scifact_sli
 
 def _dev_curve_by_trec_eval(dataset, dev, model_dir, cache_dir) -> dict[str, float]:
     """Mean dev NDCG@10 of every weight, each fused run scored by trec_eval itself."""
-    settings = EvalSettings(cache_dir=cache_dir)
+    settings = RetrievalSettings(cache_dir=cache_dir)
     model = load_model(str(model_dir), device="cpu")
     queries = {q: dataset.queries[q] for q in dev}
     corpus = Corpus.of(dataset)
@@ -135,7 +135,7 @@ def test_fused_scores_that_tie_in_float32_rank_as_trec_eval_ranks_them(tmp_path)
 def test_hybrid_refuses_dev_queries_that_are_evaluated(tiny_model, scifact_slice, cache_dir):
     dataset = BeirDataset(scifact_slice)
     test = dataset.relevant_queries("test")
-    settings = EvalSettings(retriever="hybrid", cache_dir=cache_dir)
+    settings = RetrievalSettings(retriever="hybrid", cache_dir=cache_dir)
     model = load_model(str(tiny_model), device="cpu")
     leaky = LabelledQueries({q: dataset.queries[q] for q in test[:5]}, dataset.qrels("test"), "test")
     with pytest.raises(IrtuneError, match="5 of the dev queries a retriever tunes on are evaluated"):

@@ -20,7 +20,7 @@ from irtune.evaluation.runner import evaluate_dataset
 from irtune.models.lineage import TRAINING_METADATA, TrainingRecord
 from irtune.models.loading import load_model
 from irtune.results.mteb import export_mteb
-from irtune.retrieval.settings import EvalSettings
+from irtune.retrieval.settings import RetrievalSettings
 from irtune.training.card import add_test_results
 from irtune.training.config import TrainConfig
 from irtune.training.trainer import train_model
@@ -63,7 +63,7 @@ def test_a_model_tuned_from_a_tuned_model_holds_its_whole_lineage(chain, tiny_mo
 def test_what_an_ancestor_trained_on_is_contaminated_for_its_descendants(chain):
     claims, _, m2, cache = chain
     model = load_model(str(m2), device="cpu")
-    every_test_query = evaluate_dataset(BeirDataset(claims), EvalSettings(cache_dir=cache), model).result
+    every_test_query = evaluate_dataset(BeirDataset(claims), RetrievalSettings(cache_dir=cache), model).result
     assert every_test_query.queries.count == 60
     assert every_test_query.contaminated and not every_test_query.contamination.model_contaminated
     [overlap] = every_test_query.contamination.overlap
@@ -73,7 +73,7 @@ def test_what_an_ancestor_trained_on_is_contaminated_for_its_descendants(chain):
         24,
     )
     # by default M2 is evaluated on the half its lineage held out: clean
-    held_out = run_evaluation(model, [str(claims)], EvalSettings(cache_dir=cache)).datasets[0]
+    held_out = run_evaluation(model, [str(claims)], RetrievalSettings(cache_dir=cache)).datasets[0]
     assert held_out.queries.selection == "eval part of claims.split.json" and held_out.queries.count == 30
     assert not held_out.contaminated
 
@@ -85,7 +85,7 @@ def test_the_card_marks_numbers_measured_on_an_ancestors_training_queries(chain,
     whole = SplitPart("test", None)
     save_plan(SplitPlan("claims", "all of test", 13, whole, whole, whole), every_test_query)
     results = run_evaluation(
-        str(model_copy), [str(claims)], EvalSettings(cache_dir=cache), split_files=[every_test_query]
+        str(model_copy), [str(claims)], RetrievalSettings(cache_dir=cache), split_files=[every_test_query]
     )
     assert results.contaminated
     add_test_results(model_copy, [results])
@@ -107,7 +107,7 @@ def test_a_contaminated_ancestor_makes_every_descendant_contaminated(
     assert json.loads((m2 / TRAINING_METADATA).read_text())["contaminated"] is True
     model = load_model(str(m2), device="cpu")
     assert model.contaminated and model.describe()["contaminated"]
-    entry = evaluate_dataset(BeirDataset(nfcorpus_slice), EvalSettings(cache_dir=cache), model).result
+    entry = evaluate_dataset(BeirDataset(nfcorpus_slice), RetrievalSettings(cache_dir=cache), model).result
     assert entry.contaminated and entry.contamination.model_contaminated
     assert "⚠ CONTAMINATED" in (m2 / "README.md").read_text()
 

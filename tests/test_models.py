@@ -85,7 +85,7 @@ def test_a_model_stored_in_half_precision_computes_in_fp32(tiny_model, tmp_path)
 HUB_CHECK = """
 import json, sys
 from pathlib import Path
-from irtune.retrieval.settings import EvalSettings
+from irtune.retrieval.settings import RetrievalSettings
 from irtune.models.loading import load_model
 from irtune.retrieval.settings import ModelOptions
 from irtune.evaluation.job import run_evaluation
@@ -93,7 +93,7 @@ from irtune.evaluation.job import run_evaluation
 tuned, plain, dataset, cache = sys.argv[1:5]
 model = load_model(tuned, device="cpu")
 result = run_evaluation(
-    tuned, [dataset], EvalSettings(cache_dir=Path(cache)), model_options=ModelOptions(device="cpu")
+    tuned, [dataset], RetrievalSettings(cache_dir=Path(cache)), model_options=ModelOptions(device="cpu")
 )
 entry = result.datasets[0]
 report = {

@@ -11,7 +11,7 @@ from irtune.models.loading import load_model
 from irtune.retrieval import ann
 from irtune.retrieval.encode import encode_corpus_cached, encode_texts
 from irtune.retrieval.exact import exact_search
-from irtune.retrieval.settings import EvalSettings, make_retriever
+from irtune.retrieval.settings import RetrievalSettings, make_retriever
 
 
 def unit(rows: int, dim: int, seed: int) -> np.ndarray:
@@ -55,7 +55,7 @@ def test_faiss_indexes_against_exact(kind):
 
 def test_eval_with_an_ann_index_reports_its_recall(tiny_model, scifact_slice, cache_dir):
     model = load_model(str(tiny_model), device="cpu")
-    settings = EvalSettings(cache_dir=cache_dir, index="hnsw", index_params={"ef_search": 16})
+    settings = RetrievalSettings(cache_dir=cache_dir, index="hnsw", index_params={"ef_search": 16})
     entry = evaluate_dataset(BeirDataset(scifact_slice), settings, model).result
     index = entry.retrieval["index"]
     assert index["type"] == "hnsw" and index["params"]["ef_search"] == 16
@@ -77,7 +77,7 @@ def test_multi_process_encoding_matches_single_process(tiny_model, scifact_slice
 def test_dense_eval_streams_the_corpus_and_matches_in_memory_encoding(tiny_model, scifact_slice, cache_dir):
     model = load_model(str(tiny_model), device="cpu")
     streamed = BeirDataset(scifact_slice)
-    entry = evaluate_dataset(streamed, EvalSettings(cache_dir=cache_dir), model).result
+    entry = evaluate_dataset(streamed, RetrievalSettings(cache_dir=cache_dir), model).result
     assert "corpus" not in streamed.__dict__  # texts were streamed from the file, never all loaded
     assert entry.corpus_size == len(streamed.doc_ids) == len(BeirDataset(scifact_slice).corpus)
     texts = [d.full_text() for d in BeirDataset(scifact_slice).corpus.values()]

@@ -17,7 +17,7 @@ from irtune.evaluation.job import run_evaluation
 from irtune.evaluation.runner import evaluate_dataset
 from irtune.models.lineage import TRAINING_METADATA
 from irtune.models.loading import load_model
-from irtune.retrieval.settings import EvalSettings
+from irtune.retrieval.settings import RetrievalSettings
 from irtune.training.config import TrainConfig
 from irtune.training.losses import build_loss
 from irtune.training.selection import PoolSettings, build_dev_set, score_dev
@@ -60,7 +60,7 @@ def test_train_writes_a_loadable_selected_model(tiny_model, scifact_slice, cache
     assert (out / "README.md").read_text().startswith("---")
     # the honest plan travels with the model, and `irtune eval` applies it by default
     assert (out / "irtune_splits" / "scifact.split.json").is_file()
-    result = run_evaluation(str(out), [str(scifact_slice)], EvalSettings(cache_dir=cache_dir))
+    result = run_evaluation(str(out), [str(scifact_slice)], RetrievalSettings(cache_dir=cache_dir))
     assert result.datasets[0].queries.selection == "eval part of scifact.split.json"
     assert not result.contaminated
     # training, dev and evaluated queries are disjoint; dev is a slice of train, eval is test
@@ -82,7 +82,7 @@ def test_leakage_is_refused_then_marked(tiny_model, scifact_slice, cache_dir, tm
     assert meta["contaminated"] and meta["leakage"][0]["queries"] == 30
     model = load_model(str(out), device="cpu")
     dataset = BeirDataset(scifact_slice)
-    entry = evaluate_dataset(dataset, EvalSettings(cache_dir=cache_dir), model).result
+    entry = evaluate_dataset(dataset, RetrievalSettings(cache_dir=cache_dir), model).result
     assert entry.contaminated and entry.contamination.overlap[0]["queries"] == 30
 
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from irtune.results.compare import Comparison
     from irtune.results.schema import ResultsFile
     from irtune.results.tracking import Tracking
-    from irtune.retrieval.settings import EvalSettings
+    from irtune.retrieval.settings import RetrievalSettings
     from irtune.training.config import TrainConfig
 
 
@@ -99,7 +99,7 @@ def evaluate(
     datasets; returns the results and, with `out_dir`, writes results.json and run files
     (results of another setup already there are replaced only with `force`).
 
-    `settings` are those of `irtune.retrieval.settings.EvalSettings`: retriever ("dense", "bm25",
+    `settings` are those of `irtune.retrieval.settings.RetrievalSettings`: retriever ("dense", "bm25",
     ...), split, precision, batch_size, top_k, metrics, cache_dir, index, ... `device`,
     `max_seq_length` and the prompts apply when `model` is given by name. A fine-tuned
     model is evaluated on the held-out queries of the split plans saved with it.
@@ -111,7 +111,7 @@ def evaluate(
     from irtune.evaluation.job import run_evaluation
     from irtune.retrieval.settings import ModelOptions
 
-    chosen = _eval_settings("evaluate", settings)
+    chosen = _retrieval_settings("evaluate", settings)
     return run_evaluation(
         _model("model", model, required=False),
         inputs.datasets("datasets", datasets),
@@ -126,20 +126,20 @@ def evaluate(
     )
 
 
-def _eval_settings(function: str, settings: Mapping[str, Any]) -> EvalSettings:
+def _retrieval_settings(function: str, settings: Mapping[str, Any]) -> RetrievalSettings:
     """The evaluation settings among a function's keyword arguments; an unknown one is refused."""
-    from irtune.retrieval.settings import EvalSettings
+    from irtune.retrieval.settings import RetrievalSettings
 
-    known = {f.name for f in dataclasses.fields(EvalSettings)}
+    known = {f.name for f in dataclasses.fields(RetrievalSettings)}
     for name in settings:
         if name not in known:
             raise InvalidTypeError(
                 "{"
                 + name
-                + "} is not a parameter of {function}() (see irtune.retrieval.settings.EvalSettings)",
+                + "} is not a parameter of {function}() (see irtune.retrieval.settings.RetrievalSettings)",
                 function=function,
             )
-    return EvalSettings(**settings)
+    return RetrievalSettings(**settings)
 
 
 def _model(parameter: str, value: object, *, required: bool = True) -> Any:
@@ -284,7 +284,7 @@ def frontier(
     from irtune.evaluation.sweep import grid, sweep
     from irtune.retrieval.settings import ModelOptions
 
-    chosen = _eval_settings("frontier", settings)
+    chosen = _retrieval_settings("frontier", settings)
     strict, force = inputs.flag("strict", strict), inputs.flag("force", force)
     return sweep(
         _model("model", model),

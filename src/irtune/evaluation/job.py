@@ -30,7 +30,7 @@ from irtune.models.lineage import SPLITS_DIR
 from irtune.results.schema import EvaluationSettings, ResultsFile, read_results
 from irtune.retrieval.base import LabelledQueries, Retriever
 from irtune.retrieval.registry import check_retriever
-from irtune.retrieval.settings import EvalSettings, ModelOptions, check_model_given, make_retriever
+from irtune.retrieval.settings import ModelOptions, RetrievalSettings, check_model_given, make_retriever
 from irtune.training.pairs import training_queries
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def _planned_before_loading(model_spec: str | LoadedModel | None) -> set[str]:
 def run_evaluation(
     model_spec: str | LoadedModel | None,
     datasets: Sequence[str],
-    settings: EvalSettings,
+    settings: RetrievalSettings,
     *,
     model_options: ModelOptions | None = None,
     out_dir: Path | None = None,
@@ -157,7 +157,7 @@ def run_evaluation(
 def check_before_loading(
     model_spec: str | LoadedModel | None,
     datasets: Sequence[str],
-    settings: EvalSettings,
+    settings: RetrievalSettings,
     model_options: ModelOptions | None,
     out_dir: Path | None,
     split_files: Sequence[Path],
@@ -189,7 +189,7 @@ def check_before_loading(
     return found, explicit
 
 
-def check_results_folder(out_dir: Path | None, settings: EvalSettings, force: bool) -> None:
+def check_results_folder(out_dir: Path | None, settings: RetrievalSettings, force: bool) -> None:
     """`out_dir` can be written in and holds no results of an evaluation with other settings
     or another retriever (unless `force`): what can be told before a model loads."""
     checks.output_folder("out_dir", out_dir)
@@ -258,7 +258,7 @@ def _evaluate_all(
     model: LoadedModel | None,
     retriever: Retriever,
     found: Sequence[BeirDataset],
-    settings: EvalSettings,
+    settings: RetrievalSettings,
     explicit: dict[str, HeldOut],
 ) -> list[DatasetEvaluation]:
     carried = _carried_held_out(model, found, explicit)

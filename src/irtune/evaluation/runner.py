@@ -27,7 +27,7 @@ from irtune.results.schema import (
     ResultsFile,
 )
 from irtune.retrieval.base import Corpus, LabelledQueries, Retriever, Run
-from irtune.retrieval.settings import EvalSettings, make_retriever
+from irtune.retrieval.settings import RetrievalSettings, make_retriever
 
 if TYPE_CHECKING:
     from irtune.models.loading import LoadedModel
@@ -117,7 +117,7 @@ def self_judged_queries(dataset: BeirDataset, qrels: Qrels, qids: Sequence[str],
 
 def evaluate_dataset(
     dataset: BeirDataset,
-    settings: EvalSettings,
+    settings: RetrievalSettings,
     model: LoadedModel | None = None,
     selection: QuerySelection | None = None,
     *,
@@ -216,7 +216,7 @@ def write_run_file(path: Path, run: dict[str, dict[str, float]], tag: str) -> No
 
 def results_file(
     evaluations: Sequence[DatasetEvaluation],
-    settings: EvalSettings,
+    settings: RetrievalSettings,
     retriever: Retriever,
     model: LoadedModel | None,
     label: str,

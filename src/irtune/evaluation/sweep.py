@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from irtune.models.loading import LoadedModel
     from irtune.results.compare import Comparison
     from irtune.results.schema import ResultsFile
-    from irtune.retrieval.settings import EvalSettings, ModelOptions
+    from irtune.retrieval.settings import ModelOptions, RetrievalSettings
 
 FULL = "full"  # the setting every other one is compared with
 
@@ -131,7 +131,7 @@ class Frontier:
 def sweep(
     model: str | LoadedModel,
     datasets: Sequence[str],
-    settings: EvalSettings,
+    settings: RetrievalSettings,
     points: Sequence[Setting],
     *,
     model_options: ModelOptions | None = None,
@@ -187,7 +187,12 @@ def sweep(
 
 
 def _check_outputs(
-    out_dir: Path | None, settings: EvalSettings, names: Sequence[str], force: bool, *, family_known: bool
+    out_dir: Path | None,
+    settings: RetrievalSettings,
+    names: Sequence[str],
+    force: bool,
+    *,
+    family_known: bool,
 ) -> None:
     """Each setting's folder (`out_dir/NAME`) and the sweep's frontier.json hold nothing a
     sweep of these settings would not write, unless `force`. Before the model loads, a setting

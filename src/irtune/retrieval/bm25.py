@@ -21,7 +21,7 @@ from irtune.retrieval.base import Corpus, LabelledQueries, Retrieval, run_from_a
 
 if TYPE_CHECKING:
     from irtune.models.loading import LoadedModel
-    from irtune.retrieval.settings import EvalSettings
+    from irtune.retrieval.settings import RetrievalSettings
 
 
 @dataclass(frozen=True)
@@ -72,5 +72,5 @@ class BM25Index:
         return Retrieval(run, timings)
 
 
-def bm25_retriever(settings: EvalSettings, model: LoadedModel | None) -> BM25Retriever:
+def bm25_retriever(settings: RetrievalSettings, model: LoadedModel | None) -> BM25Retriever:
     return BM25Retriever()

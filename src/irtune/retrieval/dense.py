@@ -23,7 +23,7 @@ from irtune.retrieval.exact import exact_search
 from irtune.retrieval.settings import DEFAULT_INDEX_PARAMS
 
 if TYPE_CHECKING:
-    from irtune.retrieval.settings import EvalSettings
+    from irtune.retrieval.settings import RetrievalSettings
 
 
 @dataclass(frozen=True)
@@ -213,7 +213,7 @@ class DenseIndex:
         return scores
 
 
-def dense_retriever(settings: EvalSettings, model: LoadedModel | None) -> DenseRetriever:
+def dense_retriever(settings: RetrievalSettings, model: LoadedModel | None) -> DenseRetriever:
     if model is None:
         raise ValueError("dense retrieval needs a model")
     return DenseRetriever(

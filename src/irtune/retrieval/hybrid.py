@@ -33,7 +33,7 @@ from irtune.retrieval.dense import dense_retriever
 
 if TYPE_CHECKING:
     from irtune.models.loading import LoadedModel
-    from irtune.retrieval.settings import EvalSettings
+    from irtune.retrieval.settings import RetrievalSettings
 
 RRF_K = 60
 WEIGHTS = tuple(round(i * 0.05, 2) for i in range(21))  # dense weight; 1 - w goes to BM25
@@ -181,11 +181,11 @@ class HybridIndex:
         return self.tuned[top_k]
 
 
-def hybrid_retriever(settings: EvalSettings, model: LoadedModel | None) -> HybridRetriever:
+def hybrid_retriever(settings: RetrievalSettings, model: LoadedModel | None) -> HybridRetriever:
     dense = dense_retriever(settings, model)
     return HybridRetriever(dense, BM25Retriever(), "convex", "hybrid", settings.ignore_identical_ids)
 
 
-def rrf_retriever(settings: EvalSettings, model: LoadedModel | None) -> HybridRetriever:
+def rrf_retriever(settings: RetrievalSettings, model: LoadedModel | None) -> HybridRetriever:
     dense = dense_retriever(settings, model)
     return HybridRetriever(dense, BM25Retriever(), "rrf", "hybrid-rrf", settings.ignore_identical_ids)

@@ -50,7 +50,7 @@ def compression_needs_exact_dense(subject: str, retriever: str, index: str) -> I
 
 
 @dataclass
-class EvalSettings:
+class RetrievalSettings:
     split: str = "test"
     retriever: str = "dense"  # a name in irtune.retrieval.registry
     batch_size: int = 32
@@ -228,7 +228,7 @@ def check_model_given(retriever: str, model: object | None) -> Registered:
     return registered
 
 
-def make_retriever(name: str, settings: EvalSettings, model: LoadedModel | None) -> Retriever:
+def make_retriever(name: str, settings: RetrievalSettings, model: LoadedModel | None) -> Retriever:
     """The registered retriever `name` (irtune.retrieval.registry), its module imported now."""
     registered = check_model_given(name, model)
     module, _, function = registered.factory.partition(":")

@@ -42,7 +42,7 @@ from irtune.results.schema import read_results
 from irtune.results.seeds import dev_score, shipped_run
 from irtune.results.tracking import Tracking, log_comparisons, log_results
 from irtune.retrieval.registry import RETRIEVERS, retriever_names
-from irtune.retrieval.settings import PRECISIONS, EvalSettings, ModelOptions
+from irtune.retrieval.settings import PRECISIONS, ModelOptions, RetrievalSettings
 from irtune.training.card import add_test_results
 from irtune.training.config import TrainConfig
 from irtune.training.plan import default_train_split, expand_presets
@@ -609,7 +609,7 @@ class StudyRun:
         self, model: str | None, retriever: str, names: Sequence[str], label: str, folder: Path
     ) -> None:
         ev = self.study.evaluation
-        settings = EvalSettings(
+        settings = RetrievalSettings(
             split=ev.split,
             retriever=retriever,
             batch_size=ev.batch_size,
