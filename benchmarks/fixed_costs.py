@@ -61,7 +61,7 @@ PHASES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "metrics": (("irtune.evaluation.runner", "evaluate_run"), ("irtune.evaluation.runner", "mean_metrics")),
     "results_build_validate": (
-        ("irtune.evaluation.job", "results_file"),
+        ("irtune.evaluation.job", "assemble_results"),
         ("irtune.results.schema", "_numbers_problem"),
     ),
     "results_writing": (("irtune.evaluation.job", "write_results"),),

@@ -20,6 +20,7 @@ import argparse
 from pathlib import Path
 
 import irtune
+from irtune.evaluation.job import EvaluationJob
 from irtune.evaluation.sweep import FULL, Setting, sweep
 from irtune.retrieval.settings import RetrievalSettings
 
@@ -39,12 +40,10 @@ def main() -> None:
     points = [Setting(dims, quantize, rescore) for dims in DIMS for quantize, rescore in STORAGE]
     frontier, seconds = timed(
         lambda: sweep(
-            model,
-            DATASETS,
-            RetrievalSettings(cache_dir=args.cache_dir),
+            EvaluationJob(
+                model, DATASETS, RetrievalSettings(cache_dir=args.cache_dir), out_dir=OUT, data_dir=data_dir()
+            ),
             points,
-            out_dir=OUT,
-            data_dir=data_dir(),
         )
     )
     rows = []

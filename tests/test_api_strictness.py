@@ -289,6 +289,79 @@ CASES = [
         "import-corpus-empty", lambda w: irtune.import_data("x", corpus=""), ValueError, "corpus", "is empty"
     ),
     Case("import-out-int", lambda w: irtune.import_data("x", out=5), TypeError, "out", "a path"),
+    # fetch_dataset / dataset_info / split
+    Case("fetch-name-int", lambda w: irtune.fetch_dataset(3), TypeError, "name", "text"),
+    Case("fetch-md5-empty", lambda w: irtune.fetch_dataset("x", md5=" "), ValueError, "md5", "is empty"),
+    Case(
+        "fetch-data-dir-int", lambda w: irtune.fetch_dataset("x", data_dir=1), TypeError, "data_dir", "a path"
+    ),
+    Case("fetch-force-text", lambda w: irtune.fetch_dataset("x", force="no"), TypeError, "force", "bool"),
+    Case("info-dataset-none", lambda w: irtune.dataset_info(None), TypeError, "dataset", "not NoneType"),
+    Case("info-strict-text", lambda w: irtune.dataset_info(w.ds, strict="no"), TypeError, "strict", "bool"),
+    Case(
+        "split-datasets-empty", lambda w: irtune.split([], out_dir=w.tmp), ValueError, "datasets", "is empty"
+    ),
+    Case("split-out-dir-empty", lambda w: irtune.split(w.ds, out_dir=""), ValueError, "out_dir", "is empty"),
+    Case(
+        "split-seed-text", lambda w: irtune.split(w.ds, out_dir=w.tmp, seed="1"), TypeError, "seed", "whole"
+    ),
+    Case(
+        "split-dev-fraction-text",
+        lambda w: irtune.split(w.ds, out_dir=w.tmp, dev_fraction="0.2"),
+        TypeError,
+        "dev_fraction",
+        "must be a number, not str",
+    ),
+    Case(
+        "split-eval-fraction-1",
+        lambda w: irtune.split(w.ds, out_dir=w.tmp / "s", eval_fraction=1),
+        ValueError,
+        "eval_fraction",
+        "between 0 and 1",
+    ),
+    Case(
+        "split-force-int", lambda w: irtune.split(w.ds, out_dir=w.tmp, force=1), TypeError, "force", "not int"
+    ),
+    # export / push / run
+    Case(
+        "export-format-unknown",
+        lambda w: irtune.export(w.base, out_dir=w.tmp / "x", format="csv"),
+        ValueError,
+        "format",
+        "csv: only mteb is supported",
+    ),
+    Case(
+        "export-results-int", lambda w: irtune.export(3, out_dir=w.tmp), TypeError, "results", "results file"
+    ),
+    Case(
+        "export-out-dir-empty", lambda w: irtune.export(w.base, out_dir=""), ValueError, "out_dir", "is empty"
+    ),
+    Case(
+        "export-force-text",
+        lambda w: irtune.export(w.base, out_dir=w.tmp, force="no"),
+        TypeError,
+        "force",
+        "bool",
+    ),
+    Case("push-model-dir-int", lambda w: irtune.push(1, repo_id="me/x"), TypeError, "model_dir", "a path"),
+    Case("push-repo-id-none", lambda w: irtune.push(w.tmp, repo_id=None), TypeError, "repo_id", "text"),
+    Case(
+        "push-results-int",
+        lambda w: irtune.push(w.tmp, repo_id="me/x", results=2),
+        TypeError,
+        "results",
+        "list",
+    ),
+    Case(
+        "push-private-text",
+        lambda w: irtune.push(w.tmp, repo_id="me/x", private="yes"),
+        TypeError,
+        "private",
+        "bool",
+    ),
+    Case("run-study-empty", lambda w: irtune.run(""), ValueError, "study", "is empty"),
+    Case("run-cache-dir-int", lambda w: irtune.run("s.toml", cache_dir=3), TypeError, "cache_dir", "a path"),
+    Case("run-force-bool", lambda w: irtune.run("s.toml", force=True), TypeError, "force", "a list"),
     # generate_queries
     Case(
         "generate-dataset-empty",

@@ -11,9 +11,10 @@ import sys
 import numpy as np
 import pytest
 
+from irtune.cli.app import flag_names
 from irtune.core.files import sha256_file
 from irtune.data.leakage import text_fingerprint
-from irtune.errors import IrtuneError
+from irtune.errors import IrtuneError, ParameterError
 from irtune.models.loading import load_model
 from irtune.results.compare import compare
 from irtune.retrieval import backends
@@ -116,8 +117,12 @@ def test_export_failures_are_one_line_and_leave_nothing_that_looks_finished(tiny
         raise RuntimeError("Unsupported: ONNX export of operator foo\ndetails")
 
     monkeypatch.setattr(backends.torch.onnx, "export", broken)
-    with pytest.raises(IrtuneError, match=r"--backend onnx: exporting .* failed \(Unsupported: ONNX export"):
+    with pytest.raises(
+        ParameterError, match=r"^backend onnx: exporting .* failed \(Unsupported: ONNX export"
+    ) as caught:
         backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
+    assert str(caught.value).endswith("; use backend torch")
+    assert caught.value.naming(flag_names(["eval"])).startswith("--backend onnx: exporting")
     folder = tmp_path / "exports" / backends.export_key(tiny, "onnx", "")
     assert not (folder / "manifest.json").exists() and not list(folder.glob(".work-*"))
 
@@ -231,8 +236,27 @@ def test_an_accelerator_with_a_cpu_backend_is_refused_before_loading(tmp_path, m
 
     monkeypatch.setattr(checks, "device", lambda option, name: None)
     data = write_beir(tmp_path / "ds", {"d1": {"text": "x"}}, {"q1": "y"}, {"test": {"q1": {"d1": 1}}})
-    with pytest.raises(IrtuneError, match="--backend onnx runs on the CPU, not cuda; drop --device"):
+    with pytest.raises(ParameterError) as caught:
         irtune.evaluate("minilm", [str(data)], device="cuda", backend="onnx")
+    assert str(caught.value) == "backend onnx runs on the CPU, not cuda; drop device"
+    assert (
+        caught.value.naming(flag_names(["eval"])) == "--backend onnx runs on the CPU, not cuda; drop --device"
+    )
+
+
+def test_backend_errors_of_a_loaded_model_name_parameters(tiny, tmp_path, monkeypatch):
+    with pytest.raises(ParameterError) as caught:
+        backends.on_backend(tiny, "tensorrt", cache_dir=tmp_path)
+    assert str(caught.value) == (
+        "backend must be one of torch, onnx, onnx-int8, openvino, openvino-int8, not 'tensorrt'"
+    )
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    with pytest.raises(ParameterError) as caught:
+        backends.require("onnx-int8")
+    assert str(caught.value) == (
+        "backend onnx-int8 needs the package 'onnxruntime', which is not installed: "
+        "pip install 'irtune[onnx]'"
+    )
 
 
 BLOCKED = """

@@ -13,6 +13,7 @@ from huggingface_hub import ModelCard
 
 from irtune.errors import IrtuneError
 from irtune.evaluation.job import run_evaluation
+from irtune.models.lineage import TrainingRecord
 from irtune.results.schema import read_results
 from irtune.retrieval.settings import RetrievalSettings
 from irtune.training.card import add_test_results, base_model_id, model_card
@@ -57,7 +58,7 @@ def test_hub_metadata_names_the_hub_base_model_license_and_beir_datasets(tuned):
     meta = json.loads((model / "irtune_training.json").read_text())
     meta["base_model"]["name"] = "minilm"
     meta["train_sets"][0].update(dataset="claims", public_dataset="scifact")  # the official files, renamed
-    card = ModelCard(model_card(meta, (model / "README.md").read_text()))
+    card = ModelCard(model_card(TrainingRecord.model_validate(meta), (model / "README.md").read_text()))
     assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
     assert card.data.license == "apache-2.0"
     assert card.data.datasets == ["BeIR/scifact"]

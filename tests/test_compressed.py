@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from irtune.errors import IrtuneError
+from irtune.cli.app import flag_names
+from irtune.errors import IrtuneError, ParameterError
 from irtune.retrieval.compressed import CompressedCorpus, Compression, truncated
 from irtune.retrieval.settings import RetrievalSettings
 
@@ -170,5 +171,6 @@ def test_compressed_runs_come_from_the_cache_and_compare_with_full_precision(
     assert 'id="chart-frontier"' in page and "16 dims, ubinary" in page
     page = report([tmp_path / "full", tmp_path / "full"], out=tmp_path / "same.html").read_text()
     assert 'id="chart-frontier"' not in page  # one size only: no frontier to draw
-    with pytest.raises(IrtuneError, match="--dims 64: the model's embeddings have 32"):
+    with pytest.raises(ParameterError, match=r"^dims 64: the model's embeddings have 32$") as caught:
         evaluate(str(tiny_model), str(scifact_slice), cache_dir=cache_dir, dims=64)
+    assert caught.value.naming(flag_names(["eval"])) == "--dims 64: the model's embeddings have 32"

@@ -14,11 +14,12 @@ import torch
 
 import irtune.retrieval.encode as encode_module
 from irtune.data.beir import BeirDataset
-from irtune.evaluation.job import run_evaluation
+from irtune.evaluation.job import EvaluationJob, run_evaluation
 from irtune.models.loading import load_model
 from irtune.retrieval.encode import encode_corpus_cached, entry_folder, share_entry
 from irtune.retrieval.settings import RetrievalSettings
-from irtune.study.runner import load_study, run_study
+from irtune.study.config import load_study
+from irtune.study.runner import run_study
 
 
 def study_file(root: Path, model: Path, dataset: Path, alphas: str) -> Path:
@@ -113,12 +114,9 @@ def test_each_weights_encode_the_corpus_once(
     assert len(encoded) == candidates
 
     # the reused embeddings give the numbers a fresh encode of the shipped model gives
-    fresh = run_evaluation(
-        str(model_dir),
-        [scifact_slice.name],
-        RetrievalSettings(precision="bf16", cache_dir=tmp_path / "fresh"),
-        data_dir=scifact_slice.parent,
-    ).datasets[0]
+    settings = RetrievalSettings(precision="bf16", cache_dir=tmp_path / "fresh")
+    job = EvaluationJob(str(model_dir), [scifact_slice.name], settings, data_dir=scifact_slice.parent)
+    fresh = run_evaluation(job).datasets[0]
     assert fresh.queries.ids_sha256 == tuned["datasets"][0]["queries"]["ids_sha256"]
     assert fresh.metrics == tuned["datasets"][0]["metrics"]
 

@@ -15,7 +15,7 @@ from irtune.core.files import sha256_text
 from irtune.data.beir import BeirDataset
 from irtune.data.splits import SPLIT_FORMAT
 from irtune.errors import IrtuneError
-from irtune.evaluation.job import run_evaluation
+from irtune.evaluation.job import EvaluationJob, run_evaluation
 from irtune.evaluation.runner import evaluate_dataset, write_run_file
 from irtune.models.loading import load_model
 from irtune.results.metrics import (
@@ -207,13 +207,14 @@ def test_heldout_eval_part_of_a_test_only_dataset_is_scored_end_to_end(tmp_path)
     held_out = sorted(plan["eval"]["query_ids"])
     tuned_on = set(plan["train"]["query_ids"]) | set(plan["dev"]["query_ids"])
     assert plan["eval"]["split"] == "test" and 0 < len(held_out) < 40
-    result = run_evaluation(
+    job = EvaluationJob(
         None,
         [str(root)],
         RetrievalSettings(retriever="bm25"),
         out_dir=tmp_path / "r",
         split_files=[split_file],
     )
+    result = run_evaluation(job)
     entry = result.datasets[0]
     assert sorted(entry.per_query) == held_out and not tuned_on & set(entry.per_query)
     assert entry.queries.count == len(held_out)
@@ -271,12 +272,12 @@ def test_a_reused_out_folder_holds_only_the_run_files_of_its_results(tmp_path):
     )
     out = tmp_path / "out"
     settings = RetrievalSettings(retriever="bm25")
-    run_evaluation(None, [str(first), str(second)], settings, out_dir=out)
+    run_evaluation(EvaluationJob(None, [str(first), str(second)], settings, out_dir=out))
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["a.test.trec", "b.test.trec"]
     (out / "runs" / "mine.trec").write_text("a run file irtune did not write\n")
     with pytest.raises(IrtuneError, match="holds the results of another evaluation"):
-        run_evaluation(None, [str(first)], settings, out_dir=out)  # other datasets: another evaluation
-    run_evaluation(None, [str(first)], settings, out_dir=out, force=True)
+        run_evaluation(EvaluationJob(None, [str(first)], settings, out_dir=out))  # another evaluation
+    run_evaluation(EvaluationJob(None, [str(first)], settings, out_dir=out, force=True))
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["a.test.trec", "mine.trec"]
     assert [d["dataset"] for d in json.loads((out / "results.json").read_text())["datasets"]] == ["a"]
 
@@ -289,12 +290,9 @@ def test_trec_eval_scores_each_written_run_file_as_irtune_did(retriever, tiny_mo
     """The run file, read by pytrec_eval's own parser and scored by trec_eval, gives every
     per-query value results.json holds (fused runs included: trec_eval ranks by float32 scores)."""
     out = tmp_path / retriever
-    run_evaluation(
-        None if retriever == "bm25" else str(tiny_model),
-        [str(scifact_slice)],
-        RetrievalSettings(retriever=retriever, cache_dir=tmp_path / "cache"),
-        out_dir=out,
-    )
+    model = None if retriever == "bm25" else str(tiny_model)
+    settings = RetrievalSettings(retriever=retriever, cache_dir=tmp_path / "cache")
+    run_evaluation(EvaluationJob(model, [str(scifact_slice)], settings, out_dir=out))
     entry = read_results(out).datasets[0]
     assert entry.run_file is not None
     with open(out / entry.run_file, encoding="utf-8") as handle:

@@ -94,10 +94,10 @@ def test_openai_backend_gives_up_with_one_line():
 
 
 def test_generator_specs_are_checked():
-    with pytest.raises(IrtuneError, match="needs --model"):
+    with pytest.raises(IrtuneError, match="needs generator_model NAME"):
         make_generator("openai:http://127.0.0.1:9/v1")
     for bad in ({"timeout_s": float("nan")}, {"timeout_s": -1.0}, {"max_tokens": 0}, {"concurrency": 0}):
-        with pytest.raises(IrtuneError, match=r"--timeout|--concurrency"):
+        with pytest.raises(IrtuneError, match=r"^(timeout_s|max_tokens|concurrency) must be"):
             make_generator("openai:http://127.0.0.1:9/v1", model="m", openai_settings=bad)
     with pytest.raises(IrtuneError, match="use openai:URL"):
         make_generator("gpt4")
@@ -110,7 +110,7 @@ def test_generator_specs_are_checked():
     ):
         with pytest.raises(IrtuneError) as caught:
             make_generator(f"openai:{url}", model="m")
-        assert str(caught.value) == f"--generator openai:{url}: not a URL irtune can use ({problem})"
+        assert str(caught.value) == f"generator openai:{url}: not a URL irtune can use ({problem})"
 
 
 @pytest.fixture(scope="module")
@@ -312,21 +312,21 @@ def test_unlabelled_corpus_trains_on_synthetic_and_selects_on_a_synthetic_slice(
 
     docs = tmp_path / "docs.jsonl"
     docs.write_text((scifact_slice / "corpus.jsonl").read_text())
-    dataset = import_data("docs", corpus=docs, data_dir=tmp_path / "data")
+    dataset = import_data("unlabelled", corpus=docs, data_dir=tmp_path / "data")
     assert dataset.queries == {}
     with serve_openai() as server:
         result = irtune(
-            "generate", "-d", "docs", "--generator", f"openai:{server.url}", "--model", "stub",
+            "generate", "-d", "unlabelled", "--generator", f"openai:{server.url}", "--model", "stub",
             "--sample", "80", "--base-model", str(tiny_model), "--round-trip-k", "200",
             "--data-dir", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "cache"),
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "kept" in result.stdout and "--train docs:synthetic" in result.stdout
-    manifest = json.loads((tmp_path / "data" / "docs" / SYNTHETIC_MANIFEST).read_text())
+    assert "kept" in result.stdout and "--train unlabelled:synthetic" in result.stdout
+    manifest = json.loads((tmp_path / "data" / "unlabelled" / SYNTHETIC_MANIFEST).read_text())
     assert manifest["generator"]["backend"] == "openai" and manifest["round_trip"]["k"] == 200
     model_dir = train(
         str(tiny_model),
-        ["docs:synthetic"],
+        ["unlabelled:synthetic"],
         out_dir=tmp_path / "model",
         data_dir=tmp_path / "data",
         cache_dir=tmp_path / "cache",
@@ -334,13 +334,15 @@ def test_unlabelled_corpus_trains_on_synthetic_and_selects_on_a_synthetic_slice(
     )
     record = json.loads((Path(model_dir) / "irtune_training.json").read_text())
     (train_set,) = record["train_sets"]
-    assert train_set["spec"].startswith("docs:synthetic") and train_set["split"] == "synthetic"
+    assert train_set["spec"].startswith("unlabelled:synthetic") and train_set["split"] == "synthetic"
     assert "dev is a held-out slice of them" in train_set["plan"]["method"]
     assert train_set["plan"]["dev"] == "synthetic"
     assert "synthetic/queries.jsonl" in train_set["data_files_sha256"]
     with pytest.raises(IrtuneError, match="reports no real queries"):  # nothing real to evaluate it on
-        irtune_api.evaluate(str(model_dir), [str(tmp_path / "data" / "docs")], cache_dir=tmp_path / "cache")
-    plan = json.loads((Path(model_dir) / "irtune_splits" / "docs.split.json").read_text())
+        irtune_api.evaluate(
+            str(model_dir), [str(tmp_path / "data" / "unlabelled")], cache_dir=tmp_path / "cache"
+        )
+    plan = json.loads((Path(model_dir) / "irtune_splits" / "unlabelled.split.json").read_text())
     dev, trained = set(plan["dev"]["query_ids"]), set(plan["train"]["query_ids"])
     assert dev and trained and not dev & trained and plan["eval"]["query_ids"] == []
 
@@ -467,7 +469,7 @@ def test_timeout_is_a_deadline_for_the_whole_request():
         with pytest.raises(IrtuneError) as caught:
             _finishes(lambda: generator.generate([PROMPT]), within_s=15)
     assert str(caught.value) == (
-        f"{server.url}: no complete reply within the 1.5 s deadline (--timeout) after 1 attempt"
+        f"{server.url}: no complete reply within the 1.5 s deadline (timeout_s) after 1 attempt"
     )
     assert len(server.requests) == 1
 
@@ -520,7 +522,7 @@ def test_timeout_is_a_deadline_over_https_too(tls_certificate, monkeypatch):
         with pytest.raises(IrtuneError) as caught:
             _finishes(lambda: generator.generate([PROMPT]), within_s=15)
     assert server.url.startswith("https://") and str(caught.value) == (
-        f"{server.url}: no complete reply within the 1.5 s deadline (--timeout) after 1 attempt"
+        f"{server.url}: no complete reply within the 1.5 s deadline (timeout_s) after 1 attempt"
     )
     assert len(server.requests) == 2
 
@@ -690,14 +692,14 @@ def test_a_full_disk_names_the_file(scifact_copy, monkeypatch):
     (journal,) = (scifact_copy / GENERATION_JOURNALS).glob("*.jsonl")
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(journal)
 
-    written = Path.write_text
+    import irtune.data.beir_writer as beir_writer
 
-    def full_qrels(self: Path, *args: Any, **kwargs: Any) -> int:
-        if self.name == "qrels.tsv":
+    def full_qrels(file: Path, *args: Any, **kwargs: Any) -> Any:
+        if Path(file).name.startswith(".qrels.tsv."):  # the temporary file it is written to
             raise OSError(errno.ENOSPC, "No space left on device")
-        return written(self, *args, **kwargs)
+        return open(file, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "write_text", full_qrels)
+    monkeypatch.setattr(beir_writer, "open", full_qrels, raising=False)
     with pytest.raises(OSError) as caught:
         generate_synthetic(BeirDataset(scifact_copy), ScriptedGenerator(), request)
     assert caught.value.filename == str(scifact_copy / "synthetic" / "qrels.tsv")

@@ -356,7 +356,7 @@ def test_a_fifo_is_not_a_regular_file(tmp_path):
 
 
 def test_a_full_disk_names_the_file_and_changes_nothing(tmp_path, monkeypatch):
-    import irtune.data.importer as importer
+    import irtune.data.beir_writer as beir_writer
 
     docs = tmp_path / "docs.csv"
     docs.write_text("id,text\nd1,one\n")
@@ -377,7 +377,7 @@ def test_a_full_disk_names_the_file_and_changes_nothing(tmp_path, monkeypatch):
         def write(self, text: str) -> int:
             raise OSError(28, "No space left on device")  # as a real write: no file name
 
-    monkeypatch.setattr(importer, "open", FullDisk, raising=False)
+    monkeypatch.setattr(beir_writer, "open", FullDisk, raising=False)
     with pytest.raises(OSError) as caught:
         import_dataset(ImportRequest("own", corpus=docs), root, force=True)
     assert (caught.value.errno, caught.value.filename) == (28, str(root / "corpus.jsonl"))
@@ -476,7 +476,7 @@ def test_a_first_import_killed_between_moves_is_finished_by_running_it_again(tmp
         BeirDataset(root)
     import_dataset(_three_files(tmp_path, "1"), root)
     assert BeirDataset(root).qrels("test") == {"q1": {"d1": 1}, "q2": {"d1": 1}}
-    with pytest.raises(IrtuneError, match=r"own already exists \(pass --force"):
+    with pytest.raises(IrtuneError, match=r"own already exists \(pass force"):
         import_dataset(_three_files(tmp_path, "1"), root)
 
 

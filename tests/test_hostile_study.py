@@ -20,7 +20,7 @@ from test_hostile_input import CORPUS, QUERIES, RUN_STUDY, Case, case
 import irtune.training.dev as dev_module
 from irtune.cli import app as cli
 from irtune.errors import IrtuneError
-from irtune.study.runner import load_study
+from irtune.study.config import load_study
 
 from conftest import write_beir
 

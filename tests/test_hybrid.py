@@ -8,10 +8,10 @@ import pytest
 import pytrec_eval
 from typer.testing import CliRunner
 
-from irtune.cli.app import app
+from irtune.cli.app import app, flag_names
 from irtune.data.beir import BeirDataset
 from irtune.data.splits import make_plan
-from irtune.errors import IrtuneError
+from irtune.errors import IrtuneError, ParameterError
 from irtune.evaluation.runner import evaluate_dataset, write_run_file
 from irtune.models.loading import load_model
 from irtune.results.compare import compare
@@ -143,6 +143,18 @@ def test_hybrid_refuses_dev_queries_that_are_evaluated(tiny_model, scifact_slice
     retriever = make_retriever("hybrid", settings, model)
     with pytest.raises(IrtuneError, match="tuned on dev queries, and none were given"):
         evaluate_dataset(dataset, settings, model, retriever=retriever)
+
+
+def test_a_convex_hybrid_searched_below_its_tuning_depth_names_top_k(tiny_model, scifact_slice, cache_dir):
+    from irtune import evaluate
+
+    with pytest.raises(ParameterError) as caught:
+        evaluate(
+            str(tiny_model), scifact_slice, retriever="hybrid", top_k=5, metrics="ndcg@5", cache_dir=cache_dir
+        )
+    # (searched one deeper than top_k, to drop a query's own document)
+    assert str(caught.value) == "hybrid: top_k 6 is below its tuning depth (10)"
+    assert caught.value.naming(flag_names(["eval"])) == "hybrid: --top-k 6 is below its tuning depth (10)"
 
 
 def test_hybrid_runs_compare_with_dense_without_refusal(tiny_model, scifact_slice, cache_dir, tmp_path):

@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 
 from irtune.cli.app import app
 from irtune.data.beir import BeirDataset
-from irtune.data.importer import IMPORT_MANIFEST, ImportRequest, content_id, import_dataset
-from irtune.errors import DataError, IrtuneError
+from irtune.data.import_readers import content_id
+from irtune.data.importer import IMPORT_MANIFEST, ImportRequest, import_dataset
+from irtune.errors import DataError, InvalidValueError, IrtuneError
 
 from conftest import assert_one_line_error, irtune
 
@@ -150,7 +151,7 @@ def test_column_mapping_and_defaults(tmp_path):
     with pytest.raises(DataError, match=r"docs.csv: no column \"nope\""):
         import_dataset(ImportRequest("x", corpus=docs, columns={"id": "nope"}), tmp_path / "x")
     no_text = write_table(tmp_path / "t.csv", [{"id": "1", "words": "a"}])
-    with pytest.raises(DataError, match=r"t.csv: no text column .*--col text=NAME"):
+    with pytest.raises(InvalidValueError, match=r"t.csv: no text column .*: name it with columns text=NAME$"):
         import_dataset(ImportRequest("x", corpus=no_text), tmp_path / "x")
 
 
@@ -422,11 +423,18 @@ def test_cli_import_and_its_errors(tmp_path):
     assert BeirDataset(tmp_path / "data" / "own").qrels("test") == {content_id("q", "alpha?"): {"1": 1}}
     bad = tmp_path / "bad.csv"
     bad.write_text("doc_no,body\n1,a\n2,b,c\n")
+    no_text = tmp_path / "no_text.csv"
+    no_text.write_text("id,words\n1,a\n")
     for args, message in (
+        (
+            ["--corpus", str(no_text)],
+            "no_text.csv: no text column (looked for text, body, content, contents, "
+            "passage, document; columns: id, words): name it with --col text=NAME",
+        ),
         (["--corpus", str(bad), "--id-col", "doc_no"], "bad.csv:3: expected 2 fields"),
         (["--corpus", str(docs), "--col", "bogus=x"], "unknown column role 'bogus'"),
         (["--corpus", str(docs), "--col", "id"], "--col 'id': expected KEY=VALUE"),
-        (["--queries", str(docs)], "nothing to import"),
+        (["--queries", str(docs)], "nothing to import: give --corpus FILE, --pairs FILE or --ir-datasets ID"),
     ):
         result = irtune("data", "import", "x", *args, "--data-dir", str(tmp_path / "data"))
         assert_one_line_error(result, message)

@@ -26,6 +26,8 @@ from irtune.models.loading import (
     resolve_prompts,
 )
 
+from results_fixtures import training_summary
+
 
 def test_bundled_aliases_resolve_to_the_installed_package():
     path = str(bundled_model_path())
@@ -136,8 +138,8 @@ def leaky_model(tiny_model, scifact_slice, tmp_path) -> tuple[Path, int]:
         "weights_sha256": "cd" * 32,
         "train_sets": [],
         "protocol": "honest",
-        "config": {},
-        "selected": {},
+        "config": training_summary(())["config"],  # as irtune records them
+        "selected": training_summary(())["selected"],
         "contaminated": True,
         "leakage": [{"dataset": "scifact", "split": "test", "queries": len(test_ids)}],
         "train_queries": [trained.to_json()],

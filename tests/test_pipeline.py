@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 import irtune.training.dev as dev_module
 from irtune.cli.app import app
-from irtune.errors import IrtuneError
-from irtune.study.runner import load_study, run_study
+from irtune.errors import InvalidValueError, IrtuneError
+from irtune.study.config import load_study
+from irtune.study.runner import run_study
 
 from conftest import write_beir
 
@@ -168,7 +169,7 @@ def test_every_example_study_is_a_valid_config(example):
     """The shipped studies parse with every variant's training options (datasets are resolved
     when run: the seed study needs SciDocs and Quora fetched)."""
     from irtune.core.configs import read_toml, validated
-    from irtune.study.runner import Study
+    from irtune.study.config import Study
     from irtune.training.config import TrainConfig
 
     study = validated(Study, read_toml(example), str(example))
@@ -274,7 +275,8 @@ def test_a_variant_trained_over_seeds_keeps_every_run_and_ships_the_one_chosen_o
 def test_a_dataset_with_no_train_dev_or_test_split_is_one_line_not_a_traceback(tmp_path):
     """The split a dataset named without one trains on (the first of train, dev and test it
     has) is one helper, shared by the study's checks and the seed protocol's plan."""
-    from irtune.study.runner import _refuse_repeated_training_sets
+    from irtune.study.config import _refuse_repeated_training_sets
+    from irtune.study.stages import StudyInputs
 
     corpus, queries, judged = {"d1": {"text": "aspirin"}}, {"q1": "aspirin"}, {"q1": {"d1": 1}}
     write_beir(tmp_path / "imported", corpus, queries, {"validation": judged})
@@ -282,6 +284,18 @@ def test_a_dataset_with_no_train_dev_or_test_split_is_one_line_not_a_traceback(t
     with pytest.raises(
         IrtuneError, match=r"no train, dev or test split to train on \(available: validation\)"
     ):
-        _refuse_repeated_training_sets(["imported"], tmp_path)
+        _refuse_repeated_training_sets(["imported"], StudyInputs(tmp_path).dataset)
     with pytest.raises(IrtuneError, match=r"'dt' and 'dt:dev' both train on dt:dev"):
-        _refuse_repeated_training_sets(["dt", "dt:dev"], tmp_path)
+        _refuse_repeated_training_sets(["dt", "dt:dev"], StudyInputs(tmp_path).dataset)
+
+
+def test_an_unknown_forced_stage_is_named_by_its_parameter(tiny_model, scifact_slice, tmp_path):
+    """The library names its parameter (`force`); `irtune run` names the flag (test_hostile_input)."""
+    study = load_study(study_file(tmp_path, tiny_model, scifact_slice))
+    with pytest.raises(InvalidValueError) as raised:
+        run_study(study, data_dir=scifact_slice.parent, force=["nosuchstage"])
+    assert raised.value.parameter == "force"
+    assert str(raised.value) == (
+        "force: unknown stage 'nosuchstage' "
+        "(stages: baseline, bm25, eval:single, report, splits, splits:scifact, train:single)"
+    )

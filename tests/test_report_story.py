@@ -19,6 +19,7 @@ from irtune.reporting.markdown import markdown_report
 from irtune.reporting.training import training_rows
 from irtune.reporting.verdict import verdict
 from irtune.results.compare import load_comparisons
+from irtune.results.model import TrainingSummary
 
 from results_fixtures import LEVELS, results_doc, training_summary, write
 
@@ -134,7 +135,7 @@ def test_no_domain_section_without_two_tuned_runs(tmp_path):
 
 
 def test_training_is_a_readable_table_not_a_dict_dump(tmp_path):
-    rows = dict(training_rows(training_summary(("scifact",))))
+    rows = dict(training_rows(TrainingSummary.model_validate(training_summary(("scifact",)))))
     assert rows["trained on"].startswith("scifact:train (held-out subset): 640 queries")
     assert rows["hard negatives"] == "1 per row, mined from the base model's ranks 0–50, relative margin 0.05"
     assert rows["shipped"] == "epoch 2, interpolation α 0.5 (fine-tuned); dev NDCG@10 0.6800 (base) → 0.7100"

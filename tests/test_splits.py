@@ -23,6 +23,7 @@ from irtune.training.plan import (
 )
 
 from conftest import shared_dataset, write_beir
+from results_fixtures import training_summary
 
 
 def ids(dataset, part):
@@ -373,8 +374,8 @@ def _tuned_model(tiny_model, folder, plan):
         "weights_sha256": "cd" * 32,
         "train_sets": [],
         "protocol": "honest",
-        "config": {},
-        "selected": {},
+        "config": training_summary(())["config"],  # as irtune records them
+        "selected": training_summary(())["selected"],
         "contaminated": False,
         "leakage": [],
         "train_queries": [],

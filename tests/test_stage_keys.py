@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-import irtune.study.runner as pipeline
+import irtune.study.stages as stages
 from irtune.evaluation.job import run_evaluation
 from irtune.retrieval.settings import RetrievalSettings
-from irtune.study.runner import StudyInputs, load_study, run_study
+from irtune.study.config import load_study
+from irtune.study.runner import run_study
+from irtune.study.stages import StudyInputs
 
 from conftest import write_beir
 
@@ -157,13 +159,13 @@ def test_a_forced_split_redoes_the_stages_built_on_it(finished, tmp_path, tiny_m
 
 def test_each_data_file_is_hashed_once_per_run(finished, tmp_path, tiny_model, monkeypatch):
     hashed: Counter[Path] = Counter()
-    real = pipeline.sha256_file
+    real = stages.sha256_file
 
     def counted(path: Path) -> str:
         hashed[path] += 1
         return real(path)
 
-    monkeypatch.setattr(pipeline, "sha256_file", counted)
+    monkeypatch.setattr(stages, "sha256_file", counted)
     run(finished_copy(finished, tmp_path), tiny_model)
     assert hashed and set(hashed.values()) == {1}
 
@@ -171,16 +173,16 @@ def test_each_data_file_is_hashed_once_per_run(finished, tmp_path, tiny_model, m
 def test_a_generated_split_is_keyed_by_its_files(tmp_path):
     """Generated queries are read with every qrels file (real and generated queries are judged
     apart); a stage training on them also reads their qrels and the manifest."""
-    root = write_beir(tmp_path / "docs", {"d1": {"text": "a"}}, {"q1": "b"}, {"test": {"q1": {"d1": 1}}})
+    root = write_beir(tmp_path / "generated", {"d1": {"text": "a"}}, {"q1": "b"}, {"test": {"q1": {"d1": 1}}})
     (root / "synthetic").mkdir()
     (root / "synthetic" / "queries.jsonl").write_text(json.dumps({"_id": "g1", "text": "c"}) + "\n")
     (root / "synthetic" / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\ng1\td1\t1\n")
     (root / "synthetic" / "manifest.json").write_text("{}")
     inputs = StudyInputs(tmp_path)
     real = {"corpus.jsonl", "queries.jsonl", "qrels/test.tsv", "synthetic/queries.jsonl"}
-    assert set(inputs.content("docs")) == real
+    assert set(inputs.content("generated")) == real
     generated = real | {"synthetic/qrels.tsv", "synthetic/manifest.json"}
-    assert set(inputs.content("docs", ["synthetic"])) == generated
+    assert set(inputs.content("generated", ["synthetic"])) == generated
 
 
 def test_a_rerun_after_halving_the_test_qrels_reports_what_a_fresh_evaluation_gives(
@@ -229,7 +231,7 @@ def test_a_base_model_folder_changed_in_place_redoes_every_stage_that_used_it(
 
 HUB_KEY = """
 import json, sys
-from irtune.study.runner import StudyInputs
+from irtune.study.stages import StudyInputs
 print(json.dumps([StudyInputs(None).model(spec) for spec in sys.argv[1:]]))
 """
 

@@ -71,7 +71,7 @@ def test_a_state_file_that_is_not_a_state_is_one_line(tmp_path):
     with pytest.raises(IrtuneError, match=r"state.json: not a training state .*completed_epochs") as exc:
         TrainingState.load(tmp_path, resume=True)
     assert "\n" not in str(exc.value)
-    with pytest.raises(IrtuneError, match="pass --resume"):
+    with pytest.raises(IrtuneError, match="pass resume or use a new out_dir"):  # the CLI: --resume, --out
         TrainingState.load(tmp_path, resume=False)
 
 

@@ -1,8 +1,8 @@
 """irtune: evaluate and honestly fine-tune text-embedding models for retrieval.
 
-The Python API (see `irtune.api`): `load_dataset`, `import_data`, `load_model`,
-`generate_queries`, `evaluate`, `train`, `compare`, `report`, `inspect`. They are imported on first
-use, so `import irtune` stays light.
+The Python API (see `irtune.api`): `fetch_dataset`, `load_dataset`, `dataset_info`, `import_data`,
+`split`, `load_model`, `generate_queries`, `evaluate`, `frontier`, `train`, `compare`, `report`,
+`inspect`, `export`, `push`, `run`. They are imported on first use, so `import irtune` stays light.
 """
 
 from __future__ import annotations
@@ -18,28 +18,40 @@ except PackageNotFoundError:  # running from a source tree without installation
 __all__ = [
     "__version__",
     "compare",
+    "dataset_info",
     "evaluate",
+    "export",
+    "fetch_dataset",
     "frontier",
     "generate_queries",
     "import_data",
     "inspect",
     "load_dataset",
     "load_model",
+    "push",
     "report",
+    "run",
+    "split",
     "train",
 ]
 
 if TYPE_CHECKING:
     from irtune.api import (
         compare,
+        dataset_info,
         evaluate,
+        export,
+        fetch_dataset,
         frontier,
         generate_queries,
         import_data,
         inspect,
         load_dataset,
         load_model,
+        push,
         report,
+        run,
+        split,
         train,
     )
 

@@ -21,23 +21,26 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from irtune.core import inputs
 from irtune.core.inputs import PathArg
-from irtune.errors import InvalidTypeError
+from irtune.errors import InvalidTypeError, invalid
 
 if TYPE_CHECKING:
     from irtune.data.beir import BeirDataset
+    from irtune.data.splits import SplitPlan
+    from irtune.evaluation.job import EvaluationJob
     from irtune.evaluation.sweep import Frontier
     from irtune.models.loading import LoadedModel
     from irtune.reporting.queries import QueryAnalysis
     from irtune.results.compare import Comparison
     from irtune.results.schema import ResultsFile
     from irtune.results.tracking import Tracking
-    from irtune.retrieval.settings import RetrievalSettings
+    from irtune.retrieval.settings import ModelOptions, RetrievalSettings
     from irtune.training.config import TrainConfig
 
 
@@ -50,13 +53,116 @@ def load_dataset(
     >>> len(scifact.doc_ids), len(scifact.relevant_queries("test"))
     (5183, 300)
     """
+    return _dataset("name_or_path", name_or_path, data_dir, strict)
+
+
+def _dataset(parameter: str, value: object, data_dir: object, strict: object) -> BeirDataset:
+    """A dataset by name under `data_dir` (or $IRTUNE_DATA_DIR) or by folder, given as `parameter`."""
     from irtune.data.registry import resolve_dataset
 
     return resolve_dataset(
-        inputs.dataset("name_or_path", name_or_path),
+        inputs.dataset(parameter, value),
         inputs.optional_path("data_dir", data_dir),
         inputs.flag("strict", strict),
     )
+
+
+def fetch_dataset(
+    name: str,
+    *,
+    data_dir: PathArg | None = None,
+    mirror: str | None = None,
+    md5: str | None = None,
+    sha256: str | None = None,
+    force: bool = False,
+) -> Path:
+    """Download an official BEIR zip (from `mirror`, a base URL or a folder holding
+    `<name>.zip`, if given), verify its checksum (`md5` or `sha256`, else the known one) and
+    extract it safely to `data_dir/name` (default: $IRTUNE_DATA_DIR or the user's cache);
+    a dataset already there is kept unless `force`. Returns its folder.
+
+    >>> irtune.fetch_dataset("scifact")
+    PosixPath('/home/me/.cache/irtune/beir/scifact')
+    """
+    from irtune.data import download
+    from irtune.data.registry import default_data_dir
+
+    return download.fetch_dataset(
+        inputs.text("name", name),
+        inputs.optional_path("data_dir", data_dir) or default_data_dir(),
+        mirror=inputs.optional_text("mirror", mirror),
+        md5=inputs.optional_text("md5", md5),
+        sha256=inputs.optional_text("sha256", sha256),
+        force=inputs.flag("force", force),
+    )
+
+
+def dataset_info(
+    dataset: PathArg, *, data_dir: PathArg | None = None, strict: bool = False
+) -> dict[str, Any]:
+    """Counts per split, relevance grades and text lengths of a dataset (by name or folder).
+
+    >>> irtune.dataset_info("scifact")["splits"]["test"]["queries"]
+    300
+    """
+    from irtune.data.info import dataset_info as describe
+
+    return describe(_dataset("dataset", dataset, data_dir, strict))
+
+
+@dataclass(frozen=True)
+class WrittenSplit:
+    """A dataset's split plan and the file it was written to."""
+
+    dataset: str
+    plan: SplitPlan
+    path: Path
+
+
+def split(
+    datasets: PathArg | Sequence[PathArg],
+    *,
+    out_dir: PathArg,
+    data_dir: PathArg | None = None,
+    seed: int = 13,
+    dev_fraction: float = 0.2,
+    eval_fraction: float = 0.5,
+    force: bool = False,
+) -> list[WrittenSplit]:
+    """Write each dataset's deterministic, query-level train/dev/eval split plan to
+    `out_dir/<dataset>.split.json`. Every file is checked before any is written: a file there
+    that holds another plan is replaced only with `force`.
+
+    >>> [written] = irtune.split("scidocs", out_dir=Path("splits"))
+    >>> written.path, sorted(written.plan.stats["queries"].items())
+    (PosixPath('splits/scidocs.split.json'), [('dev', 100), ('eval', 500), ('train', 400)])
+    """
+    from irtune.core import checks
+    from irtune.data.splits import check_plan_file, make_plan, save_plan, split_file_name
+
+    folder = inputs.path("out_dir", out_dir)
+    names = inputs.datasets("datasets", datasets)
+    seed = inputs.whole_number("seed", seed)
+    fractions = _fraction("dev_fraction", dev_fraction), _fraction("eval_fraction", eval_fraction)
+    force = inputs.flag("force", force)
+    checks.output_folder("out_dir", folder)
+    planned = []
+    for name in names:
+        found = _dataset("datasets", name, data_dir, False)
+        plan = make_plan(found, seed, *fractions)
+        path = folder / split_file_name(found.name)
+        check_plan_file(plan, path, force=force)
+        planned.append(WrittenSplit(found.name, plan, path))
+    for written in planned:
+        save_plan(written.plan, written.path)
+    return planned
+
+
+def _fraction(parameter: str, value: object) -> float:
+    """A share given as a number (an int or a float, not text or a switch)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise inputs.wrong_type(parameter, "a number", value)
+    return float(value)
 
 
 def load_model(
@@ -111,12 +217,45 @@ def evaluate(
     from irtune.evaluation.job import run_evaluation
     from irtune.retrieval.settings import ModelOptions
 
-    chosen = _retrieval_settings("evaluate", settings)
     return run_evaluation(
-        _model("model", model, required=False),
+        _evaluation_job(
+            "evaluate",
+            _model("model", model, required=False),
+            datasets,
+            settings,
+            model_options=ModelOptions(device, max_seq_length, query_prompt, doc_prompt),
+            out_dir=out_dir,
+            split_files=split_files,
+            data_dir=data_dir,
+            strict=strict,
+            label=label,
+            force=force,
+        )
+    )
+
+
+def _evaluation_job(
+    function: str,
+    model: str | LoadedModel | None,
+    datasets: object,
+    settings: Mapping[str, Any],
+    *,
+    model_options: ModelOptions,
+    out_dir: object,
+    split_files: object,
+    data_dir: object,
+    strict: object,
+    label: object,
+    force: object,
+) -> EvaluationJob:
+    """The evaluation `function` (evaluate, frontier) was asked for, its arguments checked."""
+    from irtune.evaluation.job import EvaluationJob
+
+    return EvaluationJob(
+        model,
         inputs.datasets("datasets", datasets),
-        chosen,
-        model_options=ModelOptions(device, max_seq_length, query_prompt, doc_prompt),
+        _retrieval_settings(function, settings),
+        model_options,
         out_dir=inputs.optional_path("out_dir", out_dir),
         split_files=inputs.paths("split_files", split_files),
         data_dir=inputs.optional_path("data_dir", data_dir),
@@ -284,21 +423,20 @@ def frontier(
     from irtune.evaluation.sweep import grid, sweep
     from irtune.retrieval.settings import ModelOptions
 
-    chosen = _retrieval_settings("frontier", settings)
-    strict, force = inputs.flag("strict", strict), inputs.flag("force", force)
-    return sweep(
+    job = _evaluation_job(
+        "frontier",
         _model("model", model),
-        inputs.datasets("datasets", datasets),
-        chosen,
-        grid(dims, quantize, rescore),
+        datasets,
+        settings,
         model_options=ModelOptions(device, max_seq_length, query_prompt, doc_prompt),
-        out_dir=inputs.optional_path("out_dir", out_dir),
-        split_files=inputs.paths("split_files", split_files),
-        data_dir=inputs.optional_path("data_dir", data_dir),
+        out_dir=out_dir,
+        split_files=split_files,
+        data_dir=data_dir,
         strict=strict,
-        label=inputs.optional_text("label", label),
+        label=label,
         force=force,
     )
+    return sweep(job, grid(dims, quantize, rescore))
 
 
 def report(
@@ -359,6 +497,91 @@ def inspect(
         inputs.optional_path("data_dir", data_dir),
         inputs.optional_text("query", query),
     )
+
+
+def export(
+    results: PathArg,
+    *,
+    out_dir: PathArg,
+    format: str = "mteb",
+    model_name: str | None = None,
+    force: bool = False,
+) -> list[Path]:
+    """Write a results file (or its folder) in another tool's `format` (mteb: MTEB task
+    results, `out_dir/MODEL/REVISION/TASK.json`, MODEL being `model_name` or the results'
+    model) to sit beside its numbers; returns the files written. A task file there is
+    replaced only if it is irtune's export of the same data, or with `force`.
+
+    >>> irtune.export(Path("runs/tuned"), out_dir=Path("mteb-results"))
+    """
+    from irtune.core import checks
+    from irtune.results.mteb import export_mteb
+
+    if inputs.text("format", format) != "mteb":
+        raise invalid("format", "{value}: only mteb is supported", value=format)
+    folder = inputs.path("out_dir", out_dir)
+    checks.output_folder("out_dir", folder)
+    return export_mteb(
+        _results_path("results", results),
+        folder,
+        inputs.optional_text("model_name", model_name),
+        force=inputs.flag("force", force),
+    )
+
+
+def push(
+    model_dir: PathArg,
+    *,
+    repo_id: str,
+    results: PathArg | Sequence[PathArg] = (),
+    private: bool = False,
+) -> str:
+    """Upload a fine-tuned model folder to the Hugging Face Hub as `repo_id` (OWNER/NAME,
+    created if missing; the token from HF_TOKEN), its card's model-index holding the test
+    `results`; returns the commit URL.
+
+    >>> irtune.push(Path("runs/tuned"), repo_id="me/minilm-scifact", results=[Path("runs/tuned-eval")])
+    """
+    from irtune.training.push import push_model
+
+    return push_model(
+        inputs.path("model_dir", model_dir),
+        inputs.text("repo_id", repo_id),
+        results=inputs.paths("results", results),
+        private=inputs.flag("private", private),
+    )
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    """What a study run shows: its report (HTML; report.md beside it) and its comparisons."""
+
+    report: Path
+    comparisons: list[Comparison]
+
+
+def run(
+    study: PathArg,
+    *,
+    data_dir: PathArg | None = None,
+    cache_dir: PathArg | None = None,
+    force: str | Sequence[str] = (),
+) -> StudyOutcome:
+    """Run (or resume) the study a TOML file describes: baselines, fine-tuning, evaluation,
+    comparison and report. A stage already done is kept unless named in `force` (`baseline`,
+    `train:scientific`, ...).
+
+    >>> outcome = irtune.run(Path("study.toml"))
+    >>> outcome.report
+    PosixPath('runs/study/report.html')
+    """
+    from irtune.study.config import load_study
+    from irtune.study.runner import run_study
+
+    path, data = inputs.path("study", study), inputs.optional_path("data_dir", data_dir)
+    cache, stages = inputs.optional_path("cache_dir", cache_dir), inputs.names("force", force, required=False)
+    report, comparisons = run_study(load_study(path, data), data_dir=data, cache_dir=cache, force=stages)
+    return StudyOutcome(report, comparisons)
 
 
 def import_data(

@@ -62,5 +62,6 @@ class DataError(IrtuneError, ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-class LeakageError(IrtuneError, ValueError):
-    """Training queries overlap the queries that will be evaluated."""
+class LeakageError(ParameterError, ValueError):
+    """Training queries overlap the queries that will be evaluated (the remedy names the
+    parameter that allows it)."""

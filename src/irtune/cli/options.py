@@ -1,4 +1,5 @@
-"""Command-line options generated from a pydantic config, so that flags never re-list it.
+"""Options shared by several commands, and those generated from a pydantic config, so that
+flags never re-list it.
 
 Every field of the model becomes `--field-name` (booleans `--name/--no-name`, lists a
 comma-separated value), with the field's description as help. A flag left out is not
@@ -12,11 +13,35 @@ import inspect
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="IRTUNE_DATA_DIR", help="Folder holding BEIR datasets by name."),
+]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", envvar="IRTUNE_CACHE_DIR", help="Embedding/mining cache folder."),
+]
+MlflowUri = Annotated[
+    str | None,
+    typer.Option(
+        "--mlflow",
+        help="MLflow tracking URI or folder: log this command's metrics there (experiment irtune).",
+    ),
+]
+Baseline = Annotated[
+    Path | None,
+    typer.Option(
+        help="Baseline results (default: the sweep's baseline for the settings of one frontier sweep, "
+        "else the first given)."
+    ),
+]
 
 
 def _scalar(annotation: Any) -> tuple[type, bool]:
@@ -66,3 +91,11 @@ def config_overrides(model: type[BaseModel], values: Mapping[str, Any]) -> dict[
         _, is_list = _scalar(field.annotation)
         overrides[name] = [v.strip() for v in str(value).split(",") if v.strip()] if is_list else value
     return overrides
+
+
+def with_config_flags(command: Any, config: type[BaseModel]) -> Any:
+    """The command with one flag per config field added to its signature (Typer reads it)."""
+    signature = inspect.signature(command, eval_str=True)
+    fixed = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    command.__signature__ = signature.replace(parameters=[*fixed, *config_parameters(config)])
+    return command

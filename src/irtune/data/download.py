@@ -17,7 +17,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from irtune.core import checks
 from irtune.core.files import tidy_on_failure
 from irtune.data.registry import BEIR_BASE_URL, KNOWN_DATASETS
-from irtune.errors import IrtuneError
+from irtune.errors import IrtuneError, ParameterError, invalid
 
 
 def source_for(name: str, mirror: str | None) -> str:
@@ -30,7 +30,9 @@ def source_for(name: str, mirror: str | None) -> str:
             raise IrtuneError(f"{local}: not found in the mirror folder {mirror}")
         return str(local)
     if "://" not in mirror:
-        raise IrtuneError(f"--mirror {mirror!r}: neither a folder nor a URL (http://, https://, file://)")
+        raise invalid(
+            "mirror", "{value!r}: neither a folder nor a URL (http://, https://, file://)", value=mirror
+        )
     return f"{mirror.rstrip('/')}/{name}.zip"
 
 
@@ -106,14 +108,14 @@ def fetch_dataset(
     archive extracted: work happens in a temporary sibling folder renamed at the end.
     """
     checks.dataset_name(name, nested=False)
-    checks.output_folder("--data-dir", data_dir)
+    checks.output_folder("data_dir", data_dir)
     target = data_dir / name
     if target.exists() and not force:
         return target
     if md5 is None and sha256 is None:
         known = KNOWN_DATASETS.get(name)
         if known is None:
-            raise IrtuneError(f'no checksum known for "{name}": pass --md5 or --sha256')
+            raise ParameterError('no checksum known for "{name}": pass {md5} or {sha256}', name=name)
         md5 = known.md5
     with tidy_on_failure(data_dir):
         data_dir.mkdir(parents=True, exist_ok=True)

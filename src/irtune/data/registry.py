@@ -10,7 +10,7 @@ from platformdirs import user_cache_dir
 
 from irtune.core import checks
 from irtune.data.beir import BeirDataset
-from irtune.errors import IrtuneError
+from irtune.errors import IrtuneError, ParameterError
 
 BEIR_BASE_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets"
 DATA_DIR_ENV = "IRTUNE_DATA_DIR"
@@ -71,6 +71,10 @@ def resolve_dataset(name_or_path: str, data_dir: Path | None = None, strict: boo
         if name_or_path in KNOWN_DATASETS
         else "give a BEIR folder path"
     )
-    raise IrtuneError(
-        f'dataset "{name_or_path}" not found in {base} ({hint}, or set --data-dir / {DATA_DIR_ENV})'
+    raise ParameterError(
+        'dataset "{name}" not found in {base} ({hint}, or set {data_dir} / {variable})',
+        name=name_or_path,
+        base=base,
+        hint=hint,
+        variable=DATA_DIR_ENV,
     )

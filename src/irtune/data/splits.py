@@ -51,7 +51,14 @@ PARTS = ("train", "dev", "eval")
 FRACTION_TOLERANCE = 0.05  # a part may miss its requested share by this much (or one query)
 LEFT_OUT_FOR_CLUSTERS = "left_out_sharing_a_duplicate_cluster_with_eval"
 
+SPLIT_FILE_SUFFIX = ".split.json"
+
 Qrels = Mapping[str, Mapping[str, int]]
+
+
+def split_file_name(dataset_name: str) -> str:
+    """The file name of a dataset's split plan in a folder of plans (`<dataset>.split.json`)."""
+    return f"{dataset_name}{SPLIT_FILE_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -248,8 +255,8 @@ def _partition_split(
 def make_plan(
     dataset: BeirDataset, seed: int = 13, dev_fraction: float = 0.2, eval_fraction: float = 0.5
 ) -> SplitPlan:
-    checks.fraction("--dev-fraction", dev_fraction)
-    checks.fraction("--eval-fraction", eval_fraction)
+    checks.fraction("dev_fraction", dev_fraction)
+    checks.fraction("eval_fraction", eval_fraction)
     has = {s for s in ("train", "dev", "test") if dataset.has_split(s)}
     if "test" not in has:
         raise IrtuneError(f"{dataset.root}: no qrels/test.tsv, cannot plan an honest evaluation")

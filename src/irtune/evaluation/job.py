@@ -1,11 +1,12 @@
-"""High-level operations shared by the CLI and the pipeline."""
+"""One evaluation, asked for once (`EvaluationJob`: the model, the datasets, the retrieval
+settings and where the results go) and passed whole to what checks, runs and sweeps it."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,18 +16,19 @@ from irtune.core.locks import folder_lock
 from irtune.data.beir import BeirDataset
 from irtune.data.leakage import text_fingerprint
 from irtune.data.registry import resolve_dataset
-from irtune.data.splits import SplitPlan, evaluated_cluster_mates, make_plan, plans_for
+from irtune.data.splits import SPLIT_FILE_SUFFIX, SplitPlan, evaluated_cluster_mates, make_plan, plans_for
 from irtune.errors import IrtuneError, ParameterError
 from irtune.evaluation.runner import (
     DatasetEvaluation,
     QuerySelection,
+    assemble_results,
     evaluate_dataset,
     refuse_repeated_datasets,
-    results_file,
     selected_queries,
     write_results,
 )
 from irtune.models.lineage import SPLITS_DIR
+from irtune.results.files import RESULTS_FILE
 from irtune.results.schema import EvaluationSettings, ResultsFile, read_results
 from irtune.retrieval.base import LabelledQueries, Retriever
 from irtune.retrieval.registry import check_retriever
@@ -37,6 +39,38 @@ if TYPE_CHECKING:
     from irtune.models.loading import LoadedModel
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluationJob:
+    """An evaluation as asked: `model` (a name, hub id or folder, loaded with `model_options`;
+    a loaded model; or None for a model-free retriever) on `datasets` (names under `data_dir`,
+    or folders) with `settings`. With `out_dir`, results.json and run files are written there
+    (results of another setup are replaced only with `force`); `split_files` choose each
+    dataset's evaluated queries (else a fine-tuned model's own plans, else the whole split)."""
+
+    model: str | LoadedModel | None
+    datasets: Sequence[str]
+    settings: RetrievalSettings = field(default_factory=RetrievalSettings)
+    model_options: ModelOptions = field(default_factory=ModelOptions)
+    out_dir: Path | None = None
+    split_files: Sequence[Path] = ()
+    data_dir: Path | None = None
+    strict: bool = False
+    label: str | None = None
+    force: bool = False
+
+    def __post_init__(self) -> None:  # lists become tuples: a request is not changed once made
+        object.__setattr__(self, "datasets", tuple(self.datasets))
+        object.__setattr__(self, "split_files", tuple(self.split_files))
+
+    def load_model(self) -> LoadedModel | None:
+        """The model, loaded now when given by name and the retriever needs one."""
+        if not isinstance(self.model, str):
+            return self.model
+        if not check_retriever(self.settings.retriever).needs_model:
+            return None
+        return self.model_options.for_backend(self.settings.backend).load(self.model)
 
 
 @dataclass(frozen=True)
@@ -79,9 +113,11 @@ def dev_queries(
         if q not in ids and q not in mates and text_fingerprint(dataset.queries[q]) not in texts
     ]
     if not qids:
-        raise IrtuneError(
-            f"{dataset.name}: no dev query left to tune the retriever on ({origin}); cut the split with "
-            f"`irtune split -d {dataset.name} --out DIR` and pass --split-file DIR/{dataset.name}.split.json"
+        raise ParameterError(
+            "{name}: no dev query left to tune the retriever on ({origin}); give {split_files} the file of "
+            "a split of it with dev queries apart from the evaluated ones (irtune's `split`)",
+            name=dataset.name,
+            origin=origin,
         )
     qrels = dataset.qrels(plan.dev.split)
     return LabelledQueries(
@@ -94,12 +130,12 @@ def dev_queries(
 def _plans_in(model_folder: Path | None) -> list[Path]:
     """The split plans saved in a fine-tuned model's folder (for a hub id: its cache snapshot)."""
     folder = model_folder / SPLITS_DIR if model_folder is not None else None
-    return sorted(folder.glob("*.split.json")) if folder is not None and folder.is_dir() else []
+    return sorted(folder.glob(f"*{SPLIT_FILE_SUFFIX}")) if folder is not None and folder.is_dir() else []
 
 
 def _model_split_files(model: LoadedModel | None) -> list[Path]:
     """Split plans saved with a fine-tuned model, so that by default it is evaluated on the
-    queries it did not train on (explicit --split-file entries take precedence)."""
+    queries it did not train on (explicit split files take precedence)."""
     if model is None or model.training is None:
         return []
     return _plans_in(model.folder)
@@ -111,77 +147,59 @@ def _planned_before_loading(model_spec: str | LoadedModel | None) -> set[str]:
     if model_spec is None:
         return set()
     folder = Path(model_spec).expanduser() if isinstance(model_spec, str) else model_spec.folder
-    return {p.name.removesuffix(".split.json") for p in _plans_in(folder)}
+    return {p.name.removesuffix(SPLIT_FILE_SUFFIX) for p in _plans_in(folder)}
 
 
-def run_evaluation(
-    model_spec: str | LoadedModel | None,
-    datasets: Sequence[str],
-    settings: RetrievalSettings,
-    *,
-    model_options: ModelOptions | None = None,
-    out_dir: Path | None = None,
-    split_files: Sequence[Path] = (),
-    data_dir: Path | None = None,
-    strict: bool = False,
-    label: str | None = None,
-    force: bool = False,
-) -> ResultsFile:
+def run_evaluation(job: EvaluationJob | str | LoadedModel | None, *args: Any, **options: Any) -> ResultsFile:
     """Evaluate on each dataset (its `eval` queries where a split file names them).
 
     Everything that can be checked without a model is checked first (datasets, their files
     and splits, split files, the output folder), so a typo fails before the model loads.
     Results already in `out_dir` are replaced only by an evaluation of the same setup (a
-    re-run), or with `force`."""
-    found, explicit = check_before_loading(
-        model_spec, datasets, settings, model_options, out_dir, split_files, data_dir, strict, force=force
-    )
+    re-run), or with `force`. (A model followed by the job's other fields is read as their
+    job: the form of the callers that do not build one yet.)"""
+    if not isinstance(job, EvaluationJob):
+        job = EvaluationJob(job, *args, **options)
+    found, explicit = check_before_loading(job)
     with contextlib.ExitStack() as stack:
-        if out_dir is not None:
-            stack.enter_context(folder_lock(out_dir, what="results folder"))
-        model = None if isinstance(model_spec, str | None) else model_spec
-        if isinstance(model_spec, str) and check_retriever(settings.retriever).needs_model:
-            model = (model_options or ModelOptions()).for_backend(settings.backend).load(model_spec)
+        if job.out_dir is not None:
+            stack.enter_context(folder_lock(job.out_dir, what="results folder"))
+        settings = job.settings
+        model = job.load_model()
         retriever = make_retriever(settings.retriever, settings, model)
         evaluations = _evaluate_all(model, retriever, found, settings, explicit)
         default_label = (
             model.name if model is not None and settings.retriever == "dense" else settings.retriever
         )
-        results = results_file(evaluations, settings, retriever, model, label or default_label)
-        if out_dir is not None:
-            _refuse_other_setup(out_dir, force, _setup(results))
-            write_results(out_dir, results, [e.run for e in evaluations])
+        results = assemble_results(evaluations, settings, retriever, model, job.label or default_label)
+        if job.out_dir is not None:
+            _refuse_other_setup(job.out_dir, job.force, _setup(results))
+            write_results(job.out_dir, results, [e.run for e in evaluations])
         return results
 
 
-def check_before_loading(
-    model_spec: str | LoadedModel | None,
-    datasets: Sequence[str],
-    settings: RetrievalSettings,
-    model_options: ModelOptions | None,
-    out_dir: Path | None,
-    split_files: Sequence[Path],
-    data_dir: Path | None,
-    strict: bool,
-    *,
-    force: bool = False,
-) -> tuple[list[BeirDataset], dict[str, HeldOut]]:
+def check_before_loading(job: EvaluationJob) -> tuple[list[BeirDataset], dict[str, HeldOut]]:
     """Everything about an evaluation that can be checked without a model: the output
     folder (and the setup of the results it holds), the backend, each dataset with its files
     and split, the split files."""
-    check_model_given(settings.retriever, model_spec)
-    check_results_folder(out_dir, settings, force)
+    settings = job.settings
+    check_model_given(settings.retriever, job.model)
+    check_results_folder(job.out_dir, settings, job.force)
     if settings.backend != "torch":
         from irtune.retrieval.backends import require
 
-        device = (model_options or ModelOptions()).device
+        device = job.model_options.device
         if device not in (None, "cpu") and not str(device).startswith("cpu:"):
-            raise IrtuneError(f"--backend {settings.backend} runs on the CPU, not {device}; drop --device")
+            raise ParameterError(
+                "{backend} {name} runs on the CPU, not {device_name}; drop {device}",
+                name=settings.backend,
+                device_name=device,
+            )
         require(settings.backend)
-    found = [resolve_dataset(name, data_dir, strict) for name in datasets]
+    found = [resolve_dataset(name, job.data_dir, job.strict) for name in job.datasets]
     refuse_repeated_datasets(found)
-    explicit = held_out_from_files(split_files, found)
-    planned = _planned_before_loading(model_spec)  # their split is the plan's (checked later)
+    explicit = held_out_from_files(job.split_files, found)
+    planned = _planned_before_loading(job.model)  # their split is the plan's (checked later)
     for dataset in found:
         held = explicit.get(dataset.name)
         if held or dataset.name not in planned:
@@ -220,7 +238,7 @@ def _setup(results: ResultsFile) -> dict[str, Any]:
 def _refuse_other_setup(out_dir: Path, force: bool, setup: dict[str, Any]) -> None:
     """Refuse to replace the results in `out_dir` when they differ from `setup` (some or all
     of `_setup`'s parts) in any part, or cannot be read; `force` replaces them."""
-    if force or not (out_dir / "results.json").exists():
+    if force or not (out_dir / RESULTS_FILE).exists():
         return
     try:
         held = _setup(read_results(out_dir))
@@ -269,15 +287,17 @@ def _evaluate_all(
         if model is not None and dataset.name in carried:
             log.warning(
                 "%s: evaluating %s on the held-out queries of the model's split plan %s "
-                "(evaluate the baseline with the same --split-file)",
+                "(evaluate the baseline with the same split files)",
                 model.name,
                 dataset.name,
                 carried[dataset.name].origin,
             )
         if chosen and dataset.is_synthetic(chosen.plan.eval.split):
-            raise IrtuneError(
-                f"{dataset.name}: {chosen.origin} reports no real queries (trained on generated queries of a "
-                "dataset without a test split): evaluate on another dataset, or pass a --split-file"
+            raise ParameterError(
+                "{name}: {origin} reports no real queries (trained on generated queries of a dataset "
+                "without a test split): evaluate on another dataset, or give {split_files}",
+                name=dataset.name,
+                origin=chosen.origin,
             )
         split = chosen.plan.eval.split if chosen else settings.split
         selection = chosen.selection if chosen else QuerySelection()

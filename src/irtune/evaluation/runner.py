@@ -18,6 +18,7 @@ from irtune.data.importer import judged_relevant_to_own_id
 from irtune.data.leakage import find_overlap
 from irtune.data.official import official_name
 from irtune.errors import InvalidValueError, IrtuneError, invalid
+from irtune.results.files import RESULTS_FILE
 from irtune.results.metrics import evaluate_run, mean_metrics, rank_documents
 from irtune.results.schema import (
     Contamination,
@@ -214,13 +215,14 @@ def write_run_file(path: Path, run: dict[str, dict[str, float]], tag: str) -> No
             )
 
 
-def results_file(
+def assemble_results(
     evaluations: Sequence[DatasetEvaluation],
     settings: RetrievalSettings,
     retriever: Retriever,
     model: LoadedModel | None,
     label: str,
 ) -> ResultsFile:
+    """The results record of an evaluation (written by `write_results`, if at all)."""
     return ResultsFile(
         label=label,
         model=ModelRecord.model_validate(model.describe()) if model else None,
@@ -235,7 +237,7 @@ def results_file(
 def write_results(out_dir: Path, results: ResultsFile, runs: Sequence[Run]) -> Path:
     """results.json plus one TREC run file per dataset (`runs/<dataset>.<split>.trec`). The run
     files an earlier results.json in the same folder listed are removed once it is replaced (a
-    reused --out holds only the files of the results it holds); other files are left alone."""
+    reused `out_dir` holds only the files of the results it holds); other files are left alone."""
     out_dir.mkdir(parents=True, exist_ok=True)
     listed_before = _listed_run_files(out_dir)
     entries = []
@@ -243,7 +245,7 @@ def write_results(out_dir: Path, results: ResultsFile, runs: Sequence[Run]) -> P
         run_path = out_dir / "runs" / f"{entry.dataset}.{entry.split}.trec"
         write_run_file(run_path, run, tag=results.label)
         entries.append(entry.model_copy(update={"run_file": str(run_path.relative_to(out_dir))}))
-    path = out_dir / "results.json"
+    path = out_dir / RESULTS_FILE
     write_json_atomic(path, results.model_copy(update={"datasets": entries}).to_json())
     written = [out_dir / entry.run_file for entry in entries if entry.run_file]
     for old in listed_before:
@@ -256,7 +258,7 @@ def _listed_run_files(out_dir: Path) -> list[Path]:
     """The run files the results.json in `out_dir` lists (inside `out_dir` only; none if it is
     missing or unreadable: then nothing is removed)."""
     try:
-        data = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
+        data = json.loads((out_dir / RESULTS_FILE).read_text(encoding="utf-8"))
         names = [entry["run_file"] for entry in data["datasets"] if isinstance(entry.get("run_file"), str)]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []

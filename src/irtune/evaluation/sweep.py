@@ -5,7 +5,6 @@ whole family: settings x datasets x metrics)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -15,14 +14,14 @@ from typing import TYPE_CHECKING
 from irtune.core import checks, inputs
 from irtune.core.files import write_json_atomic
 from irtune.errors import invalid
-from irtune.results.files import FRONTIER_FILE
+from irtune.results.files import FRONTIER_FILE, RESULTS_FILE
 from irtune.retrieval.settings import QUANTIZATIONS, compression_needs_exact_dense, rescore_without_ubinary
 
 if TYPE_CHECKING:
-    from irtune.models.loading import LoadedModel
+    from irtune.evaluation.job import EvaluationJob
     from irtune.results.compare import Comparison
     from irtune.results.schema import ResultsFile
-    from irtune.retrieval.settings import ModelOptions, RetrievalSettings
+    from irtune.retrieval.settings import RetrievalSettings
 
 FULL = "full"  # the setting every other one is compared with
 
@@ -103,7 +102,7 @@ class Frontier:
         return {
             "baseline": FULL,
             "baseline_retriever": self.baseline,
-            "settings": {name: f"{name}/results.json" for name in self.runs},
+            "settings": {name: f"{name}/{RESULTS_FILE}" for name in self.runs},
             "correction": correction.describe() if correction else None,
             "rows": self.rows(),
             "comparisons": {name: c.to_json() for name, c in self.comparisons.items()},
@@ -128,58 +127,45 @@ class Frontier:
         return table
 
 
-def sweep(
-    model: str | LoadedModel,
-    datasets: Sequence[str],
-    settings: RetrievalSettings,
-    points: Sequence[Setting],
-    *,
-    model_options: ModelOptions | None = None,
-    out_dir: Path | None = None,
-    split_files: Sequence[Path] = (),
-    data_dir: Path | None = None,
-    strict: bool = False,
-    label: str | None = None,
-    force: bool = False,
-) -> Frontier:
-    """Evaluate every setting (the model loads once, the corpus is encoded once into the
-    cache); with `out_dir`, each setting's results go to `out_dir/SETTING`."""
+def sweep(job: EvaluationJob, points: Sequence[Setting]) -> Frontier:
+    """Evaluate every setting of `points` on the job (the model loads once, the corpus is
+    encoded once into the cache); with its `out_dir`, each setting's results go to
+    `out_dir/SETTING`."""
     from irtune.evaluation.job import check_before_loading, run_evaluation
     from irtune.results.compare import compare_study
-    from irtune.retrieval.settings import ModelOptions
 
+    settings, out_dir = job.settings, job.out_dir
     if settings.retriever != "dense" or settings.index != "exact":
         raise compression_needs_exact_dense(
             "several {dims}/{quantize} settings apply", settings.retriever, settings.index
         )
     checks.output_folder("out_dir", out_dir)
-    if isinstance(model, str):
-        check_before_loading(model, datasets, settings, model_options, None, split_files, data_dir, strict)
-        _check_outputs(out_dir, settings, [point.named(None) for point in points], force, family_known=False)
-        model = (model_options or ModelOptions()).for_backend(settings.backend).load(model)
+    if job.model is None or isinstance(job.model, str):
+        check_before_loading(replace(job, out_dir=None))  # (no model is refused here)
+        _check_outputs(
+            out_dir, settings, [point.named(None) for point in points], job.force, family_known=False
+        )
+    model = job.load_model()
+    assert model is not None  # dense retrieval has one
     full = model.model.get_embedding_dimension()
-    # e.g. --dims 384 on a 384-dimensional model: that is `full`
+    # e.g. dims 384 on a 384-dimensional model: that is `full`
     resolved = {point.named(full): point.resolved(full) for point in points}
-    _check_outputs(out_dir, settings, list(resolved), force, family_known=True)
+    _check_outputs(out_dir, settings, list(resolved), job.force, family_known=True)
+    label = job.label or model.name
     runs: dict[str, ResultsFile] = {}
     for name, point in resolved.items():
-        chosen = dataclasses.replace(
-            settings, dims=point.dims, quantize=point.quantize, rescore=point.rescore
-        )
-        runs[name] = run_evaluation(
-            model,
-            datasets,
-            chosen,
+        chosen = replace(settings, dims=point.dims, quantize=point.quantize, rescore=point.rescore)
+        setting_job = replace(
+            job,
+            model=model,
+            settings=chosen,
             out_dir=out_dir / name if out_dir else None,
-            split_files=split_files,
-            data_dir=data_dir,
-            strict=strict,
-            label=f"{label or model.name} {name}",
-            force=force,
+            label=f"{label} {name}",
         )
+        runs[name] = run_evaluation(setting_job)
     others = [run for name, run in runs.items() if name != FULL]
     comparisons = compare_study(runs[FULL], others) if others else []
-    names = {f"{label or model.name} {name}": name for name in runs}
+    names = {f"{label} {name}": name for name in runs}
     frontier = Frontier(runs, {names[c.candidate_label]: c for c in comparisons})
     if out_dir is not None:  # the corrected p-values, with the family they were corrected over
         write_json_atomic(out_dir / FRONTIER_FILE, frontier.to_json())

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from irtune.core import checks
 from irtune.core.files import sha256_file
-from irtune.errors import IrtuneError
+from irtune.errors import IrtuneError, ParameterError, invalid
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +86,13 @@ TRANSPORT_PROBLEMS = {
 
 class _Retryable(Exception):
     """An attempt that failed in a way a later one may not: timeouts, connection errors,
-    408/409/429/5xx and malformed replies. `wait_s`: the server's Retry-After, if any."""
+    408/409/429/5xx and malformed replies. `wait_s`: the server's Retry-After, if any;
+    `setting`: the setting that bounds this failure (the deadline's `timeout_s`), if one does."""
 
-    def __init__(self, problem: str, wait_s: float | None = None) -> None:
+    def __init__(self, problem: str, wait_s: float | None = None, *, setting: str | None = None) -> None:
         super().__init__(problem)
         self.wait_s = wait_s
+        self.setting = setting
 
 
 class _Deadline:
@@ -197,11 +199,14 @@ class OpenAIGenerator:
 
     def __init__(self, settings: OpenAISettings) -> None:
         if settings.api not in ("chat", "completions"):
-            raise IrtuneError(f"--api must be chat or completions, not {settings.api!r}")
-        if settings.concurrency < 1 or settings.max_retries < 0 or settings.max_tokens < 1:
-            raise IrtuneError("--concurrency and --max-new-tokens must be >= 1, --retries >= 0")
+            raise invalid("api", "must be chat or completions, not {value!r}", value=settings.api)
+        checks.at_least("concurrency", settings.concurrency, 1)
+        checks.at_least("max_tokens", settings.max_tokens, 1)
+        checks.at_least("max_retries", settings.max_retries, 0)
         if not (math.isfinite(settings.timeout_s) and settings.timeout_s > 0):
-            raise IrtuneError(f"--timeout must be a positive number of seconds, not {settings.timeout_s}")
+            raise invalid(
+                "timeout_s", "must be a positive number of seconds, not {value}", value=settings.timeout_s
+            )
         if settings.max_reply_bytes < 1 or not settings.max_wait_s >= 0:
             raise IrtuneError("max_reply_bytes must be >= 1 and max_wait_s >= 0")
         self.settings = settings
@@ -263,7 +268,7 @@ class OpenAIGenerator:
             except _Retryable as failure:
                 made = f"after {attempts} attempt{'s' if attempts > 1 else ''}"
                 if attempts > s.max_retries or in_flight.stopped.is_set():
-                    raise self._error(f"{failure} {made}") from None
+                    raise self._gave_up(failure, made) from None
                 if failure.wait_s is not None and failure.wait_s > s.max_wait_s:
                     raise self._error(
                         f"{failure} {made}: the server asks to wait {failure.wait_s:.0f} s (Retry-After), "
@@ -300,7 +305,9 @@ class OpenAIGenerator:
             except self.http.HTTPError as exc:
                 problem = f"{_transport_problem(exc)} ({_short(exc)})"
             if deadline.expired:  # the failure it caused, or a body ending with the connection: cut short
-                raise _Retryable(f"no complete reply within the {s.timeout_s:g} s deadline (--timeout)")
+                raise _Retryable(
+                    f"no complete reply within the {s.timeout_s:g} s deadline", setting="timeout_s"
+                )
             if problem:
                 raise _Retryable(problem)
         detail = _short(content.decode("utf-8", "replace")) or "no body"
@@ -323,6 +330,14 @@ class OpenAIGenerator:
     def _error(self, problem: str) -> IrtuneError:
         return IrtuneError(self._redact(f"{self.where}: {problem}"))
 
+    def _gave_up(self, failure: _Retryable, made: str) -> IrtuneError:
+        """The error once no attempt is left; one that a setting bounds names it, as each
+        interface calls it (the deadline: `timeout_s`, `--timeout`)."""
+        if failure.setting is None:
+            return self._error(f"{failure} {made}")
+        shown = self._redact(f"{self.where}: {failure}")
+        return ParameterError("{failure} ({" + failure.setting + "}) {made}", failure=shown, made=made)
+
 
 def _transport_problem(exc: Exception) -> str:
     """In words, what an exception of the HTTP library says went wrong (its most specific kind)."""
@@ -332,16 +347,19 @@ def _transport_problem(exc: Exception) -> str:
 
 def _usable_url(base_url: str) -> str:
     """The URL as messages show it (`redacted`), or an error for one no request can go to."""
-    spec = f"--generator openai:{base_url}"
+
+    def unusable(problem: str) -> ParameterError:
+        return ParameterError("{generator} openai:{url}: {problem}", url=base_url, problem=problem)
+
     try:
         parts = urlsplit(base_url)
         shown = redacted(base_url)  # reads the port: a cut-short IPv6 host or a bad port fails here
     except ValueError as exc:
-        raise IrtuneError(f"{spec}: not a URL irtune can use ({exc})") from None
+        raise unusable(f"not a URL irtune can use ({exc})") from None
     if parts.scheme not in ("http", "https"):
-        raise IrtuneError(f"{spec}: the URL must start with http(s)://")
+        raise unusable("the URL must start with http(s)://")
     if not parts.hostname:
-        raise IrtuneError(f"{spec}: not a URL irtune can use (no host)")
+        raise unusable("not a URL irtune can use (no host)")
     return shown
 
 
@@ -460,9 +478,9 @@ class HFGenerator:
     cache folder keyed by the file's sha256; later runs load that copy in seconds."""
 
     def __init__(self, settings: HFSettings) -> None:
-        checks.at_least("--batch-size", settings.batch_size, 1)
-        checks.at_least("--max-new-tokens", settings.max_new_tokens, 1)
-        checks.device("--device", settings.device)
+        checks.at_least("batch_size", settings.batch_size, 1)
+        checks.at_least("max_new_tokens", settings.max_new_tokens, 1)
+        checks.device("device", settings.device)
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -591,13 +609,19 @@ def make_generator(
     kind, _, target = spec.partition(":")
     if kind == "openai" and target:
         if not model:
-            raise IrtuneError("--generator openai:URL needs --model NAME (the endpoint's model name)")
+            raise ParameterError(
+                "{generator} openai:URL needs {generator_model} NAME (the endpoint's model name)"
+            )
         return OpenAIGenerator(OpenAISettings(base_url=target, model=model, **(openai_settings or {})))
     if kind == "hf" and target:
         if model:
-            raise IrtuneError("--model names an endpoint's model; for hf: put the model in the spec")
+            raise ParameterError(
+                "{generator_model} names an endpoint's model; for hf: put the model in the spec"
+            )
         return HFGenerator(HFSettings(location=target, **(hf_settings or {})))
-    raise IrtuneError(
-        f"--generator {spec!r}: use openai:URL (an OpenAI-compatible endpoint) or hf:ID_OR_PATH "
-        f"(a model in this process; bundled: {', '.join(BUNDLED_GENERATORS)})"
+    raise ParameterError(
+        "{generator} {spec!r}: use openai:URL (an OpenAI-compatible endpoint) or hf:ID_OR_PATH "
+        "(a model in this process; bundled: {bundled})",
+        spec=spec,
+        bundled=", ".join(BUNDLED_GENERATORS),
     )

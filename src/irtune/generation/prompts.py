@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from irtune.errors import DataError, IrtuneError
+from irtune.errors import DataError, invalid
 
 TEMPLATES = {
     "general": (
@@ -97,5 +97,7 @@ def build_prompt(
             FEW_SHOT_TEMPLATE, f"few-shot ({len(examples)} real training pairs)", tuple(examples)
         )
     if domain not in TEMPLATES:
-        raise IrtuneError(f"--domain must be one of {', '.join(TEMPLATES)}, not {domain!r}")
+        raise invalid(
+            "domain", "must be one of {choices}, not {value!r}", choices=", ".join(TEMPLATES), value=domain
+        )
     return PromptBuilder(TEMPLATES[domain], f"template: {domain}")

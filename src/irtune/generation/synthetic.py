@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from irtune.core import checks
 from irtune.core.files import sha256_text
 from irtune.core.locks import folder_lock
 from irtune.core.progress import progress_bar
@@ -41,9 +42,10 @@ from irtune.data.beir import (
     SYNTHETIC_QUERIES,
     BeirDataset,
 )
+from irtune.data.beir_writer import qrels_lines, query_lines, write_files
 from irtune.data.leakage import text_fingerprint
 from irtune.data.splits import make_plan
-from irtune.errors import DataError, IrtuneError, ParameterError
+from irtune.errors import DataError, InvalidValueError, IrtuneError, ParameterError
 from irtune.generation.backends import Generator
 from irtune.generation.filters import FilterSettings, QueryFilter, clean_generation
 from irtune.generation.prompts import Example, PromptBuilder, build_prompt
@@ -66,12 +68,15 @@ class GenerationRequest:
     force: bool = False  # replace a split of other settings, deleting the journals of other settings
 
     def __post_init__(self) -> None:
-        if self.sample is not None and self.sample < 1:
-            raise IrtuneError(f"--sample must be >= 1, not {self.sample}")
-        if self.few_shot < 0 or self.round_trip_k < 0:
-            raise IrtuneError("--few-shot and --round-trip-k must be >= 0")
-        if not 1 <= self.filters.min_words <= self.filters.max_words:
-            raise IrtuneError("--min-words must be >= 1 and <= --max-words")
+        checks.at_least("sample", self.sample, 1)
+        checks.at_least("few_shot", self.few_shot, 0)
+        checks.at_least("round_trip_k", self.round_trip_k, 0)
+        low, high = self.filters.min_words, self.filters.max_words
+        checks.at_least("min_words", low, 1)
+        if low > high:
+            raise InvalidValueError(
+                "{min_words} must be at most {max_words} ({low} > {high})", low=low, high=high
+            )
 
 
 class SyntheticManifest(BaseModel):
@@ -339,7 +344,9 @@ def _generate_synthetic(
     from irtune import __version__
 
     if request.round_trip_k and round_trip is None:
-        raise IrtuneError("the round-trip filter needs a base model (or --round-trip-k 0 to skip it)")
+        raise ParameterError(
+            "the round-trip filter needs a base model ({base_model}; or {round_trip_k} 0 to skip it)"
+        )
     examples = few_shot_examples(dataset, request.few_shot, request.seed)
     prompt = build_prompt(domain=request.domain, examples=examples, prompt_file=request.prompt_file)
     doc_ids = sample_documents(dataset, request.sample, request.seed)
@@ -364,37 +371,13 @@ def _generate_synthetic(
         refuse_replacing_other_settings(dataset, settings, _journal_path(dataset, generator, prompt))
     log.info("%s: %d documents, prompt: %s", dataset.name, len(doc_ids), prompt.source)
     raw, timing = run_generation(dataset, generator, prompt, doc_ids, restart=request.restart)
-
-    dropped: Counter[str] = Counter()
-    candidates: dict[str, tuple[str, str]] = {}  # query id -> (text, source document)
-    for doc_id in doc_ids:
-        text = clean_generation(raw[doc_id])
-        reason = query_filter.reason_to_drop(text, dataset.corpus[doc_id].full_text())
-        if reason:
-            dropped[reason] += 1
-        else:
-            candidates[f"syn-{text_fingerprint(text)}"] = (text, doc_id)
+    candidates, dropped = _filtered(dataset, raw, query_filter)
     round_trip_info = None
     if request.round_trip_k and round_trip is not None and candidates:
-        started = time.perf_counter()
-        top = round_trip({q: t for q, (t, _) in candidates.items()}, request.round_trip_k)
-        missed = [q for q, (_, d) in candidates.items() if d not in top.get(q, [])]
-        for qid in missed:
-            del candidates[qid]
-        dropped[f"source document not in the base model's top {request.round_trip_k}"] += len(missed)
-        round_trip_info = {
-            "model": round_trip_model,
-            "k": request.round_trip_k,
-            "checked": len(missed) + len(candidates),
-            "kept": len(candidates),
-            "seconds": round(time.perf_counter() - started, 2),
-        }
+        k = request.round_trip_k
+        round_trip_info = _round_trip_filter(candidates, dropped, round_trip, round_trip_model, k)
     if not candidates:
-        reasons = ", ".join(f"{r}: {n}" for r, n in dropped.most_common())
-        raise IrtuneError(
-            f"{dataset.name}: every generated query was filtered out ({reasons}); the raw generations are "
-            f"kept in {dataset.root / GENERATION_JOURNALS} (--restart generates them again)"
-        )
+        raise _everything_filtered_out(dataset, dropped)
     manifest = SyntheticManifest(
         dataset=dataset.name,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -418,30 +401,71 @@ def _generate_synthetic(
     return manifest
 
 
+Candidates = dict[str, tuple[str, str]]  # query id -> (text, source document)
+
+
+def _filtered(
+    dataset: BeirDataset, raw: Mapping[str, str], query_filter: QueryFilter
+) -> tuple[Candidates, Counter[str]]:
+    """The cleaned generations (by document) that pass the filters, and why the others did not."""
+    dropped: Counter[str] = Counter()
+    candidates: Candidates = {}
+    for doc_id, generation in raw.items():
+        text = clean_generation(generation)
+        reason = query_filter.reason_to_drop(text, dataset.corpus[doc_id].full_text())
+        if reason:
+            dropped[reason] += 1
+        else:
+            candidates[f"syn-{text_fingerprint(text)}"] = (text, doc_id)
+    return candidates, dropped
+
+
+def _round_trip_filter(
+    candidates: Candidates, dropped: Counter[str], round_trip: RoundTrip, model: str | None, k: int
+) -> dict[str, Any]:
+    """Drop (in place) the candidates whose source document is not in the base model's top `k`
+    for them; what the filter did, for the manifest."""
+    started = time.perf_counter()
+    top = round_trip({q: t for q, (t, _) in candidates.items()}, k)
+    missed = [q for q, (_, d) in candidates.items() if d not in top.get(q, [])]
+    for qid in missed:
+        del candidates[qid]
+    dropped[f"source document not in the base model's top {k}"] += len(missed)
+    return {
+        "model": model,
+        "k": k,
+        "checked": len(missed) + len(candidates),
+        "kept": len(candidates),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _everything_filtered_out(dataset: BeirDataset, dropped: Counter[str]) -> ParameterError:
+    return ParameterError(
+        "{dataset}: every generated query was filtered out ({reasons}); the raw generations are kept in "
+        "{journals} ({restart} generates them again)",
+        dataset=dataset.name,
+        reasons=", ".join(f"{r}: {n}" for r, n in dropped.most_common()),
+        journals=dataset.root / GENERATION_JOURNALS,
+    )
+
+
 def _filter_settings(filters: FilterSettings) -> dict[str, Any]:
     return {"min_words": filters.min_words, "max_words": filters.max_words}
 
 
-def write_synthetic_split(
-    dataset: BeirDataset, queries: dict[str, tuple[str, str]], manifest: SyntheticManifest
-) -> None:
+def write_synthetic_split(dataset: BeirDataset, queries: Candidates, manifest: SyntheticManifest) -> None:
     """Queries, qrels and manifest built in a new folder, then swapped in for the old split."""
     target = dataset.root / SYNTHETIC_DIR
-    records = (
-        {"_id": qid, "text": text, "metadata": {"source_document": doc_id}}
-        for qid, (text, doc_id) in queries.items()
-    )
-    rows = "".join(f"{qid}\t{doc_id}\t1\n" for qid, (_, doc_id) in queries.items())
+    sources = {qid: {"source_document": doc_id} for qid, (_, doc_id) in queries.items()}
     files = {
-        SYNTHETIC_QUERIES.name: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-        SYNTHETIC_QRELS.name: "query-id\tcorpus-id\tscore\n" + rows,
-        SYNTHETIC_MANIFEST.name: manifest.model_dump_json(indent=2) + "\n",
+        SYNTHETIC_QUERIES.name: query_lines({qid: text for qid, (text, _) in queries.items()}, sources),
+        SYNTHETIC_QRELS.name: qrels_lines({qid: {doc_id: 1} for qid, (_, doc_id) in queries.items()}),
+        SYNTHETIC_MANIFEST.name: [manifest.model_dump_json(indent=2) + "\n"],
     }
     building = Path(tempfile.mkdtemp(prefix=".synthetic.", suffix=".new", dir=dataset.root))
     try:
-        for name, text in files.items():
-            with _naming(target / name):
-                (building / name).write_text(text, encoding="utf-8")
+        write_files(building, files, destination=target)
         os.chmod(building, 0o755)
         retired = dataset.root / f".synthetic.{os.getpid()}.old"
         if target.exists():

@@ -20,7 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from irtune.data.leakage import TrainingQueries
 from irtune.errors import DataError
-from irtune.results.schema import ModelRecord, summary_contaminated
+from irtune.results.model import (
+    EpochPoint,
+    LossPoint,
+    ModelRecord,
+    Selection,
+    TrainingSettings,
+    TrainingSummary,
+    TrainSetRecord,
+)
 
 TRAINING_FORMAT = "irtune-training-v1"
 SUMMARY_KEYS = (
@@ -41,21 +49,6 @@ TRAINING_METADATA = "irtune_training.json"
 SPLITS_DIR = "irtune_splits"  # the honest split plans a fine-tuned model was trained under
 
 
-class TrainSetRecord(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    spec: str
-    dataset: str
-    split: str
-    queries: int
-    subset_of_split: bool
-    dropped_duplicates_of_evaluated: list[str] = Field(default_factory=list)
-    positives_left_out_as_evaluated_queries: list[str] = Field(default_factory=list)
-    data_files_sha256: dict[str, str] = Field(default_factory=dict)
-    public_dataset: str | None = None  # irtune.data.official: whose official files these are
-    plan: dict[str, Any] = Field(default_factory=dict)
-
-
 class TrainingRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -67,10 +60,10 @@ class TrainingRecord(BaseModel):
     protocol: str
     contaminated: bool
     leakage: list[dict[str, Any]] = Field(default_factory=list)
-    config: dict[str, Any]
-    selected: dict[str, Any]
-    curve: list[dict[str, Any]] = Field(default_factory=list)
-    loss: list[dict[str, Any]] = Field(default_factory=list)
+    config: TrainingSettings
+    selected: Selection
+    curve: list[EpochPoint] = Field(default_factory=list)
+    loss: list[LossPoint] = Field(default_factory=list)
     wall_time_s: float | None = None
     environment: dict[str, Any] = Field(default_factory=dict)
     files_sha256: dict[str, str] = Field(default_factory=dict)
@@ -90,7 +83,7 @@ class TrainingRecord(BaseModel):
     def lineage_contaminated(self) -> bool:
         """Contaminated if any ancestor is (read from the base models' descriptions, which
         records written before `base_training` existed hold too)."""
-        return summary_contaminated(self.summary())
+        return self.summary().lineage_contaminated
 
     def lineage_train_queries(self) -> list[tuple[int, TrainingQueries]]:
         """(generation: 0 this model, 1 its base, ...; what it trained on) over the chain."""
@@ -103,10 +96,9 @@ class TrainingRecord(BaseModel):
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> TrainingSummary:
         """What a results file repeats about the model's training."""
-        data = self.to_json()
-        return {k: data[k] for k in SUMMARY_KEYS if k in data}
+        return TrainingSummary.model_validate(self.model_dump(mode="json", include=set(SUMMARY_KEYS)))
 
     @classmethod
     def read(cls, path: Path) -> TrainingRecord:

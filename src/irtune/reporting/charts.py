@@ -15,6 +15,7 @@ from matplotlib.artist import Artist
 
 from irtune.reporting.rows import metric_label
 from irtune.results.compare import Comparison
+from irtune.results.model import TrainingSummary
 from irtune.results.schema import ResultsFile
 
 # seaborn's "deep" palette
@@ -190,28 +191,19 @@ def frontier(results: list[ResultsFile], metric: str = "ndcg@10") -> str | None:
     return to_svg(fig)
 
 
-def _training(result: ResultsFile) -> dict | None:
-    return result.model.training if result.model and result.model.training else None
-
-
-def _loss_points(training: dict) -> tuple[list[int], list[float]]:
+def _loss_points(training: TrainingSummary) -> tuple[list[int], list[float]]:
     """Loss per optimizer step across epochs (a resumed or per-epoch trainer restarts its
     step count: later epochs are shifted past the earlier ones)."""
     xs: list[int] = []
     ys: list[float] = []
     offset = 0
     last_epoch = None
-    for point in training.get("loss", []):
-        if (
-            last_epoch is not None
-            and point["epoch"] != last_epoch
-            and xs
-            and point["step"] <= xs[-1] - offset
-        ):
+    for point in training.loss:
+        if last_epoch is not None and point.epoch != last_epoch and xs and point.step <= xs[-1] - offset:
             offset = xs[-1]
-        last_epoch = point["epoch"]
-        xs.append(offset + int(point["step"]))
-        ys.append(float(point["loss"]))
+        last_epoch = point.epoch
+        xs.append(offset + point.step)
+        ys.append(point.loss)
     return xs, ys
 
 
@@ -221,7 +213,7 @@ def training_curves(
     """Two panels per report: training loss per step, and dev `metric` per epoch (0 = the
     base model) and per interpolation weight α, the point dev selection chose marked. None
     when no run records a training curve."""
-    runs = [(r.label, t) for r in results if (t := _training(r)) and (t.get("loss") or t.get("curve"))]
+    runs = [(r.label, t) for r in results if r.model and (t := r.model.training) and (t.loss or t.curve)]
     if not runs:
         return None
     fig, (loss_ax, epoch_ax, alpha_ax) = plt.subplots(1, 3, figsize=(13.5, 3.4))
@@ -230,22 +222,22 @@ def training_curves(
         xs, ys = _loss_points(training)
         if xs:
             loss_ax.plot(xs, ys, color=color, label=label, linewidth=1.2)
-        selected = training.get("selected", {})
-        base_dev = (selected.get("base_dev") or {}).get(metric)
-        epochs = [(p["epoch"], p["dev"][metric]) for p in training.get("curve", []) if p.get("dev")]
+        selected = training.selected
+        base_dev = (selected.base_dev or {}).get(metric)
+        epochs = [(p.epoch, p.dev[metric]) for p in training.curve if p.dev]
         if base_dev is not None:
             epochs.insert(0, (0, base_dev))
         if epochs:
             epoch_ax.plot(*zip(*epochs, strict=True), marker="o", color=color, label=label)
-            chosen = [(e, v) for e, v in epochs if e == selected.get("epoch")]
+            chosen = [(e, v) for e, v in epochs if e == selected.epoch]
             if chosen:
                 epoch_ax.plot(*chosen[0], marker="*", markersize=16, color=color, markeredgecolor="black")
-        alphas = [(p["alpha"], p["dev"][metric]) for p in selected.get("interpolation", [])]
+        alphas = [(p.alpha, p.dev[metric]) for p in selected.interpolation]
         if alphas:
             alpha_ax.plot(*zip(*alphas, strict=True), marker="o", color=color, label=label)
-            chosen = [(a, v) for a, v in alphas if a == selected.get("alpha")]
-            if chosen:
-                alpha_ax.plot(*chosen[0], marker="*", markersize=16, color=color, markeredgecolor="black")
+            shipped = [(a, v) for a, v in alphas if a == selected.alpha]
+            if shipped:
+                alpha_ax.plot(*shipped[0], marker="*", markersize=16, color=color, markeredgecolor="black")
     loss_ax.set(title="Training loss", xlabel="optimizer step", ylabel="loss")
     epoch_ax.set(
         title=f"Dev {metric_label(metric)} per epoch (★ chosen)",

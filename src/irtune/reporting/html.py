@@ -24,6 +24,7 @@ from irtune.reporting.seeds import seeds_html
 from irtune.reporting.training import training_rows
 from irtune.reporting.verdict import domain_answer, verdict
 from irtune.results.compare import Comparison, RunSetup
+from irtune.results.model import TrainingSummary
 from irtune.results.schema import ResultsFile
 
 STYLE = """
@@ -122,12 +123,12 @@ def _domain(comparisons: list[Comparison], colors: dict[str, str]) -> list[str]:
     return parts
 
 
-def _tuned(results: list[ResultsFile]) -> list[ResultsFile]:
-    return [r for r in results if r.model and r.model.training]
+def _tuned(results: list[ResultsFile]) -> list[tuple[ResultsFile, TrainingSummary]]:
+    return [(r, r.model.training) for r in results if r.model and r.model.training]
 
 
 def _training_curves(results: list[ResultsFile], colors: dict[str, str]) -> list[str]:
-    curves = charts.training_curves(_tuned(results), colors)
+    curves = charts.training_curves([result for result, _ in _tuned(results)], colors)
     if curves is None:
         return []
     return ["<h2>Training and selection</h2>", f'<div class="chart" id="chart-training">{curves}</div>']
@@ -136,11 +137,9 @@ def _training_curves(results: list[ResultsFile], colors: dict[str, str]) -> list
 def _training_tables(results: list[ResultsFile]) -> list[str]:
     """Each fine-tuned model's training record as a table a person reads."""
     parts = []
-    for result in _tuned(results):
-        training = result.model.training if result.model else None
+    for result, training in _tuned(results):
         rows = "".join(
-            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-            for k, v in training_rows(training or {})
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in training_rows(training)
         )
         parts.append(f'<h3>{html.escape(result.label)}</h3><table class="training">{rows}</table>')
     return ['<h2 id="training">How each model was trained</h2>', *parts] if parts else []

@@ -15,15 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from irtune.errors import DataError, IrtuneError
 from irtune.results.files import FRONTIER_FILE
 from irtune.results.metrics import HEADLINE_METRICS
-from irtune.results.schema import (
-    DatasetResult,
-    ModelRecord,
-    ResultsFile,
-    read_results,
-    results_path,
-    summary_lineage,
-)
-from irtune.results.seeds import seed_groups, seed_of, shipped_run
+from irtune.results.model import ModelRecord, TrainSetRecord
+from irtune.results.schema import DatasetResult, ResultsFile, read_results, results_path
+from irtune.results.seeds import seed_groups, seed_of, shipped_by_dev_score, summary_dev_score
 from irtune.results.significance import bootstrap_ci, holm, paired_randomization_test, two_level_bootstrap_ci
 
 ALPHA = 0.05
@@ -330,8 +324,7 @@ def _search(setup: RunSetup) -> str:
 def base_weights(result: ResultsFile) -> str | None:
     """The weights hash of the model a fine-tuned run's model was trained from (None: untuned)."""
     training = result.model.training if result.model else None
-    base = training.get("base_model") if training else None
-    return str(base["weights_sha256"]) if isinstance(base, dict) and "weights_sha256" in base else None
+    return training.base_model.weights_sha256 if training else None
 
 
 def against_own_base(baseline: ResultsFile, candidate: ResultsFile) -> bool:
@@ -341,17 +334,16 @@ def against_own_base(baseline: ResultsFile, candidate: ResultsFile) -> bool:
     return own is not None and baseline.model is not None and baseline.model.weights_sha256 == own
 
 
-def _train_sets(result: ResultsFile) -> list[dict[str, Any]]:
+def _train_sets(result: ResultsFile) -> list[TrainSetRecord]:
     """The training sets of a run's model and of every model it was tuned from."""
-    chain = summary_lineage(result.model.training if result.model else None)
-    sets = [t for training in chain for t in training.get("train_sets", [])]
-    return [t for t in sets if isinstance(t, dict) and "dataset" in t]
+    training = result.model.training if result.model else None
+    return [t for summary in (training.lineage() if training else []) for t in summary.train_sets]
 
 
 def trained_on(result: ResultsFile) -> tuple[str, ...]:
     """The datasets a run's model or any model it was tuned from was fine-tuned on (empty: a
     base model or a model-free run)."""
-    return tuple(sorted({str(t["dataset"]) for t in _train_sets(result)}))
+    return tuple(sorted({t.dataset for t in _train_sets(result)}))
 
 
 def _dataset_identity(files: Mapping[str, str]) -> dict[str, str]:
@@ -366,8 +358,7 @@ def lineage_trained_on(result: ResultsFile, entry: DatasetResult) -> bool:
     before results held the dataset's identity)."""
     evaluated = _dataset_identity(entry.data_files_sha256)
     return any(
-        str(t["dataset"]) == entry.dataset
-        or (evaluated and _dataset_identity(t.get("data_files_sha256") or {}) == evaluated)
+        t.dataset == entry.dataset or (evaluated and _dataset_identity(t.data_files_sha256) == evaluated)
         for t in _train_sets(result)
     )
 
@@ -604,7 +595,8 @@ def _recipes(
     found = []
     for runs in seed_groups(candidates):
         seeds = [seed_of(r) or 0 for r in runs]
-        index, reason = shipped_run(seeds, [r.model.training if r.model else None for r in runs])
+        scores = [summary_dev_score(r.model.training if r.model else None) for r in runs]
+        index, reason = shipped_by_dev_score(seeds, scores)
         datasets = [_seed_dataset(baseline, runs, entry, metrics) for entry in runs[index].datasets]
         summary = SeedRuns(
             seeds=seeds,

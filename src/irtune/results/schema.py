@@ -12,26 +12,22 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from irtune.core.files import sha256_text
 from irtune.errors import DataError
+from irtune.results.files import RESULTS_FILE
+from irtune.results.model import ModelRecord
+from irtune.results.record import Record
 
 RESULTS_FORMAT = "irtune-results-v2"
 V1_FORMAT = "irtune-results-v1"
 EXHAUSTIVE_INDEXES = ("exact", "flat")  # FAISS ivf and hnsw are approximate
 NUMBERS_ERROR = "numbers"  # the validation error of a dataset's numbers
-
-
-class Record(BaseModel):
-    """Strict about what irtune itself writes, tolerant of fields added by newer versions."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
 
 
 class RetrieverInfo(Record):
@@ -82,18 +78,6 @@ class RetrieverInfo(Record):
         if self.max_seq_length is not None:
             parts.append(f"max length {self.max_seq_length}")
         return " · ".join(parts)
-
-
-class ModelRecord(Record):
-    name: str
-    location: str | None = None
-    revision: str | None = None
-    weights_sha256: str
-    prompts: dict[str, str] = Field(default_factory=dict)
-    max_seq_length: int | None = None
-    similarity: str | None = None
-    contaminated: bool = False
-    training: dict[str, Any] | None = None  # the model's training record, summarised
 
 
 class QuerySet(Record):
@@ -179,9 +163,7 @@ class ResultsFile(Record):
         if not isinstance(data, dict) or not isinstance(datasets := data.get("datasets"), list):
             return data
         model = data.get("model")
-        if isinstance(model, dict) and (
-            model.get("contaminated") or summary_contaminated(model.get("training"))
-        ):
+        if isinstance(model, dict) and _model_contaminated(model):
             data = {**data, "model": {**model, "contaminated": True}}
             datasets = [_marked(e, by_model=True) for e in datasets]
         elif data.get("contaminated") and not any(map(_is_marked, datasets)):
@@ -198,6 +180,16 @@ class ResultsFile(Record):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def _model_contaminated(model: dict[str, Any]) -> bool:
+    """Whether a model's raw description is marked contaminated, by itself or by its training
+    lineage (a malformed description is not: validating the file then names what is wrong)."""
+    try:
+        record = ModelRecord.model_validate(model)
+    except ValidationError:
+        return False
+    return record.contaminated or bool(record.training and record.training.lineage_contaminated)
 
 
 def _is_marked(entry: Any) -> bool:
@@ -220,33 +212,14 @@ def _marked(entry: Any, *, by_model: bool) -> Any:
     return {**entry, "contaminated": True, "contamination": {**contamination, **marks}}
 
 
-def summary_lineage(summary: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
-    """A results file's training summary (`TrainingRecord.summary`) and its ancestors', newest
-    first: each base model's description holds its own summary under `training`."""
-    chain: list[Mapping[str, Any]] = []
-    while isinstance(summary, Mapping):
-        chain.append(summary)
-        base = summary.get("base_model")
-        summary = base.get("training") if isinstance(base, Mapping) else None
-    return chain
-
-
-def summary_contaminated(summary: Mapping[str, Any] | None) -> bool:
-    """Whether any model of a summarised chain was trained contaminated."""
-    return any(
-        s.get("contaminated") or (isinstance(b := s.get("base_model"), Mapping) and b.get("contaminated"))
-        for s in summary_lineage(summary)
-    )
-
-
 def results_path(path: Path) -> Path:
     """A results file given as itself or as its folder."""
     path = Path(path)
-    return path / "results.json" if path.is_dir() else path
+    return path / RESULTS_FILE if path.is_dir() else path
 
 
 def read_results(path: Path) -> ResultsFile:
-    """A results file (or the `results.json` in a folder), in either format version."""
+    """A results file (or the one in a folder, `RESULTS_FILE`), in either format version."""
     path = results_path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

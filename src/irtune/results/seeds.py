@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from irtune.results.model import TrainingSummary
 from irtune.results.schema import ResultsFile
 
 log = logging.getLogger(__name__)
@@ -34,29 +35,22 @@ SEED_SETTINGS = ("seed", "seeds")
 RUN_ONLY_SETTINGS = ("batch_size", "cache_dir", "devices")  # move no number
 
 
-def _training(result: ResultsFile) -> Mapping[str, Any] | None:
-    training = result.model.training if result.model else None
-    return training if training and isinstance(training.get("config"), Mapping) else None
-
-
 def seed_of(result: ResultsFile) -> int | None:
     """The seed a run's model was trained with (None: not an irtune-trained model)."""
-    training = _training(result)
-    seed = training["config"].get("seed") if training else None
-    return seed if isinstance(seed, int) else None
+    training = result.model.training if result.model else None
+    return training.config.seed if training else None
 
 
 def recipe_key(result: ResultsFile) -> str | None:
     """The recipe of a run, as text (None: not an irtune-trained model)."""
-    training = _training(result)
-    if training is None or seed_of(result) is None or result.model is None:
+    training = result.model.training if result.model else None
+    if training is None or result.model is None:
         return None
-    base = training.get("base_model")
     recipe = {
-        "base": base.get("weights_sha256") if isinstance(base, Mapping) else None,
-        "train_sets": training.get("train_sets"),
-        "protocol": training.get("protocol"),
-        "config": {k: v for k, v in training["config"].items() if k not in SEED_SETTINGS},
+        "base": training.base_model.weights_sha256,
+        "train_sets": [t.model_dump(mode="json") for t in training.train_sets],
+        "protocol": training.protocol,
+        "config": training.config.model_dump(mode="json", exclude=set(SEED_SETTINGS)),
         "retriever": result.retriever.model_dump(mode="json"),
         "settings": result.settings.model_dump(mode="json", exclude=set(RUN_ONLY_SETTINGS)),
         "prompts": result.model.prompts,
@@ -95,19 +89,30 @@ def _seed_repeated(group: Sequence[ResultsFile]) -> bool:
     return len(seeds) != len(group)
 
 
-def dev_score(training: Mapping[str, Any] | None) -> float | None:
-    """The dev score a run's shipped weights were selected with (None: no dev queries)."""
-    selected = training.get("selected") if training else None
+def dev_score(record: Mapping[str, Any] | None) -> float | None:
+    """The dev score a run's shipped weights were selected with, read from its training record
+    as JSON (None: no dev queries)."""
+    selected = record.get("selected") if record else None
     dev = selected.get("dev") if isinstance(selected, Mapping) else None
     score = dev.get(DEV_KEY) if isinstance(dev, Mapping) else None
     return float(score) if isinstance(score, int | float) else None
 
 
-def shipped_run(seeds: Sequence[int], trainings: Sequence[Mapping[str, Any] | None]) -> tuple[int, str]:
+def summary_dev_score(training: TrainingSummary | None) -> float | None:
+    """The dev score a run's shipped weights were selected with (None: no dev queries)."""
+    score = (training.selected.dev or {}).get(DEV_KEY) if training else None
+    return float(score) if isinstance(score, int | float) else None
+
+
+def shipped_run(seeds: Sequence[int], records: Sequence[Mapping[str, Any] | None]) -> tuple[int, str]:
+    """`shipped_by_dev_score` of training records read as JSON."""
+    return shipped_by_dev_score(seeds, [dev_score(r) for r in records])
+
+
+def shipped_by_dev_score(seeds: Sequence[int], scores: Sequence[float | None]) -> tuple[int, str]:
     """(index of the run that ships, why): the best dev score, the lowest seed on a tie; when a
     run has no dev score, the lowest seed, and the reason says it was not chosen on scores."""
     lowest = min(range(len(seeds)), key=lambda i: seeds[i])
-    scores = [dev_score(t) for t in trainings]
     known = [score for score in scores if score is not None]
     if len(known) != len(scores):
         return lowest, (

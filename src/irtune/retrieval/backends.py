@@ -43,7 +43,7 @@ import torch
 from irtune.core.files import sha256_file, sha256_file_once, sha256_text, write_json_atomic
 from irtune.core.locks import folder_lock
 from irtune.data.leakage import text_fingerprint
-from irtune.errors import IrtuneError
+from irtune.errors import ParameterError, invalid
 from irtune.models.loading import LoadedModel
 from irtune.retrieval.settings import BACKENDS
 
@@ -86,9 +86,12 @@ def require(backend: str) -> None:
         try:
             importlib.import_module(module)
         except ImportError:
-            raise IrtuneError(
-                f"--backend {backend} needs the package {module!r}, which is not installed: "
-                f"pip install 'irtune[{runtime.extra}]'"
+            raise ParameterError(
+                "{backend} {name} needs the package {module!r}, which is not installed: "
+                "pip install 'irtune[{extra}]'",
+                name=backend,
+                module=module,
+                extra=runtime.extra,
             ) from None
 
 
@@ -161,16 +164,26 @@ def on_backend(
     """`model` with its transformer run by `backend` (exported on first use into
     `cache_dir/exports/KEY`); static int8 (openvino-int8) calibrates on `calibration`."""
     if backend not in BACKENDS:
-        raise IrtuneError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        raise invalid(
+            "backend", "must be one of {allowed}, not {value!r}", allowed=", ".join(BACKENDS), value=backend
+        )
     if backend == "torch":
         return model
     require(backend)
     if model.model.device.type != "cpu":
-        raise IrtuneError(f"--backend {backend} runs on the CPU, not {model.model.device}; drop --device")
+        raise ParameterError(
+            "{backend} {name} runs on the CPU, not {device_name}; drop {device}",
+            name=backend,
+            device_name=model.model.device,
+        )
     transformer = model.model[0]
     hf_model = getattr(transformer, "model", None)
     if not isinstance(hf_model, torch.nn.Module) or not hasattr(transformer, "tokenizer"):
-        raise IrtuneError(f"--backend {backend}: {model.name} has no Hugging Face transformer to export")
+        raise ParameterError(
+            "{backend} {name}: {model_name} has no Hugging Face transformer to export",
+            name=backend,
+            model_name=model.name,
+        )
     if backend == "openvino-int8" and calibration is None:
         raise ValueError("openvino-int8 needs calibration documents")
     used = calibration if backend == "openvino-int8" else None
@@ -188,8 +201,11 @@ def on_backend(
             _export(model, hf_model, backend, folder, used.draw() if used else CalibrationSample([], 0))
         except (RuntimeError, ValueError, TypeError, ImportError) as exc:
             first = _first_line(exc)
-            raise IrtuneError(
-                f"--backend {backend}: exporting {model.name} failed ({first}); use --backend torch"
+            raise ParameterError(
+                "{backend} {name}: exporting {model_name} failed ({problem}); use {backend} torch",
+                name=backend,
+                model_name=model.name,
+                problem=first,
             ) from None
         return _exported(model, backend, folder)
 
@@ -317,7 +333,7 @@ def _export(
     interrupted export has none and is redone."""
     transformer = model.model[0]
     names = _input_names(transformer)
-    log.info("exporting %s for --backend %s (once; cached in %s)", model.name, backend, folder)
+    log.info("exporting %s for backend %s (once; cached in %s)", model.name, backend, folder)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".work-") as work:
         onnx_path = Path(work) / "onnx" / "model.onnx"
         onnx_path.parent.mkdir()
@@ -423,9 +439,12 @@ def _verify(torch_model: LoadedModel, exported: LoadedModel, backend: str) -> No
         reference = torch_model.model.encode(list(VERIFY_TEXTS), convert_to_numpy=True)
         got = exported.model.encode(list(VERIFY_TEXTS), convert_to_numpy=True)
     if not np.isfinite(got).all():
-        raise IrtuneError(f"--backend {backend}: the export produced non-finite embeddings")
+        raise ParameterError("{backend} {name}: the export produced non-finite embeddings", name=backend)
     if not backend.endswith("-int8") and (gap := float(np.abs(got - reference).max())) > EXPORT_TOLERANCE:
-        raise IrtuneError(
-            f"--backend {backend}: the export differs from the torch model by {gap:.2g} on texts of "
-            f"other lengths than it was traced with (allowed {EXPORT_TOLERANCE}); use --backend torch"
+        raise ParameterError(
+            "{backend} {name}: the export differs from the torch model by {gap:.2g} on texts of other "
+            "lengths than it was traced with (allowed {tolerance}); use {backend} torch",
+            name=backend,
+            gap=gap,
+            tolerance=EXPORT_TOLERANCE,
         )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from irtune.core.progress import progress_bar
-from irtune.errors import IrtuneError
+from irtune.errors import InvalidValueError
 from irtune.models.loading import LoadedModel
 from irtune.results.schema import RetrieverInfo
 from irtune.retrieval.base import Corpus, LabelledQueries, Retrieval, run_from_arrays
@@ -83,7 +83,9 @@ class DenseRetriever:
     def index(self, corpus: Corpus, dev: LabelledQueries | None = None) -> DenseIndex:
         dims = self.compression.dims
         if dims is not None and dims > (full := self.model.model.get_embedding_dimension() or 0):
-            raise IrtuneError(f"--dims {dims}: the model's embeddings have {full}")  # before encoding
+            raise InvalidValueError(  # before encoding
+                "{dims} {value}: the model's embeddings have {full}", value=dims, full=full
+            )
         started = time.perf_counter()
         model = self._encoder(corpus)
         timings = {"export_s": time.perf_counter() - started} if self.backend != "torch" else {}

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from irtune.errors import IrtuneError
+from irtune.errors import InvalidValueError, IrtuneError
 from irtune.results.metrics import evaluate_run, rank_documents
 from irtune.results.schema import RetrieverInfo
 from irtune.retrieval.base import Corpus, LabelledQueries, Retrieval, Retriever, Run, SearchIndex
@@ -152,7 +152,11 @@ class HybridIndex:
 
     def search(self, queries: Mapping[str, str], top_k: int) -> Retrieval:
         if self.retriever.fusion == "convex" and top_k < 10:
-            raise IrtuneError(f"{self.retriever.name}: --top-k {top_k} is below its tuning depth (10)")
+            raise InvalidValueError(
+                "{name}: {top_k} {value} is below its tuning depth (10)",
+                name=self.retriever.name,
+                value=top_k,
+            )
         dense, lexical = self.dense.search(queries, top_k), self.lexical.search(queries, top_k)
         dense_run, lexical_run = self._fusable(dense, lexical)
         timings = {f"dense_{k}": v for k, v in dense.timings_s.items()}

@@ -4,7 +4,6 @@ checkpoints, mixed precision and devices, derived from the `TrainConfig`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from sentence_transformers import SentenceTransformerTrainingArguments
@@ -15,25 +14,24 @@ from irtune.errors import IrtuneError
 from irtune.models.loading import LoadedModel
 from irtune.training.batching import InOrderBatchSampler
 from irtune.training.config import TrainConfig
-from irtune.training.distributed import Distributed
 from irtune.training.rows import column_prompts
+from irtune.training.run import TrainingRun
 
 
 def training_arguments(
+    run: TrainingRun,
     base: LoadedModel,
-    config: TrainConfig,
-    output_dir: Path,
     epoch: int,
     columns: Sequence[str],
     max_steps: int,
     logging_steps: int,
-    dist: Distributed,
-    report_to: Sequence[str] = (),
 ) -> SentenceTransformerTrainingArguments:
+    """`epoch`'s arguments: `columns` of its rows, `max_steps` (-1: the whole epoch)."""
+    config, dist = run.config, run.dist
     on_gpu = base.model.device.type == "cuda"
     precision = mixed_precision(config, base.model.device)
     return SentenceTransformerTrainingArguments(
-        output_dir=str(output_dir),
+        output_dir=str(run.epoch_dir(epoch)),
         num_train_epochs=1,
         max_steps=max_steps,
         per_device_train_batch_size=config.batch_size,
@@ -46,7 +44,8 @@ def training_arguments(
         save_steps=config.save_steps,
         save_total_limit=1,
         logging_steps=logging_steps,
-        report_to=list(report_to) or "none",  # the Trainer's own tracker callbacks (irtune.results.tracking)
+        # the Trainer's own tracker callbacks (irtune.results.tracking)
+        report_to=list(run.tracking.report_to) or "none",
         run_name=f"epoch-{epoch}",
         dataloader_pin_memory=on_gpu,
         use_cpu=not on_gpu,  # lets bf16 autocast train on CPU

@@ -20,6 +20,7 @@ from irtune.core.files import write_text_atomic
 from irtune.errors import IrtuneError
 from irtune.models.lineage import TRAINING_METADATA, TrainingRecord
 from irtune.results.metrics import HEADLINE_METRICS
+from irtune.results.model import Selection
 from irtune.results.schema import ResultsFile
 
 # irtune's aliases and the hub models they are; their licenses, from the hub cards
@@ -76,12 +77,26 @@ def lineage_line(record: TrainingRecord) -> str:
     return " → ".join(steps)
 
 
-def _irtune_section(meta: dict[str, Any]) -> list[str]:
-    record = TrainingRecord.model_validate(meta)
-    base = meta["base_model"]
-    selected = meta["selected"]
+HYPERPARAMETERS = (
+    "loss",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "warmup_steps",
+    "max_steps",
+    "max_positives_per_query",
+    "max_pairs_per_dataset",
+    "hard_negatives",
+    "num_negatives",
+    "relative_margin",
+    "seed",
+)
+
+
+def _irtune_section(record: TrainingRecord) -> list[str]:
+    base, selected = record.base_model, record.selected
     lines = [IRTUNE_HEADING, ""]
-    if selected.get("alpha") == 0:
+    if selected.alpha == 0:
         lines += [
             "> **Note**: these are the base model's weights, unchanged. Dev selection chose "
             "interpolation alpha 0: no fine-tuned candidate (epoch or interpolation) beat the base "
@@ -91,65 +106,58 @@ def _irtune_section(meta: dict[str, Any]) -> list[str]:
     if record.lineage_contaminated:
         lines += [
             "> **⚠ CONTAMINATED**: this model, or a model it was fine-tuned from, was trained on "
-            f"queries that are also evaluated (protocol `{meta['protocol']}`). Its scores on those "
+            f"queries that are also evaluated (protocol `{record.protocol}`). Its scores on those "
             "datasets are not a measure of generalisation.",
             "",
         ]
     lines += [
-        f"- Base model: `{base['name']}` (weights sha256 `{base['weights_sha256'][:16]}…`)",
+        f"- Base model: `{base.name}` (weights sha256 `{base.weights_sha256[:16]}…`)",
         f"- Lineage: {lineage_line(record)}",
-        f"- Prompts: query `{base['prompts'].get('query', '')!r}`, "
-        f"document `{base['prompts'].get('document', '')!r}`",
-        f"- Max sequence length: {base['max_seq_length']}",
-        f"- Protocol: {meta['protocol']}",
+        f"- Prompts: query `{base.prompts.get('query', '')!r}`, "
+        f"document `{base.prompts.get('document', '')!r}`",
+        f"- Max sequence length: {base.max_seq_length}",
+        f"- Protocol: {record.protocol}",
         "",
         "### Training data",
         "",
         "| training set | queries | split plan | selected on | evaluated on |",
         "|---|---|---|---|---|",
+        *[
+            f"| {t.spec} | {t.queries} | {t.plan.method} | {t.plan.dev} | {t.plan.eval} |"
+            for t in record.train_sets
+        ],
     ]
-    for t in meta["train_sets"]:
-        plan = t["plan"]
-        lines.append(f"| {t['spec']} | {t['queries']} | {plan['method']} | {plan['dev']} | {plan['eval']} |")
-    config = meta["config"]
-    keys = (
-        "loss",
-        "epochs",
-        "batch_size",
-        "learning_rate",
-        "warmup_steps",
-        "max_steps",
-        "max_positives_per_query",
-        "max_pairs_per_dataset",
-        "hard_negatives",
-        "num_negatives",
-        "relative_margin",
-        "seed",
+    config = record.config.model_dump()
+    lines += ["", "### Hyperparameters", "", *[f"- {key}: {config[key]}" for key in HYPERPARAMETERS]]
+    return (
+        lines
+        + _selection_section(selected)
+        + [
+            "",
+            f"Training wall time: {record.wall_time_s:.0f} s. Full provenance: `{TRAINING_METADATA}`.",
+            "",
+        ]
     )
-    lines += ["", "### Hyperparameters", "", *[f"- {key}: {config.get(key)}" for key in keys]]
-    lines += [
+
+
+def _selection_section(selected: Selection) -> list[str]:
+    lines = [
         "",
         "### Selection (dev queries, never the evaluated ones)",
         "",
-        f"- Criterion: {selected['criterion']}",
+        f"- Criterion: {selected.criterion}",
         *[
-            f"- Dev documents ({name}): {docs['kind']}, {docs['documents']:,} documents, "
-            f"{docs['queries']} dev queries"
-            for name, docs in selected.get("dev_documents", {}).items()
+            f"- Dev documents ({name}): {docs.kind}, {docs.documents:,} documents, {docs.queries} dev queries"
+            for name, docs in selected.dev_documents.items()
         ],
-        f"- Best epoch: {selected['epoch']}, interpolation alpha: {selected['alpha']}",
+        f"- Best epoch: {selected.epoch}, interpolation alpha: {selected.alpha}",
     ]
-    if "interpolation" in selected:
+    if selected.interpolation:
         lines += ["", "| alpha | dev NDCG@10 | dev Recall@100 |", "|---|---|---|"]
-        for point in selected["interpolation"]:
+        for point in selected.interpolation:
             lines.append(
-                f"| {point['alpha']:.2f} | {point['dev']['ndcg@10']:.4f} | {point['dev']['recall@100']:.4f} |"
+                f"| {point.alpha:.2f} | {point.dev['ndcg@10']:.4f} | {point.dev['recall@100']:.4f} |"
             )
-    lines += [
-        "",
-        f"Training wall time: {meta['wall_time_s']:.0f} s. Full provenance: `{TRAINING_METADATA}`.",
-        "",
-    ]
     return lines
 
 
@@ -170,10 +178,10 @@ def _insert_after_title(text: str, section: str) -> str:
     return "\n".join([*lines[:at], "", section.rstrip(), "", *lines[at:]]) + "\n"
 
 
-def model_card(meta: dict[str, Any], generated: str | None = None) -> str:
+def model_card(record: TrainingRecord, generated: str | None = None) -> str:
     """`generated`: the README.md sentence-transformers wrote when saving the model (None: a
     card with irtune's section alone)."""
-    base_name = meta["base_model"]["name"]
+    base_name = record.base_model.name
     card = ModelCard(
         generated if generated and generated.startswith("---") else "---\n---\n" + (generated or "")
     )
@@ -181,12 +189,12 @@ def model_card(meta: dict[str, Any], generated: str | None = None) -> str:
     data.library_name = "sentence-transformers"
     tags = list(data.tags or [])
     data.tags = tags + [t for t in ("sentence-transformers", "feature-extraction", "irtune") if t not in tags]
-    hub_id = base_model_id(base_name, meta["base_model"].get("location"))
+    hub_id = base_model_id(base_name, record.base_model.location)
     data.base_model = hub_id  # None (a local folder) drops a path sentence-transformers may have put there
     data.datasets = sorted(
         {
             dataset_id(t.dataset, t.public_dataset)
-            for r in TrainingRecord.model_validate(meta).lineage()  # every ancestor's training data
+            for r in record.lineage()  # every ancestor's training data
             for t in r.train_sets
         }
     )
@@ -194,7 +202,7 @@ def model_card(meta: dict[str, Any], generated: str | None = None) -> str:
         data.license = LICENSES[hub_id]
     text = _without_section(card.text, IRTUNE_HEADING) if card.text.strip() else ""
     text = text if text.strip() else f"# Fine-tuned {base_name} (irtune)\n"
-    card.text = _insert_after_title(text, "\n".join(_irtune_section(meta)))
+    card.text = _insert_after_title(text, "\n".join(_irtune_section(record)))
     return str(card)
 
 

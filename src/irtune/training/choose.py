@@ -5,17 +5,16 @@ a candidate, so a fine-tuning run never ships weights that score below the base 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from irtune.errors import IrtuneError
+from irtune.errors import InvalidValueError, IrtuneError
 from irtune.models.loading import LoadedModel
 from irtune.training import dev
-from irtune.training.config import TrainConfig
+from irtune.training.run import TrainingRun
 from irtune.training.selection import SELECTION_KEY, DevSet, interpolated_state
-from irtune.training.state import WORK, AlphaPoint, CurvePoint, TrainingState
+from irtune.training.state import AlphaPoint, CurvePoint, TrainingState
 
 log = logging.getLogger(__name__)
 
@@ -27,31 +26,32 @@ BASE_WEIGHTS_SHIPPED = (
 
 def _dev_score(point: CurvePoint) -> float:
     if point.dev is None:
-        raise IrtuneError(f"epoch {point.epoch} has no dev scores; use a new --out")
+        raise InvalidValueError("epoch {epoch} has no dev scores; use a new {out_dir}", epoch=point.epoch)
     return point.dev[SELECTION_KEY]
 
 
 def select_and_interpolate(
+    run: TrainingRun,
     base: LoadedModel,
     base_state: dict[str, torch.Tensor],
     state: TrainingState,
     dev_sets: list[DevSet],
-    config: TrainConfig,
-    out_dir: Path,
 ) -> dict[str, Any]:
     """Load the chosen weights into `base.model`; return the `selected` record."""
-    work = out_dir / WORK
+    config, out_dir = run.config, run.out_dir
     curve = state.curve
     if not curve:
         raise IrtuneError("no epoch was trained (max_steps too small?)")
     if not dev_sets:
         epoch = curve[-1].epoch
-        base.model.load_state_dict(torch.load(work / f"epoch-{epoch}" / "weights.pt", weights_only=True))
+        base.model.load_state_dict(torch.load(run.epoch_dir(epoch) / "weights.pt", weights_only=True))
         return {"epoch": epoch, "alpha": 1.0, "criterion": "last epoch (no dev queries)"}
     if state.base_dev is None:
-        raise IrtuneError(f"{out_dir}: the base model's dev scores are missing; use a new --out")
+        raise InvalidValueError(
+            "{path}: the base model's dev scores are missing; use a new {out_dir}", path=out_dir
+        )
     best = max(curve, key=lambda p: (_dev_score(p), -p.epoch))
-    tuned_state = torch.load(work / f"epoch-{best.epoch}" / "weights.pt", weights_only=True)
+    tuned_state = torch.load(run.epoch_dir(best.epoch) / "weights.pt", weights_only=True)
     grid = state.interpolation
     known = {g.alpha for g in grid}
     for alpha in sorted({0.0, *config.interpolation_alphas}):  # the base is always a candidate
@@ -64,7 +64,7 @@ def select_and_interpolate(
         else:
             base.model.load_state_dict(interpolated_state(base_state, tuned_state, alpha))
             base.refresh_hash()
-            scores = dev.score(base, dev_sets, config, work / "cache")
+            scores = dev.score(base, dev_sets, config, run.work / "cache")
         grid.append(AlphaPoint(alpha=alpha, dev=scores))
         log.info("interpolation alpha=%.2f: dev %s %.4f", alpha, SELECTION_KEY, scores[SELECTION_KEY])
         state.save(out_dir)

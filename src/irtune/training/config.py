@@ -45,7 +45,7 @@ class TrainConfig(BaseModel):
         description="Loss: mnrl, cached_mnrl (GradCache: bounded memory, but its dropout masks "
         "differ from mnrl's, so results differ too), gist or cached_gist (a frozen copy of the "
         "base drops in-batch false negatives), mnrl+matryoshka or gist+matryoshka (also on the "
-        "first matryoshka_dims dimensions: evaluate with --dims)",
+        "first matryoshka_dims dimensions, for an evaluation truncated to them with dims)",
     )
     matryoshka_dims: list[int] | None = Field(
         None,

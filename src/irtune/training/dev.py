@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from irtune.data.leakage import text_fingerprint
-from irtune.errors import IrtuneError
+from irtune.errors import InvalidValueError
 from irtune.models.loading import LoadedModel
 from irtune.retrieval.encode import share_entry
 from irtune.training.config import TrainConfig
@@ -60,9 +60,10 @@ def check_selection_key(state: TrainingState, key: str, out_dir: Path) -> None:
     """Dev scores of an interrupted run are reused only when computed the same way."""
     started = state.completed_epochs or state.base_dev is not None
     if started and state.selection_key != key:
-        raise IrtuneError(
-            f"{out_dir}: the interrupted run scored dev under another selection setup (dev queries, "
-            "documents, precision or base model); use a new --out"
+        raise InvalidValueError(
+            "{path}: the interrupted run scored dev under another selection setup (dev queries, "
+            "documents, precision or base model); use a new {out_dir}",
+            path=out_dir,
         )
     state.selection_key = key
 

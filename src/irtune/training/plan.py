@@ -22,7 +22,7 @@ from irtune.data.splits import (
     synthetic_plan,
     without_cluster_mates,
 )
-from irtune.errors import IrtuneError, LeakageError
+from irtune.errors import IrtuneError, LeakageError, ParameterError
 from irtune.training.config import DOMAIN_PRESETS, TrainConfig
 from irtune.training.pairs import training_queries
 
@@ -130,7 +130,7 @@ def resolve_train_sets(
             raise IrtuneError(f"training set {train_set.key} is given twice ({spec!r})")
         sets[train_set.key] = train_set
     if not sets:
-        raise IrtuneError("no training data: give --train DATASET[:SPLIT] or --preset")
+        raise ParameterError("no training data: give {datasets} (DATASET[:SPLIT] or a preset)")
     return list(sets.values())
 
 
@@ -318,12 +318,11 @@ def guard_leakage(
     """`inherited`: what the base model's lineage trained on (irtune.models.lineage)."""
     findings = leakage_report(train_sets) + inherited_leakage(train_sets, inherited)
     if findings and not allow:
-        first = findings[0]
         raise LeakageError(
-            f"refusing to train: {first['queries']} of the {first['evaluated_queries']} queries "
-            f"evaluated on {first['evaluated']} are in {first['kind']} of {first['train_set']} "
-            f"({first['by_id']} by id, {first['by_text']} by text)"
-            + (f"; {len(findings) - 1} more overlaps" if len(findings) > 1 else "")
-            + ". Pass --allow-leakage to train anyway: every result will be marked contaminated."
+            "refusing to train: {queries} of the {evaluated_queries} queries evaluated on {evaluated} "
+            "are in {kind} of {train_set} ({by_id} by id, {by_text} by text){more}. Pass "
+            "{allow_leakage} to train anyway: every result will be marked contaminated.",
+            **findings[0],
+            more=f"; {len(findings) - 1} more overlaps" if len(findings) > 1 else "",
         )
     return findings

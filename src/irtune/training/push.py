@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from irtune.errors import IrtuneError
+from irtune.errors import IrtuneError, invalid
 from irtune.models.lineage import TRAINING_METADATA
 from irtune.results.schema import read_results
 from irtune.training.card import add_test_results
@@ -45,7 +45,7 @@ def push_model(model_dir: Path, repo_id: str, *, results: Sequence[Path] = (), p
             f"{model_dir}: not an irtune model folder (no {TRAINING_METADATA}); train one first"
         )
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise IrtuneError(f"--repo-id {repo_id!r}: expected OWNER/NAME")
+        raise invalid("repo_id", "{value!r}: expected OWNER/NAME", value=repo_id)
     loaded = [read_results(p) for p in results]  # checked before anything is written or sent
     if get_token() is None:
         raise IrtuneError("no Hugging Face token: set HF_TOKEN in the environment (or run `hf auth login`)")

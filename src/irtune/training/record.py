@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,9 @@ from irtune.models.lineage import SPLITS_DIR, TRAINING_METADATA, TrainingRecord,
 from irtune.models.loading import LoadedModel
 from irtune.results.schema import ModelRecord
 from irtune.training.card import model_card
-from irtune.training.config import TrainConfig
 from irtune.training.plan import TrainSet
-from irtune.training.state import WORK, TrainingState
+from irtune.training.run import TrainingRun
+from irtune.training.state import TrainingState
 
 
 def _train_set_record(t: TrainSet) -> TrainSetRecord:
@@ -61,23 +61,29 @@ def _inherited_plans(base: LoadedModel, staging: Path) -> None:
         shutil.copyfile(plan, staging / SPLITS_DIR / plan.name)
 
 
-def write_model(
-    out_dir: Path,
-    base: LoadedModel,
-    base_description: dict[str, Any],
-    train_sets: Sequence[TrainSet],
-    leakage: list[dict],
-    contaminated: bool,
-    config: TrainConfig,
-    state: TrainingState,
-    selected: dict[str, Any],
-    wall_s: float,
-) -> None:
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a finished run found and chose, for its record: the base as it was described
+    before training, the training sets and their leakage, the state (curve, loss) and the
+    selected weights, and the run's wall time across interruptions."""
+
+    base_description: dict[str, Any]
+    train_sets: Sequence[TrainSet]
+    leakage: list[dict]
+    contaminated: bool
+    state: TrainingState
+    selected: dict[str, Any]
+    wall_s: float
+
+
+def write_model(run: TrainingRun, base: LoadedModel, outcome: RunOutcome) -> None:
+    """The shipped weights (loaded in `base.model`), card, split plans and record, in `run.out_dir`."""
     model = base.model
     model.prompts = {
         k: v for k, v in (("query", base.prompts.query), ("document", base.prompts.document)) if v
     }
-    staging = out_dir / WORK / "final"
+    out_dir, state, train_sets = run.out_dir, outcome.state, outcome.train_sets
+    staging = run.work / "final"
     shutil.rmtree(staging, ignore_errors=True)
     model.save(str(staging))
     for written in staging.rglob("*"):  # safetensors writes its weights 0600
@@ -85,25 +91,25 @@ def write_model(
             give_usual_mode(written)
     base.refresh_hash()
     record = TrainingRecord(
-        base_model=ModelRecord.model_validate(base_description),
+        base_model=ModelRecord.model_validate(outcome.base_description),
         weights_sha256=base.weights_sha256,
         train_sets=[_train_set_record(t) for t in train_sets],
         train_queries=[_remembered(t) for t in train_sets],
-        protocol=config.protocol,
-        contaminated=contaminated,
-        leakage=leakage,
-        config=config.model_dump(),
-        selected=selected,
+        protocol=run.config.protocol,
+        contaminated=outcome.contaminated,
+        leakage=outcome.leakage,
+        config=run.config.model_dump(),
+        selected=outcome.selected,
         curve=[point.to_json() for point in state.curve],
         loss=[point.to_json() for point in state.loss],
-        wall_time_s=round(wall_s, 1),
+        wall_time_s=round(outcome.wall_s, 1),
         activation_checkpointing=state.activation_checkpointing,
         environment=environment(),
         base_training=base.training,
     )
     generated = staging / "README.md"  # sentence-transformers' own card: kept, irtune's facts added
     text = generated.read_text(encoding="utf-8") if generated.is_file() else None
-    write_text_atomic(generated, model_card(record.to_json(), text))
+    write_text_atomic(generated, model_card(record, text))
     _inherited_plans(base, staging)
     for t in train_sets:  # the plans travel with the model: `irtune eval` applies them
         save_plan(t.plan, staging / SPLITS_DIR / f"{t.dataset.name}.split.json")

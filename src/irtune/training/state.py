@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from irtune.core.files import write_json_atomic
-from irtune.errors import InvalidValueError, IrtuneError, invalid
+from irtune.errors import InvalidValueError, invalid
 from irtune.models.lineage import TRAINING_METADATA
 
 WORK = "_irtune_work"
@@ -76,26 +76,33 @@ class TrainingState(_Record):
         """A fresh state, or the interrupted run's (only with `resume`)."""
         path = cls.path(out_dir)
         if (out_dir / TRAINING_METADATA).is_file():
-            raise IrtuneError(f"{out_dir}: already holds a finished trained model (use a new --out)")
+            raise InvalidValueError(
+                "{path}: already holds a finished trained model (use a new {out_dir})", path=out_dir
+            )
         if not (out_dir / WORK).is_dir():
             check_new_folder(out_dir, resume)
             return cls()
         if not path.is_file():
             return cls()
         if not resume:
-            raise IrtuneError(
-                f"{out_dir}: holds an unfinished training run; pass --resume or use a new --out"
+            raise InvalidValueError(
+                "{path}: holds an unfinished training run; pass {resume} or use a new {out_dir}", path=out_dir
             )
         try:
             return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
         except json.JSONDecodeError as exc:
-            raise IrtuneError(f"{path}: not JSON ({exc}); use a new --out") from None
+            raise InvalidValueError(
+                "{path}: not JSON ({exc}); use a new {out_dir}", path=path, exc=exc
+            ) from None
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(part) for part in error["loc"]) or "state"
-            raise IrtuneError(
-                f"{path}: not a training state this irtune can resume ({where}: {error['msg']}); "
-                "use a new --out"
+            raise InvalidValueError(
+                "{path}: not a training state this irtune can resume ({where}: {problem}); "
+                "use a new {out_dir}",
+                path=path,
+                where=where,
+                problem=error["msg"],
             ) from None
 
     def save(self, out_dir: Path) -> None:

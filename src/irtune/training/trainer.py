@@ -1,10 +1,10 @@
 """`irtune train`: MNRL fine-tuning with honest splits, dev selection and interpolation.
 
-The steps, each in its own module: `plan` (which queries train, which are held out),
-`sources` (positives and mined negatives per training set), `dev` (the selection
-queries), `loop` (the epochs; `rows`, `losses`, `arguments` for each), `choose` (best
-epoch and interpolation weight), `record` (the model folder). `state` keeps what an
-interrupted run has done.
+`train_model` builds one `TrainingRun` (the request, in `run`) and hands it down the steps,
+each in its own module: `plan` (which queries train, which are held out), `sources`
+(positives and mined negatives per training set), `dev` (the selection queries), `loop` (the
+epochs; `rows`, `losses`, `arguments` for each), `choose` (best epoch and interpolation
+weight), `record` (the model folder). `state` keeps what an interrupted run has done.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -21,24 +22,26 @@ import torch
 from irtune.core import checks
 from irtune.core.locks import folder_lock
 from irtune.errors import invalid
+from irtune.models.loading import LoadedModel
 from irtune.results.tracking import Tracking
 from irtune.retrieval.settings import ModelOptions
 from irtune.training import dev
 from irtune.training.arguments import mixed_precision
 from irtune.training.choose import BASE_WEIGHTS_SHIPPED, select_and_interpolate
 from irtune.training.config import TrainConfig
-from irtune.training.distributed import Distributed
 from irtune.training.loop import fit
 from irtune.training.plan import (
+    TrainSet,
     drop_evaluated_positives,
     drop_text_duplicates,
     evaluated_documents,
     guard_leakage,
     resolve_train_sets,
 )
-from irtune.training.record import write_model
-from irtune.training.selection import selection_key
-from irtune.training.sources import prepare_sources
+from irtune.training.record import RunOutcome, write_model
+from irtune.training.run import TrainingRun, WallClock
+from irtune.training.selection import DevSet, selection_key
+from irtune.training.sources import Source, prepare_sources
 from irtune.training.state import WORK, TrainingState
 
 __all__ = ["BASE_WEIGHTS_SHIPPED", "WORK", "train_model"]
@@ -63,28 +66,26 @@ def train_model(
     Under torchrun every rank trains (DDP; MNRL gathers in-batch negatives across
     ranks) and rank 0 alone scores dev queries and writes files.
     """
-    checks.output_folder("--out", out_dir)
-    checks.output_folder("--cache-dir", cache_dir)
+    checks.output_folder("out_dir", out_dir)
+    checks.output_folder("cache_dir", cache_dir)
     check_apart_from_base(base_spec, out_dir)
-    tracking = tracking or Tracking()
-    tracking.check()
-    dist = Distributed()
+    run = TrainingRun(
+        base_spec,
+        tuple(train_specs),
+        out_dir,
+        config,
+        data_dir,
+        cache_dir,
+        tuple(split_files),
+        resume,
+        model_options or ModelOptions(),
+        tracking or Tracking(),
+    )
+    run.tracking.check()
     with contextlib.ExitStack() as stack:
-        if dist.main:  # under torchrun the other ranks share rank 0's folder
+        if run.dist.main:  # under torchrun the other ranks share rank 0's folder
             stack.enter_context(folder_lock(out_dir, what="training run"))
-        return _train(
-            base_spec,
-            train_specs,
-            out_dir,
-            config,
-            data_dir,
-            cache_dir,
-            split_files,
-            resume,
-            model_options,
-            dist,
-            tracking,
-        )
+        return _train(run)
 
 
 def check_apart_from_base(base_spec: str, out_dir: Path) -> None:
@@ -105,24 +106,11 @@ def check_apart_from_base(base_spec: str, out_dir: Path) -> None:
     raise invalid("out_dir", "{path}: " + where + "; choose a folder apart from it", path=out_dir, base=base)
 
 
-def _train(
-    base_spec: str,
-    train_specs: Sequence[str],
-    out_dir: Path,
-    config: TrainConfig,
-    data_dir: Path | None,
-    cache_dir: Path | None,
-    split_files: Sequence[Path],
-    resume: bool,
-    model_options: ModelOptions | None,
-    dist: Distributed,
-    tracking: Tracking,
-) -> Path:
-    started = time.perf_counter()
-    state = TrainingState.load(out_dir, resume)
-    wall_before = state.wall_s
-    (out_dir / WORK).mkdir(parents=True, exist_ok=True)
-    train_sets = resolve_train_sets(train_specs, config, data_dir, split_files)
+def honest_train_sets(run: TrainingRun) -> tuple[list[TrainSet], dict[str, frozenset[str]]]:
+    """The training sets, and per set the documents never to train on (evaluated queries);
+    under the honest protocol without evaluated queries' text duplicates and positives."""
+    config = run.config
+    train_sets = resolve_train_sets(run.train_specs, config, run.data_dir, run.split_files)
     if config.protocol == "honest":
         train_sets = drop_text_duplicates(train_sets)
     forbidden = {t.key: evaluated_documents(t, train_sets) for t in train_sets}
@@ -141,46 +129,60 @@ def _train(
                     t.dataset.name,
                     len(t.excluded_positives),
                 )
-    base = (model_options or ModelOptions()).load(base_spec)
+    return train_sets, forbidden
+
+
+def selection_dev_sets(
+    run: TrainingRun, base: LoadedModel, sources: Sequence[Source], state: TrainingState
+) -> list[DevSet]:
+    """The dev sets that choose the shipped weights (rank 0 alone scores them), with the
+    base's scores on them in `state`."""
+    if not run.dist.main:
+        return []
+    dev_sets = dev.dev_sets(sources, run.config)
+    key = selection_key(base.weights_sha256, dev_sets, run.config.precision)
+    dev.check_selection_key(state, key, run.out_dir)
+    dev.announce_selection(dev_sets, run.config)
+    if dev_sets and state.base_dev is None:
+        state.base_dev = dev.score(base, dev_sets, run.config, run.cache_dir)
+        state.save(run.out_dir)  # a resumed run need not score the base again
+    return dev_sets
+
+
+def _train(run: TrainingRun) -> Path:
+    started = time.perf_counter()
+    state = TrainingState.load(run.out_dir, run.resume)
+    clock = WallClock(state.wall_s, started)
+    run.work.mkdir(parents=True, exist_ok=True)
+    train_sets, forbidden = honest_train_sets(run)
+    base = run.model_options.load(run.base_spec)
     # the record says what ran: `auto` resolved for this machine
-    config = config.model_copy(update={"mixed_precision": mixed_precision(config, base.model.device)})
+    resolved = mixed_precision(run.config, base.model.device)
+    run = replace(run, config=run.config.model_copy(update={"mixed_precision": resolved}))
+    config = run.config
     inherited = base.training.lineage_train_queries() if base.training else []
     leakage = guard_leakage(train_sets, config.allow_leakage, [queries for _, queries in inherited])
     base_state = {k: v.detach().clone() for k, v in base.model.state_dict().items()}
     base_description = base.describe()
     torch.manual_seed(config.seed)
 
-    sources = prepare_sources(base, train_sets, forbidden, config, cache_dir)
-    dev_sets = dev.dev_sets(sources, config) if dist.main else []
-    if dist.main:
-        key = selection_key(base.weights_sha256, dev_sets, config.precision)
-        dev.check_selection_key(state, key, out_dir)
-        dev.announce_selection(dev_sets, config)
-    if dev_sets and state.base_dev is None:
-        state.base_dev = dev.score(base, dev_sets, config, cache_dir)
-        state.save(out_dir)  # a resumed run need not score the base again
-    params = {"base_model": base_spec, "train": ",".join(train_specs), **config.model_dump()}
-    run = tracking.training(out_dir, out_dir.name, params) if dist.main else contextlib.nullcontext()
-    with run as tracked:
-        fit(base, sources, dev_sets, config, out_dir, state, dist, started, wall_before, tracking)
-        if not dist.main:
-            return out_dir
-        selected = select_and_interpolate(base, base_state, state, dev_sets, config, out_dir)
-        dev.share_shipped_embeddings(base, dev_sets, config, out_dir / WORK / "cache", cache_dir)
+    sources = prepare_sources(base, train_sets, forbidden, config, run.cache_dir)
+    dev_sets = selection_dev_sets(run, base, sources, state)
+    tracking = (
+        run.tracking.training(run.out_dir, run.out_dir.name, run.tracked_params())
+        if run.dist.main
+        else contextlib.nullcontext()
+    )
+    with tracking as tracked:
+        fit(run, base, sources, dev_sets, state, clock)
+        if not run.dist.main:
+            return run.out_dir
+        selected = select_and_interpolate(run, base, base_state, state, dev_sets)
+        dev.share_shipped_embeddings(base, dev_sets, config, run.work / "cache", run.cache_dir)
         if tracked is not None:
             tracked.log_selection(state, selected)
     contaminated = bool(leakage) or config.protocol == "seed" or base.contaminated  # inherited too
-    write_model(
-        out_dir,
-        base,
-        base_description,
-        train_sets,
-        leakage,
-        contaminated,
-        config,
-        state,
-        selected,
-        wall_before + time.perf_counter() - started,
-    )
-    shutil.rmtree(out_dir / WORK, ignore_errors=True)
-    return out_dir
+    outcome = RunOutcome(base_description, train_sets, leakage, contaminated, state, selected, clock.total())
+    write_model(run, base, outcome)
+    shutil.rmtree(run.work, ignore_errors=True)
+    return run.out_dir
