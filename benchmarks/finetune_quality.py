@@ -17,7 +17,8 @@ import argparse
 import json
 
 from irtune.results.compare import load_comparisons
-from irtune.study.runner import Study, run_study
+from irtune.study.config import Study
+from irtune.study.runner import run_study
 
 from _common import RESULTS, data_dir, write_results
 

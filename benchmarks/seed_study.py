@@ -23,7 +23,8 @@ from pathlib import Path
 from finetune_quality import COMMON, STUDIES
 
 from irtune.results.compare import load_comparisons
-from irtune.study.runner import Study, run_study
+from irtune.study.config import Study
+from irtune.study.runner import run_study
 
 from _common import HERE, data_dir, write_results
 

@@ -12,7 +12,7 @@ from hub_stub import hub_env, serve_repos
 from huggingface_hub import ModelCard
 
 from irtune.errors import IrtuneError
-from irtune.evaluation.job import run_evaluation
+from irtune.evaluation.job import EvaluationJob, run_evaluation
 from irtune.models.lineage import TrainingRecord
 from irtune.results.schema import read_results
 from irtune.retrieval.settings import RetrievalSettings
@@ -33,8 +33,8 @@ def tuned(tiny_model, scifact_slice, tmp_path_factory):
     model = root / "tuned"
     train_model(str(tiny_model), [str(scifact_slice)], model, config, cache_dir=cache)
     settings = RetrievalSettings(cache_dir=cache)
-    run_evaluation(str(model), [str(scifact_slice)], settings, out_dir=root / "tuned-eval")
-    run_evaluation(str(tiny_model), [str(scifact_slice)], settings, out_dir=root / "base-eval")
+    run_evaluation(EvaluationJob(str(model), [str(scifact_slice)], settings, out_dir=root / "tuned-eval"))
+    run_evaluation(EvaluationJob(str(tiny_model), [str(scifact_slice)], settings, out_dir=root / "base-eval"))
     return model, root / "tuned-eval" / "results.json", root / "base-eval" / "results.json"
 
 

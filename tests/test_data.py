@@ -155,3 +155,23 @@ def test_a_folder_with_an_unreadable_import_manifest_is_refused(tmp_path):
         BeirDataset(root)
     (root / "irtune-import.json").write_text('{"dataset": "d"}')  # written before `complete` existed
     assert BeirDataset(root).qrels("test") == QRELS["test"]
+
+
+def test_a_name_that_is_both_a_folder_here_and_a_dataset_in_the_data_dir_is_refused(tmp_path, monkeypatch):
+    """`-d docs` run in a folder holding a docs/ folder (a repository's, say) must not quietly
+    read it instead of the data dir's `docs` dataset, nor the other way round."""
+    data = tmp_path / "data"
+    write_beir(data / "docs", {"d1": {"text": "in the data dir"}}, {"q1": "query"}, {"test": {"q1": {"d1": 1}}})
+    here = tmp_path / "work"
+    write_beir(here / "docs", {"x1": {"text": "a folder here"}}, {"q1": "query"}, {"test": {"q1": {"x1": 1}}})
+    monkeypatch.chdir(here)
+    with pytest.raises(IrtuneError) as raised:
+        resolve_dataset("docs", data)
+    assert str(raised.value) == (
+        f'dataset "docs" names both the folder ./docs and the dataset {data / "docs"}: '
+        "write ./docs for the folder, or the dataset's full path"
+    )
+    assert resolve_dataset("./docs", data).doc_ids == ["x1"]  # a path is a path
+    assert resolve_dataset(str(data / "docs"), data).doc_ids == ["d1"]
+    monkeypatch.chdir(tmp_path)  # no folder of that name here: the name is the data dir's
+    assert resolve_dataset("docs", data).doc_ids == ["d1"]

@@ -44,15 +44,6 @@ def test_one_job_is_checked_then_run_whole(data: Path, tmp_path: Path):
         job.force = True  # type: ignore[misc]
 
 
-def test_the_old_call_builds_the_same_job(data: Path):
-    """Until every caller builds its job, `run_evaluation(model, datasets, settings, ...)` reads
-    as `run_evaluation(EvaluationJob(model, datasets, settings, ...))`."""
-    old = run_evaluation(None, ["ds"], BM25, data_dir=data)
-    new = run_evaluation(EvaluationJob(None, ["ds"], BM25, data_dir=data))
-    assert old.datasets[0].per_query == new.datasets[0].per_query
-    assert old.label == new.label == "bm25"
-
-
 def test_the_results_are_assembled_not_written(data: Path, tmp_path: Path):
     from irtune.evaluation.runner import evaluate_dataset
     from irtune.retrieval.settings import make_retriever

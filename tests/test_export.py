@@ -84,9 +84,9 @@ def test_metric_names_follow_mteb():
         ),
         (lambda d: d.update(contaminated=True), "contaminated"),
         # MTEB keeps a document whose id is the query's on SciFact; irtune dropped them here
-        (lambda d: d["datasets"][0].update(query_ids_in_corpus=3), "evaluate with --keep-identical-ids"),
+        (lambda d: d["datasets"][0].update(query_ids_in_corpus=3), "evaluate again keeping them"),
         (lambda d: d["datasets"][0].update(query_ids_in_corpus=None), "did not record whether any exist"),
-        (lambda d: d["retriever"].update(precision="bf16"), "evaluate with --precision fp32"),
+        (lambda d: d["retriever"].update(precision="bf16"), "evaluate again in fp32 on the torch backend"),
         (lambda d: d["retriever"].update(store_dtype="float16"), "float16 cache"),
         (lambda d: d["retriever"].update(params={"compression": "128 dims"}), "compressed vectors"),
         (lambda d: d["datasets"][0]["metrics"].pop("ndcg@10"), "has no NDCG@10"),

@@ -15,7 +15,7 @@ from irtune.data.beir import BeirDataset
 from irtune.data.leakage import TrainingQueries, find_overlap
 from irtune.data.splits import SplitPart, SplitPlan, save_plan
 from irtune.errors import IrtuneError, LeakageError
-from irtune.evaluation.job import run_evaluation
+from irtune.evaluation.job import EvaluationJob, run_evaluation
 from irtune.evaluation.runner import evaluate_dataset
 from irtune.models.lineage import TRAINING_METADATA, TrainingRecord
 from irtune.models.loading import load_model
@@ -73,7 +73,9 @@ def test_what_an_ancestor_trained_on_is_contaminated_for_its_descendants(chain):
         24,
     )
     # by default M2 is evaluated on the half its lineage held out: clean
-    held_out = run_evaluation(model, [str(claims)], RetrievalSettings(cache_dir=cache)).datasets[0]
+    held_out = run_evaluation(
+        EvaluationJob(model, [str(claims)], RetrievalSettings(cache_dir=cache))
+    ).datasets[0]
     assert held_out.queries.selection == "eval part of claims.split.json" and held_out.queries.count == 30
     assert not held_out.contaminated
 
@@ -85,7 +87,9 @@ def test_the_card_marks_numbers_measured_on_an_ancestors_training_queries(chain,
     whole = SplitPart("test", None)
     save_plan(SplitPlan("claims", "all of test", 13, whole, whole, whole), every_test_query)
     results = run_evaluation(
-        str(model_copy), [str(claims)], RetrievalSettings(cache_dir=cache), split_files=[every_test_query]
+        EvaluationJob(
+            str(model_copy), [str(claims)], RetrievalSettings(cache_dir=cache), split_files=[every_test_query]
+        )
     )
     assert results.contaminated
     add_test_results(model_copy, [results])

@@ -90,13 +90,13 @@ from pathlib import Path
 from irtune.retrieval.settings import RetrievalSettings
 from irtune.models.loading import load_model
 from irtune.retrieval.settings import ModelOptions
-from irtune.evaluation.job import run_evaluation
+from irtune.evaluation.job import EvaluationJob, run_evaluation
 
 tuned, plain, dataset, cache = sys.argv[1:5]
 model = load_model(tuned, device="cpu")
-result = run_evaluation(
+result = run_evaluation(EvaluationJob(
     tuned, [dataset], RetrievalSettings(cache_dir=Path(cache)), model_options=ModelOptions(device="cpu")
-)
+))
 entry = result.datasets[0]
 report = {
     "contaminated": model.contaminated,

@@ -241,10 +241,12 @@ def tiny_dataset(root, texts: str = "question"):
 
 
 def bm25_eval(root, split_file):
-    from irtune.evaluation.job import run_evaluation
+    from irtune.evaluation.job import EvaluationJob, run_evaluation
     from irtune.retrieval.settings import RetrievalSettings
 
-    return run_evaluation(None, [str(root)], RetrievalSettings(retriever="bm25"), split_files=[split_file])
+    return run_evaluation(
+        EvaluationJob(None, [str(root)], RetrievalSettings(retriever="bm25"), split_files=[split_file])
+    )
 
 
 def cut(root, out):
@@ -386,11 +388,13 @@ def _tuned_model(tiny_model, folder, plan):
 
 
 def _dense_eval(model, root, split_files=()):
-    from irtune.evaluation.job import run_evaluation
+    from irtune.evaluation.job import EvaluationJob, run_evaluation
     from irtune.retrieval.settings import RetrievalSettings
 
     settings = RetrievalSettings(cache_dir=root.parent / "cache")
-    (result,) = run_evaluation(str(model), [str(root)], settings, split_files=split_files).datasets
+    (result,) = run_evaluation(
+        EvaluationJob(str(model), [str(root)], settings, split_files=split_files)
+    ).datasets
     return result
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import irtune.study.stages as stages
-from irtune.evaluation.job import run_evaluation
+from irtune.evaluation.job import EvaluationJob, run_evaluation
 from irtune.retrieval.settings import RetrievalSettings
 from irtune.study.config import load_study
 from irtune.study.runner import run_study
@@ -201,7 +201,9 @@ def test_a_rerun_after_halving_the_test_qrels_reports_what_a_fresh_evaluation_gi
     old = reported_bm25(comparisons)
     rewrite_lines(root / "data" / "scifact" / "qrels" / "test.tsv", every_other_judgement)
     _, comparisons = run(root, tiny_model)
-    fresh = run_evaluation(None, [str(root / "data" / "scifact")], RetrievalSettings(retriever="bm25"))
+    fresh = run_evaluation(
+        EvaluationJob(None, [str(root / "data" / "scifact")], RetrievalSettings(retriever="bm25"))
+    )
     assert fresh.datasets[0].metrics["ndcg@10"] != pytest.approx(old)
     assert reported_bm25(comparisons) == pytest.approx(fresh.datasets[0].metrics["ndcg@10"], abs=1e-9)
 

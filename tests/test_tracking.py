@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from irtune.cli.app import app
+from irtune.cli.app import app, flag_names
 from irtune.errors import IrtuneError
 from irtune.results.tracking import Tracking, scoped_environment
 from irtune.training.config import TrainConfig
@@ -125,7 +125,8 @@ def test_an_unreachable_tracking_server_is_one_line(tmp_path, monkeypatch):
     tuned = write(tmp_path / "b" / "results.json", results_doc("tuned", LEVELS, shift=0.05, seed=1))
     result = runner.invoke(app, ["compare", str(base), str(tuned), "--mlflow", "http://127.0.0.1:9"])
     assert isinstance(result.exception, IrtuneError), result.exception
-    assert str(result.exception).startswith("--mlflow http://127.0.0.1:9: ")
+    assert str(result.exception).startswith("mlflow http://127.0.0.1:9: ")  # the parameter's name
+    assert result.exception.naming(flag_names(["compare"])).startswith("--mlflow http://127.0.0.1:9: ")
     assert "\n" not in str(result.exception)
 
 

@@ -13,7 +13,7 @@ import irtune.training.dev as dev_module
 from irtune.data.beir import BeirDataset
 from irtune.data.splits import load_plan
 from irtune.errors import IrtuneError, LeakageError
-from irtune.evaluation.job import run_evaluation
+from irtune.evaluation.job import EvaluationJob, run_evaluation
 from irtune.evaluation.runner import evaluate_dataset
 from irtune.models.lineage import TRAINING_METADATA
 from irtune.models.loading import load_model
@@ -60,7 +60,9 @@ def test_train_writes_a_loadable_selected_model(tiny_model, scifact_slice, cache
     assert (out / "README.md").read_text().startswith("---")
     # the honest plan travels with the model, and `irtune eval` applies it by default
     assert (out / "irtune_splits" / "scifact.split.json").is_file()
-    result = run_evaluation(str(out), [str(scifact_slice)], RetrievalSettings(cache_dir=cache_dir))
+    result = run_evaluation(
+        EvaluationJob(str(out), [str(scifact_slice)], RetrievalSettings(cache_dir=cache_dir))
+    )
     assert result.datasets[0].queries.selection == "eval part of scifact.split.json"
     assert not result.contaminated
     # training, dev and evaluated queries are disjoint; dev is a slice of train, eval is test

@@ -16,6 +16,9 @@ COMMAND_PARAMETERS = {
     "columns": ("col",),
     "generator_model": ("model",),
     "format": ("format_",),
+    "timeout_s": ("timeout",),
+    "max_retries": ("retries",),
+    "max_tokens": ("max_new_tokens",),
 }
 
 

@@ -54,10 +54,13 @@ def default_data_dir() -> Path:
 
 
 def resolve_dataset(name_or_path: str, data_dir: Path | None = None, strict: bool = False) -> BeirDataset:
-    """A dataset given as a folder path, or by name under the data dir."""
+    """A dataset given as a folder path, or by name under the data dir. A bare name that is
+    both a folder in the working directory and a dataset under the data dir is refused: which
+    files are read must not depend on where the command runs (content, not names)."""
     checks.path_fits("dataset", name_or_path)
     as_path = Path(name_or_path).expanduser()
     if as_path.is_dir():
+        _refuse_two_meanings(name_or_path, as_path, data_dir)
         return BeirDataset(as_path, strict=strict)
     if name_or_path.startswith((".", "/", "~")):
         raise IrtuneError(f"{name_or_path}: dataset folder not found")
@@ -78,3 +81,14 @@ def resolve_dataset(name_or_path: str, data_dir: Path | None = None, strict: boo
         hint=hint,
         variable=DATA_DIR_ENV,
     )
+
+
+def _refuse_two_meanings(name: str, folder: Path, data_dir: Path | None) -> None:
+    if name.startswith((".", "/", "~")) or len(Path(name).parts) != 1:
+        return  # written as a path
+    named = (data_dir or default_data_dir()) / name
+    if named.is_dir() and named.resolve() != folder.resolve():
+        raise IrtuneError(
+            f'dataset "{name}" names both the folder ./{name} and the dataset {named}: '
+            f"write ./{name} for the folder, or the dataset's full path"
+        )

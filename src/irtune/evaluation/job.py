@@ -150,16 +150,13 @@ def _planned_before_loading(model_spec: str | LoadedModel | None) -> set[str]:
     return {p.name.removesuffix(SPLIT_FILE_SUFFIX) for p in _plans_in(folder)}
 
 
-def run_evaluation(job: EvaluationJob | str | LoadedModel | None, *args: Any, **options: Any) -> ResultsFile:
+def run_evaluation(job: EvaluationJob) -> ResultsFile:
     """Evaluate on each dataset (its `eval` queries where a split file names them).
 
     Everything that can be checked without a model is checked first (datasets, their files
     and splits, split files, the output folder), so a typo fails before the model loads.
     Results already in `out_dir` are replaced only by an evaluation of the same setup (a
-    re-run), or with `force`. (A model followed by the job's other fields is read as their
-    job: the form of the callers that do not build one yet.)"""
-    if not isinstance(job, EvaluationJob):
-        job = EvaluationJob(job, *args, **options)
+    re-run), or with `force`."""
     found, explicit = check_before_loading(job)
     with contextlib.ExitStack() as stack:
         if job.out_dir is not None:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from irtune.errors import DataError, IrtuneError
+from irtune.errors import DataError, InvalidValueError, IrtuneError
 from irtune.results.files import FRONTIER_FILE
 from irtune.results.metrics import HEADLINE_METRICS
 from irtune.results.model import ModelRecord, TrainSetRecord
@@ -715,7 +715,7 @@ def load_comparisons(
     if baseline is not None:
         loaded.insert(0, read_results(baseline))
     elif len(loaded) < 2:
-        raise IrtuneError("give at least two results, or --baseline and one result")
+        raise InvalidValueError("give at least two results, or a {baseline} and one result")
     base, *candidates = distinct_labels(loaded)
     return compare_study(base, candidates), [base, *candidates]
 

@@ -24,7 +24,7 @@ from typing import Any
 from irtune.core import checks
 from irtune.core.files import tidy_on_failure, write_json_atomic
 from irtune.data.official import OFFICIAL_DATASETS
-from irtune.errors import IrtuneError
+from irtune.errors import InvalidValueError, IrtuneError
 from irtune.results.schema import DatasetResult, ResultsFile
 
 # irtune dataset name -> MTEB task name (BEIR's English retrieval tasks; all eng-Latn)
@@ -88,10 +88,10 @@ def _checked(result: ResultsFile, entry: DatasetResult, where: str) -> str:
         raise IrtuneError(f"{where}: {entry.dataset} has no NDCG@10, MTEB's main score for {task}")
     mteb_drops = task in MTEB_IGNORES_IDENTICAL_IDS
     if result.settings.ignore_identical_ids != mteb_drops and entry.query_ids_in_corpus != 0:
-        flag = "without --keep-identical-ids" if mteb_drops else "with --keep-identical-ids"
+        remedy = "dropping" if mteb_drops else "keeping"
         raise IrtuneError(
             f"{where}: MTEB {'drops' if mteb_drops else 'keeps'} documents whose id is the query's on "
-            f"{task} and this run did not (or did not record whether any exist); evaluate {flag}"
+            f"{task} and this run did not (or did not record whether any exist); evaluate again {remedy} them"
         )
     return task
 
@@ -110,7 +110,8 @@ def _check_search(result: ResultsFile, where: str) -> None:
     ):
         raise IrtuneError(
             f"{where}: encoded at {part.precision} ({part.params.get('backend', 'torch')} backend, "
-            f"{part.store_dtype} cache); evaluate with --precision fp32 on torch for MTEB-comparable numbers"
+            f"{part.store_dtype} cache); evaluate again in fp32 on the torch backend for "
+            "MTEB-comparable numbers"
         )
 
 
@@ -150,7 +151,7 @@ def export_mteb(
     tasks = [task_result(result, entry, where) for entry in result.datasets]  # all checked first
     name = _folder_name(model_name or result.model.name)
     if not name.strip("."):
-        raise IrtuneError(f"--model-name {model_name!r}: not a usable folder name")
+        raise InvalidValueError("{model_name} {value!r}: not a usable folder name", value=model_name)
     folder = out_dir / name / (result.model.revision or NO_REVISION)
     for task, data in tasks:
         same = partial(_same_export, data=data)

@@ -20,8 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from irtune.results.model import TrainingSummary
 from irtune.results.schema import ResultsFile
@@ -89,24 +88,10 @@ def _seed_repeated(group: Sequence[ResultsFile]) -> bool:
     return len(seeds) != len(group)
 
 
-def dev_score(record: Mapping[str, Any] | None) -> float | None:
-    """The dev score a run's shipped weights were selected with, read from its training record
-    as JSON (None: no dev queries)."""
-    selected = record.get("selected") if record else None
-    dev = selected.get("dev") if isinstance(selected, Mapping) else None
-    score = dev.get(DEV_KEY) if isinstance(dev, Mapping) else None
-    return float(score) if isinstance(score, int | float) else None
-
-
 def summary_dev_score(training: TrainingSummary | None) -> float | None:
     """The dev score a run's shipped weights were selected with (None: no dev queries)."""
     score = (training.selected.dev or {}).get(DEV_KEY) if training else None
     return float(score) if isinstance(score, int | float) else None
-
-
-def shipped_run(seeds: Sequence[int], records: Sequence[Mapping[str, Any] | None]) -> tuple[int, str]:
-    """`shipped_by_dev_score` of training records read as JSON."""
-    return shipped_by_dev_score(seeds, [dev_score(r) for r in records])
 
 
 def shipped_by_dev_score(seeds: Sequence[int], scores: Sequence[float | None]) -> tuple[int, str]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from irtune.errors import IrtuneError
+from irtune.errors import IrtuneError, ParameterError
 
 if TYPE_CHECKING:
     from irtune.results.compare import Comparison
@@ -154,7 +154,7 @@ def mlflow_errors(tracking: Tracking) -> Iterator[None]:
         yield
     except (MlflowException, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise IrtuneError(f"--mlflow {tracking.mlflow}: {first}") from None
+        raise ParameterError("{mlflow} {uri}: {problem}", uri=tracking.mlflow, problem=first) from None
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from irtune.core.files import write_json_atomic
 from irtune.core.locks import folder_lock
 from irtune.data.beir import BeirDataset
 from irtune.data.splits import make_plan, save_plan, split_file_name
-from irtune.evaluation.job import run_evaluation
+from irtune.evaluation.job import EvaluationJob, run_evaluation
 from irtune.models.lineage import TRAINING_METADATA, TrainingRecord
 from irtune.reporting.files import write_report
 from irtune.results.compare import Comparison, load_comparisons
@@ -228,14 +228,16 @@ class StudyRun:
             cache_dir=self.cache_dir,
         )
         result = run_evaluation(
-            model,
-            names,
-            settings,
-            model_options=self.options,
-            out_dir=folder,
-            split_files=self.applied(names),
-            data_dir=self.inputs.data_dir,
-            label=label,
+            EvaluationJob(
+                model,
+                names,
+                settings,
+                model_options=self.options,
+                out_dir=folder,
+                split_files=self.applied(names),
+                data_dir=self.inputs.data_dir,
+                label=label,
+            )
         )
         log_results(self.study.tracking, result, folder / RESULTS_FILE)
 
@@ -313,7 +315,7 @@ def run_label(
 
 def _record_shipped_seed(path: Path, variant: str, runs: Sequence[tuple[TrainConfig, Path, Path]]) -> None:
     """`<variant>.seeds.json`: the runs of a variant trained over several seeds, and which one
-    ships (the best on dev, irtune.results.seeds.shipped_run) and why."""
+    ships (the best on dev, irtune.results.seeds.shipped_by_dev_score) and why."""
     seeds = [config.seed for config, _, _ in runs]
     models = [trained / "model" for _, trained, _ in runs]
     scores = [summary_dev_score(TrainingRecord.read(model / TRAINING_METADATA).summary()) for model in models]

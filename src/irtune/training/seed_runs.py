@@ -16,8 +16,8 @@ from typing import Any
 from irtune.core.files import write_json_atomic
 from irtune.core.locks import folder_lock
 from irtune.errors import invalid
-from irtune.models.lineage import TRAINING_METADATA
-from irtune.results.seeds import dev_score, shipped_run
+from irtune.models.lineage import TRAINING_METADATA, TrainingRecord
+from irtune.results.seeds import shipped_by_dev_score, summary_dev_score
 from irtune.training.config import TrainConfig
 from irtune.training.distributed import Distributed
 from irtune.training.state import WORK, check_new_folder, foreign_folder
@@ -46,13 +46,15 @@ def train_over_seeds(
             folders[run.seed] = folder
         if not main:
             return out_dir
-        records = [json.loads((f / TRAINING_METADATA).read_text(encoding="utf-8")) for f in folders.values()]
-        index, reason = shipped_run(seeds, records)
+        scores = [
+            summary_dev_score(TrainingRecord.read(f / TRAINING_METADATA).summary()) for f in folders.values()
+        ]
+        index, reason = shipped_by_dev_score(seeds, scores)
         log.info("ships %s", reason)
         shipped = {"seed": seeds[index], "model": str(folders[seeds[index]]), "reason": reason}
         runs = [
-            {"seed": seed, "model": str(folder), "dev": dev_score(record)}
-            for (seed, folder), record in zip(folders.items(), records, strict=True)
+            {"seed": seed, "model": str(folder), "dev": score}
+            for (seed, folder), score in zip(folders.items(), scores, strict=True)
         ]
         _ship(folders[seeds[index]], out_dir, {"shipped": shipped, "runs": runs})
     return out_dir
