@@ -161,7 +161,9 @@ def test_a_name_that_is_both_a_folder_here_and_a_dataset_in_the_data_dir_is_refu
     """`-d docs` run in a folder holding a docs/ folder (a repository's, say) must not quietly
     read it instead of the data dir's `docs` dataset, nor the other way round."""
     data = tmp_path / "data"
-    write_beir(data / "docs", {"d1": {"text": "in the data dir"}}, {"q1": "query"}, {"test": {"q1": {"d1": 1}}})
+    write_beir(
+        data / "docs", {"d1": {"text": "in the data dir"}}, {"q1": "query"}, {"test": {"q1": {"d1": 1}}}
+    )
     here = tmp_path / "work"
     write_beir(here / "docs", {"x1": {"text": "a folder here"}}, {"q1": "query"}, {"test": {"q1": {"x1": 1}}})
     monkeypatch.chdir(here)

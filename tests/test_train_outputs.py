@@ -18,6 +18,7 @@ from irtune.training.seed_runs import SEEDS_RECORD, train_over_seeds
 from irtune.training.trainer import train_model
 
 from conftest import assert_one_line_error, irtune
+from results_fixtures import training_summary
 
 QUICK = TrainConfig(epochs=1, batch_size=8, warmup_steps=1, interpolation_alphas=[1.0])
 
@@ -126,7 +127,10 @@ def _fake_runs(scores: dict[int, float], extra: dict[int, str] | None = None, ca
         (folder / "model.safetensors").write_text(f"weights of seed {run.seed}\n")
         if extra and run.seed in extra:
             (folder / extra[run.seed]).write_text("only in this run\n")
-        record = {"config": {"seed": run.seed}, "selected": {"dev": {"ndcg@10": scores[run.seed]}}}
+        record = training_summary(("scifact",))  # a valid record: the shipped seed is read typed
+        record |= {"weights_sha256": f"{run.seed:064d}", "train_queries": []}
+        record["config"]["seed"] = run.seed
+        record["selected"]["dev"] = {"ndcg@10": scores[run.seed]}
         (folder / TRAINING_METADATA).write_text(json.dumps(record))
         return folder
 

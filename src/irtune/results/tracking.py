@@ -89,7 +89,7 @@ class Tracking(BaseModel):
     @contextlib.contextmanager
     def training(
         self, model_dir: Path, run_name: str, params: dict[str, Any]
-    ) -> Iterator[TrainingRun | None]:
+    ) -> Iterator[TrackedTraining | None]:
         """Around a whole training: one MLflow run, params logged; each epoch's Trainer logs
         into a run nested in it. Yields where to log dev scores (None without mlflow)."""
         if "mlflow" not in self.report_to:
@@ -107,7 +107,7 @@ class Tracking(BaseModel):
                 client.set_tag(run_id, "irtune.model_dir", str(model_dir))
             status = "FAILED"
             try:
-                yield TrainingRun(client, run_id)
+                yield TrackedTraining(client, run_id)
                 status = "FINISHED"
             finally:
                 # the Trainer's callback may have ended the fluent run stack: end ours by id
@@ -244,7 +244,7 @@ def log_comparisons(
         return str(run.info.run_id)
 
 
-class TrainingRun:
+class TrackedTraining:
     """The training's MLflow run, logged to by id (the fluent API's active run is the
     Trainer's nested one while an epoch runs)."""
 
