@@ -177,3 +177,5 @@ def test_a_name_that_is_both_a_folder_here_and_a_dataset_in_the_data_dir_is_refu
     assert resolve_dataset(str(data / "docs"), data).doc_ids == ["d1"]
     monkeypatch.chdir(tmp_path)  # no folder of that name here: the name is the data dir's
     assert resolve_dataset("docs", data).doc_ids == ["d1"]
+    (tmp_path / "docs").mkdir()  # a folder of that name that is no dataset (a repository's docs/)
+    assert resolve_dataset("docs", data).doc_ids == ["d1"]

@@ -152,9 +152,9 @@ def test_a_convex_hybrid_searched_below_its_tuning_depth_names_top_k(tiny_model,
         evaluate(
             str(tiny_model), scifact_slice, retriever="hybrid", top_k=5, metrics="ndcg@5", cache_dir=cache_dir
         )
-    # (searched one deeper than top_k, to drop a query's own document)
-    assert str(caught.value) == "hybrid: top_k 6 is below its tuning depth (10)"
-    assert caught.value.naming(flag_names(["eval"])) == "hybrid: --top-k 6 is below its tuning depth (10)"
+    # the value asked for, though the search runs one deeper to drop a query's own document
+    assert str(caught.value) == "hybrid: top_k 5 is below its tuning depth (10)"
+    assert caught.value.naming(flag_names(["eval"])) == "hybrid: --top-k 5 is below its tuning depth (10)"
 
 
 def test_hybrid_runs_compare_with_dense_without_refusal(tiny_model, scifact_slice, cache_dir, tmp_path):

@@ -135,6 +135,19 @@ def test_only_the_run_chosen_on_dev_is_tested_and_every_seed_is_measured(recipe)
     assert shipped.delta == pytest.approx(gain.gains[1], abs=1e-12)  # the shipped run's own test
 
 
+def test_a_run_without_a_recorded_seed_joins_no_recipe(tmp_path, recipe):
+    """A training summary without `config.seed` (hand-written, another tool's) is not "seed 0"
+    of a recipe: its run is compared on its own, as every run that is not an irtune seed."""
+    base, runs = recipe
+    unseeded = seed_run(tmp_path / "none", 9, 0.02, 0.74)
+    doc = json.loads(unseeded.read_text())
+    del doc["model"]["training"]["config"]["seed"]
+    unseeded.write_text(json.dumps(doc))
+    comparisons, _ = load_comparisons([base, runs[0], unseeded])
+    assert [c.candidate_label for c in comparisons] == ["tuned seed 1", "tuned seed 9"]
+    assert all(c.seeds is None for c in comparisons)
+
+
 def test_runs_of_other_recipes_are_not_grouped(tmp_path, recipe):
     base, runs = recipe
     other = seed_run(tmp_path / "lr", 4, 0.03, 0.73, learning_rate=1e-4)

@@ -342,11 +342,11 @@ def train(
             specs,
             folder,
             run,
-            inputs.optional_path("data_dir", data_dir),
-            inputs.optional_path("cache_dir", cache_dir),
-            inputs.paths("split_files", split_files),
-            again,
-            options,
+            data_dir=inputs.optional_path("data_dir", data_dir),
+            cache_dir=inputs.optional_path("cache_dir", cache_dir),
+            split_files=inputs.paths("split_files", split_files),
+            resume=again,
+            model_options=options,
             tracking=tracked,
         )
 

@@ -10,6 +10,7 @@ from typing import Any
 COMMAND_PARAMETERS = {
     "datasets": ("dataset", "train"),
     "name_or_path": ("dataset",),
+    "dataset": ("dataset", "train"),
     "split_files": ("heldout", "split_file"),
     "index_params": ("index_param",),
     "out": ("out_dir", "out_path"),

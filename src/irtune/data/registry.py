@@ -59,8 +59,7 @@ def resolve_dataset(name_or_path: str, data_dir: Path | None = None, strict: boo
     files are read must not depend on where the command runs (content, not names)."""
     checks.path_fits("dataset", name_or_path)
     as_path = Path(name_or_path).expanduser()
-    if as_path.is_dir():
-        _refuse_two_meanings(name_or_path, as_path, data_dir)
+    if as_path.is_dir() and not _data_dir_dataset(name_or_path, as_path, data_dir):
         return BeirDataset(as_path, strict=strict)
     if name_or_path.startswith((".", "/", "~")):
         raise IrtuneError(f"{name_or_path}: dataset folder not found")
@@ -83,12 +82,17 @@ def resolve_dataset(name_or_path: str, data_dir: Path | None = None, strict: boo
     )
 
 
-def _refuse_two_meanings(name: str, folder: Path, data_dir: Path | None) -> None:
+def _data_dir_dataset(name: str, folder: Path, data_dir: Path | None) -> bool:
+    """Whether a bare `name` that is also the folder `folder` here means the data dir's dataset
+    (the folder here is no dataset); refused when both are datasets."""
     if name.startswith((".", "/", "~")) or len(Path(name).parts) != 1:
-        return  # written as a path
+        return False  # written as a path
     named = (data_dir or default_data_dir()) / name
-    if named.is_dir() and named.resolve() != folder.resolve():
+    if not named.is_dir() or named.resolve() == folder.resolve():
+        return False
+    if any((folder / f"corpus.jsonl{suffix}").is_file() for suffix in ("", ".gz")):
         raise IrtuneError(
             f'dataset "{name}" names both the folder ./{name} and the dataset {named}: '
             f"write ./{name} for the folder, or the dataset's full path"
         )
+    return True

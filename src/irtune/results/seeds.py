@@ -41,9 +41,10 @@ def seed_of(result: ResultsFile) -> int | None:
 
 
 def recipe_key(result: ResultsFile) -> str | None:
-    """The recipe of a run, as text (None: not an irtune-trained model)."""
+    """The recipe of a run, as text (None: not an irtune-trained model, or no seed recorded:
+    such a run is compared on its own, never as some seed of a recipe)."""
     training = result.model.training if result.model else None
-    if training is None or result.model is None:
+    if training is None or training.config.seed is None or result.model is None:
         return None
     recipe = {
         "base": training.base_model.weights_sha256,

@@ -27,7 +27,6 @@ from irtune.reporting.files import write_report
 from irtune.results.compare import Comparison, load_comparisons
 from irtune.results.files import RESULTS_FILE
 from irtune.results.schema import read_results
-from irtune.results.seeds import shipped_by_dev_score, summary_dev_score
 from irtune.results.tracking import log_comparisons, log_results
 from irtune.retrieval.registry import RETRIEVERS
 from irtune.retrieval.settings import RetrievalSettings
@@ -36,6 +35,7 @@ from irtune.study.stages import Stages, StudyInputs
 from irtune.training.card import add_test_results
 from irtune.training.config import TrainConfig
 from irtune.training.plan import expand_presets
+from irtune.training.seed_runs import shipped_seed
 from irtune.training.trainer import WORK, train_model
 
 log = logging.getLogger(__name__)
@@ -250,9 +250,9 @@ class StudyRun:
             run.specs,
             model_dir,
             run.config,
-            self.inputs.data_dir,
-            self.cache_dir,
-            self.applied(_splits_by_dataset(run.specs)),
+            data_dir=self.inputs.data_dir,
+            cache_dir=self.cache_dir,
+            split_files=self.applied(_splits_by_dataset(run.specs)),
             resume=(model_dir / WORK).is_dir(),  # an unfinished run to continue
             model_options=self.options,
             tracking=self.study.tracking,
@@ -315,23 +315,13 @@ def run_label(
 
 def _record_shipped_seed(path: Path, variant: str, runs: Sequence[tuple[TrainConfig, Path, Path]]) -> None:
     """`<variant>.seeds.json`: the runs of a variant trained over several seeds, and which one
-    ships (the best on dev, irtune.results.seeds.shipped_by_dev_score) and why."""
+    ships (irtune.training.seed_runs.shipped_seed) and why, with each run's results."""
     seeds = [config.seed for config, _, _ in runs]
-    models = [trained / "model" for _, trained, _ in runs]
-    scores = [summary_dev_score(TrainingRecord.read(model / TRAINING_METADATA).summary()) for model in models]
-    index, reason = shipped_by_dev_score(seeds, scores)
-    log.info("%s: ships %s", variant, reason)
-    write_json_atomic(
-        path,
-        {
-            "variant": variant,
-            "shipped": {"seed": seeds[index], "model": str(models[index]), "reason": reason},
-            "runs": [
-                {"seed": seed, "model": str(model), "dev": score, "results": str(evaluated)}
-                for seed, model, score, (_, _, evaluated) in zip(seeds, models, scores, runs, strict=True)
-            ],
-        },
-    )
+    _, record = shipped_seed(seeds, [trained / "model" for _, trained, _ in runs])
+    log.info("%s: ships %s", variant, record["shipped"]["reason"])
+    for entry, (_, _, evaluated) in zip(record["runs"], runs, strict=True):
+        entry["results"] = str(evaluated)
+    write_json_atomic(path, {"variant": variant, **record})
 
 
 def _write_plan(dataset: BeirDataset, training: TrainConfig, folder: Path) -> None:

@@ -9,7 +9,7 @@ import contextlib
 import json
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +46,26 @@ def train_over_seeds(
             folders[run.seed] = folder
         if not main:
             return out_dir
-        scores = [
-            summary_dev_score(TrainingRecord.read(f / TRAINING_METADATA).summary()) for f in folders.values()
-        ]
-        index, reason = shipped_by_dev_score(seeds, scores)
-        log.info("ships %s", reason)
-        shipped = {"seed": seeds[index], "model": str(folders[seeds[index]]), "reason": reason}
-        runs = [
-            {"seed": seed, "model": str(folder), "dev": score}
-            for (seed, folder), score in zip(folders.items(), scores, strict=True)
-        ]
-        _ship(folders[seeds[index]], out_dir, {"shipped": shipped, "runs": runs})
+        index, record = shipped_seed(seeds, list(folders.values()))
+        log.info("ships %s", record["shipped"]["reason"])
+        _ship(folders[seeds[index]], out_dir, record)
     return out_dir
+
+
+def shipped_seed(seeds: Sequence[int], models: Sequence[Path]) -> tuple[int, dict[str, Any]]:
+    """Which run of a recipe ships, one model folder per seed: the best on dev
+    (irtune.results.seeds.shipped_by_dev_score), with the record of why:
+    `{"shipped": {seed, model, reason}, "runs": [{seed, model, dev}, ...]}`."""
+    scores = [summary_dev_score(TrainingRecord.read(model / TRAINING_METADATA).summary()) for model in models]
+    index, reason = shipped_by_dev_score(seeds, scores)
+    runs = [
+        {"seed": seed, "model": str(model), "dev": score}
+        for seed, model, score in zip(seeds, models, scores, strict=True)
+    ]
+    return index, {
+        "shipped": {"seed": seeds[index], "model": str(models[index]), "reason": reason},
+        "runs": runs,
+    }
 
 
 def check_seeds_folder(out_dir: Path, seeds: list[int], resume: bool) -> None:

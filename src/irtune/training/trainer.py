@@ -54,6 +54,7 @@ def train_model(
     train_specs: Sequence[str],
     out_dir: Path,
     config: TrainConfig,
+    *,
     data_dir: Path | None = None,
     cache_dir: Path | None = None,
     split_files: Sequence[Path] = (),
@@ -74,12 +75,12 @@ def train_model(
         tuple(train_specs),
         out_dir,
         config,
-        data_dir,
-        cache_dir,
-        tuple(split_files),
-        resume,
-        model_options or ModelOptions(),
-        tracking or Tracking(),
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        split_files=tuple(split_files),
+        resume=resume,
+        model_options=model_options or ModelOptions(),
+        tracking=tracking or Tracking(),
     )
     run.tracking.check()
     with contextlib.ExitStack() as stack:
