@@ -32,7 +32,7 @@ AROUND_THE_API = {
     ("irtune.results.tracking", "log_results"): "eval --mlflow: api.evaluate/frontier log nothing",
     ("irtune.results.tracking", "log_comparisons"): "compare --mlflow: api.compare logs nothing",
     ("irtune.data.beir", "load_qrels"): "import's summary: api.import_data returns no manifest",
-    ("irtune.data.importer", "qrels_summary"): "import's summary: api.import_data returns no manifest",
+    ("irtune.data.import_manifest", "qrels_summary"): "import's summary: api.import_data returns no manifest",
 }
 
 

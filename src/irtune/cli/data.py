@@ -115,8 +115,8 @@ def data_import(
     ] = False,
 ) -> None:
     """Import your own files as a validated BEIR folder (with an import manifest)."""
-    from irtune.data.beir import load_qrels
-    from irtune.data.importer import IMPORT_MANIFEST, qrels_summary
+    from irtune.data.beir import IMPORT_MANIFEST, load_qrels
+    from irtune.data.import_manifest import qrels_summary
 
     columns = _columns(col or [], {"id": id_col, "text": text_col, "title": title_col})
     qrels_files = {split: Path(path) for split, path in key_values(qrels or [], "--qrels").items()}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from irtune.core.files import atomic_path, sha256_text, write_json_atomic
 from irtune.core.provenance import environment
 from irtune.data.beir import BeirDataset, Qrels, content_sha256
-from irtune.data.importer import judged_relevant_to_own_id
+from irtune.data.import_manifest import judged_relevant_to_own_id
 from irtune.data.leakage import find_overlap
 from irtune.data.official import official_name
 from irtune.errors import InvalidValueError, IrtuneError, invalid
