@@ -68,16 +68,25 @@ def main() -> None:
     parser.add_argument("--dataset", choices=["scifact", "nfcorpus"], required=True)
     parser.add_argument("--seeds", default="1,2,3,4,5")
     parser.add_argument("--work", default=None, help="study folder (default /tmp/irtune-seeds-DATASET)")
+    parser.add_argument(
+        "--summarize",
+        action="store_true",
+        help="only read the seeds' finished stages (the study may still run)",
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.work or f"/tmp/irtune-seeds-{args.dataset}")
     started = time.perf_counter()
-    run_study(study(args.dataset, seeds, out), data_dir=data_dir())
+    if not args.summarize:
+        run_study(study(args.dataset, seeds, out), data_dir=data_dir())
     wall = time.perf_counter() - started
 
     stages = out / "stages"
     baseline = next(stages.glob("baseline-*/results.json"))
-    tuned = sorted(stages.glob(f"eval-{args.dataset}-seed-*/results.json"))
+    tuned = [
+        next(stages.glob(f"eval-{args.dataset}@seed-{seed}-*/done.json")).parent / "results.json"
+        for seed in seeds
+    ]
     comparisons, _ = load_comparisons([baseline, *tuned])
     (comparison,) = comparisons
     recipe_result = comparison.seeds
@@ -86,7 +95,7 @@ def main() -> None:
     shipped = comparison.datasets[0].metric("ndcg@10")
     trainings = {
         seed: json.loads(
-            next(stages.glob(f"train-{args.dataset}-seed-{seed}-*/model/irtune_training.json")).read_text(
+            next(stages.glob(f"train-{args.dataset}@seed-{seed}-*/model/irtune_training.json")).read_text(
                 "utf-8"
             )
         )
@@ -108,7 +117,7 @@ def main() -> None:
         "shipped_ci_queries": [round(shipped.ci_low, 4), round(shipped.ci_high, 4)],
         "shipped_p_holm": round(shipped.p_holm, 4),
         "training_wall_s": {seed: t["wall_time_s"] for seed, t in trainings.items()},
-        "study_wall_s": round(wall, 1),
+        "study_wall_s": None if args.summarize else round(wall, 1),
     }
     print(
         f"{args.dataset}: baseline {shipped.baseline:.4f}; seeds {recipe_result.seeds}: gains "
@@ -119,7 +128,8 @@ def main() -> None:
     write_results(
         f"seed_study_{args.dataset}",
         {
-            "command": f"python benchmarks/seed_study.py --dataset {args.dataset} --seeds {args.seeds}",
+            "command": f"python benchmarks/seed_study.py --dataset {args.dataset} --seeds {args.seeds}"
+            + (" --summarize" if args.summarize else ""),
             **figures,
         },
     )
