@@ -33,3 +33,35 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def recipe_figures(comparison: Any) -> dict[str, Any]:
+    """A recipe over training seeds as the benchmarks publish it, from an
+    `irtune.results.compare.Comparison` whose candidate is the shipped run of that recipe:
+    NDCG@10 per seed, mean, range, the CI over seeds and queries, and the shipped run's own test."""
+    recipe = comparison.seeds
+    assert recipe is not None, "the runs over seeds form one recipe"
+    gain = recipe.datasets[0].metric("ndcg@10")
+    shipped = comparison.datasets[0].metric("ndcg@10")
+    return {
+        "seeds": recipe.seeds,
+        "gains": [round(g, 4) for g in gain.gains],
+        "mean_gain": round(gain.mean, 4),
+        "range": [round(min(gain.gains), 4), round(max(gain.gains), 4)],
+        "ci_seeds_and_queries": [round(gain.ci_low, 4), round(gain.ci_high, 4)],
+        "ci": recipe.describe_level(),
+        "shipped_seed": recipe.shipped,
+        "shipped_reason": recipe.reason,
+        "shipped_gain": round(shipped.delta, 4),
+        "shipped_ci_queries": [round(shipped.ci_low, 4), round(shipped.ci_high, 4)],
+        "shipped_p_holm": round(shipped.p_holm, 4),
+    }
+
+
+def describe_recipe(figures: dict[str, Any]) -> str:
+    low, high = figures["ci_seeds_and_queries"]
+    return (
+        f"seeds {figures['seeds']}: gains {figures['gains']}, mean {figures['mean_gain']:+.4f}, "
+        f"{figures['ci']} over seeds and queries [{low:+.4f}, {high:+.4f}]; shipped seed "
+        f"{figures['shipped_seed']} {figures['shipped_gain']:+.4f} (p_holm {figures['shipped_p_holm']:.4f})"
+    )

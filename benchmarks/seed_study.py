@@ -26,7 +26,7 @@ from irtune.results.compare import load_comparisons
 from irtune.study.config import Study
 from irtune.study.runner import run_study
 
-from _common import HERE, data_dir, write_results
+from _common import HERE, data_dir, describe_recipe, recipe_figures, write_results
 
 
 def quickstart_recipe() -> dict:
@@ -89,42 +89,25 @@ def main() -> None:
     ]
     comparisons, _ = load_comparisons([baseline, *tuned])
     (comparison,) = comparisons
-    recipe_result = comparison.seeds
-    assert recipe_result is not None, "the runs over seeds form one recipe"
-    gain = recipe_result.datasets[0].metric("ndcg@10")
-    shipped = comparison.datasets[0].metric("ndcg@10")
+    figures = recipe_figures(comparison)
     trainings = {
         seed: json.loads(
             next(stages.glob(f"train-{args.dataset}@seed-{seed}-*/model/irtune_training.json")).read_text(
                 "utf-8"
             )
         )
-        for seed in recipe_result.seeds
+        for seed in figures["seeds"]
     }
+    baseline_ndcg = comparison.datasets[0].metric("ndcg@10").baseline
     figures = {
         "dataset": args.dataset,
         "recipe": recipe(args.dataset),
-        "baseline_ndcg@10": round(shipped.baseline, 4),
-        "seeds": recipe_result.seeds,
-        "gains": [round(g, 4) for g in gain.gains],
-        "mean_gain": round(gain.mean, 4),
-        "range": [round(min(gain.gains), 4), round(max(gain.gains), 4)],
-        "ci_seeds_and_queries": [round(gain.ci_low, 4), round(gain.ci_high, 4)],
-        "ci": recipe_result.describe_level(),
-        "shipped_seed": recipe_result.shipped,
-        "shipped_reason": recipe_result.reason,
-        "shipped_gain": round(shipped.delta, 4),
-        "shipped_ci_queries": [round(shipped.ci_low, 4), round(shipped.ci_high, 4)],
-        "shipped_p_holm": round(shipped.p_holm, 4),
+        "baseline_ndcg@10": round(baseline_ndcg, 4),
+        **figures,
         "training_wall_s": {seed: t["wall_time_s"] for seed, t in trainings.items()},
         "study_wall_s": None if args.summarize else round(wall, 1),
     }
-    print(
-        f"{args.dataset}: baseline {shipped.baseline:.4f}; seeds {recipe_result.seeds}: gains "
-        f"{figures['gains']}, mean {gain.mean:+.4f}, {recipe_result.describe_level()} over seeds and "
-        f"queries [{gain.ci_low:+.4f}, {gain.ci_high:+.4f}]; shipped seed {recipe_result.shipped} "
-        f"{shipped.delta:+.4f} (p_holm {shipped.p_holm:.4f})"
-    )
+    print(f"{args.dataset}: baseline {baseline_ndcg:.4f}; {describe_recipe(figures)}")
     write_results(
         f"seed_study_{args.dataset}",
         {

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import HERE, data_dir, write_results
+from _common import HERE, data_dir, describe_recipe, recipe_figures, write_results
 
 PRECISIONS = {"fp32": "none", "bf16": "bf16"}
 
@@ -66,36 +66,19 @@ def main() -> None:
     for comparison in comparisons:
         recipe = comparison.seeds
         assert recipe is not None, "each precision's runs form one recipe over seeds"
-        gain = recipe.datasets[0].metric("ndcg@10")
         names = [label.rsplit("(", 1)[-1].rstrip(")") for label in recipe.labels]
         precision = names[0].split("-")[0]
         trainings = [
             json.loads(next(stages.glob(f"train-{name}-*/model/irtune_training.json")).read_text("utf-8"))
             for name in names
         ]
-        shipped = comparison.datasets[0].metric("ndcg@10")
         recipes[precision] = {
-            "seeds": recipe.seeds,
-            "gains": [round(g, 4) for g in gain.gains],
-            "mean_gain": round(gain.mean, 4),
-            "range": [round(min(gain.gains), 4), round(max(gain.gains), 4)],
-            "ci_seeds_and_queries": [round(gain.ci_low, 4), round(gain.ci_high, 4)],
-            "ci": recipe.describe_level(),
-            "shipped_seed": recipe.shipped,
-            "shipped_reason": recipe.reason,
-            "shipped_gain": round(shipped.delta, 4),
-            "shipped_ci_queries": [round(shipped.ci_low, 4), round(shipped.ci_high, 4)],
-            "shipped_p_holm": round(shipped.p_holm, 4),
+            **recipe_figures(comparison),
             "training_wall_s": [t["wall_time_s"] for t in trainings],
             "mixed_precision": sorted({t["config"]["mixed_precision"] for t in trainings}),
             "activation_checkpointing": sorted({bool(t.get("activation_checkpointing")) for t in trainings}),
         }
-        print(
-            f"{precision}: seeds {recipe.seeds}: gains {recipes[precision]['gains']}, mean "
-            f"{gain.mean:+.4f}, {recipe.describe_level()} over seeds and queries "
-            f"[{gain.ci_low:+.4f}, {gain.ci_high:+.4f}]; shipped seed {recipe.shipped} "
-            f"{shipped.delta:+.4f} (p_holm {shipped.p_holm:.4f})"
-        )
+        print(f"{precision}: {describe_recipe(recipes[precision])}")
     command = f"python benchmarks/training_precision.py --seeds {args.seeds}"
     write_results(
         "training_precision",
