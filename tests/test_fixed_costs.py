@@ -81,3 +81,42 @@ def test_a_top_1000_run_without_ties_scores_as_pytrec_eval():
             assert ours[qid][f"{names[family]}@{k}"] == pytest.approx(value, abs=1e-9), (qid, measure)
     ranking = rank_documents(run["q0"])
     assert ranking == [d for _, d in sorted(((np.float32(s), d) for d, s in run["q0"].items()), reverse=True)]
+
+
+@pytest.mark.parametrize("rows_per_block", [1, 5, 64, 1000])
+def test_many_ties_inside_and_at_the_cut_off_order_as_a_stable_sort(monkeypatch, rows_per_block):
+    """Scores from a few integer levels: every row has ties inside its top-k and at the cut-off,
+    in every block and every merge; the result is a stable sort of the whole score matrix."""
+    rng = np.random.default_rng(4)
+    corpus = rng.integers(-2, 4, size=(300, 3)).astype(np.float32)
+    queries = rng.integers(-2, 3, size=(7, 3)).astype(np.float32)
+    monkeypatch.setattr(exact, "BLOCK_BYTES", 4 * 3 * rows_per_block, raising=False)
+    shards = [(a, corpus[a:b]) for a, b in itertools.pairwise([0, 17, 150, 151, 300])]
+    for top_k in (1, 9, 40, 299, 300, 400):
+        scores, index = exact_search(queries, shards, top_k=top_k, query_batch=3)
+        want_scores, want_index = brute_force(queries, corpus, top_k)
+        assert index.tolist() == want_index.tolist(), top_k
+        assert scores.tolist() == want_scores.tolist(), top_k
+
+
+def test_a_run_from_arrays_keeps_each_float32_score_and_drops_the_padding():
+    from irtune.retrieval.base import run_from_arrays
+
+    scores = np.array([[0.7, 0.1 + 1e-9, -np.inf], [np.float32(1 / 3), -2.5, 0.0]], dtype=np.float32)
+    indices = np.array([[2, 0, 0], [1, 2, 0]])
+    run = run_from_arrays(["q1", "q2"], ["a", "b", "c"], scores, indices)
+    assert run == {
+        "q1": {"c": float(np.float32(0.7)), "a": float(np.float32(0.1))},
+        "q2": {"b": float(np.float32(1 / 3)), "c": -2.5, "a": 0.0},
+    }
+    assert [list(hits) for hits in run.values()] == [["c", "a"], ["b", "c", "a"]]  # best first, as given
+    assert all(type(score) is float for hits in run.values() for score in hits.values())
+
+
+def test_negative_zero_ties_with_zero_and_negative_scores_order_below_it():
+    """Scores of -0.0 and 0.0 are equal (ordered by index), and negative scores come last."""
+    corpus = np.array([[0.0], [2.0], [-0.5], [0.0], [-3.0], [-0.0]], dtype=np.float32)
+    queries = np.array([[-1.0], [1.0]], dtype=np.float32)  # -1 x 0.0 = -0.0
+    scores, index = exact_search(queries, [(0, corpus[:3]), (3, corpus[3:])], top_k=6)
+    assert index.tolist() == [[4, 2, 0, 3, 5, 1], [1, 0, 3, 5, 2, 4]]
+    assert scores.tolist() == [[3.0, 0.5, -0.0, -0.0, 0.0, -2.0], [2.0, 0.0, 0.0, -0.0, -0.5, -3.0]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import pytrec_eval
 from hypothesis import given, settings
@@ -123,3 +124,17 @@ def test_scores_equal_in_float32_tie_as_in_trec_eval():
     expected = oracle(qrels, run)["q"]
     assert ours["ndcg@1"] == expected["ndcg_cut_1"] == 0.0
     assert ours["ndcg@3"] == pytest.approx(expected["ndcg_cut_3"], abs=1e-12)
+
+
+@pytest.mark.parametrize("levels", [2, 5, 50, 10_000])
+def test_ranking_with_any_number_of_ties_is_score_then_id_descending(levels):
+    """Runs of equal scores of every length, at the start, the end and between (and -0.0 equal
+    to 0.0): ordered as sorting every (float32 score, id) pair in reverse would."""
+    rng = np.random.default_rng(levels)
+    for _ in range(20):
+        values = (rng.integers(-levels, levels, size=int(rng.integers(1, 300))) / 7).tolist()
+        values = [-0.0 if v == 0 and rng.random() < 0.5 else v for v in values]
+        ids = rng.permutation(len(values) * 3)[: len(values)]
+        run = {f"d{i}": v for i, v in zip(ids.tolist(), values, strict=True)}
+        want = [d for _, d in sorted(((float(np.float32(v)), d) for d, v in run.items()), reverse=True)]
+        assert rank_documents(run) == want

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -74,7 +76,12 @@ def test_multi_process_encoding_matches_single_process(tiny_model, scifact_slice
     assert np.allclose(single, pooled, atol=1e-5)
 
 
-def test_dense_eval_streams_the_corpus_and_matches_in_memory_encoding(tiny_model, scifact_slice, cache_dir):
+def test_dense_eval_streams_a_large_corpus_and_matches_in_memory_encoding(
+    tiny_model, scifact_slice, cache_dir, monkeypatch
+):
+    from irtune.data import beir
+
+    monkeypatch.setattr(beir, "IN_MEMORY_CORPUS_BYTES", 0)  # every corpus counts as large
     model = load_model(str(tiny_model), device="cpu")
     streamed = BeirDataset(scifact_slice)
     entry = evaluate_dataset(streamed, RetrievalSettings(cache_dir=cache_dir), model).result
@@ -86,6 +93,20 @@ def test_dense_eval_streams_the_corpus_and_matches_in_memory_encoding(tiny_model
         model, streamed.iter_texts(), "stream", cache_dir, chunk_size=64, count=len(texts)
     ).to_array()
     assert np.array_equal(in_memory, from_stream)
+
+
+def test_dense_eval_parses_a_small_corpus_once(tiny_model, scifact_slice, cache_dir, monkeypatch):
+    """Ids and texts of a corpus within IN_MEMORY_CORPUS_BYTES come from one parse of its file."""
+    from irtune.data import beir
+
+    parses: list[Path] = []
+    iter_corpus = beir.iter_corpus
+    monkeypatch.setattr(beir, "iter_corpus", lambda path: parses.append(path) or iter_corpus(path))
+    dataset = BeirDataset(scifact_slice)
+    model = load_model(str(tiny_model), device="cpu")
+    entry = evaluate_dataset(dataset, RetrievalSettings(cache_dir=cache_dir), model).result
+    assert parses == [dataset.corpus_path]
+    assert entry.corpus_size == len(dataset.corpus)
 
 
 def test_a_stream_shorter_than_its_count_is_refused(tiny_model, cache_dir):

@@ -238,6 +238,14 @@ def check_import_finished(root: Path) -> None:
         raise DataError(root, "an import into this folder was interrupted; re-run it")
 
 
+IN_MEMORY_CORPUS_BYTES = 64 << 20
+
+
+def _corpus_bytes(path: Path) -> int:
+    """A corpus file's size, uncompressed as estimated (gzip shrinks JSONL text about 4x)."""
+    return path.stat().st_size * (4 if path.suffix == ".gz" else 1)
+
+
 class BeirDataset:
     """A BEIR folder: `corpus.jsonl[.gz]`, `queries.jsonl[.gz]`, `qrels/<split>.tsv`.
 
@@ -270,8 +278,10 @@ class BeirDataset:
 
     @cached_property
     def doc_ids(self) -> list[str]:
-        """Document ids in corpus order; read by streaming when the texts are not loaded."""
-        if "corpus" in self.__dict__:
+        """Document ids in corpus order. A corpus file up to IN_MEMORY_CORPUS_BYTES is loaded
+        whole, so that its texts come from the same parse (an evaluation reads both); a larger
+        one is streamed for its ids and streamed again for its texts, never held in RAM."""
+        if "corpus" in self.__dict__ or _corpus_bytes(self.corpus_path) <= IN_MEMORY_CORPUS_BYTES:
             return list(self.corpus)
         return [doc_id for doc_id, _ in iter_corpus(self.corpus_path)]
 

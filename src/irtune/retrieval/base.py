@@ -8,6 +8,7 @@ comes back in its `Retrieval`, never written into a caller's dicts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -113,15 +114,14 @@ class Retriever(Protocol):
 
 
 def run_from_arrays(qids: Sequence[str], doc_ids: Sequence[str], scores: Any, indices: Any) -> Run:
-    """A run from (scores [Q, k], corpus indices [Q, k]) arrays, best first; padded rows
-    (score -inf: fewer documents than k) are dropped."""
-    import math
+    """A run from (scores [Q, k], corpus indices [Q, k]) numpy arrays, best first; padded
+    entries (score -inf: fewer documents than k) are dropped. The arrays become Python lists in
+    one call each (element by element took a quarter longer: 0.1 s per million hits)."""
+    import numpy as np
 
-    return {
-        qid: {
-            doc_ids[int(i)]: float(s)
-            for i, s in zip(indices[row], scores[row], strict=True)
-            if math.isfinite(float(s))
-        }
-        for row, qid in enumerate(qids)
-    }
+    finite = np.isfinite(scores).all(axis=1).tolist()
+    run: Run = {}
+    for qid, row, values, whole in zip(qids, indices.tolist(), scores.tolist(), finite, strict=True):
+        hits = zip(map(doc_ids.__getitem__, row), values, strict=True)
+        run[qid] = dict(hits) if whole else {doc: value for doc, value in hits if math.isfinite(value)}
+    return run

@@ -47,39 +47,71 @@ def exact_search(
     for offset, block in _blocks(shards, rows):
         for start in range(0, len(q), query_batch):
             stop = start + query_batch
-            local_scores, local_index = _block_top_k(q[start:stop] @ block.T, top_k)
-            # the running best holds lower indices than this block: a stable sort keeps ties in index order
-            merged_scores = torch.cat([best_scores[start:stop], local_scores], dim=1)
-            merged_index = torch.cat([best_index[start:stop], local_index + offset], dim=1)
-            keep = min(top_k, merged_scores.shape[1])
-            sorted_scores, order = torch.sort(merged_scores, dim=1, descending=True, stable=True)
-            top_scores, order = sorted_scores[:, :keep], order[:, :keep]
+            local_scores, local_index = _ordered_top_k(q[start:stop] @ block.T, top_k)
+            top_scores, top_index = _merge(
+                best_scores[start:stop], best_index[start:stop], local_scores, local_index + offset, top_k
+            )
             if start == 0:
-                new_scores = torch.empty((len(q), keep))
-                new_index = torch.empty((len(q), keep), dtype=torch.long)
+                new_scores = torch.empty((len(q), top_scores.shape[1]))
+                new_index = torch.empty((len(q), top_scores.shape[1]), dtype=torch.long)
             new_scores[start:stop] = top_scores
-            new_index[start:stop] = torch.gather(merged_index, 1, order)
+            new_index[start:stop] = top_index
         best_scores, best_index = new_scores, new_index
     return best_scores.numpy(), best_index.numpy()
 
 
-def _block_top_k(scores: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row's top-k (scores, column indices) by score, then lowest column. torch.topk picks
-    any of the columns tied at the k-th score: a row with more of them than it kept (rare:
-    duplicate documents) takes the lowest ones instead."""
+def _merge(
+    best_scores: torch.Tensor,
+    best_index: torch.Tensor,
+    scores: torch.Tensor,
+    index: torch.Tensor,
+    top_k: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The running best merged with a later block's top-k."""
+    if best_scores.shape[1] == 0:
+        return scores, index
+    return _by_score_then_index(
+        torch.cat([best_scores, scores], dim=1), torch.cat([best_index, index], dim=1), top_k
+    )
+
+
+def _ordered_top_k(scores: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's top-k (scores, column indices) by score, then lowest column.
+
+    torch.topk keeps any of the columns tied at the k-th score; asking it for k + 1 tells the
+    rows where the score after the k-th equals it (rare: duplicate documents), and only those
+    look at their whole row again, to keep the lowest columns. Checking every row against its k-th score instead
+    cost a pass over the whole score matrix: most of the search's time at top-1000
+    (benchmarks/fixed_costs.py)."""
     k = min(top_k, scores.shape[1])
-    top_scores, top_index = torch.topk(scores, k, dim=1)
     if k == 0:
-        return top_scores, top_index
-    kth = top_scores[:, -1:]
-    left_out = (scores == kth).sum(dim=1) > (top_scores == kth).sum(dim=1)
-    for row in left_out.nonzero().flatten().tolist():
-        above = (scores[row] > kth[row]).nonzero().flatten()
-        tied = (scores[row] == kth[row]).nonzero().flatten()[: k - len(above)]
-        top_index[row] = torch.cat([above, tied])
-    top_index = top_index.sort(dim=1).values
-    top_scores, order = torch.sort(torch.gather(scores, 1, top_index), dim=1, descending=True, stable=True)
-    return top_scores, torch.gather(top_index, 1, order)
+        return scores[:, :0], torch.zeros((len(scores), 0), dtype=torch.long)
+    top_scores, top_index = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1)
+    if top_scores.shape[1] > k:
+        for row in (top_scores[:, k] == top_scores[:, k - 1]).nonzero().flatten().tolist():
+            columns = _lowest_columns(scores[row], top_scores[row, k - 1], k)
+            top_index[row, :k], top_scores[row, :k] = columns, scores[row, columns]
+    return _by_score_then_index(top_scores[:, :k], top_index[:, :k], k)
+
+
+def _lowest_columns(row: torch.Tensor, kth: torch.Tensor, k: int) -> torch.Tensor:
+    """The k columns of the best scores, the lowest of those tied at the k-th score."""
+    above = (row > kth).nonzero().flatten()
+    return torch.cat([above, (row == kth).nonzero().flatten()[: k - len(above)]])
+
+
+def _by_score_then_index(
+    scores: torch.Tensor, index: torch.Tensor, top_k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's top-k by score, then lowest index: one torch.topk over int64 keys holding
+    the float32 score's bits (made to order as the floats do) above the complement of the index
+    (below 2**32), so no two keys tie. torch.topk orders equal floats arbitrarily, and a
+    top-1000 often holds equal float32 scores (every row did in benchmarks/fixed_costs.py)."""
+    bits = (scores + 0.0).view(torch.int32)  # + 0.0 makes -0.0 into 0.0, which it equals
+    ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # negative floats order backwards as integers
+    keys = (ordered.to(torch.int64) << 32) | (0xFFFFFFFF - index)
+    order = torch.topk(keys, min(top_k, keys.shape[1]), dim=1).indices
+    return torch.gather(scores, 1, order), torch.gather(index, 1, order)
 
 
 def _blocks(shards: Iterable[tuple[int, np.ndarray]], rows: int) -> Iterator[tuple[int, torch.Tensor]]:
