@@ -5,7 +5,8 @@ Peers (fp32, as their users run them): BEIR's EvaluateRetrieval(DenseRetrievalEx
 SentenceBERT)), sentence-transformers' InformationRetrievalEvaluator, and the bare
 `model.encode` of corpus + queries (the floor for any fp32 torch evaluator: no search, no
 metrics). irtune: torch fp32 and bf16 autocast, ONNX Runtime fp32 and dynamic int8, OpenVINO
-fp32 and static int8 (calibrated on 300 corpus documents), each cold (empty embedding cache;
+fp32 and static int8 (calibrated on 300 corpus documents), each run in fp32 and in bf16 (on a
+CPU with bf16), each cold (empty embedding cache;
 a backend's one-time export is timed apart and not in its wall time), then one re-run on the
 cache.
 
@@ -41,7 +42,9 @@ IRTUNE_PATHS = (
     ("onnx", "fp32"),
     ("onnx-int8", "fp32"),
     ("openvino", "fp32"),
+    ("openvino", "bf16"),
     ("openvino-int8", "fp32"),
+    ("openvino-int8", "bf16"),
 )
 PEERS = ("beir_exact_search", "st_ir_evaluator")
 
@@ -158,7 +161,8 @@ def main() -> None:
             extra = {}
             if backend != "torch":
                 extra["export_s"] = round(timed(lambda b=backend, c=cache: export_once(dataset, b, c))[1], 2)
-            name = f"irtune_{backend}_{precision}" if backend == "torch" else f"irtune_{backend}"
+            named = backend == "torch" or precision != "fp32"  # an export runs in fp32 unless named
+            name = f"irtune_{backend}_{precision}" if named else f"irtune_{backend}"
             record(
                 name, *timed(lambda b=backend, p=precision, c=cache: irtune_eval(dataset, b, p, c)), **extra
             )

@@ -79,6 +79,41 @@ def test_an_export_encodes_like_the_torch_model_and_is_made_once(backend, tiny, 
     assert np.array_equal(again.model.encode(TEXTS), got)
 
 
+@pytest.mark.parametrize("backend", ["openvino", "openvino-int8"])
+def test_openvino_in_bf16_uses_the_same_export_and_computes_in_bf16(backend, tiny, tmp_path, monkeypatch):
+    """bf16 is how OpenVINO runs the export (one export for both), and it changes the numbers:
+    recorded as its own precision and cached apart; a CPU without bf16 is refused, since
+    OpenVINO would silently run fp32 there."""
+    documents = [f"document {i} about topic {i % 7}" for i in range(40)]
+    calibration = backends.Calibration("corpus-1", lambda: backends.CalibrationSample(documents, 0))
+    fp32 = backends.on_backend(tiny, backend, cache_dir=tmp_path, calibration=calibration)
+    if not backends._cpu_runs_bf16():
+        with pytest.raises(ParameterError, match="needs a CPU with bf16 instructions"):
+            backends.on_backend(tiny, backend, cache_dir=tmp_path, calibration=calibration, precision="bf16")
+        return
+    bf16 = backends.on_backend(tiny, backend, cache_dir=tmp_path, calibration=calibration, precision="bf16")
+    assert bf16.backend_key == fp32.backend_key  # the same export
+    reference, got = fp32.model.encode(TEXTS), bf16.model.encode(TEXTS)
+    assert not np.allclose(got, reference, atol=1e-5)  # bf16 really ran
+    assert _cosines(got, reference).min() > 0.99
+    assert cache_key(bf16, "", "bf16", "corpus") != cache_key(fp32, "", "fp32", "corpus")
+    monkeypatch.setattr(backends, "_cpu_runs_bf16", lambda: False)
+    with pytest.raises(
+        ParameterError, match=r"precision bf16 with backend .* lacks: OpenVINO would run fp32"
+    ):
+        backends.on_backend(tiny, backend, cache_dir=tmp_path, calibration=calibration, precision="bf16")
+
+
+def test_a_batch_split_over_openvino_streams_encodes_each_row_as_alone(tiny, tmp_path):
+    """Rows are cut into one part per stream and put back in order: any batch size, down to one."""
+    exported = backends.on_backend(tiny, "openvino", cache_dir=tmp_path)
+    texts = [f"text number {i} " * (1 + i % 9) for i in range(13)]
+    whole = exported.model.encode(texts, batch_size=13)
+    one_by_one = np.concatenate([exported.model.encode([t], batch_size=1) for t in texts])
+    assert np.abs(whole - one_by_one).max() < 1e-5
+    assert np.abs(whole - tiny.model.encode(texts, batch_size=13)).max() < 1e-4
+
+
 def test_the_cache_keys_name_the_backend_the_weights_and_the_calibration(tiny, tmp_path):
     onnx = backends.export_key(tiny, "onnx", "")
     assert (
@@ -169,13 +204,18 @@ def test_an_export_that_differs_from_torch_is_refused(tiny, tmp_path, monkeypatc
     """The check that catches a trace which baked in the shapes it was traced with."""
     real_load = backends._load
 
-    def drifting(backend, folder):
-        infer = real_load(backend, folder)
+    def drifting(backend, folder, precision):
+        infer = real_load(backend, folder, precision)
         return lambda feeds: infer(feeds) + 0.01 * feeds["input_ids"].shape[1]
 
     monkeypatch.setattr(backends, "_load", drifting)
     with pytest.raises(IrtuneError, match="differs from the torch model"):
         backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
+    if backends._cpu_runs_bf16():  # a bf16 run is held to a cosine instead
+        with pytest.raises(
+            IrtuneError, match=r"differs from the torch model .* \(1 - cosine, allowed 0.01 in bf16\)"
+        ):
+            backends.on_backend(tiny, "openvino", cache_dir=tmp_path, precision="bf16")
 
 
 def test_an_interrupted_export_is_redone(tiny, tmp_path):
@@ -219,7 +259,11 @@ def test_eval_records_the_backend_and_compare_says_it_differs(tiny_model, tmp_pa
             ["--backend", "tensorrt"],
             "--backend must be one of torch, onnx, onnx-int8, openvino, openvino-int8",
         ),
-        (["--backend", "onnx", "--precision", "bf16"], "--precision bf16 applies to --backend torch"),
+        (
+            ["--backend", "onnx", "--precision", "bf16"],
+            "--precision bf16 applies to --backend torch (and bf16 to the openvino backends)",
+        ),
+        (["--backend", "openvino", "--precision", "fp16"], "--precision fp16 applies to --backend torch"),
         (["--backend", "onnx", "--devices", "cpu,cpu"], "--devices applies to --backend torch"),
         (["--backend", "openvino", "--retriever", "bm25"], "--retriever bm25 encodes nothing"),
     ],
@@ -300,3 +344,14 @@ def test_a_backend_that_is_not_installed_is_one_line_before_the_model_loads(back
 
 def test_settings_default_to_torch():
     assert RetrievalSettings().backend == "torch"
+
+
+def test_the_recorded_precision_says_what_an_int8_export_runs_the_rest_in(tiny):
+    from irtune.retrieval.dense import DenseRetriever
+
+    def recorded(backend: str, precision: str) -> str | None:
+        return DenseRetriever(tiny, backend=backend, precision=precision).describe().precision
+
+    assert recorded("openvino-int8", "fp32") == "int8"
+    assert recorded("openvino-int8", "bf16") == "int8+bf16"
+    assert recorded("openvino", "bf16") == "bf16"

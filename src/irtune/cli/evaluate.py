@@ -36,7 +36,10 @@ def eval_command(
     doc_prompt: Annotated[str | None, typer.Option(help="Override the document prompt.")] = None,
     max_seq_length: Annotated[int | None, typer.Option(help="Override the model's max length.")] = None,
     batch_size: Annotated[int, typer.Option(help="Encoding batch size.")] = 32,
-    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (autocast).")] = "fp32",
+    precision: Annotated[
+        str,
+        typer.Option(help="fp32, bf16 or fp16 (torch autocast); fp32 or bf16 with the openvino backends."),
+    ] = "fp32",
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: best).")] = None,
     top_k: Annotated[int, typer.Option(help="Documents kept per query.")] = 1000,
     keep_identical_ids: Annotated[

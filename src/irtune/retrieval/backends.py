@@ -26,6 +26,7 @@ import copy
 import heapq
 import importlib
 import importlib.metadata
+import itertools
 import json
 import logging
 import os
@@ -45,7 +46,7 @@ from irtune.core.locks import folder_lock
 from irtune.data.leakage import text_fingerprint
 from irtune.errors import ParameterError, invalid
 from irtune.models.loading import LoadedModel
-from irtune.retrieval.settings import BACKENDS
+from irtune.retrieval.settings import BACKEND_PRECISIONS, BACKENDS
 
 if TYPE_CHECKING:
     from irtune.retrieval.base import Corpus
@@ -55,6 +56,7 @@ log = logging.getLogger("irtune")
 EXPORT_FORMAT = "irtune-export-v1"
 CALIBRATION_SIZE = 300  # corpus documents NNCF calibrates static int8 on (its own default subset)
 EXPORT_TOLERANCE = 1e-3  # largest |difference| of an fp32 export's embeddings from torch's
+BF16_MIN_COSINE = 0.99  # smallest cosine of an export run in bf16 to torch's fp32 embedding
 OPSET = 17
 MANIFEST = "manifest.json"  # written last: every file of the export with its sha256
 
@@ -159,10 +161,16 @@ def calibration_sample(
 
 
 def on_backend(
-    model: LoadedModel, backend: str, *, cache_dir: Path, calibration: Calibration | None = None
+    model: LoadedModel,
+    backend: str,
+    *,
+    cache_dir: Path,
+    calibration: Calibration | None = None,
+    precision: str = "fp32",
 ) -> LoadedModel:
     """`model` with its transformer run by `backend` (exported on first use into
-    `cache_dir/exports/KEY`); static int8 (openvino-int8) calibrates on `calibration`."""
+    `cache_dir/exports/KEY`); static int8 (openvino-int8) calibrates on `calibration`. OpenVINO
+    runs in `precision` (fp32, or bf16 on a CPU that has it); the export is the same for both."""
     if backend not in BACKENDS:
         raise invalid(
             "backend", "must be one of {allowed}, not {value!r}", allowed=", ".join(BACKENDS), value=backend
@@ -184,6 +192,16 @@ def on_backend(
             name=backend,
             model_name=model.name,
         )
+    if precision not in BACKEND_PRECISIONS[backend]:
+        raise invalid(
+            "precision", "{value} does not apply to {backend} {name}", value=precision, name=backend
+        )
+    if precision == "bf16" and not _cpu_runs_bf16():
+        raise ParameterError(
+            "{precision} bf16 with {backend} {name} needs a CPU with bf16 instructions (AVX512-BF16 or "
+            "AMX), which this one lacks: OpenVINO would run fp32 instead; use {precision} fp32",
+            name=backend,
+        )
     if backend == "openvino-int8" and calibration is None:
         raise ValueError("openvino-int8 needs calibration documents")
     used = calibration if backend == "openvino-int8" else None
@@ -191,7 +209,7 @@ def on_backend(
     with folder_lock(folder, what="model export", wait=True):
         if (problem := _export_problem(folder)) is None:
             try:
-                return _exported(model, backend, folder)
+                return _exported(model, backend, folder, precision)
             except Exception as exc:  # onnxruntime's and OpenVINO's load errors share no base class
                 problem = f"it fails to load or to encode like the model ({_first_line(exc)})"
         if any(folder.iterdir()):
@@ -207,27 +225,27 @@ def on_backend(
                 model_name=model.name,
                 problem=first,
             ) from None
-        return _exported(model, backend, folder)
+        return _exported(model, backend, folder, precision)
 
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _exported(model: LoadedModel, backend: str, folder: Path) -> LoadedModel:
+def _exported(model: LoadedModel, backend: str, folder: Path, precision: str) -> LoadedModel:
     """`model` whose transformer is the export in `folder` (held locked by the caller), checked
     against the torch model."""
     transformer = model.model[0]
     hf_model: Any = transformer.model  # a Hugging Face model (checked by on_backend)
     encoder = ExportedTransformer(
-        _load(backend, folder), _input_names(transformer), copy.deepcopy(hf_model.config)
+        _load(backend, folder, precision), _input_names(transformer), copy.deepcopy(hf_model.config)
     )
     # a copy of the sentence-transformers model whose Hugging Face model is the export (the
     # memo hands the copy our encoder instead of copying the weights)
     swapped = copy.deepcopy(model.model, memo={id(hf_model): encoder})
     # the export's content (its manifest lists every file's sha256) keys the embeddings it makes
     loaded = replace(model, model=swapped, backend=backend, backend_key=sha256_file(folder / MANIFEST))
-    _verify(model, loaded, backend)
+    _verify(model, loaded, backend, precision)
     return loaded
 
 
@@ -412,7 +430,7 @@ def _convert(model: LoadedModel, backend: str, onnx_path: Path, out: Path, sampl
     return out
 
 
-def _load(backend: str, folder: Path) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+def _load(backend: str, folder: Path, precision: str) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     if runtime_of(backend) == "onnx":
         import onnxruntime as ort
 
@@ -421,30 +439,72 @@ def _load(backend: str, folder: Path) -> Callable[[dict[str, np.ndarray]], np.nd
         return lambda feeds: session.run(["last_hidden_state"], feeds)[0]
     import openvino as ov
 
-    # f32: OpenVINO would otherwise run fp32 layers in bf16 on CPUs that have it
+    # f32 unless bf16 is asked: OpenVINO would otherwise run fp32 layers in bf16 on CPUs that have it
     compiled = ov.Core().compile_model(
-        str(folder / "openvino_model.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"}
+        str(folder / "openvino_model.xml"),
+        "CPU",
+        {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision], "PERFORMANCE_HINT": "THROUGHPUT"},
     )
-    output = compiled.output(0)
-    return lambda feeds: compiled(feeds)[output]
+    return _split_over_streams(compiled)
+
+
+OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+
+
+def _split_over_streams(compiled: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """Each batch cut into one part per OpenVINO stream, run at once. Its throughput mode gives
+    each stream its own cores (one each on 2 cores), where one request over all cores waits
+    at every layer for the slowest; each row's numbers are the same either way."""
+    import openvino as ov
+
+    streams = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    queue = ov.AsyncInferQueue(compiled, streams)
+
+    def infer(feeds: dict[str, np.ndarray]) -> np.ndarray:
+        rows = len(next(iter(feeds.values())))
+        bounds = np.linspace(0, rows, min(streams, rows) + 1).astype(int).tolist()
+        parts: list[np.ndarray] = [np.empty(0)] * (len(bounds) - 1)
+        queue.set_callback(lambda request, i: parts.__setitem__(i, request.get_output_tensor(0).data.copy()))
+        for i, (start, stop) in enumerate(itertools.pairwise(bounds)):
+            queue.start_async({name: value[start:stop] for name, value in feeds.items()}, i)
+        queue.wait_all()
+        return np.concatenate(parts)
+
+    return infer
+
+
+def _cpu_runs_bf16() -> bool:
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 VERIFY_TEXTS = ("a", "two short texts", "and a third, longer text than both of the others, " * 6)
 
 
-def _verify(torch_model: LoadedModel, exported: LoadedModel, backend: str) -> None:
+def _verify(torch_model: LoadedModel, exported: LoadedModel, backend: str, precision: str) -> None:
     """An fp32 export must match torch on shapes it was not traced with (batch of 3, lengths
-    from 3 to ~80 tokens); an int8 one must at least produce finite vectors."""
+    from 3 to ~80 tokens), a bf16 run of it point the same way (cosine); an int8 one must at
+    least produce finite vectors."""
     with torch.inference_mode():
         reference = torch_model.model.encode(list(VERIFY_TEXTS), convert_to_numpy=True)
         got = exported.model.encode(list(VERIFY_TEXTS), convert_to_numpy=True)
     if not np.isfinite(got).all():
         raise ParameterError("{backend} {name}: the export produced non-finite embeddings", name=backend)
-    if not backend.endswith("-int8") and (gap := float(np.abs(got - reference).max())) > EXPORT_TOLERANCE:
+    if backend.endswith("-int8"):
+        return
+    if precision == "fp32":
+        gap, bound = float(np.abs(got - reference).max()), EXPORT_TOLERANCE
+        allowed = f"allowed {bound:g}"
+    else:
+        norms = np.linalg.norm(got, axis=1) * np.linalg.norm(reference, axis=1)
+        gap, bound = 1 - float(((got * reference).sum(axis=1) / norms).min()), 1 - BF16_MIN_COSINE
+        allowed = f"1 - cosine, allowed {bound:g} in {precision}"
+    if gap > bound:
         raise ParameterError(
             "{backend} {name}: the export differs from the torch model by {gap:.2g} on texts of other "
-            "lengths than it was traced with (allowed {tolerance}); use {backend} torch",
+            "lengths than it was traced with ({allowed}); use {backend} torch",
             name=backend,
             gap=gap,
-            tolerance=EXPORT_TOLERANCE,
+            allowed=allowed,
         )

@@ -52,13 +52,20 @@ class DenseRetriever:
             name=self.name,
             description="dense (inner product over cached embeddings)",
             encodes=True,
-            precision="int8" if self.backend.endswith("-int8") else self.precision,
+            precision=self._precision(),
             max_seq_length=self.model.max_seq_length,
             store_dtype=self.store_dtype,
             index=self.index_kind,
             index_params=params if self.index_kind != "exact" else {},
             params=self._compression_params(),
         )
+
+    def _precision(self) -> str:
+        """What the encoder computes in: int8 exports hold int8 weights and activations, and
+        run the rest in fp32 or, when asked, bf16."""
+        if not self.backend.endswith("-int8"):
+            return self.precision
+        return "int8" if self.precision == "fp32" else f"int8+{self.precision}"
 
     def _compression_params(self) -> dict[str, Any]:
         """dims and bytes per document searched (the efficiency frontier's x axis), and the
@@ -140,7 +147,11 @@ class DenseRetriever:
 
         calibration = backends.corpus_calibration(corpus, self.model.prompts.document)
         return backends.on_backend(
-            self.model, self.backend, cache_dir=self.cache_dir or default_cache_dir(), calibration=calibration
+            self.model,
+            self.backend,
+            cache_dir=self.cache_dir or default_cache_dir(),
+            calibration=calibration,
+            precision=self.precision,
         )
 
 

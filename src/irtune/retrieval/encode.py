@@ -76,7 +76,9 @@ def encode_texts(
     """
     if not texts:
         return np.zeros((0, model.model.get_embedding_dimension() or 0), np.float32)
-    with torch.inference_mode(), autocast_for(precision, model.model.device):
+    # an export computes in the precision it was loaded with (irtune.retrieval.backends)
+    autocast = precision if model.backend == "torch" else "fp32"
+    with torch.inference_mode(), autocast_for(autocast, model.model.device):
         embeddings = model.model.encode(
             list(texts),
             prompt=prompt or None,

@@ -80,9 +80,9 @@ def _ordered_top_k(scores: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torc
 
     torch.topk keeps any of the columns tied at the k-th score; asking it for k + 1 tells the
     rows where the score after the k-th equals it (rare: duplicate documents), and only those
-    look at their whole row again, to keep the lowest columns. Checking every row against its k-th score instead
-    cost a pass over the whole score matrix: most of the search's time at top-1000
-    (benchmarks/fixed_costs.py)."""
+    look at their whole row again, to keep the lowest columns. Checking every row against its
+    k-th score instead cost a pass over the whole score matrix: most of the search's time at
+    top-1000 (benchmarks/fixed_costs.py)."""
     k = min(top_k, scores.shape[1])
     if k == 0:
         return scores[:, :0], torch.zeros((len(scores), 0), dtype=torch.long)

@@ -26,6 +26,15 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 INDEX_TYPES = ("exact", "flat", "ivf", "hnsw")
 # what runs the transformer when encoding: torch, or an export run by ONNX Runtime / OpenVINO
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
+# the precisions each backend computes in: OpenVINO runs what int8 leaves in floats in bf16 when
+# asked (INFERENCE_PRECISION_HINT); ONNX Runtime's CPU provider has no such switch
+BACKEND_PRECISIONS = {
+    "torch": PRECISIONS,
+    "onnx": ("fp32",),
+    "onnx-int8": ("fp32",),
+    "openvino": ("fp32", "bf16"),
+    "openvino-int8": ("fp32", "bf16"),
+}
 QUANTIZATIONS = ("none", "int8", "ubinary")  # of document vectors, made from the float cache
 # FAISS parameters per index type (all positive whole numbers), with their defaults
 DEFAULT_INDEX_PARAMS: dict[str, dict[str, int]] = {
@@ -116,10 +125,10 @@ class RetrievalSettings:
                 name=self.backend,
                 retriever_name=self.retriever,
             )
-        if self.precision != "fp32":
+        if self.precision not in BACKEND_PRECISIONS[self.backend]:
             raise InvalidValueError(
-                "{precision} {value} applies to {backend} torch; {backend} {name} runs the exported "
-                "graph as it is (fp32, or int8 for the -int8 backends)",
+                "{precision} {value} applies to {backend} torch (and bf16 to the openvino backends); "
+                "{backend} {name} runs the exported graph as it is (fp32, or int8 for the -int8 backends)",
                 value=self.precision,
                 name=self.backend,
             )
