@@ -166,3 +166,49 @@ def test_training_shows_the_loss_on_its_progress_bar_not_raw_log_dicts(tiny_mode
     assert re.search(r"step \d+/\d+: loss \d|loss=\d", shown), shown
     meta = json.loads((tmp_path / "tuned" / TRAINING_METADATA).read_text())
     assert meta["loss"]  # the losses are still recorded
+
+
+def test_resuming_under_other_settings_is_refused_naming_the_first_that_differs(
+    tiny_model, scifact_slice, cache_dir, tmp_path, monkeypatch
+):
+    """Epochs trained under one learning rate continued under another would be recorded as a
+    run of the second: refused, naming the setting. Settings that do not move a number
+    (checkpoint cadence) may change."""
+    real_score = dev_module.score_dev
+    calls: list[str] = []
+
+    def interrupt_in_epoch_two(*args, **kwargs):
+        calls.append("dev")
+        if len(calls) == 3:  # base dev, epoch 1, then: interrupted during epoch 2
+            raise KeyboardInterrupt
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(dev_module, "score_dev", interrupt_in_epoch_two)
+    config = TrainConfig(
+        epochs=2, batch_size=8, learning_rate=5e-4, warmup_steps=2, interpolation_alphas=[1.0]
+    )
+    out = tmp_path / "tuned"
+    with pytest.raises(KeyboardInterrupt):
+        train_model(str(tiny_model), [str(scifact_slice)], out, config, cache_dir=cache_dir)
+    monkeypatch.setattr(dev_module, "score_dev", real_score)
+    for changed, message in [
+        ({"learning_rate": 1e-4}, r"learning_rate was 0\.0005, now 0\.0001"),
+        ({"epochs": 3}, r"epochs was 2, now 3"),
+        ({"max_positives_per_query": 1}, r"max_positives_per_query was null, now 1"),
+    ]:
+        other = config.model_copy(update=changed)
+        with pytest.raises(
+            IrtuneError, match=r"tuned: the unfinished run was started under other settings \("
+        ) as exc:
+            train_model(str(tiny_model), [str(scifact_slice)], out, other, cache_dir=cache_dir, resume=True)
+        assert re.search(message, str(exc.value)) and "\n" not in str(exc.value)
+    with pytest.raises(IrtuneError, match=r"the training data differ \(scifact:train\)"):
+        other_data = tmp_path / "other" / scifact_slice.name
+        shutil.copytree(scifact_slice, other_data)
+        (other_data / "queries.jsonl").write_text(
+            (other_data / "queries.jsonl").read_text().replace('"text": "', '"text": "changed ', 1)
+        )
+        train_model(str(tiny_model), [str(other_data)], out, config, cache_dir=cache_dir, resume=True)
+    same = config.model_copy(update={"save_steps": 7})  # checkpoint cadence moves no number
+    train_model(str(tiny_model), [str(scifact_slice)], out, same, cache_dir=cache_dir, resume=True)
+    assert [p["epoch"] for p in json.loads((out / TRAINING_METADATA).read_text())["curve"]] == [1, 2]

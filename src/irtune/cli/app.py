@@ -95,8 +95,8 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def _resume_hint(args: list[str]) -> str:
-    """`train` continues an unfinished --out only when told to (its state does not record the
-    options it ran with): the hint is the exact command that resumes it."""
+    """`train` continues an unfinished --out only when told to, under the options it started
+    with: the hint is the exact command that resumes it."""
     if args[:1] == ["train"] and "--resume" not in args:
         return f"resume with: irtune {shlex.join([*args, '--resume'])}"
     return "re-run the same command to resume"

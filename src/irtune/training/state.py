@@ -66,6 +66,9 @@ class TrainingState(_Record):
     wall_s: float = 0.0
     interpolation: list[AlphaPoint] = []
     activation_checkpointing: bool | None = None  # as the memory policy decided (CPU)
+    # what the run's numbers depend on (`irtune.training.trainer.run_settings`): a resumed run
+    # continues only under the same
+    settings: dict[str, str] | None = None
 
     @staticmethod
     def path(out_dir: Path) -> Path:
@@ -105,8 +108,33 @@ class TrainingState(_Record):
                 problem=error["msg"],
             ) from None
 
+    def continue_under(self, settings: dict[str, str], out_dir: Path) -> None:
+        """Record the run's settings, or check a resumed run's against those it started under:
+        epochs trained under one learning rate and continued under another would be recorded
+        as a run of the second. A state written before irtune recorded them is taken as is."""
+        if self.settings is not None and self.settings != settings:
+            first = min(k for k in {*self.settings, *settings} if self.settings.get(k) != settings.get(k))
+            raise InvalidValueError(
+                "{path}: the unfinished run was started under other settings ("
+                + _difference(first, self.settings.get(first), settings.get(first))
+                + "); resume under the same settings or use a new {out_dir}",
+                path=out_dir,
+                was=self.settings.get(first),
+                now=settings.get(first),
+            )
+        self.settings = settings
+
     def save(self, out_dir: Path) -> None:
         write_json_atomic(self.path(out_dir), self.to_json())
+
+
+def _difference(key: str, was: str | None, now: str | None) -> str:
+    """One setting's change in words: a config field as its parameter, data and model by name."""
+    if key.startswith("config."):
+        return "{" + key.removeprefix("config.") + "} was {was}, now {now}"
+    if key.startswith("train:"):
+        return f"the training data differ ({key.removeprefix('train:')})"
+    return "the base model differs (weights, prompts, max length or similarity)"
 
 
 def check_new_folder(out_dir: Path, resume: bool) -> None:

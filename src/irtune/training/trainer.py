@@ -10,16 +10,18 @@ weight), `record` (the model folder). `state` keeps what an interrupted run has 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
 from irtune.core import checks
+from irtune.core.files import sha256_text
 from irtune.core.locks import folder_lock
 from irtune.errors import invalid
 from irtune.models.loading import LoadedModel
@@ -150,6 +152,29 @@ def selection_dev_sets(
     return dev_sets
 
 
+# settings that move no number (checkpoint cadence, the memory policy's budget, the seed list
+# a seed's own run belongs to): a resumed run may change them
+RESUMABLE_SETTINGS = frozenset({"save_steps", "memory_budget_gb", "seeds"})
+
+
+def run_settings(run: TrainingRun, base: LoadedModel, train_sets: Sequence[TrainSet]) -> dict[str, str]:
+    """What a run's numbers depend on, by content: the base model (weights, prompts, max length,
+    similarity), each training set's files and training queries, and every setting (mixed
+    precision as resolved on this machine) but RESUMABLE_SETTINGS."""
+    config = run.config.model_dump(mode="json", exclude=set(RESUMABLE_SETTINGS))
+    found = {f"config.{name}": json.dumps(value, sort_keys=True) for name, value in config.items()}
+    found["base_model"] = sha256_text(
+        base.weights_sha256,
+        json.dumps(asdict(base.prompts), sort_keys=True),
+        str(base.max_seq_length),
+        str(base.model.similarity_fn_name),
+    )
+    for train in train_sets:
+        files = json.dumps(train.dataset.file_hashes(train.part.split), sort_keys=True)
+        found[f"train:{train.key}"] = sha256_text(files, *sorted(train.queries()))
+    return found
+
+
 def _train(run: TrainingRun) -> Path:
     started = time.perf_counter()
     state = TrainingState.load(run.out_dir, run.resume)
@@ -161,6 +186,7 @@ def _train(run: TrainingRun) -> Path:
     resolved = mixed_precision(run.config, base.model.device)
     run = replace(run, config=run.config.model_copy(update={"mixed_precision": resolved}))
     config = run.config
+    state.continue_under(run_settings(run, base, train_sets), run.out_dir)
     inherited = base.training.lineage_train_queries() if base.training else []
     leakage = guard_leakage(train_sets, config.allow_leakage, [queries for _, queries in inherited])
     base_state = {k: v.detach().clone() for k, v in base.model.state_dict().items()}
