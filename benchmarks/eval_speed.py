@@ -30,6 +30,7 @@ import torch
 from irtune.data.registry import resolve_dataset
 from irtune.evaluation.runner import evaluate_dataset
 from irtune.models.loading import bundled_model_path, load_model
+from irtune.retrieval import backends
 from irtune.retrieval.base import Corpus
 from irtune.retrieval.dense import DenseRetriever
 from irtune.retrieval.settings import RetrievalSettings
@@ -157,6 +158,9 @@ def main() -> None:
     record("bare_encode_fp32", None, timed(lambda: bare_encode(dataset))[1])
     with tempfile.TemporaryDirectory() as work:
         for backend, precision in IRTUNE_PATHS:
+            if backend != "torch" and precision == "bf16" and not backends.cpu_runs_bf16():
+                print(f"irtune_{backend}_bf16: skipped, this CPU has no bf16", flush=True)
+                continue
             cache = Path(work) / f"{backend}-{precision}"
             extra = {}
             if backend != "torch":

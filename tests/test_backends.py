@@ -87,7 +87,7 @@ def test_openvino_in_bf16_uses_the_same_export_and_computes_in_bf16(backend, tin
     documents = [f"document {i} about topic {i % 7}" for i in range(40)]
     calibration = backends.Calibration("corpus-1", lambda: backends.CalibrationSample(documents, 0))
     fp32 = backends.on_backend(tiny, backend, cache_dir=tmp_path, calibration=calibration)
-    if not backends._cpu_runs_bf16():
+    if not backends.cpu_runs_bf16():
         with pytest.raises(ParameterError, match="needs a CPU with bf16 instructions"):
             backends.on_backend(tiny, backend, cache_dir=tmp_path, calibration=calibration, precision="bf16")
         return
@@ -97,7 +97,7 @@ def test_openvino_in_bf16_uses_the_same_export_and_computes_in_bf16(backend, tin
     assert not np.allclose(got, reference, atol=1e-5)  # bf16 really ran
     assert _cosines(got, reference).min() > 0.99
     assert cache_key(bf16, "", "bf16", "corpus") != cache_key(fp32, "", "fp32", "corpus")
-    monkeypatch.setattr(backends, "_cpu_runs_bf16", lambda: False)
+    monkeypatch.setattr(backends, "cpu_runs_bf16", lambda: False)
     with pytest.raises(
         ParameterError, match=r"precision bf16 with backend .* lacks: OpenVINO would run fp32"
     ):
@@ -211,11 +211,40 @@ def test_an_export_that_differs_from_torch_is_refused(tiny, tmp_path, monkeypatc
     monkeypatch.setattr(backends, "_load", drifting)
     with pytest.raises(IrtuneError, match="differs from the torch model"):
         backends.on_backend(tiny, "onnx", cache_dir=tmp_path)
-    if backends._cpu_runs_bf16():  # a bf16 run is held to a cosine instead
-        with pytest.raises(
-            IrtuneError, match=r"differs from the torch model .* \(1 - cosine, allowed 0.01 in bf16\)"
-        ):
-            backends.on_backend(tiny, "openvino", cache_dir=tmp_path, precision="bf16")
+
+
+def test_a_bf16_run_that_drifts_is_refused_without_exporting_again(tiny, tmp_path, monkeypatch):
+    """A sound fp32 export whose bf16 run points elsewhere, or that OpenVINO will not run in
+    bf16, is refused in one line naming the precision; the export is kept, not redone."""
+    if not backends.cpu_runs_bf16():
+        pytest.skip("this CPU has no bf16: refused before loading (test_openvino_in_bf16_...)")
+    backends.on_backend(tiny, "openvino", cache_dir=tmp_path)  # sound in fp32
+    real_load = backends._load
+
+    def drifting(backend, folder, precision):
+        infer = real_load(backend, folder, precision)
+        return lambda feeds: -infer(feeds) if precision == "bf16" else infer(feeds)
+
+    def no_second_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(backends.torch.onnx, "export", no_second_export)
+    monkeypatch.setattr(backends, "_load", drifting)
+    with pytest.raises(
+        IrtuneError, match=r"^backend openvino in bf16: its embeddings point away .* use precision fp32$"
+    ):
+        backends.on_backend(tiny, "openvino", cache_dir=tmp_path, precision="bf16")
+    monkeypatch.setattr(backends, "_load", real_load)
+    import openvino as ov
+
+    compile_model = ov.Core.compile_model
+
+    def ignores_the_hint(self, model, device, config):
+        return compile_model(self, model, device, {**config, "INFERENCE_PRECISION_HINT": "f32"})
+
+    monkeypatch.setattr(ov.Core, "compile_model", ignores_the_hint)
+    with pytest.raises(IrtuneError, match=r"OpenVINO runs it in f32, not bf16 as asked; use precision fp32"):
+        backends.on_backend(tiny, "openvino", cache_dir=tmp_path, precision="bf16")
 
 
 def test_an_interrupted_export_is_redone(tiny, tmp_path):

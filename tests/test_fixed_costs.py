@@ -120,3 +120,21 @@ def test_negative_zero_ties_with_zero_and_negative_scores_order_below_it():
     scores, index = exact_search(queries, [(0, corpus[:3]), (3, corpus[3:])], top_k=6)
     assert index.tolist() == [[4, 2, 0, 3, 5, 1], [1, 0, 3, 5, 2, 4]]
     assert scores.tolist() == [[3.0, 0.5, -0.0, -0.0, 0.0, -2.0], [2.0, 0.0, 0.0, -0.0, -0.5, -3.0]]
+    assert np.signbit(scores).tolist() == [[False] * 2 + [True] * 2 + [False, True], [False] * 3 + [True] * 3]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("block_elements", [1, 1 << 25])
+def test_nan_or_infinite_embeddings_are_refused_wherever_they_sit(monkeypatch, bad, block_elements):
+    """torch.topk ranks NaN first: a NaN (or inf) embedding anywhere in any block is caught,
+    instead of a ranking that would depend on how the corpus is cut."""
+    monkeypatch.setattr(exact, "SCORES_PER_STEP", block_elements)
+    corpus = np.array([[1.0], [2.0], [3.0], [0.5]], dtype=np.float32)
+    corpus[2, 0] = bad
+    with pytest.raises(exact.NonFiniteScores, match="the embeddings hold NaN or inf"):
+        exact_search(np.array([[1.0], [-1.0]], dtype=np.float32), [(0, corpus)], top_k=2)
+
+
+def test_no_queries_search_nothing():
+    scores, index = exact_search(np.zeros((0, 4), np.float32), [(0, np.ones((5, 4), np.float32))], top_k=3)
+    assert scores.shape == index.shape == (0, 0)

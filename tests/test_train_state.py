@@ -212,3 +212,26 @@ def test_resuming_under_other_settings_is_refused_naming_the_first_that_differs(
     same = config.model_copy(update={"save_steps": 7})  # checkpoint cadence moves no number
     train_model(str(tiny_model), [str(scifact_slice)], out, same, cache_dir=cache_dir, resume=True)
     assert [p["epoch"] for p in json.loads((out / TRAINING_METADATA).read_text())["curve"]] == [1, 2]
+
+
+def test_a_setting_added_since_the_run_started_reads_as_its_default(tmp_path):
+    """A state from before irtune recorded `config.new` resumes while `new` is at its default;
+    the order of the training sets and the number of processes are settings too."""
+    recorded = {"config.epochs": "2", "train": '["a:train", "b:train"]', "processes": "4"}
+    defaults = {"config.epochs": "5", "config.new": "null"}
+    now = {**recorded, "config.new": "null"}
+    TrainingState(settings=dict(recorded)).continue_under(now, tmp_path, defaults)
+    for changed, said in [
+        ({"config.new": "3"}, "new was null, now 3"),
+        (
+            {"train": '["b:train", "a:train"]'},
+            'the training sets were ["a:train", "b:train"], now ["b:train", "a:train"]',
+        ),
+        ({"processes": "1"}, "it ran in 4 processes, now 1"),
+    ]:
+        with pytest.raises(IrtuneError) as exc:
+            TrainingState(settings=dict(recorded)).continue_under({**now, **changed}, tmp_path, defaults)
+        assert said in str(exc.value)
+    fresh = TrainingState()
+    fresh.continue_under(now, tmp_path, defaults)
+    assert fresh.settings == now

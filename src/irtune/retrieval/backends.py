@@ -196,7 +196,7 @@ def on_backend(
         raise invalid(
             "precision", "{value} does not apply to {backend} {name}", value=precision, name=backend
         )
-    if precision == "bf16" and not _cpu_runs_bf16():
+    if precision == "bf16" and not cpu_runs_bf16():
         raise ParameterError(
             "{precision} bf16 with {backend} {name} needs a CPU with bf16 instructions (AVX512-BF16 or "
             "AMX), which this one lacks: OpenVINO would run fp32 instead; use {precision} fp32",
@@ -210,6 +210,8 @@ def on_backend(
         if (problem := _export_problem(folder)) is None:
             try:
                 return _exported(model, backend, folder, precision)
+            except PrecisionDrift:
+                raise  # the export is sound in fp32: not a reason to export it again
             except Exception as exc:  # onnxruntime's and OpenVINO's load errors share no base class
                 problem = f"it fails to load or to encode like the model ({_first_line(exc)})"
         if any(folder.iterdir()):
@@ -440,15 +442,28 @@ def _load(backend: str, folder: Path, precision: str) -> Callable[[dict[str, np.
     import openvino as ov
 
     # f32 unless bf16 is asked: OpenVINO would otherwise run fp32 layers in bf16 on CPUs that have it
+    hint = OPENVINO_PRECISION[precision]
     compiled = ov.Core().compile_model(
         str(folder / "openvino_model.xml"),
         "CPU",
-        {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision], "PERFORMANCE_HINT": "THROUGHPUT"},
+        {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "THROUGHPUT"},
     )
+    if (runs := compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()) != hint:
+        raise PrecisionDrift(
+            "{backend} {name}: OpenVINO runs it in {runs}, not {value} as asked; use {precision} fp32",
+            name=backend,
+            runs=runs,
+            value=precision,
+        )
     return _split_over_streams(compiled)
 
 
 OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+
+
+class PrecisionDrift(ParameterError):
+    """An export that is sound in fp32 but cannot run, or runs too far from torch, in the
+    precision asked for."""
 
 
 def _split_over_streams(compiled: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
@@ -461,6 +476,7 @@ def _split_over_streams(compiled: Any) -> Callable[[dict[str, np.ndarray]], np.n
     queue = ov.AsyncInferQueue(compiled, streams)
 
     def infer(feeds: dict[str, np.ndarray]) -> np.ndarray:
+        queue.wait_all()  # a call that raised part-way must not deliver its rows into this one
         rows = len(next(iter(feeds.values())))
         bounds = np.linspace(0, rows, min(streams, rows) + 1).astype(int).tolist()
         parts: list[np.ndarray] = [np.empty(0)] * (len(bounds) - 1)
@@ -473,7 +489,7 @@ def _split_over_streams(compiled: Any) -> Callable[[dict[str, np.ndarray]], np.n
     return infer
 
 
-def _cpu_runs_bf16() -> bool:
+def cpu_runs_bf16() -> bool:
     import openvino as ov
 
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
@@ -494,17 +510,24 @@ def _verify(torch_model: LoadedModel, exported: LoadedModel, backend: str, preci
     if backend.endswith("-int8"):
         return
     if precision == "fp32":
-        gap, bound = float(np.abs(got - reference).max()), EXPORT_TOLERANCE
-        allowed = f"allowed {bound:g}"
-    else:
-        norms = np.linalg.norm(got, axis=1) * np.linalg.norm(reference, axis=1)
-        gap, bound = 1 - float(((got * reference).sum(axis=1) / norms).min()), 1 - BF16_MIN_COSINE
-        allowed = f"1 - cosine, allowed {bound:g} in {precision}"
-    if gap > bound:
-        raise ParameterError(
-            "{backend} {name}: the export differs from the torch model by {gap:.2g} on texts of other "
-            "lengths than it was traced with ({allowed}); use {backend} torch",
+        gap = float(np.abs(got - reference).max())
+        if not gap <= EXPORT_TOLERANCE:
+            raise ParameterError(
+                "{backend} {name}: the export differs from the torch model by {gap:.2g} on texts of other "
+                "lengths than it was traced with (allowed {tolerance}); use {backend} torch",
+                name=backend,
+                gap=gap,
+                tolerance=EXPORT_TOLERANCE,
+            )
+        return
+    norms = np.linalg.norm(got, axis=1) * np.linalg.norm(reference, axis=1)
+    cosine = float(((got * reference).sum(axis=1) / norms).min())
+    if not cosine >= BF16_MIN_COSINE:  # NaN (a zero vector) fails too
+        raise PrecisionDrift(
+            "{backend} {name} in {value}: its embeddings point away from the torch model's "
+            "(cosine {cosine:.4f}, allowed from {minimum}); use {precision} fp32",
             name=backend,
-            gap=gap,
-            allowed=allowed,
+            value=precision,
+            cosine=cosine,
+            minimum=BF16_MIN_COSINE,
         )

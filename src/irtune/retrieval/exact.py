@@ -18,8 +18,15 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
+from irtune.errors import IrtuneError
+
+MAX_DOCUMENTS = 1 << 32  # ties are ordered by index through 32 bits of an int64 key
 SCORES_PER_STEP = 1 << 25  # score-matrix elements per step: 128 MiB of float32
 BLOCK_BYTES = 1 << 27  # the float32 copy of a block's corpus rows: 128 MiB
+
+
+class NonFiniteScores(IrtuneError):
+    """Embeddings that hold NaN or inf: no ranking of them means anything."""
 
 
 def block_rows(queries: int, query_batch: int, dim: int) -> int:
@@ -43,8 +50,14 @@ def exact_search(
     q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
     best_scores = torch.full((len(q), 0), float("-inf"))
     best_index = torch.zeros((len(q), 0), dtype=torch.long)
+    if len(q) == 0:
+        return best_scores.numpy(), best_index.numpy()
     rows = block_rows(len(q), query_batch, q.shape[1])
     for offset, block in _blocks(shards, rows):
+        if offset + len(block) > MAX_DOCUMENTS:
+            raise ValueError(
+                f"exact search orders ties by index below 2**32: {offset + len(block)} documents"
+            )
         for start in range(0, len(q), query_batch):
             stop = start + query_batch
             local_scores, local_index = _ordered_top_k(q[start:stop] @ block.T, top_k)
@@ -87,6 +100,11 @@ def _ordered_top_k(scores: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torc
     if k == 0:
         return scores[:, :0], torch.zeros((len(scores), 0), dtype=torch.long)
     top_scores, top_index = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1)
+    if not torch.isfinite(top_scores).all():  # torch.topk ranks NaN first: any in the block shows here
+        raise NonFiniteScores(
+            "a search score is NaN or infinite: the embeddings hold NaN or inf (an fp16 encoding can "
+            "overflow; encode in fp32 or bf16)"
+        )
     if top_scores.shape[1] > k:
         for row in (top_scores[:, k] == top_scores[:, k - 1]).nonzero().flatten().tolist():
             columns = _lowest_columns(scores[row], top_scores[row, k - 1], k)

@@ -108,18 +108,20 @@ class TrainingState(_Record):
                 problem=error["msg"],
             ) from None
 
-    def continue_under(self, settings: dict[str, str], out_dir: Path) -> None:
+    def continue_under(self, settings: dict[str, str], out_dir: Path, defaults: dict[str, str]) -> None:
         """Record the run's settings, or check a resumed run's against those it started under:
         epochs trained under one learning rate and continued under another would be recorded
-        as a run of the second. A state written before irtune recorded them is taken as is."""
-        if self.settings is not None and self.settings != settings:
-            first = min(k for k in {*self.settings, *settings} if self.settings.get(k) != settings.get(k))
+        as a run of the second. A state written before irtune recorded them is taken as is; a
+        setting missing from the recorded ones (added to irtune since) reads as its default."""
+        started = {**{k: v for k, v in defaults.items() if k in settings}, **(self.settings or settings)}
+        if differ := [k for k in {*started, *settings} if started.get(k) != settings.get(k)]:
+            first = min(differ)
             raise InvalidValueError(
                 "{path}: the unfinished run was started under other settings ("
-                + _difference(first, self.settings.get(first), settings.get(first))
+                + _difference(first)
                 + "); resume under the same settings or use a new {out_dir}",
                 path=out_dir,
-                was=self.settings.get(first),
+                was=started.get(first),
                 now=settings.get(first),
             )
         self.settings = settings
@@ -128,12 +130,16 @@ class TrainingState(_Record):
         write_json_atomic(self.path(out_dir), self.to_json())
 
 
-def _difference(key: str, was: str | None, now: str | None) -> str:
-    """One setting's change in words: a config field as its parameter, data and model by name."""
+def _difference(key: str) -> str:
+    """One setting's change in words: a config field as its parameter, the rest by name."""
     if key.startswith("config."):
         return "{" + key.removeprefix("config.") + "} was {was}, now {now}"
     if key.startswith("train:"):
         return f"the training data differ ({key.removeprefix('train:')})"
+    if key == "train":
+        return "the training sets were {was}, now {now}"
+    if key == "processes":
+        return "it ran in {was} processes, now {now}"
     return "the base model differs (weights, prompts, max length or similarity)"
 
 

@@ -153,16 +153,18 @@ def selection_dev_sets(
 
 
 # settings that move no number (checkpoint cadence, the memory policy's budget, the seed list
-# a seed's own run belongs to): a resumed run may change them
-RESUMABLE_SETTINGS = frozenset({"save_steps", "memory_budget_gb", "seeds"})
+# a seed's own run belongs to, the encoding batch): a resumed run may change them
+RESUMABLE_SETTINGS = frozenset({"save_steps", "memory_budget_gb", "seeds", "encode_batch_size"})
 
 
 def run_settings(run: TrainingRun, base: LoadedModel, train_sets: Sequence[TrainSet]) -> dict[str, str]:
     """What a run's numbers depend on, by content: the base model (weights, prompts, max length,
-    similarity), each training set's files and training queries, and every setting (mixed
+    similarity), the training sets in order with their files and training queries, the number
+    of processes (it sets the steps and the in-batch negatives), and every setting (mixed
     precision as resolved on this machine) but RESUMABLE_SETTINGS."""
-    config = run.config.model_dump(mode="json", exclude=set(RESUMABLE_SETTINGS))
-    found = {f"config.{name}": json.dumps(value, sort_keys=True) for name, value in config.items()}
+    found = config_settings(run.config)
+    found["train"] = json.dumps([train.key for train in train_sets])
+    found["processes"] = str(run.dist.world)
     found["base_model"] = sha256_text(
         base.weights_sha256,
         json.dumps(asdict(base.prompts), sort_keys=True),
@@ -173,6 +175,11 @@ def run_settings(run: TrainingRun, base: LoadedModel, train_sets: Sequence[Train
         files = json.dumps(train.dataset.file_hashes(train.part.split), sort_keys=True)
         found[f"train:{train.key}"] = sha256_text(files, *sorted(train.queries()))
     return found
+
+
+def config_settings(config: TrainConfig) -> dict[str, str]:
+    dumped = config.model_dump(mode="json", exclude=set(RESUMABLE_SETTINGS))
+    return {f"config.{name}": json.dumps(value, sort_keys=True) for name, value in dumped.items()}
 
 
 def _train(run: TrainingRun) -> Path:
@@ -186,7 +193,8 @@ def _train(run: TrainingRun) -> Path:
     resolved = mixed_precision(run.config, base.model.device)
     run = replace(run, config=run.config.model_copy(update={"mixed_precision": resolved}))
     config = run.config
-    state.continue_under(run_settings(run, base, train_sets), run.out_dir)
+    # a setting a newer irtune added reads, in a state from before it, as its default
+    state.continue_under(run_settings(run, base, train_sets), run.out_dir, config_settings(TrainConfig()))
     inherited = base.training.lineage_train_queries() if base.training else []
     leakage = guard_leakage(train_sets, config.allow_leakage, [queries for _, queries in inherited])
     base_state = {k: v.detach().clone() for k, v in base.model.state_dict().items()}
