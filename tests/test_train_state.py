@@ -75,9 +75,9 @@ def test_a_state_file_that_is_not_a_state_is_one_line(tmp_path):
         TrainingState.load(tmp_path, resume=False)
 
 
-def test_a_run_interrupted_under_the_old_state_format_resumes(
-    tiny_model, scifact_slice, cache_dir, tmp_path, monkeypatch
-):
+def train_until_epoch_two(model, data, out, config, cache_dir, monkeypatch) -> None:
+    """Train `config` into `out`, interrupted during epoch 2 (after the base's and epoch 1's
+    dev scores), as Ctrl-C would; dev scoring is then restored."""
     real_score = dev_module.score_dev
     calls: list[str] = []
 
@@ -88,12 +88,19 @@ def test_a_run_interrupted_under_the_old_state_format_resumes(
         return real_score(*args, **kwargs)
 
     monkeypatch.setattr(dev_module, "score_dev", interrupt_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(str(model), [str(data)], out, config, cache_dir=cache_dir)
+    monkeypatch.setattr(dev_module, "score_dev", real_score)
+
+
+def test_a_run_interrupted_under_the_old_state_format_resumes(
+    tiny_model, scifact_slice, cache_dir, tmp_path, monkeypatch
+):
     config = TrainConfig(
         epochs=2, batch_size=8, learning_rate=5e-4, warmup_steps=2, interpolation_alphas=[0.0, 0.5, 1.0]
     )
     out = tmp_path / "tuned"
-    with pytest.raises(KeyboardInterrupt):
-        train_model(str(tiny_model), [str(scifact_slice)], out, config, cache_dir=cache_dir)
+    train_until_epoch_two(tiny_model, scifact_slice, out, config, cache_dir, monkeypatch)
     path = out / "_irtune_work" / "state.json"
     written = json.loads(path.read_text())
     # the same file as the dict-based trainer wrote: its keys in its order, and no
@@ -103,7 +110,8 @@ def test_a_run_interrupted_under_the_old_state_format_resumes(
     path.write_text(json.dumps(old, indent=2))
     assert old["completed_epochs"] == 1 and "dev" in old["curve"][0]
 
-    calls.clear()
+    real_score = dev_module.score_dev
+    calls: list[str] = []
     monkeypatch.setattr(dev_module, "score_dev", lambda *a, **k: calls.append("dev") or real_score(*a, **k))
     train_model(str(tiny_model), [str(scifact_slice)], out, config, cache_dir=cache_dir, resume=True)
     meta = json.loads((out / TRAINING_METADATA).read_text())
@@ -174,23 +182,11 @@ def test_resuming_under_other_settings_is_refused_naming_the_first_that_differs(
     """Epochs trained under one learning rate continued under another would be recorded as a
     run of the second: refused, naming the setting. Settings that do not move a number
     (checkpoint cadence) may change."""
-    real_score = dev_module.score_dev
-    calls: list[str] = []
-
-    def interrupt_in_epoch_two(*args, **kwargs):
-        calls.append("dev")
-        if len(calls) == 3:  # base dev, epoch 1, then: interrupted during epoch 2
-            raise KeyboardInterrupt
-        return real_score(*args, **kwargs)
-
-    monkeypatch.setattr(dev_module, "score_dev", interrupt_in_epoch_two)
     config = TrainConfig(
         epochs=2, batch_size=8, learning_rate=5e-4, warmup_steps=2, interpolation_alphas=[1.0]
     )
     out = tmp_path / "tuned"
-    with pytest.raises(KeyboardInterrupt):
-        train_model(str(tiny_model), [str(scifact_slice)], out, config, cache_dir=cache_dir)
-    monkeypatch.setattr(dev_module, "score_dev", real_score)
+    train_until_epoch_two(tiny_model, scifact_slice, out, config, cache_dir, monkeypatch)
     for changed, message in [
         ({"learning_rate": 1e-4}, r"learning_rate was 0\.0005, now 0\.0001"),
         ({"epochs": 3}, r"epochs was 2, now 3"),
